@@ -1,0 +1,63 @@
+"""What every detector produces, and the interface a detector module implements.
+
+A detector is a pure function of aggregated numbers: ``queries`` says what it needs from the
+store for one evaluation at time ``at``; ``evaluate`` turns the answers into one ``Finding`` per
+group. No I/O, no clock: ``backtest`` and ``run`` share them unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Protocol
+
+from watcher.query import Query, QueryResult, Window
+from watcher.rules.models import Rule
+
+
+class Status(str, Enum):
+    """What a detector concluded for one group."""
+
+    ALERTING = "alerting"
+    OK = "ok"
+    NO_DATA = "no_data"  # fewer than min_events documents: keeps the incident's state as it is
+    ERROR = "error"  # the store failed for this query: keeps the state, never fires or resolves
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A detector's verdict for one group of one rule at one evaluation."""
+
+    rule: str
+    group: Mapping[str, str]
+    status: Status
+    value: float | None = None
+    threshold: float | None = None
+    reason: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def rule_window(rule: Rule, at: datetime) -> Window:
+    """The window a rule evaluates at ``at``: ``[at - delay - window, at - delay)``."""
+    end = at - rule.delay
+    return Window(end - rule.window, end)
+
+
+class Detector(Protocol):
+    """A detector module exposes these two functions (see ``watcher.detect.DETECTORS``)."""
+
+    def queries(self, rule: Rule, at: datetime) -> list[Query]: ...
+
+    def evaluate(
+        self,
+        rule: Rule,
+        results: Sequence[QueryResult],
+        at: datetime,
+        known_groups: Sequence[Mapping[str, str]] = (),
+    ) -> list[Finding]:
+        """One finding per group in the results, plus one per ``known_groups`` entry (groups with an
+        open incident) that the results lack: those are evaluated as empty groups (count 0), so a
+        flatline on a vanished group fires and ``min_events`` keeps a quiet group's state."""
+        ...

@@ -1,0 +1,73 @@
+"""The one duration parser: ``"30s"``, ``"5m"``, ``"1h30m"``, ``"7d"``, ``"2w"``, ``"250ms"``.
+
+Rule files and ``watcher.yaml`` use it through the pydantic ``Duration`` type, so a bad
+value such as ``5mins`` is reported by the loader with its file position.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+_UNITS = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$")
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a duration string; raise ``ValueError`` with a message fit for a user."""
+    cleaned = text.strip()
+    if not _WHOLE.match(cleaned):
+        raise ValueError(
+            f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m"
+        )
+    total = timedelta()
+    for number, unit in _PART.findall(cleaned):
+        total += float(number) * _UNITS[unit]
+    return total
+
+
+def format_duration(value: timedelta) -> str:
+    """Render a timedelta the way users write it (``1h30m``, ``45s``)."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        millis = int(value.total_seconds() * 1000)
+        return f"{millis}ms" if millis else "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _coerce(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}: use a string such as 30s or 5m")
+    if isinstance(value, int | float):
+        # A bare number is ambiguous (seconds? minutes?), so it is refused rather than guessed.
+        raise ValueError(f"invalid duration {value!r}: add a unit, e.g. {value}s or {value}m")
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError(f"invalid duration {value!r}: use a string such as 30s or 5m")
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_coerce),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "5m", "1h"]}),
+]

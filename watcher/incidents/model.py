@@ -1,0 +1,78 @@
+"""The incident: one rule + one group, and the events that notify people about it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class State(str, Enum):
+    PENDING = "pending"  # alerting, but not yet for the rule's `for`
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Event(str, Enum):
+    """What a notification says about an incident."""
+
+    FIRING = "firing"  # it started firing
+    UPDATE = "update"  # still firing: repeat interval elapsed (or its group changed)
+    RESOLVED = "resolved"
+
+
+def fingerprint(rule: str, group: Mapping[str, str]) -> str:
+    """Stable identity of an incident: the rule name and its group labels, order-independent."""
+    payload = json.dumps([rule, sorted(group.items())], separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A snapshot of an incident. Immutable: the state machine returns new snapshots."""
+
+    fingerprint: str
+    rule: str
+    group: Mapping[str, str]
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    severity: str
+    state: State
+    value: float | None
+    threshold: float | None
+    started_at: datetime  # when it became pending
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+    last_alerting_at: datetime | None = None
+    last_notified_at: datetime | None = None
+    last_evaluated_at: datetime | None = None
+    note: str = ""  # why the state was kept (not enough data, store error), shown in `watcher incidents`
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def evolve(self, **changes: Any) -> Incident:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        for key, value in data.items():
+            if isinstance(value, datetime):
+                data[key] = value.isoformat()
+        data["group"] = dict(self.group)
+        data["labels"] = dict(self.labels)
+        data["annotations"] = dict(self.annotations)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Incident:
+        values = dict(data)
+        values["state"] = State(values["state"])
+        for key in ("started_at", "fired_at", "resolved_at", "last_alerting_at", "last_notified_at",
+                    "last_evaluated_at"):
+            if values.get(key):
+                values[key] = datetime.fromisoformat(values[key])
+        return cls(**values)

@@ -1,0 +1,301 @@
+"""The backend-neutral query: what a rule asks of a log store, and what it gets back.
+
+Detectors build ``Query`` objects; each ``LogStore`` compiles them to its own language
+(fused DuckDB SQL, the Elasticsearch query DSL). Only aggregated numbers come back,
+never raw documents, so a rule's cost does not grow with log volume.
+
+Filters are written in rule files as plain mappings (see ``parse_filter``)::
+
+    {service: prediction-api}                 # equals
+    {status: [500, 502]}                      # in
+    {status: {gte: 500, lt: 600}}             # range
+    {model: {ne: baseline}}                   # not equal
+    {client_id: {exists: true}}               # present and not null
+    {or: [{status: 429}, {status: 503}]}      # and / or / not combinators
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+
+Scalar: TypeAlias = str | int | float | bool
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class Eq:
+    field: str
+    value: Scalar
+
+
+@dataclass(frozen=True)
+class In:
+    field: str
+    values: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class Range:
+    field: str
+    gte: float | None = None
+    gt: float | None = None
+    lte: float | None = None
+    lt: float | None = None
+
+
+@dataclass(frozen=True)
+class Exists:
+    field: str
+
+
+@dataclass(frozen=True)
+class Not:
+    filter: Filter
+
+
+@dataclass(frozen=True)
+class And:
+    filters: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    filters: tuple[Filter, ...]
+
+
+Filter: TypeAlias = Eq | In | Range | Exists | Not | And | Or
+MATCH_ALL: Filter = And(())
+
+_RANGE_OPS = {"gte", "gt", "lte", "lt"}
+_FIELD_OPS = _RANGE_OPS | {"eq", "ne", "in", "not_in", "exists"}
+
+
+def parse_filter(spec: Any) -> Filter:
+    """Turn the mapping form used in rule files into a ``Filter``; raise ``ValueError`` on bad input."""
+    if spec is None:
+        return MATCH_ALL
+    if isinstance(spec, Eq | In | Range | Exists | Not | And | Or):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"a filter must be a mapping of field: condition, got {type(spec).__name__}")
+    parts = [_parse_entry(str(key), value) for key, value in spec.items()]
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def _parse_entry(key: str, value: Any) -> Filter:
+    if key in ("and", "or"):
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"'{key}' takes a non-empty list of filters")
+        children = tuple(parse_filter(item) for item in value)
+        return And(children) if key == "and" else Or(children)
+    if key == "not":
+        return Not(parse_filter(value))
+    if isinstance(value, list):
+        return In(key, tuple(_scalar(key, v) for v in value))
+    if isinstance(value, Mapping):
+        return _parse_ops(key, value)
+    return Eq(key, _scalar(key, value))
+
+
+def _parse_ops(name: str, ops: Mapping[str, Any]) -> Filter:
+    unknown = sorted(set(map(str, ops)) - _FIELD_OPS)
+    if unknown:
+        allowed = ", ".join(sorted(_FIELD_OPS))
+        raise ValueError(f"unknown operator {unknown[0]!r} for field {name!r} (allowed: {allowed})")
+    parts: list[Filter] = []
+    bounds = {op: _number(name, op, ops[op]) for op in _RANGE_OPS if op in ops}
+    if bounds:
+        parts.append(Range(name, **bounds))
+    if "eq" in ops:
+        parts.append(Eq(name, _scalar(name, ops["eq"])))
+    if "ne" in ops:
+        parts.append(Not(Eq(name, _scalar(name, ops["ne"]))))
+    if "in" in ops:
+        parts.append(In(name, _scalar_list(name, "in", ops["in"])))
+    if "not_in" in ops:
+        parts.append(Not(In(name, _scalar_list(name, "not_in", ops["not_in"]))))
+    if "exists" in ops:
+        if not isinstance(ops["exists"], bool):
+            raise ValueError(f"'exists' for field {name!r} must be true or false")
+        parts.append(Exists(name) if ops["exists"] else Not(Exists(name)))
+    if not parts:
+        raise ValueError(f"no condition given for field {name!r}")
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def _scalar(name: str, value: Any) -> Scalar:
+    if isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(f"value for field {name!r} must be a string, number or boolean, got {value!r}")
+
+
+def _scalar_list(name: str, op: str, value: Any) -> tuple[Scalar, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"'{op}' for field {name!r} takes a list")
+    return tuple(_scalar(name, v) for v in value)
+
+
+def _number(name: str, op: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"'{op}' for field {name!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def filter_fields(flt: Filter) -> set[str]:
+    """Every field a filter reads (stores use it to extract each field once)."""
+    if isinstance(flt, Eq | In | Range | Exists):
+        return {flt.field}
+    if isinstance(flt, Not):
+        return filter_fields(flt.filter)
+    out: set[str] = set()
+    for child in flt.filters:
+        out |= filter_fields(child)
+    return out
+
+
+# --------------------------------------------------------------------------- aggregates
+
+
+@dataclass(frozen=True)
+class Count:
+    """Documents in the window (per group)."""
+
+
+@dataclass(frozen=True)
+class CountWhere:
+    """Documents in the window that also match ``filter``."""
+
+    filter: Filter
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Percentiles of a numeric field; ``qs`` in 0..100. Result: ``{q: value}``."""
+
+    field: str
+    qs: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """avg/min/max/sum/count of a numeric field. Result: a ``dict`` with those keys."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Cardinality:
+    """Distinct non-null values of a field."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts of a numeric field in fixed bins.
+
+    ``edges`` e0 < e1 < ... < ek give ``len(edges) + 1`` buckets:
+    (-inf, e0), [e0, e1), ..., [e(k-1), ek), [ek, +inf) -- underflow first, overflow last.
+    Missing or non-numeric values are not counted (use ``Missing``).
+    """
+
+    field: str
+    edges: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Counts of the ``size`` most frequent values of a field, as strings."""
+
+    field: str
+    size: int = 20
+
+
+@dataclass(frozen=True)
+class Missing:
+    """Documents where the field is absent or null."""
+
+    field: str
+
+
+Aggregate: TypeAlias = Count | CountWhere | Percentiles | Stats | Cardinality | Histogram | Terms | Missing
+
+
+def aggregate_fields(agg: Aggregate) -> set[str]:
+    """Every field an aggregate reads."""
+    if isinstance(agg, Count):
+        return set()
+    if isinstance(agg, CountWhere):
+        return filter_fields(agg.filter)
+    return {agg.field}
+
+
+# --------------------------------------------------------------------------- query and results
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time range ``[start, end)`` in UTC."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def ending_at(cls, end: datetime, length: timedelta) -> Window:
+        return cls(end - length, end)
+
+    def shifted(self, offset: timedelta) -> Window:
+        return Window(self.start - offset, self.end - offset)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One question to a store: aggregates over ``where`` within ``window``, split by ``group_by``.
+
+    ``id`` is unique within a batch; results come back in the order queries were given.
+    """
+
+    id: str
+    window: Window
+    aggregates: Mapping[str, Aggregate]
+    where: Filter = MATCH_ALL
+    group_by: tuple[str, ...] = ()
+
+
+AggValue: TypeAlias = (
+    int | float | None | dict[float, float | None] | dict[str, float | None] | dict[str, int] | list[int]
+)
+"""What an aggregate yields: Count/CountWhere/Missing/Cardinality -> int; Percentiles -> {q: value};
+Stats -> {"avg","min","max","sum","count"} (None when no numeric value); Histogram -> list of
+len(edges)+1 bucket counts (see ``Histogram``); Terms -> {value: count}."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group of a result: its key (group_by field -> value as string, "" for a missing value)."""
+
+    key: Mapping[str, str]
+    values: Mapping[str, AggValue]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The answer to one ``Query``: groups, or an error from the store (never both).
+
+    A query without ``group_by`` always has exactly one group (counts of 0 when the window is
+    empty), so a silent source reads as zero traffic, not as missing data. An error is never
+    "no data": detectors turn it into an error state that neither fires nor resolves.
+    """
+
+    query_id: str
+    groups: Sequence[Group] = field(default_factory=tuple)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

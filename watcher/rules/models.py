@@ -1,0 +1,192 @@
+"""Typed models of a rule file. Parsed once at load; the rest of watcher never sees raw dicts.
+
+A rule names a source, a time window, an optional filter and grouping, a *signal* (the number
+computed per group) and exactly one *detector* (``threshold``, ``flatline``, ...) that decides
+from that number whether the group is alerting.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from watcher.duration import Duration
+from watcher.query import Filter, parse_filter
+
+
+def _filter_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "field: value (equals), field: [values] (in), field: {gte, gt, lte, lt, eq, ne, in, "
+        "not_in, exists}, or the combinators and: [...], or: [...], not: {...}",
+    }
+
+
+FilterSpec = Annotated[
+    Filter,
+    BeforeValidator(parse_filter),
+    PlainSerializer(lambda f: repr(f), return_type=str),
+    Field(json_schema_extra=_filter_schema()),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class RatioSpec(_Model):
+    """Share of the documents matched by ``where`` that also match ``of`` (0..1)."""
+
+    of: FilterSpec
+
+
+class PercentileSpec(_Model):
+    field: str
+    q: float = Field(ge=0, le=100, description="percentile, 0..100 (99 for p99)")
+
+
+class StatSpec(_Model):
+    field: str
+    fn: Literal["avg", "min", "max", "sum"]
+
+
+class CardinalitySpec(_Model):
+    field: str
+
+
+class CountSpec(_Model):
+    """Number of documents matched by ``where`` in the window."""
+
+
+SignalKind = Literal["count", "ratio", "percentile", "stat", "cardinality"]
+
+
+class Signal(_Model):
+    """The number a rule watches, per group. Exactly one kind is set; ``signal: count`` is short for
+    ``signal: {count: {}}``."""
+
+    count: CountSpec | None = None
+    ratio: RatioSpec | None = None
+    percentile: PercentileSpec | None = None
+    stat: StatSpec | None = None
+    cardinality: CardinalitySpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {data: {}}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Signal:
+        kinds = [name for name in SIGNAL_KINDS if getattr(self, name) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"a signal has exactly one of {', '.join(SIGNAL_KINDS)}; got {', '.join(kinds) or 'none'}"
+            )
+        return self
+
+    @property
+    def kind(self) -> SignalKind:
+        for name in SIGNAL_KINDS:
+            if getattr(self, name) is not None:
+                return name
+        raise AssertionError("validated signal has a kind")
+
+
+SIGNAL_KINDS: tuple[SignalKind, ...] = ("count", "ratio", "percentile", "stat", "cardinality")
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+class ThresholdSpec(_Model):
+    """Alert when the signal is above and/or below a fixed value."""
+
+    above: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> ThresholdSpec:
+        if self.above is None and self.below is None:
+            raise ValueError("threshold needs 'above' or 'below'")
+        return self
+
+
+class FlatlineSpec(_Model):
+    """Alert when traffic (the document count) falls below a floor. A store error is never a flatline."""
+
+    below: float = Field(ge=0, description="minimum number of documents expected in the window")
+
+
+DetectorKind = Literal["threshold", "flatline"]
+DETECTOR_KINDS: tuple[DetectorKind, ...] = ("threshold", "flatline")
+
+
+# --------------------------------------------------------------------------- the rule
+
+Severity = Literal["critical", "error", "warning", "info"]
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+_LABEL = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Rule(_Model):
+    """One rule file (or one entry of a ``rules:`` list in a file)."""
+
+    name: str = Field(pattern=_NAME, description="unique across all rule files")
+    description: str = ""
+    source: str = Field(description="a source defined in watcher.yaml")
+    enabled: bool = True
+    every: Duration = Field(default=timedelta(minutes=1), description="evaluation interval")
+    window: Duration = Field(default=timedelta(minutes=5), description="data evaluated at each run")
+    delay: Duration = Field(
+        default=timedelta(seconds=30),
+        description="tolerated ingest lag: each run evaluates [now - delay - window, now - delay)",
+    )
+    where: FilterSpec = Field(default_factory=lambda: parse_filter(None))
+    group_by: tuple[str, ...] = ()
+    signal: Signal = Field(default_factory=lambda: Signal(count=CountSpec()))
+    min_events: int = Field(
+        default=0, ge=0, description="below this many documents a group is 'not enough data': no fire, no resolve"
+    )
+    threshold: ThresholdSpec | None = None
+    flatline: FlatlineSpec | None = None
+    for_: Duration = Field(default=timedelta(0), alias="for", description="pending time before firing")
+    keep_firing_for: Duration = Field(default=timedelta(0), description="stay firing this long after it clears")
+    repeat_interval: Duration | None = Field(
+        default=None, description="re-notify a still-firing incident this often (default: the route's)"
+    )
+    severity: Severity = "warning"
+    labels: dict[Annotated[str, Field(pattern=_LABEL)], str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    templates: dict[str, str] = Field(
+        default_factory=dict, description="per-channel template overrides, e.g. {slack: my-slack.j2}"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Rule:
+        kinds = [name for name in DETECTOR_KINDS if getattr(self, name) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"a rule has exactly one detector of {', '.join(DETECTOR_KINDS)}; got {', '.join(kinds) or 'none'}"
+            )
+        if self.every <= timedelta(0) or self.window <= timedelta(0):
+            raise ValueError("'every' and 'window' must be longer than 0s")
+        return self
+
+    @property
+    def detector(self) -> DetectorKind:
+        for name in DETECTOR_KINDS:
+            if getattr(self, name) is not None:
+                return name
+        raise AssertionError("validated rule has a detector")
+
+    def all_labels(self) -> dict[str, str]:
+        """The labels routing sees for this rule's incidents (group labels are added per incident)."""
+        return {"rule": self.name, "severity": self.severity, "source": self.source, **self.labels}
