@@ -1,0 +1,152 @@
+"""The incident state machine: one pure step per finding.
+
+``step`` turns the previous snapshot of an incident (``None`` = inactive) and a detector's
+finding into the next snapshot and the events worth telling people about. No I/O, no clock:
+``run`` and ``backtest`` share it, and the state store persists what it returns.
+
+Transitions (``for_``, ``keep_firing_for`` and ``repeat_interval`` come from the rule)::
+
+    inactive/resolved --alerting--> pending --alerting for `for_`--> firing   (Event.FIRING)
+    pending           --ok--------> inactive                                  (silent)
+    firing            --alerting--> firing   every `repeat_interval`          (Event.UPDATE)
+    firing            --ok--------> firing   while cleared < `keep_firing_for`
+    firing            --ok--------> resolved                                  (Event.RESOLVED)
+    any               --no data / store error--> unchanged, with a note
+
+Flap damping: an alert must hold for ``for_`` to fire, and a firing incident must stay clear
+for ``keep_firing_for`` to resolve. A resolved incident that alerts again starts a new episode
+at pending, so ``for_`` damps re-fires too. Nothing else is remembered across episodes; that
+keeps the machine a function of one snapshot.
+
+A missing measurement (not enough data, a store error) is never evidence: it neither fires nor
+resolves, it only explains itself in ``note``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from watcher.detect.base import Finding, Status
+from watcher.incidents.model import Event, Incident, State, fingerprint
+from watcher.rules.models import Rule
+
+NOT_ENOUGH_DATA = "not enough data"
+STORE_ERROR = "store error"
+
+
+def step(
+    incident: Incident | None,
+    finding: Finding,
+    rule: Rule,
+    now: datetime,
+    repeat_interval: timedelta | None,
+) -> tuple[Incident | None, list[Event]]:
+    """The next snapshot of ``incident`` after ``finding`` (``None`` = inactive) and its events.
+
+    ``repeat_interval`` is the route's; ``rule.repeat_interval`` overrides it. Repeats count from
+    ``incident.last_notified_at``, which the state store sets when it enqueues a notification.
+    Returns the very same object when nothing changed (an OK finding on a resolved incident), so
+    a caller may skip writing it.
+    """
+    if finding.rule != rule.name:
+        raise ValueError(f"finding of rule {finding.rule!r} cannot step an incident of rule {rule.name!r}")
+    if incident is not None and incident.fingerprint != fingerprint(rule.name, finding.group):
+        raise ValueError(
+            f"incident {incident.fingerprint} is not the incident of rule {rule.name!r} "
+            f"group {dict(finding.group)!r}"
+        )
+    if finding.status is Status.ALERTING:
+        return _alerting(incident, finding, rule, now, repeat_interval)
+    if finding.status is Status.OK:
+        return _ok(incident, finding, rule, now)
+    return _kept(incident, finding, now), []
+
+
+def _alerting(
+    incident: Incident | None,
+    finding: Finding,
+    rule: Rule,
+    now: datetime,
+    route_repeat: timedelta | None,
+) -> tuple[Incident, list[Event]]:
+    measured = _measured(finding, rule, now) | {"last_alerting_at": now}
+    if incident is None or incident.state is State.RESOLVED:
+        # A new episode: nothing of a resolved predecessor carries over (it is overwritten).
+        pending = Incident(
+            fingerprint=fingerprint(rule.name, finding.group),
+            rule=rule.name,
+            group=dict(finding.group),
+            state=State.PENDING,
+            started_at=now,
+            **measured,
+        )
+        return _fire_when_due(pending, rule, now)
+    if incident.state is State.PENDING:
+        return _fire_when_due(incident.evolve(**measured), rule, now)
+    updated = incident.evolve(**measured)
+    repeat = rule.repeat_interval if rule.repeat_interval is not None else route_repeat
+    last = incident.last_notified_at
+    if repeat and last is not None and now - last >= repeat:
+        return updated, [Event.UPDATE]
+    return updated, []
+
+
+def _fire_when_due(pending: Incident, rule: Rule, now: datetime) -> tuple[Incident, list[Event]]:
+    if now - pending.started_at >= rule.for_:
+        return pending.evolve(state=State.FIRING, fired_at=now), [Event.FIRING]
+    return pending, []
+
+
+def _ok(
+    incident: Incident | None, finding: Finding, rule: Rule, now: datetime
+) -> tuple[Incident | None, list[Event]]:
+    if incident is None or incident.state is State.RESOLVED:
+        return incident, []
+    if incident.state is State.PENDING:
+        return None, []  # never fired, so nobody is told it stopped
+    measured = _measured(finding, rule, now)
+    cleared_since = incident.last_alerting_at
+    if rule.keep_firing_for and cleared_since is not None and now - cleared_since < rule.keep_firing_for:
+        until = cleared_since + rule.keep_firing_for
+        measured["note"] = f"cleared; keeps firing until {until.isoformat()} (keep_firing_for)"
+        return incident.evolve(**measured), []
+    return incident.evolve(**measured, state=State.RESOLVED, resolved_at=now), [Event.RESOLVED]
+
+
+def _kept(incident: Incident | None, finding: Finding, now: datetime) -> Incident | None:
+    if incident is None:
+        return None
+    prefix = NOT_ENOUGH_DATA if finding.status is Status.NO_DATA else STORE_ERROR
+    return incident.evolve(note=_note(prefix, finding.reason), last_evaluated_at=now)
+
+
+def _note(prefix: str, reason: str) -> str:
+    """``prefix: reason``, without doubling a prefix the detector already wrote."""
+    if not reason:
+        return prefix
+    if reason.startswith(prefix):
+        return reason
+    return f"{prefix}: {reason}"
+
+
+def _measured(finding: Finding, rule: Rule, now: datetime) -> dict[str, Any]:
+    """What every evaluated finding refreshes: the latest numbers and the rule's current metadata
+    (a reloaded rule's new labels or severity apply to its open incidents)."""
+    return {
+        "value": finding.value,
+        "threshold": finding.threshold,
+        "details": dict(finding.details),
+        "last_evaluated_at": now,
+        "note": "",
+        "labels": incident_labels(rule, finding.group),
+        "annotations": dict(rule.annotations),
+        "severity": rule.severity,
+    }
+
+
+def incident_labels(rule: Rule, group: Mapping[str, str]) -> dict[str, str]:
+    """The labels routing sees: the group's labels plus the rule's. On a name clash the rule's
+    label wins, so a log field called ``severity`` or ``rule`` cannot reroute an incident."""
+    return {**dict(group), **rule.all_labels()}

@@ -1,0 +1,479 @@
+"""The durable state of watcher: incidents, the notification outbox, checkpoints, thread refs.
+
+One SQLite file. A tick's incident changes, the notifications they cause and the rules'
+checkpoints are written in ONE transaction (``StateStore.commit``), so a crash leaves either all
+of a tick or none of it: a notification is never lost (its transition was committed with it)
+and never enqueued twice (re-evaluating the tick finds the transition already made, and outbox
+ids are unique). The outbox drainer (``watcher.notify.outbox``) marks rows delivered, so a
+restart never re-sends a delivered notification.
+
+Durability settings, and why:
+
+- WAL journal: the CLI reads (and edits silences) while the daemon writes; readers never block
+  the writer nor each other.
+- ``synchronous=FULL``: with WAL, NORMAL may drop the last commits on power loss. Losing a
+  "delivered" mark means a duplicate message and losing an outbox row means a lost one; watcher
+  commits a few times per tick, so an fsync per commit costs nothing noticeable.
+- ``busy_timeout``: two processes wait for each other's write lock instead of failing, and writes
+  start with ``BEGIN IMMEDIATE`` so a lock upgrade can never deadlock.
+- The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[n]`` upgrades version ``n`` to
+  ``n + 1`` inside the same transaction that bumps the version.
+
+All times are stored as integer microseconds since the Unix epoch (UTC), so they sort and
+compare in SQL; naive datetimes are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from watcher.incidents.model import Event, Incident, State
+from watcher.notify.base import Notification
+
+OutboxStatus = Literal["pending", "delivered", "dead"]
+
+_V1 = (
+    """CREATE TABLE incidents (
+        fingerprint TEXT PRIMARY KEY,
+        rule TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'firing', 'resolved')),
+        data TEXT NOT NULL
+    )""",
+    "CREATE INDEX incidents_by_rule ON incidents (rule, state)",
+    # seq is the enqueue order: it breaks created_at ties so a thread's messages keep their order.
+    """CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        receiver TEXT NOT NULL,
+        thread_key TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        next_attempt_at INTEGER NOT NULL,
+        delivered_at INTEGER
+    )""",
+    "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+    "CREATE INDEX outbox_thread ON outbox (receiver, thread_key, status)",
+    # No foreign key to incidents: an outbox row outlives its incident (pending rows are deleted).
+    """CREATE TABLE outbox_incidents (
+        fingerprint TEXT NOT NULL,
+        notification_id TEXT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+        PRIMARY KEY (fingerprint, notification_id)
+    ) WITHOUT ROWID""",
+    "CREATE TABLE checkpoints (rule TEXT PRIMARY KEY, evaluated_at INTEGER NOT NULL)",
+    """CREATE TABLE thread_refs (
+        receiver TEXT NOT NULL,
+        thread_key TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (receiver, thread_key)
+    )""",
+    # Placeholder for the silences stage, which owns its semantics (matchers are JSON).
+    """CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        starts_at INTEGER NOT NULL,
+        ends_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL DEFAULT '',
+        comment TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL
+    )""",
+)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_NO_CHECKPOINTS: Mapping[str, datetime] = MappingProxyType({})
+_ITEM_COLUMNS = "payload, attempts, status, last_error, next_attempt_at, delivered_at"
+
+
+class StateStoreError(Exception):
+    """The state file cannot be used (not SQLite, or written by a newer watcher)."""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A notification in the outbox and how its delivery is going."""
+
+    notification: Notification
+    attempts: int
+    status: OutboxStatus
+    last_error: str
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+
+
+class StateStore:
+    """The SQLite state file. Safe to open from several processes (daemon + CLI) and to share
+    between threads of one process (calls are serialised by a lock)."""
+
+    def __init__(self, path: Path, *, busy_timeout: timedelta = timedelta(seconds=5)) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            path, timeout=busy_timeout.total_seconds(), isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout.total_seconds() * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            migrate(self._db, path)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StateStoreError(f"{path}: cannot use the state file ({exc})") from exc
+        except BaseException:
+            self._db.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ incidents
+
+    def incidents(self, rule: str | None = None, states: Collection[State] | None = None) -> list[Incident]:
+        """Stored incidents, optionally of one rule and/or in some states, by rule then start."""
+        sql = "SELECT data FROM incidents WHERE 1 = 1"
+        args: list[Any] = []
+        if rule is not None:
+            sql, args = sql + " AND rule = ?", [*args, rule]
+        if states is not None:
+            wanted = [State(state).value for state in states]
+            sql, args = sql + f" AND state IN ({', '.join('?' * len(wanted))})", [*args, *wanted]
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        found = [Incident.from_json(json.loads(data)) for (data,) in rows]
+        return sorted(found, key=lambda incident: (incident.rule, incident.started_at, incident.fingerprint))
+
+    def incident(self, fingerprint: str) -> Incident | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM incidents WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone()
+        return None if row is None else Incident.from_json(json.loads(row[0]))
+
+    def commit(
+        self,
+        changes: Sequence[Incident] = (),
+        deletes: Sequence[str] = (),
+        notifications: Sequence[Notification] = (),
+        checkpoints: Mapping[str, datetime] = _NO_CHECKPOINTS,
+    ) -> None:
+        """Write one tick in one transaction: upsert ``changes``, delete ``deletes`` (pending
+        incidents gone back to inactive), enqueue ``notifications`` and advance ``checkpoints``.
+
+        Enqueuing is idempotent on the notification id: an id already in the outbox (in any
+        status) is ignored. Each incident of a newly enqueued notification gets
+        ``last_notified_at = notification.created_at``, so repeat intervals count from enqueue.
+        Checkpoints only move forward. On any error nothing of the tick is written.
+        """
+        both = {incident.fingerprint for incident in changes} & set(deletes)
+        if both:
+            raise ValueError(f"incident {sorted(both)[0]} is both changed and deleted in one commit")
+        with self._lock, self._transaction():
+            notified = self._enqueue(notifications)
+            for incident in self._with_notified(changes, deletes, notified):
+                self._db.execute(
+                    "INSERT INTO incidents (fingerprint, rule, state, data) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (fingerprint) DO UPDATE SET "
+                    "rule = excluded.rule, state = excluded.state, data = excluded.data",
+                    (incident.fingerprint, incident.rule, incident.state.value, _dumps(incident.to_json())),
+                )
+            self._db.executemany("DELETE FROM incidents WHERE fingerprint = ?", [(fp,) for fp in deletes])
+            self._db.executemany(
+                "INSERT INTO checkpoints (rule, evaluated_at) VALUES (?, ?) ON CONFLICT (rule) "
+                "DO UPDATE SET evaluated_at = max(evaluated_at, excluded.evaluated_at)",
+                [(rule, _micros(at)) for rule, at in checkpoints.items()],
+            )
+
+    def _enqueue(self, notifications: Sequence[Notification]) -> dict[str, datetime]:
+        """Insert new outbox rows; returns fingerprint -> latest created_at of those inserted."""
+        notified: dict[str, datetime] = {}
+        for notification in notifications:
+            created = _micros(notification.created_at)
+            inserted = self._db.execute(
+                "INSERT INTO outbox (id, receiver, thread_key, created_at, payload, next_attempt_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (
+                    notification.id,
+                    notification.receiver,
+                    notification.thread_key,
+                    created,
+                    _dumps(notification_to_json(notification)),
+                    created,
+                ),
+            ).rowcount
+            if not inserted:
+                continue
+            for incident in notification.incidents:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO outbox_incidents (fingerprint, notification_id) VALUES (?, ?)",
+                    (incident.fingerprint, notification.id),
+                )
+                previous = notified.get(incident.fingerprint)
+                notified[incident.fingerprint] = max(
+                    previous or notification.created_at, notification.created_at
+                )
+        return notified
+
+    def _with_notified(
+        self, changes: Sequence[Incident], deletes: Sequence[str], notified: Mapping[str, datetime]
+    ) -> list[Incident]:
+        """``changes`` plus stored incidents that were just notified, with last_notified_at set."""
+        latest = {incident.fingerprint: incident for incident in changes}
+        for fp, at in notified.items():
+            current = latest.get(fp) or (None if fp in deletes else self.incident(fp))
+            if current is None:
+                continue
+            if current.last_notified_at is None or current.last_notified_at < at:
+                current = current.evolve(last_notified_at=at)
+            latest[fp] = current
+        return list(latest.values())
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self, rule: str) -> datetime | None:
+        with self._lock:
+            row = self._db.execute("SELECT evaluated_at FROM checkpoints WHERE rule = ?", (rule,)).fetchone()
+        return None if row is None else _datetime(row[0])
+
+    def checkpoints(self) -> dict[str, datetime]:
+        with self._lock:
+            rows = self._db.execute("SELECT rule, evaluated_at FROM checkpoints ORDER BY rule").fetchall()
+        return {rule: _datetime(at) for rule, at in rows}
+
+    # ------------------------------------------------------------------ outbox
+
+    def due_notifications(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Pending notifications whose next attempt is due, oldest first. A notification waits
+        while an earlier one of the same (receiver, thread_key) is still pending, so a thread's
+        first message is always delivered (or dead) before its replies."""
+        sql = (
+            f"SELECT {_ITEM_COLUMNS} FROM outbox AS o WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.receiver = o.receiver "
+            "AND e.thread_key = o.thread_key AND e.status = 'pending' "
+            "AND (e.created_at, e.seq) < (o.created_at, o.seq)) "
+            "ORDER BY o.created_at, o.seq LIMIT ?"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (_micros(now), limit)).fetchall()
+        return [_item(row) for row in rows]
+
+    def outbox_item(self, notification_id: str) -> OutboxItem | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE id = ?", (notification_id,)
+            ).fetchone()
+        return None if row is None else _item(row)
+
+    def claim(self, notification_id: str, now: datetime, until: datetime) -> bool:
+        """Take a due, pending notification for sending: its next attempt moves to ``until`` (a
+        lease), so a second drainer cannot send it too. False if it is delivered, dead, not due,
+        or already claimed. A drainer that dies while sending leaves it to be retried at ``until``."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE outbox SET next_attempt_at = ? "
+                "WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?",
+                (_micros(until), notification_id, _micros(now)),
+            )
+        return cursor.rowcount == 1
+
+    def mark_delivered(
+        self, notification_id: str, now: datetime, ref: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record a successful send. Idempotent: a delivered notification stays as first marked.
+        ``ref`` becomes the thread's ref unless the thread already has one."""
+        with self._lock, self._transaction():
+            row = self._thread_of(notification_id)
+            self._db.execute(
+                "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = '' "
+                "WHERE id = ? AND status != 'delivered'",
+                (_micros(now), notification_id),
+            )
+            if ref is not None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO thread_refs (receiver, thread_key, ref, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (*row, _dumps(dict(ref)), _micros(now)),
+                )
+
+    def mark_failed(
+        self, notification_id: str, now: datetime, error: str, next_attempt_at: datetime | None
+    ) -> None:
+        """Record a failed attempt: retry at ``next_attempt_at``, or dead letter if it is None.
+        Ignored unless the notification is still pending (it may have been delivered meanwhile)."""
+        next_at = None if next_attempt_at is None else _micros(next_attempt_at)
+        with self._lock, self._transaction():
+            self._thread_of(notification_id)
+            self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
+                "status = CASE WHEN ? IS NULL THEN 'dead' ELSE 'pending' END, "
+                "next_attempt_at = coalesce(?, ?) WHERE id = ? AND status = 'pending'",
+                (error, next_at, next_at, _micros(now), notification_id),
+            )
+
+    def _thread_of(self, notification_id: str) -> tuple[str, str]:
+        row = self._db.execute(
+            "SELECT receiver, thread_key FROM outbox WHERE id = ?", (notification_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no notification {notification_id!r} in the outbox")
+        return row[0], row[1]
+
+    def outbox_depth(self) -> int:
+        """How many notifications wait to be delivered."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0])
+
+    def dead_letters(self) -> list[OutboxItem]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY created_at, seq"
+            ).fetchall()
+        return [_item(row) for row in rows]
+
+    def last_notification(self, fingerprint: str) -> OutboxItem | None:
+        """The most recently enqueued notification about an incident, whatever its status."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM outbox JOIN outbox_incidents ON notification_id = id "
+                "WHERE fingerprint = ? ORDER BY created_at DESC, seq DESC LIMIT 1",
+                (fingerprint,),
+            ).fetchone()
+        return None if row is None else _item(row)
+
+    def thread_ref(self, receiver: str, thread_key: str) -> Mapping[str, Any] | None:
+        """What the channel returned for the first delivered message of a thread (e.g. Slack's ts)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT ref FROM thread_refs WHERE receiver = ? AND thread_key = ?", (receiver, thread_key)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            _rollback(self._db)
+            raise
+        self._db.execute("COMMIT")
+
+
+def migrate(db: sqlite3.Connection, path: Path | str = "state file") -> int:
+    """Bring the schema to ``SCHEMA_VERSION``; returns the version found. Runs in one immediate
+    transaction, so two processes opening a new file at once migrate it exactly once."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        found = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if found > SCHEMA_VERSION:
+            raise StateStoreError(
+                f"{path}: schema version {found} is newer than this watcher's ({SCHEMA_VERSION}); "
+                "upgrade watcher"
+            )
+        for statements in MIGRATIONS[found:]:
+            for statement in statements:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        _rollback(db)
+        raise
+    db.execute("COMMIT")
+    return found
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself on some errors (disk full, I/O); a second ROLLBACK would fail
+    # and hide the original error.
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+# ---------------------------------------------------------------------- serialisation
+
+
+def notification_to_json(notification: Notification) -> dict[str, Any]:
+    """A JSON-ready dict of a notification (the outbox row's payload)."""
+    return {
+        "id": notification.id,
+        "receiver": notification.receiver,
+        "event": notification.event.value,
+        "incidents": [incident.to_json() for incident in notification.incidents],
+        "created_at": notification.created_at.isoformat(),
+        "thread_key": notification.thread_key,
+        "thread_ref": None if notification.thread_ref is None else dict(notification.thread_ref),
+        "group_labels": dict(notification.group_labels),
+    }
+
+
+def notification_from_json(data: Mapping[str, Any]) -> Notification:
+    """The inverse of ``notification_to_json``."""
+    return Notification(
+        id=data["id"],
+        receiver=data["receiver"],
+        event=Event(data["event"]),
+        incidents=tuple(Incident.from_json(incident) for incident in data["incidents"]),
+        created_at=datetime.fromisoformat(data["created_at"]),
+        thread_key=data["thread_key"],
+        thread_ref=data.get("thread_ref"),
+        group_labels=dict(data.get("group_labels") or {}),
+    )
+
+
+def _dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    """Detector details may hold numpy scalars or datetimes; anything else is kept as text rather
+    than failing the tick's transaction."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def _item(row: Sequence[Any]) -> OutboxItem:
+    payload, attempts, status, last_error, next_attempt_at, delivered_at = row
+    return OutboxItem(
+        notification=notification_from_json(json.loads(payload)),
+        attempts=attempts,
+        status=status,
+        last_error=last_error,
+        next_attempt_at=_datetime(next_attempt_at),
+        delivered_at=None if delivered_at is None else _datetime(delivered_at),
+    )
+
+
+def _micros(at: datetime) -> int:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"naive datetime {at.isoformat()}: watcher stores timezone-aware UTC times")
+    return (at - _EPOCH) // _MICRO
+
+
+def _datetime(micros: int) -> datetime:
+    return _EPOCH + micros * _MICRO

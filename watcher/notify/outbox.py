@@ -1,0 +1,214 @@
+"""The delivery stage: drain the outbox through the notifiers, with retries.
+
+Guarantees, given the state store's transactional enqueue:
+
+- at least once: a notification stays pending until a notifier reports success; a send whose
+  outcome was never recorded (the process died) is retried after the claim's lease;
+- at most once after success: a notification is claimed (an atomic check that it is still
+  pending and due) right before it is sent, and ``mark_delivered`` is idempotent, so a
+  delivered id is never sent again, by this drainer, a second one, or after a restart;
+- thread order: a thread's later messages wait while an earlier one is pending, and they carry
+  the thread ref the first delivered message returned (read from the store just before sending).
+
+Failures back off exponentially with jitter; a service's ``Retry-After`` is a lower bound; a
+permanent failure, ``max_attempts`` failures or a notification older than ``max_age`` go to the
+dead letters (``StateStore.dead_letters``), reported in ``DrainReport.dead_letters`` for a
+meta-alert. A notifier that raises is a retryable failure, never a crash of the drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from watcher.duration import format_duration
+from watcher.incidents.state import OutboxItem, StateStore
+from watcher.notify.base import Delivery, Notification, Notifier
+
+log = logging.getLogger("watcher.outbox")
+
+_BATCH = 100
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard the outbox tries. The n-th failure waits ``min(max_backoff, base * factor**(n-1))``
+    shortened by up to ``jitter`` (a fraction), so retries of many notifications spread out but
+    never exceed ``max_backoff``. ``lease`` is how long a claimed notification is held by the
+    drainer sending it; it must outlast a notifier's own timeout."""
+
+    max_attempts: int = 10
+    base: timedelta = timedelta(seconds=2)
+    factor: float = 2.0
+    max_backoff: timedelta = timedelta(minutes=10)
+    jitter: float = 0.2
+    max_age: timedelta = timedelta(hours=24)
+    lease: timedelta = timedelta(minutes=2)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.base <= timedelta(0) or self.max_backoff < self.base:
+            raise ValueError("backoff needs 0 < base <= max_backoff")
+        if self.factor < 1:
+            raise ValueError(f"factor must be at least 1, got {self.factor}")
+        if not 0 <= self.jitter < 1:
+            raise ValueError(f"jitter is a fraction in [0, 1), got {self.jitter}")
+        if self.lease <= timedelta(0):
+            raise ValueError("lease must be longer than 0s")
+
+    def backoff(self, failures: int, rng: random.Random) -> timedelta:
+        """The wait after the ``failures``-th failed attempt (1 for the first)."""
+        cap = self.max_backoff.total_seconds()
+        try:
+            raw = min(cap, self.base.total_seconds() * self.factor ** max(failures - 1, 0))
+        except OverflowError:
+            raw = cap
+        return timedelta(seconds=raw * (1 - self.jitter * rng.random()))
+
+
+@dataclass
+class DrainReport:
+    """What one ``Outbox.drain`` did."""
+
+    sent: int = 0
+    retried: int = 0  # failed, scheduled again
+    dead: int = 0  # failed for good: now dead letters
+    skipped: int = 0  # delivered or claimed by another drainer between listing and sending
+    dead_letters: list[str] = field(default_factory=list)  # ids, for a meta-alert
+
+    @property
+    def failed(self) -> int:
+        return self.retried + self.dead
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.failed + self.skipped
+
+
+class Outbox:
+    """Delivers due notifications through ``notifiers`` (receiver name -> notifier)."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        notifiers: Mapping[str, Notifier],
+        policy: RetryPolicy | None = None,
+        *,
+        clock: Callable[[], datetime],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._state = state
+        self._notifiers = notifiers
+        self._policy = policy or RetryPolicy()
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def drain(self, max_items: int | None = None) -> DrainReport:
+        """Try every due notification once (at most ``max_items``), oldest first. A notification
+        that became due by being next in its thread is tried in the same drain."""
+        report = DrainReport()
+        # Listing as of the drain's start: a retry scheduled during the drain is never due again
+        # in it, however long slow sends take, so every pass brings new notifications.
+        started = self._clock()
+        tried: set[str] = set()
+        while max_items is None or report.attempted < max_items:
+            room = _BATCH if max_items is None else min(_BATCH, max_items - report.attempted)
+            listed = self._state.due_notifications(started, room)
+            due = [item for item in listed if item.notification.id not in tried]
+            if not due:
+                break
+            for item in due:
+                tried.add(item.notification.id)
+                self._deliver(item, report)
+        return report
+
+    def _deliver(self, item: OutboxItem, report: DrainReport) -> None:
+        notification = item.notification
+        now = self._clock()
+        notifier = self._notifiers.get(notification.receiver)
+        if notifier is None:
+            known = ", ".join(sorted(self._notifiers)) or "none"
+            failure = Delivery(
+                ok=False, permanent=True, error=f"unknown receiver {notification.receiver!r} (known: {known})"
+            )
+            self._fail(item, failure, now, report)
+            return
+        if not self._state.claim(notification.id, now, now + self._policy.lease):
+            report.skipped += 1
+            return
+        delivery = self._send(notifier, self._threaded(notification))
+        done = self._clock()
+        if delivery.ok:
+            self._state.mark_delivered(notification.id, done, delivery.ref)
+            report.sent += 1
+            return
+        self._fail(item, delivery, done, report)
+
+    def _threaded(self, notification: Notification) -> Notification:
+        ref = self._state.thread_ref(notification.receiver, notification.thread_key)
+        if ref is None or notification.thread_ref is not None:
+            return notification
+        return replace(notification, thread_ref=ref)
+
+    @staticmethod
+    def _send(notifier: Notifier, notification: Notification) -> Delivery:
+        try:
+            return notifier.send(notification)
+        except Exception as exc:  # a notifier bug must not stop the other deliveries
+            return Delivery(ok=False, error=f"{type(exc).__name__}: {exc}")
+
+    def _fail(self, item: OutboxItem, delivery: Delivery, now: datetime, report: DrainReport) -> None:
+        notification, policy = item.notification, self._policy
+        failures = item.attempts + 1
+        error = redact(delivery.error) or "failed without an error message"
+        verdict = ""
+        if delivery.permanent:
+            verdict = "permanent failure"
+        elif failures >= policy.max_attempts:
+            verdict = f"gave up after {failures} attempts"
+        elif now - notification.created_at >= policy.max_age:
+            verdict = f"gave up after {format_duration(policy.max_age)}"
+        if verdict:
+            self._state.mark_failed(notification.id, now, f"{verdict}: {error}", None)
+            report.dead += 1
+            report.dead_letters.append(notification.id)
+            _log_failure(logging.ERROR, notification, failures, f"dead letter, {verdict}: {error}")
+            return
+        wait = policy.backoff(failures, self._rng)
+        if delivery.retry_after is not None:
+            wait = max(wait, timedelta(seconds=delivery.retry_after))
+        self._state.mark_failed(notification.id, now, error, now + wait)
+        report.retried += 1
+        _log_failure(logging.WARNING, notification, failures, f"retry in {format_duration(wait)}: {error}")
+
+
+def _log_failure(level: int, notification: Notification, attempt: int, outcome: str) -> None:
+    fingerprints = ",".join(incident.fingerprint for incident in notification.incidents)
+    log.log(
+        level,
+        "delivery failed: receiver=%s notification=%s incidents=%s attempt=%d %s",
+        notification.receiver,
+        notification.id,
+        fingerprints,
+        attempt,
+        outcome,
+    )
+
+
+# A URL's path and query may hold a secret (a Slack webhook, a token parameter) and its userinfo
+# a password; only the scheme and host are kept. urllib3 also names the path alone ("url: /...").
+_URL = re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://)(?:[^\s/@'\"]*@)?(?P<host>[^\s/'\"?#]+)[^\s'\"),]*", re.I)
+_URL_PATH = re.compile(r"(?P<keep>\burl: )/[^\s'\"),]*")
+
+
+def redact(error: str) -> str:
+    """An error text fit for logs and the dead-letter list: URLs cut down to scheme and host.
+    Notifiers are expected to keep secrets out of ``Delivery.error``; this is the backstop for
+    exception texts (HTTP client errors quote the URL they failed on)."""
+    error = _URL.sub(r"\g<keep>\g<host>/<redacted>", error)
+    return _URL_PATH.sub(r"\g<keep>/<redacted>", error)
