@@ -1,0 +1,52 @@
+"""``flatline``: traffic (documents per group) below a floor.
+
+An empty window is a count of 0 and fires; a store error is an ERROR finding and never fires,
+so an outage of the log store is not mistaken for an outage of the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from watcher.detect.base import Finding, Status, rule_window
+from watcher.detect.groups import error_findings, groups_with_known
+from watcher.detect.signal import COUNT, signal_count
+from watcher.query import Count, Query, QueryResult
+from watcher.rules.models import Rule
+
+
+def queries(rule: Rule, at: datetime) -> list[Query]:
+    return [
+        Query(
+            id=f"{rule.name}#main",
+            window=rule_window(rule, at),
+            aggregates={COUNT: Count()},
+            where=rule.where,
+            group_by=rule.group_by,
+        )
+    ]
+
+
+def evaluate(
+    rule: Rule,
+    results: Sequence[QueryResult],
+    at: datetime,
+    known_groups: Sequence[Mapping[str, str]] = (),
+) -> list[Finding]:
+    spec = rule.flatline
+    assert spec is not None
+    (result,) = results
+    if not result.ok:
+        return error_findings(rule, known_groups, result.error or "")
+    findings = []
+    for group, values in groups_with_known(result, known_groups):
+        count = signal_count(values)
+        details = {"signal": "count", "events": count}
+        if count < spec.below:
+            reason = f"{count} events < {spec.below:g} expected in {rule.window}"
+            findings.append(Finding(rule.name, group, Status.ALERTING, count, spec.below, reason, details))
+        else:
+            reason = f"{count} events >= {spec.below:g}"
+            findings.append(Finding(rule.name, group, Status.OK, count, spec.below, reason, details))
+    return findings
