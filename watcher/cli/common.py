@@ -1,0 +1,57 @@
+"""What several commands share: the --config option and loading config + rules with clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from watcher.config import Config
+from watcher.rules.loader import ConfigError, load_config, load_rules
+from watcher.rules.models import Rule
+
+DEFAULT_CONFIG = Path("watcher.yaml")
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help="watcher.yaml to use (default: ./watcher.yaml)",
+    )
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: Config
+    rules: list[Rule]
+
+
+class LoadFailedError(Exception):
+    """Config or rules could not be loaded; the errors were already printed."""
+
+
+def load(config_path: Path, rule_paths: list[Path] | None = None, *, strict: bool = True) -> Loaded:
+    """Load the config and rules, printing every error to stderr.
+
+    With ``strict`` any rule error fails the load (commands that must not run a partial rule
+    set); otherwise the valid rules are returned and the errors only printed.
+    """
+    if not config_path.exists():
+        print(f"watcher: config file {config_path} not found (use --config FILE)", file=sys.stderr)
+        raise LoadFailedError
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise LoadFailedError from exc
+    ruleset = load_rules(rule_paths or list(config.rules), config)
+    for error in ruleset.errors:
+        print(error, file=sys.stderr)
+    if ruleset.errors and strict:
+        raise LoadFailedError
+    return Loaded(config, list(ruleset.rules))
