@@ -51,7 +51,7 @@ class Daemon:
         config.state.path.parent.mkdir(parents=True, exist_ok=True)
         self.state = StateStore(config.state.path)
         self.engine = Engine(rules, self.stores, self.state, config.route)
-        templates = Templates(config.templates)
+        templates = Templates(config.templates, rules)
         notifiers = {name: build_notifier(name, rcv, templates) for name, rcv in config.receivers.items()}
         self.outbox = Outbox(self.state, notifiers, clock=clock)
         self.scheduler = BackgroundScheduler(

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     replay = Replay(loaded.config, loaded.rules, [log_path], workdir)
     clock = _SimulatedClock(DEMO_START)
-    templates = Templates(loaded.config.templates)
+    templates = Templates(loaded.config.templates, loaded.rules)
     notifiers = {n: build_notifier(n, r, templates) for n, r in loaded.config.receivers.items()}
     outbox = Outbox(replay.state, notifiers, clock=clock)
     events: list[tuple[str, str, datetime]] = []

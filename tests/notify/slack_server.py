@@ -1,0 +1,240 @@
+"""A fake Slack on 127.0.0.1 for tests: enough of the Web API and incoming webhooks for watcher.
+
+It speaks HTTP like Slack does (``{"ok": false, "error": ...}`` with HTTP 200 for Web API errors,
+429 with ``Retry-After``, plain-text webhook errors with 4xx statuses), so tests drive the real
+slack-sdk clients against it. Every request is recorded; failures are scripted ahead of a call:
+
+    with SlackServer() as slack:
+        slack.rate_limit(times=1, retry_after=1)          # the next call answers 429
+        slack.fail("channel_not_found")                   # then one Web API error
+        slack.fail("message_not_found", method="chat.update")
+        client = WebClient(token=slack.token, base_url=slack.base_url)
+        ...
+        assert slack.calls_to("chat.postMessage")[0].body["channel"] == "#alerts"
+
+Implemented: ``chat.postMessage``, ``chat.update`` (both keep the channel's messages, so an update
+of an unknown ``ts`` answers ``message_not_found``), ``auth.test``, and the webhook path
+``/services/T000/B000/<secret>``. Other methods answer ``unknown_method``. Messages over Slack's
+Block Kit limits (50 blocks, 3000 characters per section) are refused with ``invalid_blocks``, as
+Slack does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+WEBHOOK_PATH = "/services/T000/B000/webhook-secret-0123456789"
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+# HTTP statuses Slack uses for incoming-webhook errors.
+WEBHOOK_STATUSES = {"invalid_token": 403, "action_prohibited": 403, "no_service": 404,
+                    "channel_not_found": 404, "channel_is_archived": 410, "no_text": 400,
+                    "invalid_payload": 400}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """One request the server received."""
+
+    method: str  # the Web API method ("chat.postMessage") or "webhook"
+    path: str
+    body: dict[str, Any]  # the JSON body, or the form fields
+    headers: dict[str, str]
+
+
+@dataclass
+class _Scripted:
+    status: int
+    error: str
+    retry_after: float | None
+    method: str | None  # only calls to this method, or any call
+    times: int
+
+
+class SlackServer:
+    """Threaded HTTP server on 127.0.0.1, port chosen by the OS. Use as a context manager."""
+
+    def __init__(self, token: str = "xoxb-test-0123456789-secret") -> None:
+        self.token = token
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, ts) -> current message
+        self._calls: list[SlackCall] = []
+        self._script: list[_Scripted] = []
+        self._channels: dict[str, str] = {}
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-slack", daemon=True
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> SlackServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        """For ``WebClient(base_url=...)`` and ``SlackReceiver.base_url``."""
+        return f"{self.url}/api/"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.url}{WEBHOOK_PATH}"
+
+    # ------------------------------------------------------------------ scripting and inspection
+
+    def rate_limit(self, times: int = 1, retry_after: float = 1, method: str | None = None) -> None:
+        """The next ``times`` calls (to ``method``, or any) answer HTTP 429 with ``Retry-After``."""
+        with self._lock:
+            self._script.append(_Scripted(429, "ratelimited", retry_after, method, times))
+
+    def fail(self, error: str, times: int = 1, status: int | None = None, method: str | None = None) -> None:
+        """The next ``times`` calls answer ``error``: HTTP 200 ``{"ok": false}`` for the Web API (or
+        ``status`` if given), Slack's 4xx status and a plain-text body for the webhook."""
+        with self._lock:
+            self._script.append(_Scripted(status or 0, error, None, method, times))
+
+    @property
+    def calls(self) -> list[SlackCall]:
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [call for call in self.calls if call.method == method]
+
+    # ------------------------------------------------------------------ handling (server threads)
+
+    def handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        """Record one request and answer it. Header names are normalised to Title-Case."""
+        method = "webhook" if path.startswith("/services/") else path.removeprefix("/api/")
+        call = SlackCall(method, path, _parse(headers.get("Content-Type", ""), raw), headers)
+        with self._lock:
+            self._calls.append(call)
+            scripted = self._next_scripted(method)
+            if scripted is not None:
+                return _scripted_reply(scripted, webhook=method == "webhook")
+            if method == "webhook":
+                return _webhook_reply(path, call.body)
+            if headers.get("Authorization") != f"Bearer {self.token}":
+                return _api_reply({"ok": False, "error": "invalid_auth"})
+            return _api_reply(self._api(method, call.body))
+
+    def _next_scripted(self, method: str) -> _Scripted | None:
+        for scripted in self._script:
+            if scripted.method in (None, method):
+                scripted.times -= 1
+                if scripted.times <= 0:
+                    self._script.remove(scripted)
+                return scripted
+        return None
+
+    def _api(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "team": "test", "user": "watcher"}
+        if method not in ("chat.postMessage", "chat.update"):
+            return {"ok": False, "error": "unknown_method"}
+        if not body.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if _breaks_limits(body):
+            return {"ok": False, "error": "invalid_blocks"}
+        channel = self._channel_id(str(body["channel"]))
+        if method == "chat.update":
+            key = (channel, str(body.get("ts")))
+            if key not in self.messages:
+                return {"ok": False, "error": "message_not_found"}
+            self.messages[key] = {**self.messages[key], **body, "channel": channel}
+            return {"ok": True, "channel": channel, "ts": key[1], "text": body.get("text", "")}
+        ts = f"{1700000000 + next(self._ts)}.000100"
+        self.messages[(channel, ts)] = {**body, "channel": channel, "ts": ts}
+        return {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text", "")}}
+
+    def _channel_id(self, name: str) -> str:
+        # Slack answers with channel IDs; a name (#alerts) maps to a stable fake ID, IDs stay as they are.
+        if name.startswith("C") and name[1:].isalnum() and name.isupper():
+            return name
+        return self._channels.setdefault(name, f"C{len(self._channels) + 1:08d}")
+
+
+def _parse(content_type: str, raw: bytes) -> dict[str, Any]:
+    if "json" in content_type:
+        parsed = json.loads(raw or b"{}")
+        return parsed if isinstance(parsed, dict) else {"_": parsed}
+    return dict(parse_qsl(raw.decode("utf-8")))
+
+
+Reply = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+def _api_reply(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    content = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
+    return status, content, json.dumps(body).encode()
+
+
+def _webhook_reply(path: str, body: dict[str, Any]) -> Reply:
+    if path != WEBHOOK_PATH:
+        return 404, {"Content-Type": "text/html"}, b"no_service"
+    if _breaks_limits(body):
+        return 400, {"Content-Type": "text/html"}, b"invalid_blocks"
+    return 200, {"Content-Type": "text/html"}, b"ok"
+
+
+def _breaks_limits(body: dict[str, Any]) -> bool:
+    """Slack's Block Kit limits: at most 50 blocks per message, section texts of at most 3000 chars."""
+    attachments = _decoded(body.get("attachments")) or []
+    for blocks in [_decoded(body.get("blocks")) or [], *(a.get("blocks", []) for a in attachments)]:
+        texts = [block.get("text", {}).get("text", "") for block in blocks if block.get("type") == "section"]
+        if len(blocks) > MAX_BLOCKS or any(len(text) > MAX_SECTION_TEXT for text in texts):
+            return True
+    return False
+
+
+def _decoded(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value  # form-encoded bodies carry JSON strings
+
+
+def _scripted_reply(scripted: _Scripted, webhook: bool) -> Reply:
+    headers = {} if scripted.retry_after is None else {"Retry-After": f"{scripted.retry_after:g}"}
+    if webhook:
+        status = scripted.status or WEBHOOK_STATUSES.get(scripted.error, 400)
+        return status, {"Content-Type": "text/html", **headers}, scripted.error.encode()
+    return _api_reply({"ok": False, "error": scripted.error}, scripted.status or 200, headers)
+
+
+def _handler(server: SlackServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, headers, body = server.handle(
+                self.path, {k.title(): v for k, v in self.headers.items()}, raw
+            )
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the calls are recorded instead."""
+
+    return Handler
