@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     def deliver(tick: Tick) -> None:
         clock.now = tick.now
+        if tick.report.notifications:
+            print(f"-- {tick.now:%Y-%m-%d %H:%M} UTC " + "-" * 40, flush=True)
         outbox.drain()
         events.extend(
             (t.incident.rule, t.event.value, t.at)
