@@ -412,17 +412,23 @@ CHILD = textwrap.dedent(
         store.commit([inc], [], [note], {"r": at})
         if n == 5:
             print("committing", flush=True)
+            sys.stdin.readline()  # the parent has read a partial state; go on
     """
 )
 
 
 def test_another_process_commits_while_this_one_reads(path: Path) -> None:
     StateStore(path).close()
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "1000"], stdout=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), "1000"], stdout=subprocess.PIPE, stdin=subprocess.PIPE
+    )
     assert child.stdout is not None
+    assert child.stdin is not None
     assert child.stdout.readline() == b"committing\n"
     with StateStore(path) as store:
-        counts = []
+        counts = [len(store.incidents())]
+        child.stdin.write(b"go\n")
+        child.stdin.close()
         while child.poll() is None:
             counts.append(len(store.incidents()))
             assert store.outbox_depth() >= counts[-1]  # the child's ticks are seen whole, never half
