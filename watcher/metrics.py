@@ -1,0 +1,148 @@
+"""The Prometheus metrics watcher exposes on ``/metrics``.
+
+Every metric lives on the ``CollectorRegistry`` of one ``Metrics`` object rather than on
+prometheus-client's global default registry, so each daemon (and each test) gets a fresh,
+isolated set of series. The daemon creates one ``Metrics`` at start and passes it to the
+stages that record into it and to the HTTP server that serves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from watcher.incidents.model import State
+
+# Rule evaluations are one batched store call plus pure detection: milliseconds when healthy,
+# up to the store timeout (30s by default) when not.
+EVALUATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """One isolated set of watcher's metrics.
+
+    Attributes are the prometheus-client metric objects themselves, so a stage may also use the
+    library API directly (``metrics.outbox_depth.set(3)``); the methods below cover the common
+    updates in one call each.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, process: bool = True) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        if process:
+            # Process metrics (memory, CPU, open fds, start time) as the default registry would have.
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+        reg = self.registry
+        self.rule_evaluation_seconds = Histogram(
+            "watcher_rule_evaluation_seconds",
+            "Time to evaluate one rule (its share of the store round trip plus detection).",
+            ["rule"],
+            buckets=EVALUATION_BUCKETS,
+            registry=reg,
+        )
+        self.rule_evaluations = Counter(
+            "watcher_rule_evaluations", "Rule evaluations, successful or not.", ["rule"], registry=reg
+        )
+        self.rule_errors = Counter(
+            "watcher_rule_errors", "Rule evaluations that ended in an error.", ["rule"], registry=reg
+        )
+        self.rules_loaded = Gauge(
+            "watcher_rules_loaded", "Rules currently loaded and scheduled.", registry=reg
+        )
+        self.config_reloads = Counter(
+            "watcher_config_reloads", "Reloads of watcher.yaml and the rule files.", ["result"], registry=reg
+        )
+        self.incidents = Gauge("watcher_incidents", "Incidents by state.", ["state"], registry=reg)
+        self.notifications_sent = Counter(
+            "watcher_notifications_sent", "Notifications delivered.", ["receiver"], registry=reg
+        )
+        self.notifications_failed = Counter(
+            "watcher_notifications_failed",
+            "Notification send attempts that failed (each attempt counts).",
+            ["receiver"],
+            registry=reg,
+        )
+        self.notifications_retried = Counter(
+            "watcher_notifications_retried",
+            "Notifications scheduled for another attempt after a failure.",
+            ["receiver"],
+            registry=reg,
+        )
+        self.outbox_depth = Gauge(
+            "watcher_outbox_depth", "Notifications waiting in the outbox.", registry=reg
+        )
+        self.store_round_trips = Counter(
+            "watcher_store_round_trips",
+            "Calls to a log store (one per source per tick).",
+            ["source"],
+            registry=reg,
+        )
+        self.store_last_success = Gauge(
+            "watcher_store_last_success_timestamp_seconds",
+            "Unix time of the last successful call to a log store.",
+            ["source"],
+            registry=reg,
+        )
+
+    # ------------------------------------------------------------------ updates
+
+    def observe_evaluation(self, rule: str, seconds: float, *, error: bool = False) -> None:
+        """Record one evaluation of ``rule`` that took ``seconds``."""
+        self.rule_evaluation_seconds.labels(rule=rule).observe(seconds)
+        self.rule_evaluations.labels(rule=rule).inc()
+        if error:
+            self.rule_errors.labels(rule=rule).inc()
+        else:
+            # Touch the series so a rule with no errors yet shows ``0`` rather than no series,
+            # which keeps ``rate(watcher_rule_errors_total[5m])`` alerts simple.
+            self.rule_errors.labels(rule=rule)
+
+    def forget_rule(self, rule: str) -> None:
+        """Drop a deleted rule's series so they stop being exported after a reload."""
+        for metric in (self.rule_evaluation_seconds, self.rule_evaluations, self.rule_errors):
+            try:
+                metric.remove(rule)
+            except KeyError:
+                continue
+
+    def set_incidents(self, counts: Mapping[str, int]) -> None:
+        """Set the incident gauge from ``{state: count}``; open states missing from ``counts`` read 0."""
+        for open_state in (State.PENDING, State.FIRING):
+            self.incidents.labels(state=open_state.value).set(0)
+        for state, count in counts.items():
+            self.incidents.labels(state=str(state)).set(count)
+
+    def store_called(self, source: str, *, ok: bool, at: datetime | None = None) -> None:
+        """Record one round trip to ``source``; ``at`` (when ``ok``) is when it answered."""
+        self.store_round_trips.labels(source=source).inc()
+        if ok:
+            gauge = self.store_last_success.labels(source=source)
+            if at is None:
+                gauge.set_to_current_time()
+            else:
+                gauge.set(at.timestamp())
+
+    def notification_sent(self, receiver: str) -> None:
+        self.notifications_sent.labels(receiver=receiver).inc()
+
+    def notification_failed(self, receiver: str, *, retrying: bool) -> None:
+        """A send attempt failed; ``retrying`` when the outbox will try again (else dead letter)."""
+        self.notifications_failed.labels(receiver=receiver).inc()
+        if retrying:
+            self.notifications_retried.labels(receiver=receiver).inc()
+
+    def reloaded(self, *, ok: bool) -> None:
+        self.config_reloads.labels(result="success" if ok else "failure").inc()
+
+    # ------------------------------------------------------------------ exposition
+
+    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The scrape body and its content type, in the format the ``Accept`` header asks for
+        (Prometheus text by default, OpenMetrics when requested)."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
