@@ -1,0 +1,427 @@
+"""Compile backend-neutral queries (``watcher.query``) into one fused DuckDB statement.
+
+A batch becomes one statement, one scan of ``logs`` (``ts`` UTC, ``doc`` JSON text)::
+
+    WITH src AS (SELECT ts, json_extract_string(doc, ['/status', ...]) AS _s FROM logs WHERE <windows>),
+    fields AS (SELECT ts, _s[1] AS f0, <_s[1] as a finite DOUBLE> AS n0, COALESCE(_s[2], '') AS g0 ...),
+    scoped AS MATERIALIZED (SELECT *, (<in window> AND <where>) AS m0, ... FROM fields)
+    SELECT 0 AS part, count_if(m0) AS a0, quantile_cont(CASE WHEN m0 THEN n0 END, [0.99]) AS a1 FROM scoped
+    UNION ALL BY NAME SELECT 1 AS part, g0, count_if(m1 AND ...) AS a2 FROM scoped GROUP BY g0
+    UNION ALL BY NAME SELECT 2 AS part, count_if(c0 > 0) AS a3        -- cardinality, terms, histograms
+                      FROM (SELECT f5 AS v, count_if(m0) AS c0 ... FROM scoped WHERE ... GROUP BY ALL)
+
+Each JSON field is parsed once per row, each distinct (window, where) once per row, each
+distinct aggregate once. Each ``group_by`` set is one branch (*part*) with only its own
+queries' aggregates: ``GROUPING SETS`` computes every aggregate for every set and took 8.3 s
+for a 200-rule tick against 1.9 s this way. Terms, cardinality and histograms count rows per
+distinct value (or bucket) and scope in one inner GROUP BY per (set, field), cheaper than one
+``count(DISTINCT)`` or ``histogram()`` per rule; ``CASE WHEN m THEN x END`` measured ~3x
+cheaper than ``FILTER (WHERE m)`` with a hundred aggregates.
+
+Semantics (the contract of ``watcher.query``): predicates are never NULL (a missing field
+matches nothing, and ``Not`` of it matches); ``Eq`` with a number compares numerically, with a
+string as text, with a boolean against JSON ``true``/``false``; numbers are read with
+``TRY_CAST(... AS DOUBLE)`` (non-finite excluded), so wrongly typed values count as missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from watcher.query import (
+    AggValue,
+    And,
+    Cardinality,
+    Count,
+    CountWhere,
+    Eq,
+    Exists,
+    Filter,
+    Group,
+    Histogram,
+    In,
+    Missing,
+    Not,
+    Or,
+    Percentiles,
+    Query,
+    QueryResult,
+    Range,
+    Stats,
+    Terms,
+    Window,
+)
+
+Row = tuple[Any, ...]
+_Decoder = Callable[[Sequence[Any]], AggValue]
+
+
+def json_pointer(name: str) -> str:
+    """The JSON pointer of a dotted field name (``features.age`` -> ``/features/age``)."""
+    return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in name.split("."))
+
+
+def validate(query: Query) -> None:
+    """Raise ``ValueError`` with a message for a query the store cannot answer."""
+    for bound in (query.window.start, query.window.end):
+        if bound.tzinfo is None:
+            raise ValueError(f"query {query.id!r}: window bounds must be timezone-aware, got {bound}")
+    problems = [("where", _filter_problem(query.where))]
+    problems += [(f"aggregate {name!r}", _aggregate_problem(agg)) for name, agg in query.aggregates.items()]
+    for where, problem in problems:
+        if problem:
+            raise ValueError(f"query {query.id!r}, {where}: {problem}")
+
+
+def _filter_problem(flt: Any) -> str | None:
+    if isinstance(flt, Eq | In):
+        values = (flt.value,) if isinstance(flt, Eq) else flt.values
+        bad = [v for v in values if not isinstance(v, str | int | float | bool)]
+        return f"values must be strings, numbers or booleans, got {bad[0]!r}" if bad else None
+    if isinstance(flt, Not):
+        return _filter_problem(flt.filter)
+    if isinstance(flt, And | Or):
+        return next((problem for child in flt.filters if (problem := _filter_problem(child))), None)
+    return None if isinstance(flt, Range | Exists) else f"unsupported filter {type(flt).__name__}"
+
+
+def _aggregate_problem(agg: Any) -> str | None:
+    if isinstance(agg, CountWhere):
+        return _filter_problem(agg.filter)
+    if isinstance(agg, Percentiles):
+        bad = [q for q in agg.qs if not 0 <= q <= 100]
+        if not agg.qs:
+            return "percentiles need at least one q"
+        return f"percentile q must be within 0..100, got {bad[0]}" if bad else None
+    if isinstance(agg, Histogram):
+        increasing = agg.edges and all(a < b for a, b in zip(agg.edges, agg.edges[1:], strict=False))
+        return None if increasing else f"histogram edges must increase strictly, got {agg.edges}"
+    if isinstance(agg, Terms):
+        return None if agg.size >= 1 else f"terms size must be at least 1, got {agg.size}"
+    known = isinstance(agg, Count | Stats | Cardinality | Missing)
+    return None if known else f"unsupported aggregate {type(agg).__name__}"
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """The naive UTC datetime DuckDB compares with the ``ts TIMESTAMP`` column."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def merged_ranges(windows: Sequence[Window]) -> list[tuple[datetime, datetime]]:
+    """Disjoint UTC ranges covering all windows, so a 1d-earlier reference window does not
+    make the scan read the whole day in between."""
+    spans = sorted((naive_utc(w.start), naive_utc(w.end)) for w in windows if w.start < w.end)
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+@dataclass
+class _Part:
+    """One branch of the fused statement: the aggregates of one ``group_by`` set, either over
+    the rows (``value`` is None) or over the distinct values of ``value`` -- counted per scope
+    in an inner GROUP BY, which is how terms, cardinality and histograms of many rules share
+    one hash table instead of one DISTINCT or map aggregate each."""
+
+    id: int
+    groups: tuple[str, ...]
+    value: str | None = None
+    present: str = ""
+    counts: dict[str, str] = field(default_factory=dict)
+    outer: dict[str, int] = field(default_factory=dict)
+
+    def count_column(self, scope: str) -> str:
+        """The inner column counting, per value, the rows of ``scope``."""
+        return self.counts.setdefault(scope, f"c{len(self.counts)}")
+
+    def render(self) -> str:
+        groups = list(self.groups)
+        select = ", ".join(
+            [f"{self.id} AS part", *groups] + [f"{sql} AS a{i}" for sql, i in self.outer.items()]
+        )
+        source = "scoped"
+        if self.value is not None:
+            counts = [f"count_if({scope}) AS {name}" for scope, name in self.counts.items()]
+            inner = ", ".join([*groups, f"{self.value} AS v", *counts])
+            any_scope = " OR ".join(self.counts)
+            source = f"(SELECT {inner} FROM scoped WHERE {self.present} AND ({any_scope}) GROUP BY ALL)"
+        group_by = f" GROUP BY {', '.join(groups)}" if groups else ""
+        return f"SELECT {select} FROM {source}{group_by}"
+
+
+class _Builder:
+    """Collects the fields, scopes, parts and aggregates of a batch, each once, then renders
+    the statement."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self._param_names: dict[tuple[type, Any], str] = {}
+        self.text_fields: dict[str, int] = {}
+        self.numeric: set[int] = set()
+        self.json_fields: dict[str, int] = {}
+        self.group_fields: dict[str, int] = {}
+        self.scopes: dict[str, str] = {}
+        self.parts: dict[tuple[tuple[str, ...], str | None], _Part] = {}
+        self.aggregate_count = 0
+
+    def param(self, value: Any) -> str:
+        key = (type(value), value)
+        if key not in self._param_names:
+            self._param_names[key] = f"p{len(self._param_names)}"
+            self.params[self._param_names[key]] = value
+        return "$" + self._param_names[key]
+
+    def text(self, name: str) -> str:
+        return f"f{self.text_fields.setdefault(name, len(self.text_fields))}"
+
+    def number(self, name: str) -> str:
+        index = self.text_fields.setdefault(name, len(self.text_fields))
+        self.numeric.add(index)
+        return f"n{index}"
+
+    def json(self, name: str) -> str:
+        return f"j{self.json_fields.setdefault(name, len(self.json_fields))}"
+
+    def group_columns(self, names: Sequence[str]) -> tuple[str, ...]:
+        """The ``g`` columns of a group_by, in one canonical order (so (a, b) and (b, a) share a part)."""
+        for name in names:
+            self.text(name)
+            self.group_fields.setdefault(name, len(self.group_fields))
+        return tuple(f"g{i}" for i in sorted({self.group_fields[name] for name in names}))
+
+    def scope(self, query: Query) -> str:
+        start, end = (self.param(naive_utc(bound)) for bound in (query.window.start, query.window.end))
+        sql = f"(ts >= {start} AND ts < {end} AND {self.predicate(query.where)})"
+        return self.scopes.setdefault(sql, f"m{len(self.scopes)}")
+
+    def part(self, groups: tuple[str, ...], value: str | None = None, present: str = "") -> _Part:
+        return self.parts.setdefault((groups, value), _Part(len(self.parts), groups, value, present))
+
+    def aggregate(self, part: _Part, sql: str) -> int:
+        if sql not in part.outer:
+            part.outer[sql] = self.aggregate_count
+            self.aggregate_count += 1
+        return part.outer[sql]
+
+    # ------------------------------------------------------------------ filters
+
+    def predicate(self, flt: Filter) -> str:
+        """SQL for a filter; never NULL, so ``Not`` of a missing field is true."""
+        if isinstance(flt, Eq):
+            return self._equals(flt.field, (flt.value,))
+        if isinstance(flt, In):
+            return self._equals(flt.field, flt.values)
+        if isinstance(flt, Range):
+            return self._range(flt)
+        if isinstance(flt, Exists):
+            return f"({self.text(flt.field)} IS NOT NULL)"
+        if isinstance(flt, Not):
+            return f"(NOT {self.predicate(flt.filter)})"
+        if isinstance(flt, And | Or):
+            if not flt.filters:
+                return "TRUE" if isinstance(flt, And) else "FALSE"
+            joiner = " AND " if isinstance(flt, And) else " OR "
+            return "(" + joiner.join(self.predicate(child) for child in flt.filters) + ")"
+        raise ValueError(f"unsupported filter {type(flt).__name__}")
+
+    def _equals(self, name: str, values: Sequence[Any]) -> str:
+        flags = sorted({"true" if v else "false" for v in values if isinstance(v, bool)})
+        numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        strings = [v for v in values if isinstance(v, str)]
+        parts = []
+        if strings:
+            parts.append(f"{self.text(name)} IN ({', '.join(self.param(v) for v in strings)})")
+        if numbers:
+            parts.append(f"{self.number(name)} IN ({', '.join(self.param(v) for v in numbers)})")
+        if flags:
+            literals = ", ".join(f"'{flag}'" for flag in flags)
+            parts.append(f"CAST({self.json(name)} AS VARCHAR) IN ({literals})")
+        return f"COALESCE({' OR '.join(parts)}, FALSE)" if parts else "FALSE"
+
+    def _range(self, flt: Range) -> str:
+        column = self.number(flt.field)
+        bounds = [(">=", flt.gte), (">", flt.gt), ("<=", flt.lte), ("<", flt.lt)]
+        parts = [f"{column} {op} {self.param(float(v))}" for op, v in bounds if v is not None]
+        return f"COALESCE({' AND '.join(parts or [f'{column} IS NOT NULL'])}, FALSE)"
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(self, ranges: Sequence[tuple[datetime, datetime]]) -> str:
+        where = " OR ".join(f"(ts >= {self.param(lo)} AND ts < {self.param(hi)})" for lo, hi in ranges)
+        src_cols = ["ts"]
+        if self.text_fields:
+            src_cols.append(f"json_extract_string(doc, {_path_list(self.text_fields)}) AS _s")
+        if self.json_fields:
+            src_cols.append(f"json_extract(doc, {_path_list(self.json_fields)}) AS _j")
+        field_cols = ["ts"]
+        for index in self.text_fields.values():
+            field_cols.append(f"_s[{index + 1}] AS f{index}")
+            if index in self.numeric:
+                number = f"TRY_CAST(_s[{index + 1}] AS DOUBLE)"  # strings "NaN", "inf" are no numbers
+                field_cols.append(f"CASE WHEN isfinite({number}) THEN {number} END AS n{index}")
+        field_cols += [f"_j[{i + 1}] AS j{i}" for i in self.json_fields.values()]
+        field_cols += [
+            f"COALESCE(_s[{self.text_fields[n] + 1}], '') AS g{i}" for n, i in self.group_fields.items()
+        ]
+        scope_cols = ["*"] + [f"{sql} AS {name}" for sql, name in self.scopes.items()]
+        branches = "\nUNION ALL BY NAME\n".join(part.render() for part in self.parts.values())
+        # Computed once for all branches; a lone branch (one query) streams instead.
+        materialized = "MATERIALIZED " if len(self.parts) > 1 else ""
+        return (
+            f"WITH src AS (SELECT {', '.join(src_cols)} FROM logs WHERE {where or 'FALSE'}),\n"
+            f"fields AS (SELECT {', '.join(field_cols)} FROM src),\n"
+            f"scoped AS {materialized}(SELECT {', '.join(scope_cols)} FROM fields)\n"
+            f"{branches}"
+        )
+
+
+def _path_list(fields: dict[str, int]) -> str:
+    ordered = sorted(fields, key=fields.__getitem__)
+    return "[" + ", ".join("'" + json_pointer(name).replace("'", "''") + "'" for name in ordered) + "]"
+
+
+# --------------------------------------------------------------------------- aggregates
+
+_STATS = ("avg", "min", "max", "sum", "count")
+
+
+def _count(index: int) -> _Decoder:
+    return lambda aggs: int(aggs[index] or 0)
+
+
+def _aggregate(b: _Builder, groups: tuple[str, ...], scope: str, agg: Any) -> _Decoder:
+    """Register an aggregate's SQL; return how to read its value from a group's aggregate values."""
+    rows = b.part(groups)
+    if isinstance(agg, Count):
+        return _count(b.aggregate(rows, f"count_if({scope})"))
+    if isinstance(agg, CountWhere):
+        return _count(b.aggregate(rows, f"count_if({scope} AND {b.predicate(agg.filter)})"))
+    if isinstance(agg, Missing):
+        return _count(b.aggregate(rows, f"count_if({scope} AND {b.text(agg.field)} IS NULL)"))
+    if isinstance(agg, Percentiles):
+        fractions = ", ".join(repr(q / 100) for q in agg.qs)
+        values = f"CASE WHEN {scope} THEN {b.number(agg.field)} END"
+        index = b.aggregate(rows, f"quantile_cont({values}, [{fractions}])")
+        return lambda aggs: dict(zip(agg.qs, aggs[index] or [None] * len(agg.qs), strict=True))
+    if isinstance(agg, Stats):
+        values = f"CASE WHEN {scope} THEN {b.number(agg.field)} END"
+        parts = {fn: b.aggregate(rows, f"{fn}({values})") for fn in _STATS}
+        return lambda aggs: {fn: aggs[i] if fn != "count" else int(aggs[i] or 0) for fn, i in parts.items()}
+    return _value_aggregate(b, groups, scope, agg)
+
+
+def _value_aggregate(b: _Builder, groups: tuple[str, ...], scope: str, agg: Any) -> _Decoder:
+    """Cardinality, terms and histograms: outer aggregates over per-value counts ``c``."""
+    if isinstance(agg, Histogram):
+        column = b.number(agg.field)
+        bucket = " + ".join(f"CAST({column} >= {b.param(float(e))} AS INTEGER)" for e in agg.edges)
+        part = b.part(groups, bucket, f"{column} IS NOT NULL")
+    elif isinstance(agg, Cardinality | Terms):
+        column = b.text(agg.field)
+        part = b.part(groups, column, f"{column} IS NOT NULL")
+    else:
+        raise ValueError(f"unsupported aggregate {type(agg).__name__}")
+    count = part.count_column(scope)
+    if isinstance(agg, Cardinality):
+        return _count(b.aggregate(part, f"count_if({count} > 0)"))
+    pairs = f"list(struct_pack(v := v, c := {count}) ORDER BY {count} DESC, v) FILTER (WHERE {count} > 0)"
+    if isinstance(agg, Terms):
+        index = b.aggregate(part, f"list_slice({pairs}, 1, {int(agg.size)})")
+        return lambda aggs: {pair["v"]: int(pair["c"]) for pair in aggs[index] or ()}
+    index = b.aggregate(part, pairs)
+    size = len(agg.edges) + 1
+    return lambda aggs: _buckets(aggs[index] or (), size)
+
+
+def _buckets(pairs: Sequence[dict[str, int]], size: int) -> list[int]:
+    counts = [0] * size
+    for pair in pairs:
+        counts[pair["v"]] = int(pair["c"])
+    return counts
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+@dataclass(frozen=True)
+class _Planned:
+    query: Query
+    groups: tuple[str, ...]
+    scope_count: _Decoder
+    decoders: dict[str, _Decoder]
+
+
+@dataclass(frozen=True)
+class FusedPlan:
+    """One statement answering a batch; ``errors`` holds queries refused before execution."""
+
+    sql: str
+    params: dict[str, Any]
+    planned: tuple[_Planned, ...]
+    parts: tuple[_Part, ...]
+    group_fields: dict[str, int]
+    aggregate_count: int
+    errors: dict[str, str]
+
+    def results(self, columns: Sequence[str], rows: Sequence[Row]) -> dict[str, QueryResult]:
+        """Split the statement's rows into one result per planned query, by query id."""
+        groups = self._merge(columns, rows)
+        out = {}
+        for item in self.planned:
+            try:
+                out[item.query.id] = self._result(item, groups.get(item.groups, {}))
+            except (TypeError, ValueError, KeyError, IndexError) as exc:
+                out[item.query.id] = QueryResult(item.query.id, error=f"could not read the result: {exc}")
+        return out
+
+    def _merge(
+        self, columns: Sequence[str], rows: Sequence[Row]
+    ) -> dict[tuple[str, ...], dict[Row, list[Any]]]:
+        """group set -> group key -> aggregate values, gathered from every part of that set."""
+        where = {name: i for i, name in enumerate(columns)}
+        merged: dict[tuple[str, ...], dict[Row, list[Any]]] = {}
+        for row in rows:
+            part = self.parts[row[where["part"]]]
+            key = tuple(row[where[g]] for g in part.groups)
+            values = merged.setdefault(part.groups, {}).setdefault(key, [None] * self.aggregate_count)
+            for index in part.outer.values():
+                values[index] = row[where[f"a{index}"]]
+        return merged
+
+    def _result(self, item: _Planned, groups: dict[Row, list[Any]]) -> QueryResult:
+        found = []
+        names = sorted(set(item.query.group_by), key=self.group_fields.__getitem__)
+        for key, aggs in groups.items():
+            if item.query.group_by and not item.scope_count(aggs):
+                continue  # the group exists in the scan, not in this query's window and filter
+            labels = dict(zip(names, key, strict=True))
+            values = {name: decode(aggs) for name, decode in item.decoders.items()}
+            found.append(Group({name: str(labels[name]) for name in item.query.group_by}, values))
+        found.sort(key=lambda group: tuple(group.key.values()))
+        return QueryResult(item.query.id, tuple(found))
+
+
+def compile_batch(queries: Sequence[Query]) -> FusedPlan:
+    """Compile queries into one fused statement; invalid queries go to ``errors``."""
+    b = _Builder()
+    planned, errors = [], {}
+    for query in queries:
+        try:
+            validate(query)
+        except ValueError as exc:
+            errors[query.id] = str(exc)
+            continue
+        groups = b.group_columns(query.group_by)
+        scope = b.scope(query)
+        decoders = {name: _aggregate(b, groups, scope, agg) for name, agg in query.aggregates.items()}
+        planned.append(_Planned(query, groups, _aggregate(b, groups, scope, Count()), decoders))
+    sql = b.render(merged_ranges([item.query.window for item in planned]))
+    parts = tuple(b.parts.values())
+    return FusedPlan(sql, b.params, tuple(planned), parts, dict(b.group_fields), b.aggregate_count, errors)
