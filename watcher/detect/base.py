@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from watcher.query import Query, QueryResult, Window
 from watcher.rules.models import Rule
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """What a detector concluded for one group."""
 
     ALERTING = "alerting"

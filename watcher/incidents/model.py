@@ -7,17 +7,17 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class State(str, Enum):
+class State(StrEnum):
     PENDING = "pending"  # alerting, but not yet for the rule's `for`
     FIRING = "firing"
     RESOLVED = "resolved"
 
 
-class Event(str, Enum):
+class Event(StrEnum):
     """What a notification says about an incident."""
 
     FIRING = "firing"  # it started firing
@@ -71,8 +71,14 @@ class Incident:
     def from_json(cls, data: Mapping[str, Any]) -> Incident:
         values = dict(data)
         values["state"] = State(values["state"])
-        for key in ("started_at", "fired_at", "resolved_at", "last_alerting_at", "last_notified_at",
-                    "last_evaluated_at"):
+        for key in (
+            "started_at",
+            "fired_at",
+            "resolved_at",
+            "last_alerting_at",
+            "last_notified_at",
+            "last_evaluated_at",
+        ):
             if values.get(key):
                 values[key] = datetime.fromisoformat(values[key])
         return cls(**values)

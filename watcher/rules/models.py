@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from watcher.duration import Duration
 from watcher.query import Filter, parse_filter
+from watcher.rules.ml_specs import DriftSpec, SpikeSpec, ValiditySpec
 
 
 def _filter_schema() -> dict[str, Any]:
@@ -125,8 +126,8 @@ class FlatlineSpec(_Model):
     below: float = Field(ge=0, description="minimum number of documents expected in the window")
 
 
-DetectorKind = Literal["threshold", "flatline"]
-DETECTOR_KINDS: tuple[DetectorKind, ...] = ("threshold", "flatline")
+DetectorKind = Literal["threshold", "flatline", "spike", "drift", "validity"]
+DETECTOR_KINDS: tuple[DetectorKind, ...] = ("threshold", "flatline", "spike", "drift", "validity")
 
 
 # --------------------------------------------------------------------------- the rule
@@ -153,12 +154,19 @@ class Rule(_Model):
     group_by: tuple[str, ...] = ()
     signal: Signal = Field(default_factory=lambda: Signal(count=CountSpec()))
     min_events: int = Field(
-        default=0, ge=0, description="below this many documents a group is 'not enough data': no fire, no resolve"
+        default=0,
+        ge=0,
+        description="below this many documents a group is 'not enough data': no fire, no resolve",
     )
     threshold: ThresholdSpec | None = None
     flatline: FlatlineSpec | None = None
+    spike: SpikeSpec | None = None
+    drift: DriftSpec | None = None
+    validity: ValiditySpec | None = None
     for_: Duration = Field(default=timedelta(0), alias="for", description="pending time before firing")
-    keep_firing_for: Duration = Field(default=timedelta(0), description="stay firing this long after it clears")
+    keep_firing_for: Duration = Field(
+        default=timedelta(0), description="stay firing this long after it clears"
+    )
     repeat_interval: Duration | None = Field(
         default=None, description="re-notify a still-firing incident this often (default: the route's)"
     )
@@ -173,9 +181,8 @@ class Rule(_Model):
     def _check(self) -> Rule:
         kinds = [name for name in DETECTOR_KINDS if getattr(self, name) is not None]
         if len(kinds) != 1:
-            raise ValueError(
-                f"a rule has exactly one detector of {', '.join(DETECTOR_KINDS)}; got {', '.join(kinds) or 'none'}"
-            )
+            allowed, got = ", ".join(DETECTOR_KINDS), ", ".join(kinds) or "none"
+            raise ValueError(f"a rule has exactly one detector of {allowed}; got {got}")
         if self.every <= timedelta(0) or self.window <= timedelta(0):
             raise ValueError("'every' and 'window' must be longer than 0s")
         return self

@@ -1,0 +1,189 @@
+"""``watcher baseline build``: write a feature baseline profile for the drift and validity rules.
+
+From a configured source (aggregations over a time range; no raw rows leave the store) or from a
+file of training data (CSV, Parquet, JSON-lines, read with pandas).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+import yaml
+
+from watcher.baseline import (
+    FeatureType,
+    Profile,
+    profile_from_frame,
+    profile_from_store,
+    read_frame,
+    save_profile,
+)
+from watcher.cli.backtest import parse_time
+from watcher.cli.common import add_config_argument
+from watcher.config import EmbeddedSource
+from watcher.query import Filter, Window, parse_filter
+from watcher.rules.loader import ConfigError, load_config
+from watcher.store.factory import open_store
+
+DESCRIPTION = """\
+Build a baseline profile: per feature its type, decile bins (numeric) or top values (categorical),
+missing rate and range. Commit the file next to the rules that use it (drift, validity).
+"""
+
+EPILOG = """\
+examples:
+  watcher baseline build --source ml-api --start 2026-01-04T00:00Z --end 2026-01-05T00:00Z \\
+      --where '{service: prediction-api}' --features features.age,features.country -o baselines/ml-api.json
+  watcher baseline build --from-file training.parquet --prefix features. -o baselines/churn.json
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "baseline", help="build feature baseline profiles for drift/validity rules"
+    )
+    commands = parser.add_subparsers(dest="baseline_command", metavar="COMMAND", required=True)
+    build = commands.add_parser(
+        "build",
+        help="build a profile from a source or a training-data file",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_argument(build)
+    origin = build.add_mutually_exclusive_group(required=True)
+    origin.add_argument(
+        "--source", metavar="NAME", help="a source of watcher.yaml (needs --start, --end, --features)"
+    )
+    origin.add_argument(
+        "--from-file", type=Path, metavar="FILE", help="training data: .csv, .parquet, .jsonl"
+    )
+    build.add_argument("--start", type=parse_time, metavar="ISO8601", help="start of the time range (source)")
+    build.add_argument("--end", type=parse_time, metavar="ISO8601", help="end of the time range (source)")
+    build.add_argument("--where", metavar="FILTER", help="rule-style filter as YAML, e.g. '{service: api}'")
+    build.add_argument(
+        "--features", metavar="F1,F2", help="fields to profile (default with --from-file: all)"
+    )
+    build.add_argument(
+        "--types", metavar="F=TYPE,...", help="override inferred types: numeric or categorical"
+    )
+    build.add_argument("--prefix", default="", help="prepend to column names of a file, e.g. 'features.'")
+    build.add_argument("--top", type=int, default=20, help="categories kept by name (default 20)")
+    build.add_argument(
+        "--max-values", type=int, default=1000, help="values listed for unseen checks (default 1000)"
+    )
+    build.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="FILE.json", help="profile to write"
+    )
+    build.set_defaults(func=run)
+
+
+class UsageError(Exception):
+    """A bad combination of options; the message is printed as is."""
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        profile = _from_file(args) if args.from_file is not None else _from_source(args)
+    except (UsageError, ValueError) as exc:
+        print(f"watcher baseline: {exc}", file=sys.stderr)
+        return 2
+    save_profile(profile, args.output)
+    kinds = ", ".join(f"{name} ({feature.type})" for name, feature in profile.features.items())
+    print(f"wrote {args.output}: {profile.rows} rows, {len(profile.features)} features: {kinds}")
+    return 0
+
+
+def _features(args: argparse.Namespace) -> list[str] | None:
+    if not args.features:
+        return None
+    return [name.strip() for name in args.features.split(",") if name.strip()]
+
+
+def _types(args: argparse.Namespace) -> dict[str, FeatureType]:
+    types: dict[str, FeatureType] = {}
+    for item in (args.types or "").split(","):
+        if not item.strip():
+            continue
+        name, _, kind = item.partition("=")
+        if kind.strip() not in ("numeric", "categorical"):
+            raise UsageError(f"--types {item.strip()!r}: use FIELD=numeric or FIELD=categorical")
+        types[name.strip()] = cast(FeatureType, kind.strip())
+    return types
+
+
+def _options(args: argparse.Namespace) -> None:
+    if args.top < 1 or args.max_values < 1:
+        raise UsageError("--top and --max-values must be at least 1")
+
+
+def _from_file(args: argparse.Namespace) -> Profile:
+    _options(args)
+    if args.start or args.end or args.where:
+        raise UsageError("--start, --end and --where apply to --source; filter a file before profiling it")
+    frame = read_frame(args.from_file)
+    return profile_from_frame(
+        frame,
+        built_at=datetime.now(UTC),
+        source=str(args.from_file),
+        features=_features(args),
+        types=_types(args),
+        prefix=args.prefix,
+        top=args.top,
+        max_values=args.max_values,
+    )
+
+
+def _from_source(args: argparse.Namespace) -> Profile:
+    _options(args)
+    features = _features(args)
+    if args.start is None or args.end is None or not features:
+        raise UsageError("--source needs --start, --end and --features")
+    if args.end <= args.start:
+        raise UsageError("--end must be after --start")
+    if args.prefix:
+        raise UsageError("--prefix applies to --from-file; name the log fields in --features")
+    where = _where(args.where)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if args.source not in config.sources:
+        known = ", ".join(sorted(config.sources)) or "none"
+        raise UsageError(f"unknown source {args.source!r} (defined: {known})")
+    source = config.sources[args.source]
+    from watcher.store.embedded import EmbeddedStore  # lazily: DuckDB and pandas are heavy imports
+
+    store = open_store(source)
+    try:
+        if isinstance(source, EmbeddedSource) and isinstance(store, EmbeddedStore) and source.ingest:
+            store.ingest_files(source.ingest)  # catch up as the daemon would; cursors make it idempotent
+        return profile_from_store(
+            store,
+            source=args.source,
+            window=Window(args.start, args.end),
+            features=features,
+            built_at=datetime.now(UTC),
+            where=where,
+            where_text=args.where,
+            types=_types(args),
+            top=args.top,
+            max_values=args.max_values,
+        )
+    finally:
+        store.close()
+
+
+def _where(text: str | None) -> Filter:
+    if not text:
+        return parse_filter(None)
+    try:
+        return parse_filter(yaml.safe_load(text))
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--where is not valid YAML: {exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"--where: {exc}") from None

@@ -1,0 +1,311 @@
+"""``drift``: feature distributions in the window against a baseline profile or a reference window.
+
+Counts come from the store as aggregations, so no raw value leaves it: a ``Histogram`` on the
+profile's bin edges for a numeric feature; for a categorical one, a filtered count per profile
+category plus ``Missing``, so the bins -- the profile's top values and ``__other__`` (everything
+else, including values never seen before; the validity detector counts those exactly) -- are
+exact at any cardinality, and a ``Terms`` names the new values. Without a profile (a reference
+window and ``type: categorical``) the bins are the values either window's ``Terms`` returned:
+exact up to 100 distinct values per window, the rest folded into ``__other__``.
+
+One finding per group: alerting when any feature scores ``warn`` or more. ``details`` holds per
+feature the score, its level (ok / warning / critical), the sample sizes and the bins that moved
+most; ``details["severity"]`` is ``critical`` when a feature reached ``critical``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from watcher.baseline import OTHER, CategoricalFeature, NumericFeature
+from watcher.detect import stats
+from watcher.detect.base import Finding, Status, rule_window
+from watcher.detect.groups import error_findings, groups_with_known
+from watcher.query import (
+    Aggregate,
+    AggValue,
+    Count,
+    CountWhere,
+    Eq,
+    Histogram,
+    Missing,
+    Query,
+    QueryResult,
+    Terms,
+)
+from watcher.rules.ml_specs import DriftFeature, DriftSpec
+from watcher.rules.models import Rule
+
+COUNT = "count"
+NEW_VALUES_SHOWN = 5
+WINDOW_TERMS = 100  # values per window when, without a profile, two windows' terms are the bins
+Values = Mapping[str, AggValue]
+
+
+def _spec(rule: Rule) -> DriftSpec:
+    assert rule.drift is not None, "drift detector on a rule without 'drift'"
+    return rule.drift
+
+
+def queries(rule: Rule, at: datetime) -> list[Query]:
+    """The current window, then (with ``reference``) the window ``offset`` earlier."""
+    spec = _spec(rule)
+    window = rule_window(rule, at)
+    windows = [("current", window)]
+    if spec.reference is not None:
+        windows.append(("reference", window.shifted(spec.reference.offset)))
+    aggregates = feature_aggregates(spec)
+    return [
+        Query(
+            id=f"{rule.name}#{tag}", window=w, aggregates=aggregates, where=rule.where, group_by=rule.group_by
+        )
+        for tag, w in windows
+    ]
+
+
+def feature_aggregates(spec: DriftSpec) -> dict[str, Aggregate]:
+    """What the store counts per window: the document count and each feature's bins. A profile's
+    categories are counted one by one (exact, whatever the cardinality); ``Terms`` only names new
+    values, or -- without a profile -- supplies the categories of both windows."""
+    aggregates: dict[str, Aggregate] = {COUNT: Count()}
+    for feature in spec.resolved_features():
+        name, stored = feature.name, _stored(spec, feature.name)
+        if feature.edges is not None:
+            aggregates[f"{name}/bins"] = Histogram(name, feature.edges)
+            continue
+        aggregates[f"{name}/missing"] = Missing(name)
+        if isinstance(stored, CategoricalFeature):
+            for index, category in enumerate(stored.categories):
+                aggregates[f"{name}/category{index}"] = CountWhere(Eq(name, category))
+            known = stored.values or stored.categories
+            aggregates[f"{name}/terms"] = Terms(name, size=len(known) + NEW_VALUES_SHOWN)
+        else:
+            aggregates[f"{name}/terms"] = Terms(name, size=WINDOW_TERMS)
+    return aggregates
+
+
+def _stored(spec: DriftSpec, name: str) -> NumericFeature | CategoricalFeature | None:
+    return spec.baseline.profile.features.get(name) if spec.baseline is not None else None
+
+
+def evaluate(
+    rule: Rule,
+    results: Sequence[QueryResult],
+    at: datetime,
+    known_groups: Sequence[Mapping[str, str]] = (),
+) -> list[Finding]:
+    spec = _spec(rule)
+    failed = next((result for result in results if not result.ok), None)
+    if failed is not None:
+        return error_findings(rule, known_groups, failed.error or "")
+    current = results[0]
+    reference = {_key(g.key): g.values for g in results[1].groups} if spec.reference is not None else None
+    findings = []
+    for group, values in groups_with_known(current, known_groups):
+        earlier = reference.get(_key(group), {}) if reference is not None else None
+        findings.append(_judge(rule, spec, group, values, earlier))
+    return findings
+
+
+def _key(group: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(group.items()))
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+@dataclass(frozen=True)
+class Binned:
+    """One feature's counts in aligned bins, reference and current."""
+
+    labels: list[str]
+    reference: list[float]
+    current: list[float]
+    new_values: dict[str, int] = field(default_factory=dict)
+
+
+def binned(spec: DriftSpec, feature: DriftFeature, values: Values, earlier: Values | None) -> Binned:
+    """Align the current window's counts with the reference's (profile or earlier window)."""
+    stored = _stored(spec, feature.name)
+    if feature.edges is not None:
+        labels = bin_labels(feature.edges, maximum=stored.max if isinstance(stored, NumericFeature) else None)
+        current = _histogram(values, feature.name, len(labels))
+        if earlier is not None:
+            return Binned(labels, _histogram(earlier, feature.name, len(labels)), current)
+        assert isinstance(stored, NumericFeature)
+        return Binned(labels, stored.bin_counts(), current)
+    if isinstance(stored, CategoricalFeature):
+        labels = [*stored.categories, OTHER]
+        current = _profile_categories(values, feature.name, len(stored.categories))
+        if earlier is not None:
+            reference = _profile_categories(earlier, feature.name, len(stored.categories))
+        else:
+            reference = [stored.shares.get(label, 0.0) * stored.count for label in labels]
+        return Binned(labels, reference, current, _new_values(values, feature.name, stored))
+    terms, old_terms = _terms(values, feature.name), _terms(earlier or {}, feature.name)
+    names = sorted(old_terms.keys() | terms.keys(), key=lambda v: (-old_terms.get(v, 0), v))
+    reference = _window_categories(earlier or {}, feature.name, old_terms, names)
+    return Binned([*names, OTHER], reference, _window_categories(values, feature.name, terms, names))
+
+
+def _present(values: Values, name: str) -> int:
+    count, missing = values.get(COUNT, 0), values.get(f"{name}/missing", 0)
+    return int(count) - int(missing) if isinstance(count, int) and isinstance(missing, int) else 0
+
+
+def _profile_categories(values: Values, name: str, size: int) -> list[float]:
+    counts = []
+    for index in range(size):
+        count = values.get(f"{name}/category{index}", 0)
+        counts.append(float(count) if isinstance(count, int | float) else 0.0)
+    return [*counts, float(max(_present(values, name) - sum(counts), 0))]
+
+
+def _new_values(values: Values, name: str, stored: CategoricalFeature) -> dict[str, int]:
+    known = set(stored.values or stored.categories)
+    new = sorted(
+        ((v, c) for v, c in _terms(values, name).items() if v not in known), key=lambda item: -item[1]
+    )
+    return dict(new[:NEW_VALUES_SHOWN])
+
+
+def _terms(values: Values, name: str) -> dict[str, int]:
+    raw = values.get(f"{name}/terms")
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): int(v) for k, v in raw.items() if isinstance(v, int | float)}
+
+
+def _window_categories(
+    values: Values, name: str, terms: Mapping[str, int], names: Sequence[str]
+) -> list[float]:
+    counts = [float(terms.get(label, 0)) for label in names]
+    present = max(_present(values, name), sum(terms.values()))
+    return [*counts, float(max(present - sum(counts), 0))]
+
+
+def _histogram(values: Values, name: str, size: int) -> list[float]:
+    counts = values.get(f"{name}/bins")
+    if not isinstance(counts, list):
+        return [0.0] * size
+    if len(counts) != size:
+        raise ValueError(f"store returned {len(counts)} bins for {name!r}, expected {size}")
+    return [float(c) for c in counts]
+
+
+def bin_labels(edges: Sequence[float], *, maximum: float | None = None) -> list[str]:
+    """``< e0``, ``[e0, e1)``, ..., ``>= ek`` -- the ``Histogram`` buckets, as users read them.
+    A built profile's last edge sits one float above the baseline ``maximum`` (see
+    ``decile_edges``): then the last bin reads ``[e, max]`` and the overflow ``> max``."""
+    labels = [f"< {edges[0]:g}"] + [f"[{low:g}, {high:g})" for low, high in itertools.pairwise(edges)]
+    if maximum is None or edges[-1] != np.nextafter(maximum, math.inf):
+        return [*labels, f">= {edges[-1]:g}"]
+    if len(edges) > 1:
+        labels[-1] = f"[{edges[-2]:g}, {maximum:g}]"
+    return [*labels, f"> {maximum:g}"]
+
+
+# --------------------------------------------------------------------------- judging
+
+
+def _judge(
+    rule: Rule, spec: DriftSpec, group: Mapping[str, str], values: Values, earlier: Values | None
+) -> Finding:
+    scored: dict[str, dict[str, Any]] = {}
+    short: dict[str, str] = {}
+    for feature in spec.resolved_features():
+        try:
+            data = binned(spec, feature, values, earlier)
+            problem = _too_small(spec, data, earlier is not None)
+            if not problem:
+                scored[feature.name] = _score(spec, data)
+        except ValueError as exc:  # the store broke the aggregate contract: an error, never a verdict
+            return Finding(rule.name, group, Status.ERROR, reason=f"cannot score {feature.name}: {exc}")
+        if problem:
+            short[feature.name] = problem
+    if not scored:
+        reason = "not enough data: " + "; ".join(f"{name} {why}" for name, why in short.items())
+        return Finding(rule.name, group, Status.NO_DATA, reason=reason, details={"not_enough_data": short})
+    warn, critical = spec.thresholds
+    drifted = [name for name, info in scored.items() if info["level"] != "ok"]
+    worst = max(scored, key=lambda name: scored[name]["score"])
+    details: dict[str, Any] = {
+        "method": spec.method,
+        "warn": warn,
+        "critical": critical,
+        "severity": _severity(scored, drifted),
+        "drifted": drifted,
+        "features": scored,
+        "not_enough_data": short,
+    }
+    value = float(scored[worst]["score"])
+    if not drifted:
+        reason = f"no drift: max {spec.method} {value:.3g} ({worst})"
+        return Finding(rule.name, group, Status.OK, value, warn, reason, details)
+    return Finding(rule.name, group, Status.ALERTING, value, warn, _reason(spec, scored, drifted), details)
+
+
+def _too_small(spec: DriftSpec, data: Binned, from_window: bool) -> str:
+    current, reference = sum(data.current), sum(data.reference)
+    if current < spec.min_samples:
+        return f"has {current:.0f} values (min_samples {spec.min_samples})"
+    if from_window and reference < spec.min_samples:
+        return f"has {reference:.0f} values in the reference window (min_samples {spec.min_samples})"
+    if reference <= 0:
+        return "has no values in the baseline"
+    return ""
+
+
+def _score(spec: DriftSpec, data: Binned) -> dict[str, Any]:
+    result = stats.score(spec.method, data.reference, data.current)
+    warn, critical = spec.thresholds
+    level = "critical" if result.value >= critical else "warning" if result.value >= warn else "ok"
+    info: dict[str, Any] = {
+        "score": result.value,
+        "level": level,
+        "samples": int(sum(data.current)),
+        "reference_samples": round(sum(data.reference)),
+        "top_bins": moved_bins(data, spec.top_bins),
+    }
+    if result.p_value is not None:
+        info["p_value"] = result.p_value
+    if data.new_values:
+        info["new_values"] = data.new_values
+    return info
+
+
+def moved_bins(data: Binned, top: int) -> list[dict[str, Any]]:
+    """The ``top`` bins whose share changed most, largest change first."""
+    ref_total, cur_total = sum(data.reference) or 1.0, sum(data.current) or 1.0
+    moves = [
+        (label, ref / ref_total, cur / cur_total)
+        for label, ref, cur in zip(data.labels, data.reference, data.current, strict=True)
+    ]
+    moves.sort(key=lambda move: -abs(move[2] - move[1]))
+    return [
+        {"bin": label, "reference": round(ref, 6), "current": round(cur, 6), "change": round(cur - ref, 6)}
+        for label, ref, cur in moves[:top]
+    ]
+
+
+def _severity(scored: Mapping[str, Mapping[str, Any]], drifted: list[str]) -> str | None:
+    if any(scored[name]["level"] == "critical" for name in drifted):
+        return "critical"
+    return "warning" if drifted else None
+
+
+def _reason(spec: DriftSpec, scored: Mapping[str, Mapping[str, Any]], drifted: list[str]) -> str:
+    parts = []
+    for name in sorted(drifted, key=lambda n: -scored[n]["score"]):
+        info = scored[name]
+        top = info["top_bins"][0]
+        move = f"{top['bin']} {top['reference']:.1%} -> {top['current']:.1%}"
+        parts.append(f"{name} {info['score']:.3g} ({info['level']}; {move})")
+    return f"{spec.method} drift in " + ", ".join(parts)

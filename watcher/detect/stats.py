@@ -1,0 +1,172 @@
+"""Distribution distances on binned counts: PSI, Jensen-Shannon, KL, KS and chi-square.
+
+Every function takes two equally long sequences of bin counts -- the *reference* (a baseline
+profile's shares times its row count, or a reference window) and the *current* window -- in the
+same bin order. Counts may be fractional (a profile stores shares), must be finite and
+non-negative, and each side needs a positive total: an empty window raises ``ValueError``, and the
+drift detector reports it as "not enough data" before it gets here.
+
+Smoothing: PSI and KL divide by shares, so an empty bin would make them infinite. Both use
+``smoothed_shares``: every share is raised to at least ``SMOOTHING_FLOOR`` (1e-4) and the vector
+is renormalised to sum to 1. Identical distributions stay identical (score 0); a bin that is new
+in the current window scores as if the reference had held 0.01% there. Jensen-Shannon, KS and
+chi-square are finite on empty bins and use the raw shares.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+SMOOTHING_FLOOR = 1e-4
+
+Counts = Sequence[float] | npt.NDArray[np.float64]
+_Vector = npt.NDArray[np.float64]
+
+
+def _counts(name: str, counts: Counts) -> _Vector:
+    values = np.asarray(counts, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"{name} needs at least one bin")
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        bad = next(v for v in values.tolist() if not math.isfinite(v) or v < 0)
+        raise ValueError(f"{name} counts must be finite and non-negative, got {bad}")
+    if values.sum() <= 0:
+        raise ValueError(f"{name} is empty: no counts in any bin")
+    return values
+
+
+def _pair(reference: Counts, current: Counts) -> tuple[_Vector, _Vector]:
+    ref, cur = _counts("reference", reference), _counts("current", current)
+    if ref.size != cur.size:
+        raise ValueError(f"reference has {ref.size} bins and current has {cur.size}; they must match")
+    return ref, cur
+
+
+def shares(counts: Counts) -> _Vector:
+    """Counts as shares summing to 1."""
+    values = _counts("counts", counts)
+    out: _Vector = values / values.sum()
+    return out
+
+
+def smoothed_shares(counts: Counts, floor: float = SMOOTHING_FLOOR) -> _Vector:
+    """Shares with every bin raised to at least ``floor`` and renormalised (see the module doc)."""
+    raised = np.maximum(shares(counts), floor)
+    out: _Vector = raised / raised.sum()
+    return out
+
+
+def psi(reference: Counts, current: Counts) -> float:
+    """Population Stability Index: sum((c - r) * ln(c / r)) over smoothed shares. Symmetric, >= 0.
+
+    Rule of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift.
+    """
+    ref, cur = _pair(reference, current)
+    r, c = smoothed_shares(ref), smoothed_shares(cur)
+    return max(float(np.sum((c - r) * np.log(c / r))), 0.0)
+
+
+def kl_divergence(reference: Counts, current: Counts) -> float:
+    """KL(current || reference) in nats over smoothed shares: the information lost when the
+    reference describes today's traffic. Not symmetric."""
+    ref, cur = _pair(reference, current)
+    r, c = smoothed_shares(ref), smoothed_shares(cur)
+    return max(float(np.sum(c * np.log(c / r))), 0.0)
+
+
+def js_distance(reference: Counts, current: Counts) -> float:
+    """Jensen-Shannon distance with base-2 logs: sqrt of the JS divergence, in [0, 1]. Symmetric.
+
+    Equal to ``scipy.spatial.distance.jensenshannon(r, c, base=2)``; empty bins need no smoothing.
+    """
+    ref, cur = _pair(reference, current)
+    r, c = shares(ref), shares(cur)
+    m = (r + c) / 2
+    divergence = (_kl_bits(r, m) + _kl_bits(c, m)) / 2
+    return math.sqrt(min(max(divergence, 0.0), 1.0))
+
+
+def _kl_bits(p: _Vector, q: _Vector) -> float:
+    mask = p > 0  # 0 * log(0 / q) is 0; q > 0 wherever p > 0 because q is a mixture containing p
+    return float(np.sum(p[mask] * np.log2(p[mask] / q[mask])))
+
+
+@dataclass(frozen=True)
+class TwoSampleResult:
+    """A two-sample test on binned counts: the statistic, its p-value and the effect size used as
+    the drift score (KS: the statistic D itself; chi-square: Cramer's V)."""
+
+    statistic: float
+    p_value: float
+    score: float
+
+
+def ks_test(reference: Counts, current: Counts) -> TwoSampleResult:
+    """Two-sample Kolmogorov-Smirnov on cumulative binned counts, in bin order (numeric bins only).
+
+    D is the largest gap between the two empirical CDFs at a bin edge; with one bin per distinct
+    value it equals ``scipy.stats.ks_2samp``. The p-value is the asymptotic Kolmogorov one with the
+    effective size n*m/(n+m); binning makes it conservative.
+    """
+    from scipy.stats import kstwobign
+
+    ref, cur = _pair(reference, current)
+    gaps = np.abs(np.cumsum(ref) / ref.sum() - np.cumsum(cur) / cur.sum())
+    statistic = float(min(gaps.max(), 1.0))
+    n, m = ref.sum(), cur.sum()
+    effective = n * m / (n + m)
+    p_value = float(kstwobign.sf(statistic * math.sqrt(effective))) if statistic > 0 else 1.0
+    return TwoSampleResult(statistic=statistic, p_value=p_value, score=statistic)
+
+
+def chi2_test(reference: Counts, current: Counts) -> TwoSampleResult:
+    """Chi-square test of homogeneity on the 2 x k table (reference, current) without Yates'
+    correction; bins empty on both sides are dropped. Equal to ``scipy.stats.chi2_contingency``.
+
+    The score is Cramer's V = sqrt(chi2 / N), an effect size in [0, 1] that, unlike the statistic
+    and the p-value, does not grow with traffic: with a million rows every p-value is ~0.
+    """
+    from scipy.stats import chi2
+
+    ref, cur = _pair(reference, current)
+    table = np.vstack([ref, cur])
+    table = table[:, table.sum(axis=0) > 0]
+    total = table.sum()
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
+    statistic = float(np.sum((table - expected) ** 2 / expected))
+    dof = table.shape[1] - 1
+    p_value = float(chi2.sf(statistic, dof)) if dof > 0 else 1.0
+    return TwoSampleResult(statistic=statistic, p_value=p_value, score=math.sqrt(min(statistic / total, 1.0)))
+
+
+@dataclass(frozen=True)
+class Score:
+    """One drift score: higher means more drift. ``p_value`` only for the tests (ks, chi2)."""
+
+    value: float
+    p_value: float | None = None
+
+
+METHODS = ("psi", "js", "kl", "ks", "chi2")
+
+
+def score(method: str, reference: Counts, current: Counts) -> Score:
+    """The drift score of ``method`` (one of ``METHODS``) for one feature."""
+    if method == "psi":
+        return Score(psi(reference, current))
+    if method == "js":
+        return Score(js_distance(reference, current))
+    if method == "kl":
+        return Score(kl_divergence(reference, current))
+    if method == "ks":
+        result = ks_test(reference, current)
+        return Score(result.score, result.p_value)
+    if method == "chi2":
+        result = chi2_test(reference, current)
+        return Score(result.score, result.p_value)
+    raise ValueError(f"unknown drift method {method!r} (use one of {', '.join(METHODS)})")

@@ -1,0 +1,221 @@
+"""``validity``: are the feature values in the window the kind the model was trained on?
+
+Three checks per feature, all counted exactly in the store (see ``ValiditySpec``):
+
+- unseen: present values of a categorical feature outside the profile's value set, counted with
+  ``CountWhere(exists and not in known)`` -- not folded into a drift score; a ``Terms`` sized
+  known + ``top_values`` names the most frequent of them;
+- missing: absent or null values, against the profile's missing rate plus a margin;
+- out of range: present numeric values outside the rule's ``bounds`` or the profile's p0.1..p99.9.
+
+One finding per group; ``value`` is the share of the check nearest to (or furthest over) its
+limit and ``threshold`` that limit; ``details["checks"]`` lists every check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from watcher.baseline import CategoricalFeature, NumericFeature
+from watcher.detect.base import Finding, Status, rule_window
+from watcher.detect.groups import error_findings, groups_with_known
+from watcher.query import (
+    Aggregate,
+    AggValue,
+    And,
+    Count,
+    CountWhere,
+    Exists,
+    Filter,
+    In,
+    Missing,
+    Not,
+    Or,
+    Query,
+    QueryResult,
+    Range,
+    Terms,
+)
+from watcher.rules.ml_specs import ValiditySpec
+from watcher.rules.models import Rule
+
+COUNT = "count"
+Values = Mapping[str, AggValue]
+
+
+def _spec(rule: Rule) -> ValiditySpec:
+    assert rule.validity is not None, "validity detector on a rule without 'validity'"
+    return rule.validity
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What is checked for one feature: its known values (categorical) and valid range (numeric)."""
+
+    name: str
+    missing_rate: float
+    known: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def ranged(self) -> bool:
+        return self.low is not None or self.high is not None
+
+
+def plans(spec: ValiditySpec) -> list[Plan]:
+    """One plan per checked feature, from the profile and the rule's explicit bounds."""
+    profile = spec.baseline.profile if spec.baseline is not None else None
+    out = []
+    for name in spec.checked_features():
+        stored = profile.features.get(name) if profile is not None else None
+        rate = stored.missing_rate if stored is not None else 0.0
+        bounds = spec.bounds.get(name)
+        if bounds is not None:
+            out.append(Plan(name, rate, low=bounds.min, high=bounds.max))
+        elif isinstance(stored, NumericFeature):
+            out.append(Plan(name, rate, low=stored.p0_1, high=stored.p99_9))
+        elif isinstance(stored, CategoricalFeature):
+            out.append(Plan(name, rate, known=stored.values))
+        else:
+            out.append(Plan(name, rate))
+    return out
+
+
+def queries(rule: Rule, at: datetime) -> list[Query]:
+    spec = _spec(rule)
+    aggregates: dict[str, Aggregate] = {COUNT: Count()}
+    for plan in plans(spec):
+        aggregates[f"{plan.name}/missing"] = Missing(plan.name)
+        if plan.known is not None and spec.unseen_share_above is not None:
+            aggregates[f"{plan.name}/unseen"] = CountWhere(unseen_filter(plan.name, plan.known))
+            if spec.top_values:
+                aggregates[f"{plan.name}/terms"] = Terms(plan.name, size=len(plan.known) + spec.top_values)
+        if plan.ranged and spec.out_of_range_share_above is not None:
+            aggregates[f"{plan.name}/out_of_range"] = CountWhere(out_of_range_filter(plan))
+    window = rule_window(rule, at)
+    return [Query(f"{rule.name}#current", window, aggregates, where=rule.where, group_by=rule.group_by)]
+
+
+def unseen_filter(name: str, known: Sequence[str]) -> Filter:
+    """Present and not one of the known values (a ``must_not terms`` in the search DSL)."""
+    return And((Exists(name), Not(In(name, tuple(known)))))
+
+
+def out_of_range_filter(plan: Plan) -> Filter:
+    """Below ``low`` or above ``high`` (the bounds themselves are valid)."""
+    sides: list[Filter] = []
+    if plan.low is not None:
+        sides.append(Range(plan.name, lt=plan.low))
+    if plan.high is not None:
+        sides.append(Range(plan.name, gt=plan.high))
+    return sides[0] if len(sides) == 1 else Or(tuple(sides))
+
+
+def evaluate(
+    rule: Rule,
+    results: Sequence[QueryResult],
+    at: datetime,
+    known_groups: Sequence[Mapping[str, str]] = (),
+) -> list[Finding]:
+    spec = _spec(rule)
+    (result,) = results
+    if not result.ok:
+        return error_findings(rule, known_groups, result.error or "")
+    return [_judge(rule, spec, group, values) for group, values in groups_with_known(result, known_groups)]
+
+
+def _int(values: Values, key: str) -> int:
+    value = values.get(key, 0)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _judge(rule: Rule, spec: ValiditySpec, group: Mapping[str, str], values: Values) -> Finding:
+    count = _int(values, COUNT)
+    needed = max(spec.min_samples, rule.min_events)
+    if count < needed:
+        return Finding(
+            rule.name, group, Status.NO_DATA, reason=f"not enough data: {count} documents < {needed}"
+        )
+    checks = [check for plan in plans(spec) for check in _checks(spec, plan, values, count)]
+    if not checks:
+        return Finding(rule.name, group, Status.NO_DATA, reason="no feature had values to check")
+    violations = [check for check in checks if check["alerting"]]
+    worst = max(violations or checks, key=lambda check: check["share"] - check["limit"])
+    details = {"documents": count, "checks": checks, "violations": [_label(c) for c in violations]}
+    if not violations:
+        reason = f"{len(checks)} check{'s' if len(checks) > 1 else ''} within limits"
+        return Finding(rule.name, group, Status.OK, worst["share"], worst["limit"], reason, details)
+    reason = "; ".join(_describe(check) for check in violations)
+    return Finding(rule.name, group, Status.ALERTING, worst["share"], worst["limit"], reason, details)
+
+
+def _checks(spec: ValiditySpec, plan: Plan, values: Values, count: int) -> list[dict[str, Any]]:
+    missing = _int(values, f"{plan.name}/missing")
+    present = count - missing
+    checks = []
+    if spec.missing_share_above is not None:
+        checks.append(
+            _check(plan.name, "missing", missing, count, plan.missing_rate + spec.missing_share_above)
+        )
+    if present > 0 and f"{plan.name}/unseen" in values and spec.unseen_share_above is not None:
+        check = _check(
+            plan.name, "unseen", _int(values, f"{plan.name}/unseen"), present, spec.unseen_share_above
+        )
+        check["values"] = _unseen_values(values, plan, spec.top_values)
+        checks.append(check)
+    if present > 0 and f"{plan.name}/out_of_range" in values and spec.out_of_range_share_above is not None:
+        check = _check(
+            plan.name,
+            "out_of_range",
+            _int(values, f"{plan.name}/out_of_range"),
+            present,
+            spec.out_of_range_share_above,
+        )
+        check["range"] = [plan.low, plan.high]
+        checks.append(check)
+    return checks
+
+
+def _check(feature: str, kind: str, hits: int, total: int, limit: float) -> dict[str, Any]:
+    share = hits / total
+    return {
+        "feature": feature,
+        "check": kind,
+        "count": hits,
+        "of": total,
+        "share": share,
+        "limit": limit,
+        "alerting": share > limit,
+    }
+
+
+def _unseen_values(values: Values, plan: Plan, top: int) -> dict[str, int]:
+    terms = values.get(f"{plan.name}/terms")
+    if not isinstance(terms, dict) or plan.known is None:
+        return {}
+    known = set(plan.known)
+    unseen = [
+        (str(v), int(c)) for v, c in terms.items() if str(v) not in known and isinstance(c, int | float)
+    ]
+    return dict(sorted(unseen, key=lambda item: (-item[1], item[0]))[:top])
+
+
+def _label(check: Mapping[str, Any]) -> str:
+    return f"{check['feature']}:{check['check']}"
+
+
+def _describe(check: Mapping[str, Any]) -> str:
+    what = {"missing": "missing", "unseen": "unseen values", "out_of_range": "out of range"}[check["check"]]
+    text = f"{check['feature']}: {check['share']:.1%} {what} (limit {check['limit']:.1%})"
+    if check.get("values"):
+        text += ": " + ", ".join(check["values"])
+    if check["check"] == "out_of_range":
+        low, high = check["range"]
+        text += (
+            f" outside [{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
+        )
+    return text

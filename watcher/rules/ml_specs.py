@@ -1,0 +1,333 @@
+"""Rule settings of the ML detectors: ``spike``, ``drift`` and ``validity``.
+
+A ``baseline:`` is the path of a profile file (see ``watcher.baseline``), read once when the rule
+is loaded so the detectors stay pure. A relative path is resolved against the ``base_dir`` in the
+pydantic validation context (the rule loader passes the rule file's folder), else the working
+directory. A rule can also be built in code with a ``Profile`` object in place of the path.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from watcher.baseline import FeatureType, Profile, load_profile
+from watcher.duration import Duration
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- baseline references
+
+
+class BaselineRef(_Model):
+    """A loaded profile and the path it was written as."""
+
+    path: str
+    profile: Profile
+
+
+def _load_baseline(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, BaselineRef):
+        return value
+    if isinstance(value, Profile):
+        return BaselineRef(path=f"<{value.source}>", profile=value)
+    if not isinstance(value, str | Path):
+        raise ValueError("'baseline' is the path of a profile file (made by `watcher baseline build`)")
+    path = Path(value)
+    base_dir = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    return BaselineRef(path=str(value), profile=load_profile(path))
+
+
+Baseline = Annotated[
+    BaselineRef,
+    BeforeValidator(_load_baseline),
+    PlainSerializer(lambda ref: ref.path, return_type=str),
+    WithJsonSchema({"type": "string", "description": "path of a baseline profile JSON file"}),
+]
+
+
+# --------------------------------------------------------------------------- spike
+
+
+class ZScoreSpec(_Model):
+    """Compare with the signal's own recent history: the ``history`` windows just before the
+    current one, each as long as the rule's ``window``. Robust z = (x - median) / (1.4826 * MAD).
+
+    The history is the raw past, alerting windows included: an incident that lasts longer than
+    about half the history becomes the new median and resolves. Use ``offset`` (or a threshold
+    rule) for conditions that may last.
+    """
+
+    history: int = Field(default=12, ge=3, le=200, description="number of earlier windows")
+    above: float = Field(default=3.5, gt=0, description="alert when |z| reaches this")
+    min_history: int | None = Field(
+        default=None, ge=3, description="windows with data needed (default: half of history, at least 3)"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> ZScoreSpec:
+        if self.min_history is not None and self.min_history > self.history:
+            raise ValueError(f"min_history {self.min_history} is more than history {self.history}")
+        return self
+
+    @property
+    def needed(self) -> int:
+        return self.min_history if self.min_history is not None else max(3, self.history // 2)
+
+
+class SpikeSpec(_Model):
+    """The rule's signal against a reference. Exactly one of:
+
+    - ``offset: 1d`` -- the same signal in the window ``offset`` earlier; alert when
+      current / reference reaches ``factor`` (up) or falls to 1 / ``factor`` (down);
+    - ``zscore: {history: 12, above: 3.5}`` -- the robust z-score against recent windows.
+
+    Both windows (or every history window used) need ``min_volume`` documents, else the group is
+    "not enough data". ``min_value`` ignores up-spikes of a signal that is still small (a 429 share
+    going from 0.1% to 0.3% is a tripling, not a storm).
+    """
+
+    offset: Duration | None = None
+    factor: float | None = Field(default=None, gt=1, description="ratio that counts as a spike (default 2)")
+    zscore: ZScoreSpec | None = None
+    direction: Literal["up", "down", "both"] = "up"
+    min_volume: int = Field(default=100, ge=0, description="documents needed in each compared window")
+    min_value: float | None = Field(default=None, description="ignore up-spikes whose value is below this")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> SpikeSpec:
+        if (self.offset is None) == (self.zscore is None):
+            raise ValueError(
+                "spike needs exactly one of 'offset' (compare with an earlier window) "
+                "or 'zscore' (compare with recent history)"
+            )
+        if self.zscore is not None and self.factor is not None:
+            raise ValueError("'factor' applies to 'offset'; a zscore spike uses 'zscore.above'")
+        if self.offset is not None and self.offset <= timedelta(0):
+            raise ValueError("'offset' must be longer than 0s")
+        return self
+
+    @property
+    def ratio(self) -> float:
+        return self.factor if self.factor is not None else 2.0
+
+
+# --------------------------------------------------------------------------- drift
+
+DriftMethod = Literal["psi", "js", "kl", "ks", "chi2"]
+DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "psi": (0.1, 0.25),  # the industry rule of thumb
+    "js": (0.1, 0.2),  # JS distance, base 2, in [0, 1]
+    "kl": (0.1, 0.25),  # nats
+    "ks": (0.1, 0.2),  # KS statistic D
+    "chi2": (0.1, 0.25),  # Cramer's V: small / medium effect
+}
+
+
+class ReferenceSpec(_Model):
+    offset: Duration = Field(description="compare with the window this much earlier, e.g. 7d")
+
+
+class DriftFeature(_Model):
+    """A feature to compare. Written as its field name; the mapping form declares what a baseline
+    would otherwise tell: ``{name: country, type: categorical}``, ``{name: age, edges: [18, 30, 50]}``."""
+
+    name: str = Field(min_length=1)
+    type: FeatureType | None = None
+    edges: tuple[float, ...] | None = Field(default=None, description="numeric bin edges, increasing")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The schema admits the bare field name too, as the loader does."""
+        return {"anyOf": [{"type": "string", "minLength": 1}, handler(schema)]}
+
+    @model_validator(mode="after")
+    def _edges(self) -> DriftFeature:
+        if self.edges is not None:
+            if self.type == "categorical":
+                raise ValueError(f"feature {self.name!r}: a categorical feature has no 'edges'")
+            if not self.edges or any(b <= a for a, b in itertools.pairwise(self.edges)):
+                raise ValueError(f"feature {self.name!r}: 'edges' must be a non-empty increasing list")
+        return self
+
+    @property
+    def kind(self) -> FeatureType | None:
+        return "numeric" if self.edges is not None else self.type
+
+
+class DriftSpec(_Model):
+    """Feature distributions in the window against a ``baseline`` profile, or against the same
+    features in a ``reference`` window (``{offset: 7d}``). With both, the reference window supplies
+    the counts and the profile the bins. Scores per ``method`` (higher = more drift; see
+    ``watcher.detect.stats``); a feature at ``warn`` alerts, at ``critical`` the finding says so.
+    A feature with fewer than ``min_samples`` values is "not enough data".
+    """
+
+    baseline: Baseline | None = None
+    reference: ReferenceSpec | None = None
+    features: tuple[DriftFeature, ...] = Field(default=(), description="default: every baseline feature")
+    method: DriftMethod = "psi"
+    warn: float | None = Field(default=None, gt=0, description="default per method (psi: 0.1)")
+    critical: float | None = Field(default=None, gt=0, description="default per method (psi: 0.25)")
+    min_samples: int = Field(default=1000, ge=1)
+    top_bins: int = Field(default=3, ge=1, le=20, description="bins that moved most, named per feature")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> DriftSpec:
+        if self.baseline is None and self.reference is None:
+            raise ValueError(
+                "drift needs 'baseline' (a profile file), 'reference: {offset: ...}' "
+                "(an earlier window), or both"
+            )
+        if not self.features and self.baseline is None:
+            raise ValueError("drift needs 'features' when there is no baseline")
+        for feature in self.resolved_features():
+            self._check_feature(feature)
+        warn, critical = self.thresholds
+        if critical < warn:
+            raise ValueError(f"'critical' ({critical:g}) is below 'warn' ({warn:g})")
+        return self
+
+    def _check_feature(self, feature: DriftFeature) -> None:
+        profile = self.baseline.profile if self.baseline else None
+        known = profile is not None and feature.name in profile.features
+        if self.reference is None and not known:
+            assert self.baseline is not None
+            names = ", ".join(sorted(self.baseline.profile.features)) or "none"
+            raise ValueError(
+                f"feature {feature.name!r} is not in baseline {self.baseline.path} (it has: {names})"
+            )
+        if feature.kind is None:
+            raise ValueError(
+                f"feature {feature.name!r} needs 'type: categorical' or numeric 'edges' "
+                "(or a baseline that has it)"
+            )
+        if feature.kind == "numeric" and not feature.edges:
+            raise ValueError(f"numeric feature {feature.name!r} has no bins: its baseline has no values")
+        if self.method == "ks" and feature.kind == "categorical":
+            raise ValueError(
+                f"method ks compares ordered bins; feature {feature.name!r} is categorical "
+                "(use psi, js, kl or chi2)"
+            )
+
+    def resolved_features(self) -> list[DriftFeature]:
+        """The features with type and numeric edges filled in from the baseline."""
+        profile = self.baseline.profile if self.baseline else None
+        declared = self.features or tuple(
+            DriftFeature(name=name) for name in (profile.features if profile else ())
+        )
+        resolved = []
+        for feature in declared:
+            stored = profile.features.get(feature.name) if profile else None
+            if stored is not None and feature.kind is None:
+                edges = stored.edges if stored.type == "numeric" else None
+                feature = DriftFeature(name=feature.name, type=stored.type, edges=edges)
+            resolved.append(feature)
+        return resolved
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """(warn, critical), defaults per method."""
+        warn, critical = DEFAULT_THRESHOLDS[self.method]
+        return (
+            self.warn if self.warn is not None else warn,
+            self.critical if self.critical is not None else critical,
+        )
+
+
+# --------------------------------------------------------------------------- validity
+
+
+class Bounds(_Model):
+    """Explicit valid range of a numeric feature (inclusive)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if self.min is None and self.max is None:
+            raise ValueError("bounds need 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"bounds min {self.min:g} is above max {self.max:g}")
+        return self
+
+
+class ValiditySpec(_Model):
+    """Checks of each feature's values in the window; a group alerts when any share is over its limit.
+
+    - ``unseen_share_above``: share of present values of a categorical feature not among the
+      baseline's values, counted exactly in the store;
+    - ``missing_share_above``: the margin the missing share may exceed the baseline's missing rate
+      by (without a baseline: the missing share itself);
+    - ``out_of_range_share_above``: share of present numeric values outside ``bounds`` (else the
+      baseline's p0.1 .. p99.9, which by construction leaves ~0.2% outside).
+
+    A check set to null is off. Fewer than ``min_samples`` documents is "not enough data".
+    """
+
+    baseline: Baseline | None = None
+    features: tuple[str, ...] = Field(
+        default=(), description="default: every baseline feature and bounds key"
+    )
+    unseen_share_above: float | None = Field(default=0.01, ge=0, le=1)
+    missing_share_above: float | None = Field(default=0.05, ge=0, le=1)
+    out_of_range_share_above: float | None = Field(default=0.01, ge=0, le=1)
+    bounds: dict[str, Bounds] = Field(default_factory=dict)
+    min_samples: int = Field(default=100, ge=1)
+    top_values: int = Field(default=5, ge=0, le=50, description="unseen values named in the incident")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ValiditySpec:
+        checks = (self.unseen_share_above, self.missing_share_above, self.out_of_range_share_above)
+        if all(check is None for check in checks):
+            raise ValueError(
+                "validity needs at least one of unseen_share_above, missing_share_above, "
+                "out_of_range_share_above"
+            )
+        if not self.checked_features():
+            raise ValueError("validity needs 'baseline', or 'features' / 'bounds' to check")
+        if self.baseline is not None:
+            profile = self.baseline.profile
+            for name in self.checked_features():
+                if name not in profile.features and name not in self.bounds:
+                    have = ", ".join(sorted(profile.features)) or "none"
+                    raise ValueError(
+                        f"feature {name!r} is not in baseline {self.baseline.path} "
+                        f"(it has: {have}) and has no bounds"
+                    )
+        return self
+
+    def checked_features(self) -> list[str]:
+        if self.features:
+            return list(self.features)
+        names = list(self.baseline.profile.features) if self.baseline else []
+        return names + [name for name in self.bounds if name not in names]
