@@ -1,0 +1,316 @@
+"""Benchmark one scheduler tick of many rules on the search store, against a real osmem-server.
+
+    .venv/bin/python bench/bench_search_tick.py [--docs 100000,1000000 --rules 500 --span 24h]
+
+For each document count: starts osmem-server (the OpenSearch-compatible test server) on
+127.0.0.1, bulk-loads synthetic ML-API request logs spread over ``--span`` into an index mapped
+the way ``watcher ingest`` maps it, then evaluates ``--rules`` rule-shaped queries on one source
+in one tick, twice (cold: the field mapping is fetched; warm: it is cached) and for two workloads:
+
+* ``mixed``   -- realistic rules (5xx ratio per model version, p99 latency, traffic counts, stats,
+  cardinality, drift histograms and terms) over 1m..1h windows; many share window, filter and
+  grouping and are fused into one search.
+* ``unfused`` -- every rule has its own filter (per-client traffic): one search per rule, so the
+  cost of ``_msearch`` batching alone shows.
+
+Prints, per run: HTTP round trips per rule, response bytes per rule (bytes received from the
+server, uncompressed), tick wall time, searches sent, query errors; then the peak RSS of this
+process and of the server. Response bytes do not depend on the document count (compare the
+100k and 1M lines); wall time does, because the server aggregates more documents per window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import resource
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from opensearchpy.connection import Urllib3HttpConnection
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from osmem_server import OsmemServer
+
+from watcher.config import SearchSource
+from watcher.duration import parse_duration
+from watcher.query import (
+    Aggregate,
+    Cardinality,
+    Count,
+    CountWhere,
+    Eq,
+    Filter,
+    Histogram,
+    In,
+    Missing,
+    Percentiles,
+    Query,
+    Range,
+    Stats,
+    Terms,
+    Window,
+)
+from watcher.store.bulk import new_index_mappings
+from watcher.store.search import SearchStore
+
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+INDEX = "ml-api-bench"
+SERVICES = ["prediction-api", "ranking-api", "embedding-api"]
+ENDPOINTS = ["/v1/predict", "/v1/batch", "/v1/explain"]
+VERSIONS = ["v1", "v2", "v3", "v4"]
+COUNTRIES = ["FR", "US", "DE", "JP", "BR", "IN"]
+CLIENTS = 40
+WINDOWS = [timedelta(minutes=m) for m in (1, 5, 5, 15, 60)]
+BULK_DOCS = 10_000
+
+
+class CountingConnection(Urllib3HttpConnection):
+    """opensearch-py connection that counts the bytes of every response body."""
+
+    received = 0
+
+    def perform_request(self, *args: Any, **kwargs: Any) -> Any:
+        status, headers, data = super().perform_request(*args, **kwargs)
+        CountingConnection.received += len(data.encode() if isinstance(data, str) else data or b"")
+        return status, headers, data
+
+
+# --------------------------------------------------------------------------- data
+
+
+def documents(count: int, span: timedelta, seed: int) -> Iterator[bytes]:
+    """``_bulk`` bodies of synthetic request logs ending at NOW, oldest first."""
+    rng = np.random.default_rng(seed)
+    start_ms = int((NOW - span).timestamp() * 1000)
+    for first in range(0, count, BULK_DOCS):
+        n = min(BULK_DOCS, count - first)
+        offsets = np.sort(rng.integers(0, int(span.total_seconds() * 1000), n))
+        version = rng.integers(0, len(VERSIONS), n)
+        draw = rng.random(n)
+        status = np.where(draw < np.where(version == 2, 0.08, 0.02), 503, np.where(draw < 0.1, 429, 200))
+        latency = np.round(rng.lognormal(np.log(80), 0.45, n), 1)
+        lines = []
+        for i in range(n):
+            doc = {
+                "@timestamp": _iso(start_ms + int(offsets[i])),
+                "service": SERVICES[i % 3],
+                "endpoint": ENDPOINTS[int(draw[i] * 1000) % 3],
+                "model_version": VERSIONS[int(version[i])],
+                "status": int(status[i]),
+                "latency_ms": float(latency[i]),
+                "client_id": f"c-{int(draw[i] * 7919) % CLIENTS}",
+                "features": {
+                    "age": 18 + int(draw[i] * 997) % 70,
+                    "country": COUNTRIES[int(draw[i] * 31) % 6],
+                },
+            }
+            lines.append('{"index":{}}\n' + json.dumps(doc, separators=(",", ":")) + "\n")
+        yield "".join(lines).encode()
+
+
+def _iso(millis: int) -> str:
+    return (
+        datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def load(url: str, count: int, span: timedelta, seed: int) -> float:
+    """Create the index and bulk-load ``count`` documents; return the seconds it took."""
+    _http(url, "PUT", f"/{INDEX}", json.dumps({"mappings": new_index_mappings("@timestamp")}).encode())
+    started = time.perf_counter()
+    for body in documents(count, span, seed):
+        answer = _http(url, "POST", f"/{INDEX}/_bulk", body, "application/x-ndjson")
+        if answer.get("errors"):
+            raise RuntimeError("bulk load rejected documents")
+    _http(url, "POST", f"/{INDEX}/_refresh", b"{}")
+    return time.perf_counter() - started
+
+
+def _http(url: str, method: str, path: str, body: bytes, kind: str = "application/json") -> dict[str, Any]:
+    request = urllib.request.Request(url + path, data=body, method=method, headers={"Content-Type": kind})
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        result: dict[str, Any] = json.loads(answer.read())
+        return result
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def mixed_rules(count: int, seed: int, at: datetime) -> list[Query]:
+    """Rule-shaped queries as the detectors emit them, with a realistic spread of shapes."""
+    rng = random.Random(seed)
+    shapes = [_ratio_5xx, _p99, _traffic, _latency_stats, _clients, _drift, _countries]
+    queries = []
+    for i in range(count):
+        aggregates, where, group_by = shapes[i % len(shapes)](rng)
+        window = Window.ending_at(at - timedelta(seconds=30), rng.choice(WINDOWS))
+        queries.append(Query(f"rule-{i}", window, aggregates, where, group_by))
+    return queries
+
+
+def unfused_rules(count: int, at: datetime) -> list[Query]:
+    """One search per rule: per-client traffic with a distinct status bound each."""
+    window = Window.ending_at(at - timedelta(seconds=30), timedelta(minutes=5))
+    return [
+        Query(
+            f"client-{i}",
+            window,
+            {"total": Count(), "errors": CountWhere(Range("status", gte=500))},
+            Eq("client_id", f"c-{i % CLIENTS}") if i < CLIENTS else Range("latency_ms", gte=float(i)),
+        )
+        for i in range(count)
+    ]
+
+
+Shape = tuple[dict[str, Aggregate], Filter, tuple[str, ...]]
+
+
+def _service(rng: random.Random) -> Filter:
+    return Eq("service", rng.choice(SERVICES))
+
+
+def _ratio_5xx(rng: random.Random) -> Shape:
+    return (
+        {"count": Count(), "value": CountWhere(Range("status", gte=500))},
+        _service(rng),
+        ("model_version",),
+    )
+
+
+def _p99(rng: random.Random) -> Shape:
+    group_by = rng.choice([(), ("endpoint",), ("model_version",)])
+    return {"count": Count(), "value": Percentiles("latency_ms", (99.0,))}, _service(rng), group_by
+
+
+def _traffic(rng: random.Random) -> Shape:
+    where = rng.choice([_service(rng), In("endpoint", ("/v1/predict", "/v1/batch")), Eq("status", 429)])
+    return {"count": Count()}, where, rng.choice([(), ("endpoint",)])
+
+
+def _latency_stats(rng: random.Random) -> Shape:
+    return {"count": Count(), "value": Stats("latency_ms")}, _service(rng), ()
+
+
+def _clients(rng: random.Random) -> Shape:
+    return {"count": Count(), "value": Cardinality("client_id")}, _service(rng), ()
+
+
+def _drift(rng: random.Random) -> Shape:
+    edges = tuple(float(e) for e in range(20, 90, 5))
+    aggregates: dict[str, Aggregate] = {
+        "count": Count(),
+        "age": Histogram("features.age", edges),
+        "age_missing": Missing("features.age"),
+    }
+    return aggregates, Eq("model_version", rng.choice(VERSIONS)), ()
+
+
+def _countries(rng: random.Random) -> Shape:
+    return {"count": Count(), "country": Terms("features.country", 10)}, _service(rng), ()
+
+
+# --------------------------------------------------------------------------- the tick
+
+
+@dataclass
+class TickFigures:
+    round_trips: int
+    received: int
+    seconds: float
+    searches: int
+    errors: int
+
+
+def tick(store: SearchStore, queries: list[Query]) -> TickFigures:
+    trips, received = store.round_trips, CountingConnection.received
+    started = time.perf_counter()
+    results = store.evaluate(queries)
+    seconds = time.perf_counter() - started
+    searches = len({(q.window, q.where, q.group_by) for q in queries})
+    errors = [r.error for r in results if not r.ok]
+    if errors:
+        print(f"    first error: {errors[0]}")
+    return TickFigures(
+        store.round_trips - trips, CountingConnection.received - received, seconds, searches, len(errors)
+    )
+
+
+def report(label: str, rules: int, figures: TickFigures) -> None:
+    print(
+        f"  {label:<16} round trips/rule {figures.round_trips / rules:.4f} ({figures.round_trips})   "
+        f"bytes/rule {figures.received / rules:,.0f}   wall {figures.seconds:.2f}s   "
+        f"searches {figures.searches}   errors {figures.errors}"
+    )
+
+
+def run_size(docs: int, args: argparse.Namespace) -> int:
+    """Load ``docs`` documents into a fresh server and run the ticks; return the server's peak RSS in kB."""
+    server = OsmemServer.start(japanese=False)
+    try:
+        seconds = load(server.url, docs, parse_duration(args.span), args.seed)
+        print(f"{docs:,} documents over {args.span}: bulk load {seconds:.1f}s ({docs / seconds:,.0f} docs/s)")
+        source = SearchSource.model_validate(
+            {
+                "store": "opensearch",
+                "hosts": [server.url],
+                "index": INDEX,
+                "msearch_max": args.msearch_max,
+                "timeout": args.timeout,
+            }
+        )
+        for name, queries in (
+            ("mixed", mixed_rules(args.rules, args.seed, NOW)),
+            ("unfused", unfused_rules(args.rules, NOW)),
+        ):
+            store = SearchStore(source, client_options={"connection_class": CountingConnection})
+            report(f"{name} cold", args.rules, tick(store, queries))
+            report(f"{name} warm", args.rules, tick(store, queries))
+            store.close()
+        return _peak_rss_kb(server.pid)
+    finally:
+        server.close()
+
+
+def _peak_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", default="100000,1000000", help="comma-separated document counts")
+    parser.add_argument("--rules", type=int, default=500)
+    parser.add_argument("--span", default="24h", help="time covered by the generated logs (default 24h)")
+    parser.add_argument("--msearch-max", type=int, default=100, help="searches per _msearch request")
+    parser.add_argument(
+        "--timeout",
+        default="10m",
+        help="request timeout (default 10m: osmem-server aggregates far slower than Elasticsearch)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="    log: %(message)s")
+    print(f"{args.rules} rules on one source, one tick; msearch_max {args.msearch_max}; client opensearch-py")
+    for docs in (int(part) for part in args.docs.split(",")):
+        server_rss = run_size(docs, args)
+        print(f"  osmem-server peak RSS {server_rss / 1024:,.0f} MB")
+    print(f"bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
