@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--span", default="2h", help="time covered by the generated logs (default 2h)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each tick (default 3)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (the source default is 1)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="watcher-bench-") as tmp:
@@ -189,7 +190,7 @@ def main() -> None:
         write_jsonl(logs, args.rows, parse_duration(args.span))
         generated = time.perf_counter() - started
         megabytes = logs.stat().st_size / 1e6
-        store = EmbeddedStore(Path(tmp) / "logs.duckdb")
+        store = EmbeddedStore(Path(tmp) / "logs.duckdb", threads=args.threads, memory_limit="4GB")
         started = time.perf_counter()
         report = store.ingest_files([str(logs)])
         ingested = time.perf_counter() - started

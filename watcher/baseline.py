@@ -22,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from watcher.query import (
@@ -41,6 +40,7 @@ from watcher.query import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from watcher.store.base import LogStore
@@ -146,11 +146,13 @@ def decile_edges(minimum: float, inner: Sequence[float], maximum: float) -> tupl
     collapse; the last edge sits just above the max, so the max falls in the last decile and only
     values beyond the baseline's range land in the overflow bin."""
     below = sorted({float(minimum), *(float(q) for q in inner if q < maximum)})
-    return (*below, float(np.nextafter(maximum, math.inf)))
+    return (*below, math.nextafter(maximum, math.inf))
 
 
 def bucket_counts(values: np.ndarray, edges: Sequence[float]) -> list[int]:
     """Counts per ``Histogram`` bucket: (-inf, e0), [e0, e1), ..., [ek, +inf)."""
+    import numpy as np  # only when building a profile: the daemon need not load NumPy
+
     index = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="right")
     return [int(c) for c in np.bincount(index, minlength=len(edges) + 1)]
 
@@ -241,6 +243,8 @@ def _infer(column: pd.Series) -> FeatureType:
 
 def _numeric_from_column(column: pd.Series) -> NumericFeature:
     import pandas as pd
+
+    import numpy as np
 
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     present = values[~np.isnan(values)]

@@ -1,18 +1,38 @@
 """Detectors: pure functions from aggregated data to findings. One module per detector.
 
 ``DETECTORS`` is the one registry: a new detector is a module exposing ``queries`` and
-``evaluate`` (see ``watcher.detect.base.Detector``) and one line here.
+``evaluate`` (see ``watcher.detect.base.Detector``) and one line here. Modules are imported on
+first use, so a daemon without drift rules never loads NumPy (RSS is a budget).
 """
 
 from __future__ import annotations
 
-from watcher.detect import drift, flatline, spike, threshold, validity
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import cast
+
 from watcher.detect.base import Detector
 
-DETECTORS: dict[str, Detector] = {
-    "threshold": threshold,
-    "flatline": flatline,
-    "spike": spike,
-    "drift": drift,
-    "validity": validity,
+_MODULES = {
+    "threshold": "watcher.detect.threshold",
+    "flatline": "watcher.detect.flatline",
+    "spike": "watcher.detect.spike",
+    "drift": "watcher.detect.drift",
+    "validity": "watcher.detect.validity",
 }
+
+
+class _Registry(Mapping[str, Detector]):
+    """Detector kind -> module, imported when first asked for."""
+
+    def __getitem__(self, kind: str) -> Detector:
+        return cast(Detector, importlib.import_module(_MODULES[kind]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+DETECTORS: Mapping[str, Detector] = _Registry()

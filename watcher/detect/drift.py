@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 
 from watcher.baseline import OTHER, CategoricalFeature, NumericFeature
 from watcher.detect import stats
@@ -205,7 +204,7 @@ def bin_labels(edges: Sequence[float], *, maximum: float | None = None) -> list[
     A built profile's last edge sits one float above the baseline ``maximum`` (see
     ``decile_edges``): then the last bin reads ``[e, max]`` and the overflow ``> max``."""
     labels = [f"< {edges[0]:g}"] + [f"[{low:g}, {high:g})" for low, high in itertools.pairwise(edges)]
-    if maximum is None or edges[-1] != np.nextafter(maximum, math.inf):
+    if maximum is None or edges[-1] != math.nextafter(maximum, math.inf):
         return [*labels, f">= {edges[-1]:g}"]
     if len(edges) > 1:
         labels[-1] = f"[{edges[-2]:g}, {maximum:g}]"
