@@ -44,3 +44,11 @@ def test_disabled_rules_never_run() -> None:
 def test_tick_interval_hits_every_rule_grid() -> None:
     assert tick_interval([rule("a", "1m"), rule("b", "90s")]) == timedelta(seconds=30)
     assert tick_interval([rule("a", "5m")]) == timedelta(minutes=5)
+
+
+def test_a_long_backlog_is_spread_over_ticks_oldest_first() -> None:
+    now = T0 + timedelta(minutes=30)
+    first = due([rule()], now, {"r": T0}, limit=12)
+    assert [d.at for d in first] == [T0 + timedelta(minutes=m) for m in range(1, 13)]
+    second = due([rule()], now, {"r": first[-1].at}, limit=12)
+    assert second[0].at == T0 + timedelta(minutes=13)

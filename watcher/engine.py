@@ -2,12 +2,17 @@
 
 The engine holds no clock: ``tick(now)`` is called by the daemon with wall time and by
 ``backtest`` with a simulated clock, so both run the same code. Everything a tick decides
-(incident transitions, notifications, checkpoints) is written in one state transaction.
+(incident transitions, the dispatcher's groups and notifications, checkpoints) is written in
+one state transaction.
+
+A rule's checkpoint only moves past evaluations that got answers: when the store fails, the
+rule's later windows wait and the failed one is evaluated again at the next tick (catch-up,
+bounded by ``catch_up``), so incidents during a store outage are found after it, and an outage
+is never taken for a flatline or a resolve.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -17,14 +22,14 @@ from datetime import datetime, timedelta
 from watcher.config import Route
 from watcher.detect import DETECTORS
 from watcher.detect.base import Finding, Status
-from watcher.incidents.machine import incident_labels, step
+from watcher.incidents.machine import step
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
 from watcher.query import Query, QueryResult
-from watcher.routing.tree import resolve
+from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
-from watcher.schedule import DEFAULT_CATCH_UP, Due, due
+from watcher.schedule import DEFAULT_BACKLOG_PER_TICK, DEFAULT_CATCH_UP, Due, due
 from watcher.store.base import LogStore, StoreError
 
 log = logging.getLogger("watcher.engine")
@@ -58,11 +63,13 @@ class Engine:
         state: StateStore,
         route: Route,
         catch_up: timedelta = DEFAULT_CATCH_UP,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.route = route
         self.stores = stores
         self.state = state
         self.catch_up = catch_up
+        self.dispatcher = dispatcher or Dispatcher(state, route)
         self.rules: dict[str, Rule] = {}
         self.set_rules(rules)
 
@@ -74,25 +81,41 @@ class Engine:
 
     def tick(self, now: datetime) -> TickReport:
         report = TickReport()
-        plan = due(self.rules.values(), now, self.state.checkpoints(), self.catch_up)
-        if not plan:
-            return report
-        results = self._query(plan, report)
+        plan = due(
+            self.rules.values(), now, self.state.checkpoints(), self.catch_up, DEFAULT_BACKLOG_PER_TICK
+        )
+        results = self._query(plan, report) if plan else {}
         open_incidents = {
             i.fingerprint: i for i in self.state.incidents(states=(State.PENDING, State.FIRING))
         }
         changed: dict[str, Incident] = {}
         deleted: set[str] = set()
         checkpoints: dict[str, datetime] = {}
+        failed: set[str] = set()
         for item in plan:
-            findings = self._findings(item, results, open_incidents)
+            if item.rule.name in failed:
+                continue  # waits for the failed earlier window, evaluated again next tick
+            findings, error = self._findings(item, results, open_incidents)
+            answered = error is None
+            if error is not None:
+                failed.add(item.rule.name)
+                report.errors.setdefault(item.rule.name, error)
+                findings = [finding for finding in findings if finding.status is Status.ERROR]
             for finding in findings:
                 self._apply(item, finding, open_incidents, changed, deleted, report)
-            checkpoints[item.rule.name] = item.at
+            if answered:
+                checkpoints[item.rule.name] = item.at
             report.evaluations += 1
-        self.state.commit(
-            list(changed.values()), sorted(deleted - changed.keys()), report.notifications, checkpoints
-        )
+        dispatch = self.dispatcher.plan(report.transitions, now, open_incidents)
+        report.notifications = dispatch.notifications
+        if plan or not dispatch.empty:
+            self.state.commit(
+                list(changed.values()),
+                sorted(deleted - changed.keys()),
+                report.notifications,
+                checkpoints,
+                writes=[dispatch.write],
+            )
         return report
 
     def _query(
@@ -129,7 +152,8 @@ class Engine:
         item: Due,
         results: Mapping[tuple[str, datetime], list[QueryResult]],
         open_incidents: Mapping[str, Incident],
-    ) -> list[Finding]:
+    ) -> tuple[list[Finding], str | None]:
+        """The detector's findings, and the store's error if a query was not answered."""
         rule = item.rule
         answers = results[(rule.name, item.at)]
         known = [i.group for i in open_incidents.values() if i.rule == rule.name]
@@ -138,7 +162,9 @@ class Engine:
                 log.error(
                     "rule %s: evaluation failed: %s", rule.name, answer.error, extra={"rule": rule.name}
                 )
-        return DETECTORS[rule.detector].evaluate(rule, answers, item.at, known)
+        findings = DETECTORS[rule.detector].evaluate(rule, answers, item.at, known)
+        errors = [answer.error or "query failed" for answer in answers if not answer.ok]
+        return findings, errors[0] if errors else None
 
     def _apply(
         self,
@@ -154,9 +180,9 @@ class Engine:
         if finding.status is Status.ERROR:
             report.errors[rule.name] = finding.reason
         current = open_incidents.get(key)
-        routes = resolve(self.route, incident_labels(rule, finding.group))
-        repeat = routes[0].repeat_interval if routes else None
-        updated, events = step(current, finding, rule, item.at, repeat)
+        # The route's repeat_interval is the dispatcher's (per group); only a rule's own
+        # repeat_interval makes the machine ask for an UPDATE of one incident.
+        updated, events = step(current, finding, rule, item.at, None)
         if updated is None:
             if current is not None:
                 deleted.add(key)
@@ -175,8 +201,6 @@ class Engine:
             open_incidents[key] = updated
         for event in events:
             report.transitions.append(Transition(updated, event, item.at))
-            for route in routes:
-                report.notifications.append(_notification(updated, event, item.at, route.receiver))
 
 
 def _tagged(query: Query, at: datetime) -> Query:
@@ -187,20 +211,4 @@ def _tagged(query: Query, at: datetime) -> Query:
         aggregates=query.aggregates,
         where=query.where,
         group_by=query.group_by,
-    )
-
-
-def _notification(incident: Incident, event: Event, at: datetime, receiver: str) -> Notification:
-    # The id is derived from what caused it, so re-running the same evaluation after a crash
-    # produces the same id and the outbox's INSERT OR IGNORE keeps a single copy.
-    started = incident.started_at.isoformat()
-    raw = f"{incident.fingerprint}|{started}|{event.value}|{at.isoformat()}|{receiver}"
-    return Notification(
-        id=hashlib.sha256(raw.encode()).hexdigest()[:24],
-        receiver=receiver,
-        event=event,
-        incidents=(incident,),
-        created_at=at,
-        thread_key=f"{incident.fingerprint}|{started}",
-        group_labels=dict(incident.group),
     )

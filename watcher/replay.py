@@ -16,6 +16,7 @@ from pathlib import Path
 from watcher.config import Config
 from watcher.engine import Engine, TickReport
 from watcher.incidents.state import StateStore
+from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
 from watcher.schedule import tick_interval
 from watcher.store.embedded import EmbeddedStore
@@ -44,7 +45,8 @@ class Replay:
             self.ingested[name] = store.ingest_files(globs)
             self.stores[name] = store
         self.state = StateStore(workdir / "state.sqlite")
-        self.engine = Engine(self.rules, self.stores, self.state, config.route)
+        dispatcher = Dispatcher.from_config(config, self.state)
+        self.engine = Engine(self.rules, self.stores, self.state, config.route, dispatcher=dispatcher)
 
     def ticks(
         self, start: datetime, end: datetime, after_tick: Callable[[Tick], None] | None = None

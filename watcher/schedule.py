@@ -16,6 +16,8 @@ from watcher.rules.models import Rule
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_CATCH_UP = timedelta(hours=1)
+DEFAULT_BACKLOG_PER_TICK = 120
+"""Evaluations of one rule per tick while it catches up: a long backlog spreads over ticks."""
 
 
 def aligned(at: datetime, every: timedelta) -> datetime:
@@ -38,12 +40,14 @@ def due(
     now: datetime,
     checkpoints: Mapping[str, datetime],
     catch_up: timedelta = DEFAULT_CATCH_UP,
+    limit: int | None = None,
 ) -> list[Due]:
     """Evaluations due at ``now``, oldest first.
 
     A rule never evaluated before runs once, at its latest grid time. A rule with a checkpoint
     runs at every grid time after it up to ``now`` -- but not further back than ``catch_up``,
-    so a long outage does not stall the daemon on hours of history.
+    so a long outage does not stall the daemon on hours of history. With ``limit``, a rule runs
+    at most its ``limit`` oldest due times; the rest are due at the next call.
     """
     plan: list[Due] = []
     for rule in rules:
@@ -58,9 +62,11 @@ def due(
         at = aligned(first, rule.every)
         if at < first:
             at += rule.every
-        while at <= latest:
+        count = 0
+        while at <= latest and (limit is None or count < limit):
             plan.append(Due(rule, at))
             at += rule.every
+            count += 1
     plan.sort(key=lambda item: (item.at, item.rule.name))
     return plan
 

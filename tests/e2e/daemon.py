@@ -33,7 +33,8 @@ def write_config(workdir: Path, rules: list[dict[str, Any]], **extra: Any) -> Pa
         },
         "state": {"path": "data/state.sqlite"},
         "receivers": {"console": {"console": {"format": "json"}}},
-        "route": {"receiver": "console"},
+        # Short group timers: the first notification of a group waits group_wait (30s by default).
+        "route": {"receiver": "console", "group_wait": "1s", "group_interval": "1s"},
         "rules": ["rules"],
         "templates": str(Path(__file__).parents[2] / "templates"),
         "http": {"enabled": False},
@@ -77,6 +78,14 @@ class WatcherProcess:
                 raise AssertionError(f"watcher exited with {self.proc.returncode}:\n{self.stderr()}")
             time.sleep(0.05)
         raise AssertionError(f"timed out; notifications so far: {self.lines}\n{self.stderr()}")
+
+    def wait_started(self, timeout: float = 30) -> None:
+        """Until the daemon has installed its signal handlers and scheduled its jobs."""
+        deadline = time.monotonic() + timeout
+        while "watcher started" not in self.stderr():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"watcher did not start:\n{self.stderr()}")
+            time.sleep(0.05)
 
     def terminate(self, timeout: float = 20) -> int:
         self.proc.send_signal(signal.SIGTERM)

@@ -55,6 +55,7 @@ def test_fires_stops_on_sigterm_and_does_not_resend_after_restart(tmp_path: Path
     # Still failing: the restarted daemon keeps the firing incident and sends nothing new.
     append_requests(log, 20, 503)
     second = WatcherProcess(config)
+    second.wait_started()
     time.sleep(3)
     assert second.terminate() == 0
     assert second.lines == []
@@ -67,18 +68,19 @@ def test_sigterm_during_a_tick_finishes_it_and_exits_zero(tmp_path: Path) -> Non
     config = write_config(tmp_path, [ERRORS])
     append_requests(tmp_path / "logs" / "app.jsonl", 1000, 200)
     process = WatcherProcess(config)
-    time.sleep(1.5)
+    process.wait_started()
+    time.sleep(1)
     started = time.monotonic()
     assert process.terminate() == 0
     assert time.monotonic() - started < 10
     assert "stopping: finishing the in-flight tick" in process.stderr()
 
 
-def test_invalid_config_exits_1_with_the_file_position(tmp_path: Path) -> None:
+def test_an_invalid_rule_is_reported_with_its_position_and_the_daemon_runs(tmp_path: Path) -> None:
     config = write_config(tmp_path, [{**ERRORS, "every": "1sec"}])
     process = WatcherProcess(config)
     # An invalid rule does not stop the daemon: the error is printed and the other rules run.
-    time.sleep(1.5)
+    process.wait_started()
     assert process.terminate() == 0
     assert "app-errors.yaml:" in process.stderr()
     assert "invalid duration '1sec'" in process.stderr()

@@ -106,7 +106,9 @@ def test_a_file_from_a_newer_watcher_is_refused(path: Path) -> None:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(StateStoreError) as caught:
         StateStore(path)
-    assert str(caught.value) == f"{path}: schema version 99 is newer than this watcher's (1); upgrade watcher"
+    assert str(caught.value) == (
+        f"{path}: schema version 99 is newer than this watcher's ({SCHEMA_VERSION}); upgrade watcher"
+    )
 
 
 def test_a_file_that_is_not_sqlite_is_refused(path: Path) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watcher.config import Config
+from watcher.incidents.state import StateStore, StateStoreError
 from watcher.rules.loader import ConfigError, load_config, load_rules
 from watcher.rules.models import Rule
 
@@ -33,6 +34,27 @@ class Loaded:
 
 class LoadFailedError(Exception):
     """Config or rules could not be loaded; the errors were already printed."""
+
+
+def load_config_only(config_path: Path) -> Config:
+    """The config alone (commands that work on the state file, not on rules), errors printed."""
+    if not config_path.exists():
+        print(f"watcher: config file {config_path} not found (use --config FILE)", file=sys.stderr)
+        raise LoadFailedError
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise LoadFailedError from exc
+
+
+def open_state(config: Config, command: str) -> StateStore:
+    """The config's state file, for commands that read or edit it while the daemon runs."""
+    try:
+        return StateStore(config.state.path)
+    except StateStoreError as exc:
+        print(f"watcher {command}: {exc}", file=sys.stderr)
+        raise LoadFailedError from exc
 
 
 def load(config_path: Path, rule_paths: list[Path] | None = None, *, strict: bool = True) -> Loaded:

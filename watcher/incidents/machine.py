@@ -16,7 +16,9 @@ Transitions (``for_``, ``keep_firing_for`` and ``repeat_interval`` come from the
 Flap damping: an alert must hold for ``for_`` to fire, and a firing incident must stay clear
 for ``keep_firing_for`` to resolve. A resolved incident that alerts again starts a new episode
 at pending, so ``for_`` damps re-fires too. Nothing else is remembered across episodes; that
-keeps the machine a function of one snapshot.
+keeps the machine a function of one snapshot. Notifications are damped once more by the
+dispatcher (``watcher.routing.dispatch``): a resolve and re-fire between two flushes of the
+incident's group is not reported at all.
 
 A missing measurement (not enough data, a store error) is never evidence: it neither fires nor
 resolves, it only explains itself in ``note``.
@@ -30,6 +32,7 @@ from typing import Any
 
 from watcher.detect.base import Finding, Status
 from watcher.incidents.model import Event, Incident, State, fingerprint
+from watcher.incidents.series import recorded
 from watcher.rules.models import Rule
 
 NOT_ENOUGH_DATA = "not enough data"
@@ -45,7 +48,9 @@ def step(
 ) -> tuple[Incident | None, list[Event]]:
     """The next snapshot of ``incident`` after ``finding`` (``None`` = inactive) and its events.
 
-    ``repeat_interval`` is the route's; ``rule.repeat_interval`` overrides it. Repeats count from
+    ``repeat_interval`` is a default for ``rule.repeat_interval`` (the engine passes None: a route's
+    repeat_interval is applied per group by the dispatcher, so only a rule's own asks for an
+    UPDATE of one incident). Repeats count from
     ``incident.last_notified_at``, which the state store sets when it enqueues a notification.
     Returns the very same object when nothing changed (an OK finding on a resolved incident), so
     a caller may skip writing it.
@@ -71,9 +76,10 @@ def _alerting(
     now: datetime,
     route_repeat: timedelta | None,
 ) -> tuple[Incident, list[Event]]:
-    measured = _measured(finding, rule, now) | {"last_alerting_at": now}
+    measured = _measured(finding, rule, now, incident) | {"last_alerting_at": now}
     if incident is None or incident.state is State.RESOLVED:
-        # A new episode: nothing of a resolved predecessor carries over (it is overwritten).
+        # A new episode: nothing of a resolved predecessor carries over (it is overwritten) but
+        # the recent values of the signal, so a chart of the re-fire shows what came before.
         pending = Incident(
             fingerprint=fingerprint(rule.name, finding.group),
             rule=rule.name,
@@ -106,7 +112,7 @@ def _ok(
         return incident, []
     if incident.state is State.PENDING:
         return None, []  # never fired, so nobody is told it stopped
-    measured = _measured(finding, rule, now)
+    measured = _measured(finding, rule, now, incident)
     cleared_since = incident.last_alerting_at
     if rule.keep_firing_for and cleared_since is not None and now - cleared_since < rule.keep_firing_for:
         until = cleared_since + rule.keep_firing_for
@@ -131,13 +137,14 @@ def _note(prefix: str, reason: str) -> str:
     return f"{prefix}: {reason}"
 
 
-def _measured(finding: Finding, rule: Rule, now: datetime) -> dict[str, Any]:
+def _measured(finding: Finding, rule: Rule, now: datetime, incident: Incident | None) -> dict[str, Any]:
     """What every evaluated finding refreshes: the latest numbers and the rule's current metadata
-    (a reloaded rule's new labels or severity apply to its open incidents)."""
+    (a reloaded rule's new labels or severity apply to its open incidents), and the series of
+    recent values that charts draw (``watcher.incidents.series``)."""
     return {
         "value": finding.value,
         "threshold": finding.threshold,
-        "details": dict(finding.details),
+        "details": recorded(finding.details, incident.details if incident else None, finding.value, now),
         "last_evaluated_at": now,
         "note": "",
         "labels": incident_labels(rule, finding.group),

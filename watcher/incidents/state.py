@@ -11,13 +11,15 @@ Durability settings, and why:
 
 - WAL journal: the CLI reads (and edits silences) while the daemon writes; readers never block
   the writer nor each other.
-- ``synchronous=FULL``: with WAL, NORMAL may drop the last commits on power loss. Losing a
-  "delivered" mark means a duplicate message and losing an outbox row means a lost one; watcher
-  commits a few times per tick, so an fsync per commit costs nothing noticeable.
+- ``synchronous=FULL``: with WAL, NORMAL may drop the last commits on power loss, and losing an
+  outbox row means a lost message. Ticks and their outbox rows are committed FULL. Delivery
+  bookkeeping (claim, delivered, failed) is committed NORMAL: no process crash can lose it (WAL),
+  only power loss can drop the latest marks (until the next FULL commit syncs them), which re-sends
+  those notifications -- at least once, never lost. Skipping that fsync shrinks the window in which
+  a crash between a send and its "delivered" mark re-sends a message from ~4 ms to well under 1 ms.
 - ``busy_timeout``: two processes wait for each other's write lock instead of failing, and writes
   start with ``BEGIN IMMEDIATE`` so a lock upgrade can never deadlock.
-- The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[n]`` upgrades version ``n`` to
-  ``n + 1`` inside the same transaction that bumps the version.
+- The schema is versioned with ``PRAGMA user_version`` (``watcher.incidents.schema``).
 
 All times are stored as integer microseconds since the Unix epoch (UTC), so they sort and
 compare in SQL; naive datetimes are refused.
@@ -28,79 +30,31 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from watcher.incidents.model import Event, Incident, State
+from watcher.incidents.encoding import (
+    dumps,
+    from_micros,
+    micros,
+    notification_from_json,
+    notification_to_json,
+)
+from watcher.incidents.model import Incident, State
+from watcher.incidents.schema import MIGRATIONS, SCHEMA_VERSION, StateStoreError, migrate, rollback
 from watcher.notify.base import Notification
 
 OutboxStatus = Literal["pending", "delivered", "dead"]
+Write = Callable[[sqlite3.Connection], None]
+"""A stage's own rows (routing groups), written inside ``StateStore.commit``'s transaction."""
 
-_V1 = (
-    """CREATE TABLE incidents (
-        fingerprint TEXT PRIMARY KEY,
-        rule TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'firing', 'resolved')),
-        data TEXT NOT NULL
-    )""",
-    "CREATE INDEX incidents_by_rule ON incidents (rule, state)",
-    # seq is the enqueue order: it breaks created_at ties so a thread's messages keep their order.
-    """CREATE TABLE outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        receiver TEXT NOT NULL,
-        thread_key TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        payload TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT NOT NULL DEFAULT '',
-        next_attempt_at INTEGER NOT NULL,
-        delivered_at INTEGER
-    )""",
-    "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
-    "CREATE INDEX outbox_thread ON outbox (receiver, thread_key, status)",
-    # No foreign key to incidents: an outbox row outlives its incident (pending rows are deleted).
-    """CREATE TABLE outbox_incidents (
-        fingerprint TEXT NOT NULL,
-        notification_id TEXT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
-        PRIMARY KEY (fingerprint, notification_id)
-    ) WITHOUT ROWID""",
-    "CREATE TABLE checkpoints (rule TEXT PRIMARY KEY, evaluated_at INTEGER NOT NULL)",
-    """CREATE TABLE thread_refs (
-        receiver TEXT NOT NULL,
-        thread_key TEXT NOT NULL,
-        ref TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        PRIMARY KEY (receiver, thread_key)
-    )""",
-    # Placeholder for the silences stage, which owns its semantics (matchers are JSON).
-    """CREATE TABLE silences (
-        id TEXT PRIMARY KEY,
-        matchers TEXT NOT NULL,
-        starts_at INTEGER NOT NULL,
-        ends_at INTEGER NOT NULL,
-        created_by TEXT NOT NULL DEFAULT '',
-        comment TEXT NOT NULL DEFAULT '',
-        created_at INTEGER NOT NULL
-    )""",
-)
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
 _NO_CHECKPOINTS: Mapping[str, datetime] = MappingProxyType({})
 _ITEM_COLUMNS = "payload, attempts, status, last_error, next_attempt_at, delivered_at"
-
-
-class StateStoreError(Exception):
-    """The state file cannot be used (not SQLite, or written by a newer watcher)."""
 
 
 @dataclass(frozen=True)
@@ -178,9 +132,11 @@ class StateStore:
         deletes: Sequence[str] = (),
         notifications: Sequence[Notification] = (),
         checkpoints: Mapping[str, datetime] = _NO_CHECKPOINTS,
+        writes: Sequence[Write] = (),
     ) -> None:
         """Write one tick in one transaction: upsert ``changes``, delete ``deletes`` (pending
-        incidents gone back to inactive), enqueue ``notifications`` and advance ``checkpoints``.
+        incidents gone back to inactive), enqueue ``notifications``, advance ``checkpoints`` and
+        run ``writes`` (stages that keep their own tables in this file, e.g. routing groups).
 
         Enqueuing is idempotent on the notification id: an id already in the outbox (in any
         status) is ignored. Each incident of a newly enqueued notification gets
@@ -197,20 +153,22 @@ class StateStore:
                     "INSERT INTO incidents (fingerprint, rule, state, data) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (fingerprint) DO UPDATE SET "
                     "rule = excluded.rule, state = excluded.state, data = excluded.data",
-                    (incident.fingerprint, incident.rule, incident.state.value, _dumps(incident.to_json())),
+                    (incident.fingerprint, incident.rule, incident.state.value, dumps(incident.to_json())),
                 )
             self._db.executemany("DELETE FROM incidents WHERE fingerprint = ?", [(fp,) for fp in deletes])
             self._db.executemany(
                 "INSERT INTO checkpoints (rule, evaluated_at) VALUES (?, ?) ON CONFLICT (rule) "
                 "DO UPDATE SET evaluated_at = max(evaluated_at, excluded.evaluated_at)",
-                [(rule, _micros(at)) for rule, at in checkpoints.items()],
+                [(rule, micros(at)) for rule, at in checkpoints.items()],
             )
+            for write in writes:
+                write(self._db)
 
     def _enqueue(self, notifications: Sequence[Notification]) -> dict[str, datetime]:
         """Insert new outbox rows; returns fingerprint -> latest created_at of those inserted."""
         notified: dict[str, datetime] = {}
         for notification in notifications:
-            created = _micros(notification.created_at)
+            created = micros(notification.created_at)
             inserted = self._db.execute(
                 "INSERT INTO outbox (id, receiver, thread_key, created_at, payload, next_attempt_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -219,7 +177,7 @@ class StateStore:
                     notification.receiver,
                     notification.thread_key,
                     created,
-                    _dumps(notification_to_json(notification)),
+                    dumps(notification_to_json(notification)),
                     created,
                 ),
             ).rowcount
@@ -255,12 +213,12 @@ class StateStore:
     def checkpoint(self, rule: str) -> datetime | None:
         with self._lock:
             row = self._db.execute("SELECT evaluated_at FROM checkpoints WHERE rule = ?", (rule,)).fetchone()
-        return None if row is None else _datetime(row[0])
+        return None if row is None else from_micros(row[0])
 
     def checkpoints(self) -> dict[str, datetime]:
         with self._lock:
             rows = self._db.execute("SELECT rule, evaluated_at FROM checkpoints ORDER BY rule").fetchall()
-        return {rule: _datetime(at) for rule, at in rows}
+        return {rule: from_micros(at) for rule, at in rows}
 
     # ------------------------------------------------------------------ outbox
 
@@ -276,7 +234,7 @@ class StateStore:
             "ORDER BY o.created_at, o.seq LIMIT ?"
         )
         with self._lock:
-            rows = self._db.execute(sql, (_micros(now), limit)).fetchall()
+            rows = self._db.execute(sql, (micros(now), limit)).fetchall()
         return [_item(row) for row in rows]
 
     def outbox_item(self, notification_id: str) -> OutboxItem | None:
@@ -289,32 +247,44 @@ class StateStore:
     def claim(self, notification_id: str, now: datetime, until: datetime) -> bool:
         """Take a due, pending notification for sending: its next attempt moves to ``until`` (a
         lease), so a second drainer cannot send it too. False if it is delivered, dead, not due,
-        or already claimed. A drainer that dies while sending leaves it to be retried at ``until``."""
-        with self._lock:
+        or already claimed. A drainer that dies while sending leaves it to be retried at ``until``,
+        or at once by the next daemon on this file (``release_claims``)."""
+        with self._lock, self._transaction(durable=False):
             cursor = self._db.execute(
-                "UPDATE outbox SET next_attempt_at = ? "
+                "UPDATE outbox SET next_attempt_at = ?, claimed_at = ? "
                 "WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?",
-                (_micros(until), notification_id, _micros(now)),
+                (micros(until), micros(now), notification_id, micros(now)),
             )
         return cursor.rowcount == 1
+
+    def release_claims(self) -> int:
+        """Make every claimed, unfinished notification due again at the time it was claimed; returns
+        how many. Only safe when no other drainer runs on this file: the daemon calls it at start,
+        holding the file's daemon lock, so a send cut short by a crash is retried at once."""
+        with self._lock, self._transaction():
+            cursor = self._db.execute(
+                "UPDATE outbox SET next_attempt_at = claimed_at, claimed_at = NULL "
+                "WHERE status = 'pending' AND claimed_at IS NOT NULL"
+            )
+        return cursor.rowcount
 
     def mark_delivered(
         self, notification_id: str, now: datetime, ref: Mapping[str, Any] | None = None
     ) -> None:
         """Record a successful send. Idempotent: a delivered notification stays as first marked.
         ``ref`` becomes the thread's ref unless the thread already has one."""
-        with self._lock, self._transaction():
+        with self._lock, self._transaction(durable=False):
             row = self._thread_of(notification_id)
             self._db.execute(
-                "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = '' "
-                "WHERE id = ? AND status != 'delivered'",
-                (_micros(now), notification_id),
+                "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = '', "
+                "claimed_at = NULL WHERE id = ? AND status != 'delivered'",
+                (micros(now), notification_id),
             )
             if ref is not None:
                 self._db.execute(
                     "INSERT OR IGNORE INTO thread_refs (receiver, thread_key, ref, created_at) "
                     "VALUES (?, ?, ?, ?)",
-                    (*row, _dumps(dict(ref)), _micros(now)),
+                    (*row, dumps(dict(ref)), micros(now)),
                 )
 
     def mark_failed(
@@ -322,14 +292,14 @@ class StateStore:
     ) -> None:
         """Record a failed attempt: retry at ``next_attempt_at``, or dead letter if it is None.
         Ignored unless the notification is still pending (it may have been delivered meanwhile)."""
-        next_at = None if next_attempt_at is None else _micros(next_attempt_at)
-        with self._lock, self._transaction():
+        next_at = None if next_attempt_at is None else micros(next_attempt_at)
+        with self._lock, self._transaction(durable=False):
             self._thread_of(notification_id)
             self._db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, claimed_at = NULL, "
                 "status = CASE WHEN ? IS NULL THEN 'dead' ELSE 'pending' END, "
                 "next_attempt_at = coalesce(?, ?) WHERE id = ? AND status = 'pending'",
-                (error, next_at, next_at, _micros(now), notification_id),
+                (error, next_at, next_at, micros(now), notification_id),
             )
 
     def _thread_of(self, notification_id: str) -> tuple[str, str]:
@@ -370,91 +340,37 @@ class StateStore:
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    # ------------------------------------------------------------------ tables of other stages
+
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for a stage reading its own tables (routing groups, silences)."""
+        with self._lock:
+            yield self._db
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside one immediate transaction, committed when the block ends (rolled
+        back if it raises): for a stage's own writes outside a tick (``watcher silence add``)."""
+        with self._lock, self._transaction():
+            yield self._db
+
+    @contextmanager
+    def _transaction(self, durable: bool = True) -> Iterator[None]:
+        """One immediate transaction; ``durable=False`` commits it without an fsync (see above)."""
+        if not durable:
+            self._db.execute("PRAGMA synchronous = NORMAL")
         try:
-            yield
-        except BaseException:
-            _rollback(self._db)
-            raise
-        self._db.execute("COMMIT")
-
-
-def migrate(db: sqlite3.Connection, path: Path | str = "state file") -> int:
-    """Bring the schema to ``SCHEMA_VERSION``; returns the version found. Runs in one immediate
-    transaction, so two processes opening a new file at once migrate it exactly once."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        found = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if found > SCHEMA_VERSION:
-            raise StateStoreError(
-                f"{path}: schema version {found} is newer than this watcher's ({SCHEMA_VERSION}); "
-                "upgrade watcher"
-            )
-        for statements in MIGRATIONS[found:]:
-            for statement in statements:
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except BaseException:
-        _rollback(db)
-        raise
-    db.execute("COMMIT")
-    return found
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    # SQLite rolls back by itself on some errors (disk full, I/O); a second ROLLBACK would fail
-    # and hide the original error.
-    if db.in_transaction:
-        db.execute("ROLLBACK")
-
-
-# ---------------------------------------------------------------------- serialisation
-
-
-def notification_to_json(notification: Notification) -> dict[str, Any]:
-    """A JSON-ready dict of a notification (the outbox row's payload)."""
-    return {
-        "id": notification.id,
-        "receiver": notification.receiver,
-        "event": notification.event.value,
-        "incidents": [incident.to_json() for incident in notification.incidents],
-        "created_at": notification.created_at.isoformat(),
-        "thread_key": notification.thread_key,
-        "thread_ref": None if notification.thread_ref is None else dict(notification.thread_ref),
-        "group_labels": dict(notification.group_labels),
-    }
-
-
-def notification_from_json(data: Mapping[str, Any]) -> Notification:
-    """The inverse of ``notification_to_json``."""
-    return Notification(
-        id=data["id"],
-        receiver=data["receiver"],
-        event=Event(data["event"]),
-        incidents=tuple(Incident.from_json(incident) for incident in data["incidents"]),
-        created_at=datetime.fromisoformat(data["created_at"]),
-        thread_key=data["thread_key"],
-        thread_ref=data.get("thread_ref"),
-        group_labels=dict(data.get("group_labels") or {}),
-    )
-
-
-def _dumps(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    """Detector details may hold numpy scalars or datetimes; anything else is kept as text rather
-    than failing the tick's transaction."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    return str(value)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                rollback(self._db)
+                raise
+            self._db.execute("COMMIT")
+        finally:
+            if not durable:
+                self._db.execute("PRAGMA synchronous = FULL")
 
 
 def _item(row: Sequence[Any]) -> OutboxItem:
@@ -464,16 +380,20 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         attempts=attempts,
         status=status,
         last_error=last_error,
-        next_attempt_at=_datetime(next_attempt_at),
-        delivered_at=None if delivered_at is None else _datetime(delivered_at),
+        next_attempt_at=from_micros(next_attempt_at),
+        delivered_at=None if delivered_at is None else from_micros(delivered_at),
     )
 
 
-def _micros(at: datetime) -> int:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"naive datetime {at.isoformat()}: watcher stores timezone-aware UTC times")
-    return (at - _EPOCH) // _MICRO
-
-
-def _datetime(micros: int) -> datetime:
-    return _EPOCH + micros * _MICRO
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "OutboxItem",
+    "OutboxStatus",
+    "StateStore",
+    "StateStoreError",
+    "Write",
+    "migrate",
+    "notification_from_json",
+    "notification_to_json",
+]

@@ -13,7 +13,10 @@ Guarantees, given the state store's transactional enqueue:
 Failures back off exponentially with jitter; a service's ``Retry-After`` is a lower bound; a
 permanent failure, ``max_attempts`` failures or a notification older than ``max_age`` go to the
 dead letters (``StateStore.dead_letters``), reported in ``DrainReport.dead_letters`` for a
-meta-alert. A notifier that raises is a retryable failure, never a crash of the drain.
+meta-alert; an attempt the service answered with ``Retry-After`` never dead-letters by count (the
+service is alive and rate limiting). A notifier that raises is a retryable failure, never a crash
+of the drain. A per-receiver circuit breaker (``watcher.notify.breaker``) holds a receiver's
+notifications back, without spending attempts, while its service is down or asked us to wait.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from datetime import datetime, timedelta
 from watcher.duration import format_duration
 from watcher.incidents.state import OutboxItem, StateStore
 from watcher.notify.base import Delivery, Notification, Notifier
+from watcher.notify.breaker import CircuitBreaker
 
 log = logging.getLogger("watcher.outbox")
 
@@ -80,6 +84,8 @@ class DrainReport:
     dead: int = 0  # failed for good: now dead letters
     skipped: int = 0  # delivered or claimed by another drainer between listing and sending
     dead_letters: list[str] = field(default_factory=list)  # ids, for a meta-alert
+    deferred: int = 0  # held back: the receiver's circuit breaker is open
+    delivered_to: set[str] = field(default_factory=set, compare=False)  # receivers that took one
 
     @property
     def failed(self) -> int:
@@ -101,12 +107,14 @@ class Outbox:
         *,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._state = state
         self._notifiers = notifiers
         self._policy = policy or RetryPolicy()
         self._clock = clock
         self._rng = rng or random.Random()
+        self.breaker = breaker  # None: every due notification is tried
 
     def drain(self, max_items: int | None = None) -> DrainReport:
         """Try every due notification once (at most ``max_items``), oldest first. A notification
@@ -138,14 +146,20 @@ class Outbox:
             )
             self._fail(item, failure, now, report)
             return
+        if self.breaker is not None and not self.breaker.allows(notification.receiver, now):
+            report.deferred += 1
+            return
         if not self._state.claim(notification.id, now, now + self._policy.lease):
             report.skipped += 1
             return
         delivery = self._send(notifier, self._threaded(notification))
         done = self._clock()
+        if self.breaker is not None:
+            self.breaker.record(notification.receiver, delivery, done)
         if delivery.ok:
             self._state.mark_delivered(notification.id, done, delivery.ref)
             report.sent += 1
+            report.delivered_to.add(notification.receiver)
             return
         self._fail(item, delivery, done, report)
 
@@ -169,7 +183,8 @@ class Outbox:
         verdict = ""
         if delivery.permanent:
             verdict = "permanent failure"
-        elif failures >= policy.max_attempts:
+        elif failures >= policy.max_attempts and delivery.retry_after is None:
+            # A service that answers Retry-After is alive and rate limiting: only max_age gives up.
             verdict = f"gave up after {failures} attempts"
         elif now - notification.created_at >= policy.max_age:
             verdict = f"gave up after {format_duration(policy.max_age)}"

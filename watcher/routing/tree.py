@@ -1,9 +1,11 @@
 """The route tree: which receivers an incident's labels reach (Alertmanager's semantics).
 
-A node matches when all its matchers match. Children are tried in order; the first matching
-child wins unless it sets ``continue: true``, in which case later siblings are tried too. A
+A node matches when all its matchers (``match`` and ``matchers``) match. Children are tried in
+order; the first matching child wins unless it sets ``continue: true``, in which case later
+siblings are tried too. A
 node none of whose children match handles the alert itself. Settings (receiver, group_by,
-timings) are inherited from the parent when a child leaves them unset.
+timings) are inherited from the parent when a child leaves them unset. ``group_by: ["..."]``
+groups by every label, i.e. one incident per group.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from watcher.config import Route
+from watcher.routing.matchers import matches_all
 
 DEFAULT_GROUP_WAIT = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
 DEFAULT_REPEAT_INTERVAL = timedelta(hours=4)
+ALL_LABELS = "..."
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,19 @@ class RouteMatch:
     repeat_interval: timedelta
     path: tuple[int, ...]  # child indexes from the root: identifies the route for grouping
 
+    def group_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
+        """The labels naming the aggregation group an incident with ``labels`` joins on this route
+        (a ``group_by`` label the incident lacks is left out, as in Alertmanager)."""
+        if ALL_LABELS in self.group_by:
+            return dict(labels)
+        return {name: labels[name] for name in self.group_by if name in labels}
+
 
 def matches(route: Route, labels: Mapping[str, str]) -> bool:
-    return all(labels.get(name) == value for name, value in route.match.items())
+    """``match`` (exact values; the label must be present) and ``matchers`` all hold."""
+    return all(labels.get(name) == value for name, value in route.match.items()) and matches_all(
+        route.matchers, labels
+    )
 
 
 def resolve(root: Route, labels: Mapping[str, str]) -> list[RouteMatch]:
@@ -40,9 +54,9 @@ def resolve(root: Route, labels: Mapping[str, str]) -> list[RouteMatch]:
     base = RouteMatch(
         receiver=root.receiver or "",
         group_by=tuple(root.group_by) if root.group_by is not None else ("rule",),
-        group_wait=root.group_wait or DEFAULT_GROUP_WAIT,
-        group_interval=root.group_interval or DEFAULT_GROUP_INTERVAL,
-        repeat_interval=root.repeat_interval or DEFAULT_REPEAT_INTERVAL,
+        group_wait=_either(root.group_wait, DEFAULT_GROUP_WAIT),
+        group_interval=_either(root.group_interval, DEFAULT_GROUP_INTERVAL),
+        repeat_interval=_either(root.repeat_interval, DEFAULT_REPEAT_INTERVAL),
         path=(),
     )
     return _walk(root, labels, base)
@@ -63,8 +77,13 @@ def _inherit(child: Route, parent: RouteMatch, index: int) -> RouteMatch:
     return RouteMatch(
         receiver=child.receiver or parent.receiver,
         group_by=tuple(child.group_by) if child.group_by is not None else parent.group_by,
-        group_wait=child.group_wait or parent.group_wait,
-        group_interval=child.group_interval or parent.group_interval,
-        repeat_interval=child.repeat_interval or parent.repeat_interval,
+        group_wait=_either(child.group_wait, parent.group_wait),
+        group_interval=_either(child.group_interval, parent.group_interval),
+        repeat_interval=_either(child.repeat_interval, parent.repeat_interval),
         path=(*parent.path, index),
     )
+
+
+def _either(value: timedelta | None, default: timedelta) -> timedelta:
+    """``value`` unless unset; ``group_wait: 0s`` is a setting (send at once), not unset."""
+    return default if value is None else value

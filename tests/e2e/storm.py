@@ -1,0 +1,250 @@
+"""An incident storm against a real ``watcher run`` that is SIGKILLed at random points and restarted.
+
+Used by ``tests/e2e/test_crash.py`` (CI: at least 50 kills) and ``bench/bench_crash.py`` (more).
+
+Ground truth comes from the storm itself: every service alternates healthy stretches (HTTP 200)
+and bad ones (HTTP 503) written to a JSON-lines file in real time. A rule with ``every: 1s`` fires
+per service when more than half of a 2s window failed, so each bad stretch is exactly one incident
+episode, whenever the daemon happens to be up: after a restart, catch-up evaluates the windows it
+missed. Notifications go to a webhook receiver that records the notification id of each delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.daemon import WatcherProcess, write_config
+from tests.e2e.webhook_server import Delivery, RecordingProcess
+
+RATE = 5  # requests per second per service
+RULE = {
+    "name": "svc-errors",
+    "source": "app",
+    "every": "1s",
+    "window": "2s",
+    "delay": "1s",
+    "group_by": ["svc"],
+    "signal": {"ratio": {"of": {"status": {"gte": 500}}}},
+    "threshold": {"above": 0.5},
+    "min_events": 3,
+    "severity": "critical",
+    "annotations": {"summary": "{{ group.svc }} fails"},
+}
+ROUTE = {
+    "receiver": "hook",
+    "group_by": ["svc"],
+    "group_wait": "1s",
+    "group_interval": "1s",
+    "repeat_interval": "1h",
+}
+
+
+@dataclass(frozen=True)
+class BadStretch:
+    service: str
+    start: float  # epoch seconds
+    end: float
+
+
+def schedule(services: int, start: float, length: float, seed: int) -> list[BadStretch]:
+    """Bad stretches of 3-6s separated by 4-10s of health, for ``length`` seconds from ``start``."""
+    rng = random.Random(seed)
+    stretches = []
+    for index in range(services):
+        at = start + rng.uniform(2, 8)
+        while True:
+            bad = rng.uniform(3, 6)
+            if at + bad > start + length:
+                break
+            stretches.append(BadStretch(f"svc{index:02d}", at, at + bad))
+            at += bad + rng.uniform(4, 10)
+    return stretches
+
+
+class Storm:
+    """Appends one request line per service every 1/RATE seconds, failing inside bad stretches."""
+
+    def __init__(self, log: Path, services: int, stretches: list[BadStretch]) -> None:
+        self.log, self.services, self.stretches = log, services, stretches
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def status(self, service: str, at: float) -> int:
+        bad = any(s.service == service and s.start <= at < s.end for s in self.stretches)
+        return 503 if bad else 200
+
+    def _run(self) -> None:
+        names = [f"svc{index:02d}" for index in range(self.services)]
+        with self.log.open("a") as out:
+            while not self._stop.wait(1 / RATE):
+                now = time.time()
+                out.write(
+                    "".join(
+                        json.dumps({"ts": now, "svc": n, "status": self.status(n, now)}) + "\n" for n in names
+                    )
+                )
+                out.flush()
+
+
+@dataclass
+class CrashResult:
+    kills: int = 0
+    seconds: float = 0.0
+    stretches: int = 0
+    episodes: int = 0  # incident episodes told about
+    lost: list[BadStretch] = field(default_factory=list)  # bad stretches never told about
+    unexpected: list[tuple[str, str]] = field(default_factory=list)  # episodes matching no stretch
+    unresolved: list[tuple[str, str]] = field(default_factory=list)  # told firing, never resolved
+    out_of_order: list[tuple[str, str]] = field(default_factory=list)  # resolved received before firing
+    told_twice: list[tuple[str, str, str]] = field(default_factory=list)  # same event in two notifications
+    notifications: int = 0  # distinct notification ids received
+    deliveries: int = 0  # requests received (retries of a delivered id included)
+    integrity: str = ""
+
+    @property
+    def duplicates(self) -> int:
+        return self.deliveries - self.notifications
+
+    @property
+    def duplicate_rate(self) -> float:
+        return self.duplicates / self.notifications if self.notifications else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.kills} kills in {self.seconds:.0f}s; {self.stretches} bad stretches, "
+            f"{self.episodes} episodes told, "
+            f"{len(self.lost)} lost, {len(self.unexpected)} unexpected, {len(self.unresolved)} unresolved, "
+            f"{len(self.out_of_order)} out of order, {len(self.told_twice)} told twice; "
+            f"{self.notifications} notifications, {self.duplicates} duplicate deliveries "
+            f"({self.duplicate_rate:.2%}); integrity {self.integrity}"
+        )
+
+
+def storm_env(cache: Path) -> dict[str, str]:
+    """Restarts are faster with compiled bytecode kept outside the tree."""
+    return {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(cache)}
+
+
+def crash_loop(
+    workdir: Path,
+    webhook: RecordingProcess,
+    *,
+    services: int = 60,
+    length: float = 80.0,
+    min_kills: int = 50,
+    max_life: float = 1.5,
+    seed: int = 5,
+) -> CrashResult:
+    """Run the storm for ``length`` seconds while killing the daemon (at least ``min_kills`` times),
+    then let a last daemon finish every notification, and compare what the webhook received."""
+    config = write_config(workdir, [RULE], receivers={"hook": {"webhook": {"url": webhook.url}}}, route=ROUTE)
+    env = storm_env(workdir.parent / "pycache")
+    rng = random.Random(seed)
+    began = time.monotonic()
+    start = time.time()
+    stretches = schedule(services, start + 6, length, seed)
+    storm = Storm(workdir / "logs" / "app.jsonl", services, stretches)
+    storm.start()
+    result = CrashResult(stretches=len(stretches))
+    first = WatcherProcess(config, env)
+    first.wait_started()
+    wait_for_checkpoint(workdir)  # from here on, catch-up covers every window
+    first.kill()
+    result.kills = 1
+    end = start + 6 + length + 4
+    while time.time() < end or result.kills < min_kills:
+        process = WatcherProcess(config, env)
+        process.wait_started(60)
+        time.sleep(rng.uniform(0, max_life))
+        process.kill()  # SIGKILL
+        result.kills += 1
+    last = WatcherProcess(config, env)
+    last.wait_started(60)
+    wait_until_settled(workdir, end, timeout=120)
+    assert last.terminate() == 0, last.stderr()
+    storm.stop()
+    result.seconds = time.monotonic() - began
+    _score(result, stretches, webhook.snapshot())
+    with sqlite3.connect(workdir / "data" / "state.sqlite") as db:
+        result.integrity = str(db.execute("PRAGMA integrity_check").fetchone()[0])
+    return result
+
+
+def wait_for_checkpoint(workdir: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _query(workdir, "SELECT count(*) FROM checkpoints") not in (None, 0):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the first daemon never committed a tick")
+
+
+def wait_until_settled(workdir: Path, after: float, timeout: float) -> None:
+    """Until the daemon evaluated past ``after`` and nothing is open, grouped or undelivered."""
+    deadline = time.monotonic() + timeout
+    open_work = (
+        "SELECT count(*) FROM incidents WHERE state != 'resolved'",
+        "SELECT count(*) FROM dispatch_groups",
+        "SELECT count(*) FROM outbox WHERE status = 'pending'",
+    )
+    while time.monotonic() < deadline:
+        behind = _query(workdir, "SELECT count(*) FROM checkpoints WHERE evaluated_at < ?", int(after * 1e6))
+        if behind == 0 and all(_query(workdir, sql) == 0 for sql in open_work):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the last daemon did not settle")
+
+
+def _query(workdir: Path, sql: str, *args: Any) -> int | None:
+    try:
+        with sqlite3.connect(f"file:{workdir / 'data' / 'state.sqlite'}?mode=ro", uri=True, timeout=5) as db:
+            return int(db.execute(sql, args).fetchone()[0])
+    except sqlite3.OperationalError:
+        return None
+
+
+def _score(result: CrashResult, stretches: list[BadStretch], deliveries: list[Delivery]) -> None:
+    result.deliveries = len(deliveries)
+    first_of: dict[str, Delivery] = {}
+    for delivery in deliveries:
+        first_of.setdefault(delivery.id, delivery)
+    result.notifications = len(first_of)
+    told: Counter[tuple[str, str, str]] = Counter()
+    received: dict[tuple[str, str], dict[str, float]] = {}
+    for delivery in first_of.values():
+        for incident in delivery.incidents:
+            episode = (incident["group"]["svc"], incident["started_at"])
+            told[(*episode, delivery.event)] += 1
+            received.setdefault(episode, {}).setdefault(delivery.event, delivery.received)
+    result.told_twice = [key for key, count in told.items() if count > 1]
+    result.episodes = len(received)
+    matched: set[BadStretch] = set()
+    for (service, started), events in received.items():
+        at = datetime.fromisoformat(started).timestamp()
+        stretch = next((s for s in stretches if s.service == service and s.start <= at <= s.end + 4), None)
+        if stretch is None:
+            result.unexpected.append((service, started))
+        else:
+            matched.add(stretch)
+        firing = min((events[e] for e in ("firing", "update") if e in events), default=None)
+        if "resolved" not in events:
+            result.unresolved.append((service, started))
+        elif firing is not None and firing > events["resolved"]:
+            result.out_of_order.append((service, started))
+    result.lost = [s for s in stretches if s not in matched]

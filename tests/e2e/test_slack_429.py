@@ -1,0 +1,72 @@
+"""Slack answers 429 with Retry-After for a while: a real `watcher run` drops nothing, duplicates
+nothing and keeps each incident's order (its resolved message replies in its firing thread)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.daemon import WatcherProcess, write_config
+from tests.e2e.storm import RULE, BadStretch, Storm, storm_env, wait_for_checkpoint, wait_until_settled
+from tests.notify.slack_server import SlackServer
+
+pytestmark = pytest.mark.e2e
+
+TEMPLATE = "{{ event }} {% for i in incidents %}{{ i.group.svc }}@{{ i.started_at }} {% endfor %}\n"
+SERVICES = 5
+
+
+def slack_config(workdir: Path, slack: SlackServer) -> Path:
+    for event in ("firing", "update", "resolved"):
+        (workdir / "templates" / "slack").mkdir(parents=True, exist_ok=True)
+        (workdir / "templates" / "slack" / f"{event}.md.j2").write_text(TEMPLATE)
+    receiver = {"slack": {"token": slack.token, "channel": "#alerts", "base_url": slack.base_url}}
+    return write_config(
+        workdir,
+        [RULE],
+        receivers={"slack": receiver},
+        route={"receiver": "slack", "group_by": ["svc"], "group_wait": "1s", "group_interval": "1s"},
+        templates=str(workdir / "templates"),
+    )
+
+
+def test_a_rate_limited_slack_gets_every_message_once_in_order(
+    tmp_path: Path, slack_server: SlackServer
+) -> None:
+    config = slack_config(tmp_path, slack_server)
+    start = time.time()
+    stretches = [BadStretch(f"svc{i:02d}", start + 4, start + 8) for i in range(SERVICES)]
+    storm = Storm(tmp_path / "logs" / "app.jsonl", SERVICES, stretches)
+    storm.start()
+    process = WatcherProcess(config, storm_env(tmp_path / "pycache"))
+    try:
+        process.wait_started(60)
+        wait_for_checkpoint(tmp_path)
+        slack_server.rate_limit(times=8, retry_after=1)  # about 8s of 429s: one trial per second
+        wait_until_settled(tmp_path, start + 12, timeout=90)
+    finally:
+        assert process.terminate() == 0
+        storm.stop()
+    messages = list(slack_server.messages.values())  # what Slack shows, after chat.update
+    roots = {m["ts"]: m for m in messages if not m.get("thread_ts")}
+    replies = [m for m in messages if m.get("thread_ts")]
+    # Each incident: one post (rewritten when it resolved) and one reply in its thread, after it.
+    assert len(roots) == SERVICES
+    assert len(replies) == SERVICES
+    for reply in replies:
+        root = roots[reply["thread_ts"]]
+        assert reply["text"].startswith("resolved ")
+        assert root["text"] == reply["text"]
+        assert float(reply["ts"]) > float(root["ts"])
+    assert sorted(r["text"].split()[1].split("@")[0] for r in replies) == [
+        f"svc{i:02d}" for i in range(SERVICES)
+    ]
+    # Every 429 was answered to a post that was sent again later: none lost, none doubled.
+    assert len(slack_server.calls_to("chat.postMessage")) - len(messages) == 8
+    with sqlite3.connect(tmp_path / "data" / "state.sqlite") as db:
+        assert db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall() == [
+            ("delivered", 10)
+        ]

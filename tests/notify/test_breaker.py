@@ -1,0 +1,127 @@
+"""The per-receiver circuit breaker, alone and in the outbox (real state file, recording notifier)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from watcher.incidents.model import Event, Incident, State, fingerprint
+from watcher.incidents.state import StateStore
+from watcher.notify.base import Delivery, Notification
+from watcher.notify.breaker import CircuitBreaker
+from watcher.notify.outbox import Outbox, RetryPolicy
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+SEC = timedelta(seconds=1)
+OK = Delivery(ok=True)
+DOWN = Delivery(ok=False, error="HTTP 503")
+LIMITED = Delivery(ok=False, error="ratelimited", retry_after=10)
+
+
+def test_a_retry_after_opens_the_circuit_for_that_long() -> None:
+    breaker = CircuitBreaker()
+    breaker.record("slack", LIMITED, T0)
+    assert not breaker.allows("slack", T0 + 9 * SEC)
+    assert breaker.allows("slack", T0 + 10 * SEC)
+    assert breaker.allows("email", T0)  # per receiver
+
+
+def test_failures_in_a_row_open_it_with_a_growing_cooldown_and_a_success_closes_it() -> None:
+    breaker = CircuitBreaker(threshold=2, cooldown=5 * SEC, max_cooldown=12 * SEC)
+    breaker.record("slack", DOWN, T0)
+    assert breaker.allows("slack", T0)
+    breaker.record("slack", DOWN, T0)
+    assert breaker.open_until("slack") == T0 + 5 * SEC
+    breaker.record("slack", DOWN, T0 + 5 * SEC)  # the trial failed: twice as long
+    assert breaker.open_until("slack") == T0 + 15 * SEC
+    breaker.record("slack", DOWN, T0 + 15 * SEC)  # capped
+    assert breaker.open_until("slack") == T0 + 27 * SEC
+    breaker.record("slack", OK, T0 + 27 * SEC)
+    assert breaker.open_until("slack") is None
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="threshold must be at least 1, got 0"):
+        CircuitBreaker(threshold=0)
+    with pytest.raises(ValueError, match="circuit breaker needs 0 < cooldown <= max_cooldown"):
+        CircuitBreaker(cooldown=10 * SEC, max_cooldown=SEC)
+
+
+@dataclass
+class Slack:
+    script: list[Delivery] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+
+    def send(self, notification: Notification) -> Delivery:
+        self.sent.append(notification.id)
+        return self.script.pop(0) if self.script else OK
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def notification(notification_id: str) -> Notification:
+    group = {"model": notification_id}
+    incident = Incident(
+        fingerprint=fingerprint("r", group),
+        rule="r",
+        group=group,
+        labels={},
+        annotations={},
+        severity="warning",
+        state=State.FIRING,
+        value=1.0,
+        threshold=0.5,
+        started_at=T0,
+    )
+    return Notification(notification_id, "slack", Event.FIRING, (incident,), T0, f"t-{notification_id}")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    with StateStore(tmp_path / "state.sqlite") as opened:
+        opened.commit(notifications=[notification(f"n{i}") for i in range(5)])
+        yield opened
+
+
+def test_a_rate_limited_receiver_costs_one_attempt_not_one_per_notification(store: StateStore) -> None:
+    clock, slack = Clock(), Slack(script=[LIMITED, LIMITED])
+    outbox = Outbox(store, {"slack": slack}, RetryPolicy(max_attempts=3, jitter=0), clock=clock,
+                    breaker=CircuitBreaker())  # fmt: skip
+    report = outbox.drain()
+    assert (report.retried, report.deferred, slack.sent) == (1, 4, ["n0"])
+    clock.now = T0 + 10 * SEC
+    report = outbox.drain()
+    assert (report.retried, report.deferred, slack.sent) == (1, 4, ["n0", "n0"])
+    clock.now = T0 + 20 * SEC
+    report = outbox.drain()
+    # Two 429s on n0 and none lost: max_attempts counts real attempts only.
+    assert (report.sent, report.dead, sorted(report.delivered_to)) == (5, 0, ["slack"])
+    assert store.outbox_depth() == 0
+
+
+def test_rate_limited_attempts_never_dead_letter_by_count(store: StateStore) -> None:
+    clock, slack = Clock(), Slack(script=[LIMITED] * 5)
+    outbox = Outbox(store, {"slack": slack}, RetryPolicy(max_attempts=2, jitter=0), clock=clock,
+                    breaker=CircuitBreaker())  # fmt: skip
+    for _ in range(6):
+        report = outbox.drain()
+        assert report.dead == 0
+        clock.now += timedelta(minutes=20)
+    assert (slack.sent.count("n0"), store.outbox_depth(), store.dead_letters()) == (6, 0, [])
+
+
+def test_retry_after_does_not_escalate_the_cooldown() -> None:
+    breaker = CircuitBreaker(threshold=1, cooldown=60 * SEC)
+    for second in range(5):
+        breaker.record("slack", Delivery(ok=False, error="429", retry_after=1), T0 + second * SEC)
+    assert breaker.open_until("slack") == T0 + 5 * SEC

@@ -1,0 +1,215 @@
+"""``watcher incidents``: incidents in the state file, their last notification and its delivery.
+
+Read-only, so it is safe while the daemon runs. A notification's status is ``delivered``,
+``pending`` (with its attempts, next try and last error) or ``dead`` (a dead letter: delivery
+gave up, and the ``watcher:receiver-dead`` incident says so). A firing incident not notified
+yet is either waiting for its group's flush, or muted by a silence or an inhibition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from watcher.cli.common import LoadFailedError, add_config_argument, load_config_only, open_state
+from watcher.config import InhibitRule
+from watcher.incidents.model import Incident, State
+from watcher.incidents.state import OutboxItem, StateStore
+from watcher.routing.groups import Group, all_groups
+from watcher.routing.mute import Inhibitor
+from watcher.routing.silences import Silences, load_silences
+
+EPILOG = """\
+examples:
+  watcher incidents                   every incident the state file holds
+  watcher incidents --state firing    what is firing now
+  watcher incidents --format json     one JSON object per incident
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "incidents",
+        help="list incidents with their last notification and its delivery status",
+        description="List the incidents of the state file (watcher's own alerts included), each with "
+        "its last notification and whether it was delivered, is still being retried or became a dead letter.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "--state", choices=[state.value for state in State], help="only incidents in this state"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One incident as ``watcher incidents`` shows it."""
+
+    incident: Incident
+    notification: OutboxItem | None
+    muted: str  # "" or why (silence id, inhibiting incident)
+    waiting: datetime | None  # the flush of the group the incident waits in
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config_only(args.config)
+    except LoadFailedError:
+        return 1
+    if not config.state.path.exists():
+        print(f"no state file at {config.state.path} yet: `watcher run` creates it")
+        return 0
+    try:
+        opened = open_state(config, "incidents")
+    except LoadFailedError:
+        return 1
+    with opened as state:
+        rows = collect(state, config.inhibit, datetime.now(UTC), State(args.state) if args.state else None)
+        dead = len(state.dead_letters())
+    if args.format == "json":
+        for row in rows:
+            print(json.dumps(record(row)))
+        return 0
+    print(table(rows))
+    if dead:
+        print(f"{dead} dead letter{'s' if dead != 1 else ''}: delivery gave up (status 'dead' above)")
+    return 0
+
+
+def collect(
+    state: StateStore, inhibit: Sequence[InhibitRule], now: datetime, only: State | None = None
+) -> list[Row]:
+    """The rows for every incident (or those in ``only``), firing first."""
+    incidents = state.incidents(states=None if only is None else (only,))
+    firing = state.incidents(states=(State.FIRING,))
+    with state.reading() as db:
+        silences = Silences(load_silences(db, now), now)
+        groups = all_groups(db)
+    inhibitor = Inhibitor(inhibit, firing)
+    waiting = _waiting(groups)
+    rows = []
+    for incident in incidents:
+        muted = ""
+        if incident.state is not State.RESOLVED:
+            silence = silences.muting(incident.labels)
+            source = inhibitor.inhibited_by(incident.labels)
+            if silence is not None:
+                muted = f"silenced by {silence.id}"
+            elif source is not None:
+                muted = f"inhibited by {source.get('rule', '?')}"
+        key = (incident.fingerprint, incident.started_at)
+        rows.append(Row(incident, state.last_notification(incident.fingerprint), muted, waiting.get(key)))
+    order = {State.FIRING: 0, State.PENDING: 1, State.RESOLVED: 2}
+    return sorted(rows, key=lambda row: (order[row.incident.state], row.incident.rule, _since(row.incident)))
+
+
+def _waiting(groups: Sequence[Group]) -> dict[tuple[str, datetime], datetime]:
+    """Episodes whose firing has not been told yet -> their group's next flush."""
+    found: dict[tuple[str, datetime], datetime] = {}
+    for group in groups:
+        for member in group.members:
+            if member.state is State.FIRING and not member.notified:
+                found.setdefault(member.episode, group.next_flush_at)
+    return found
+
+
+def status(row: Row) -> str:
+    """What happened to the incident's last notification, in a few words."""
+    item = row.notification
+    if item is None or _older_episode(row):
+        if row.incident.state is State.PENDING:
+            return "-"
+        if row.muted:
+            return f"not sent: {row.muted}"
+        if row.waiting is not None:
+            return f"waiting for its group (flush {_time(row.waiting)})"
+        return "-"
+    told = f"{item.notification.event.value} to {item.notification.receiver}"
+    if item.status == "delivered" and item.delivered_at is not None:
+        return f"{told}: delivered {_time(item.delivered_at)}"
+    if item.status == "dead":
+        return f"{told}: dead after {item.attempts} attempts: {item.last_error}"
+    if item.attempts == 0:
+        return f"{told}: pending"
+    retry = _time(item.next_attempt_at)
+    return f"{told}: pending, attempt {item.attempts} failed ({item.last_error}), next {retry}"
+
+
+def _older_episode(row: Row) -> bool:
+    """The last notification is about an earlier episode of this incident."""
+    assert row.notification is not None
+    mine = [i for i in row.notification.notification.incidents if i.fingerprint == row.incident.fingerprint]
+    return bool(mine) and mine[0].started_at != row.incident.started_at
+
+
+def table(rows: Sequence[Row]) -> str:
+    if not rows:
+        return "no incidents"
+    header = ("STATE", "RULE", "GROUP", "SINCE", "VALUE", "LAST NOTIFICATION")
+    cells = [
+        (
+            row.incident.state.value + (" (muted)" if row.muted else ""),
+            row.incident.rule,
+            _labels(row.incident.group) or "-",
+            _time(_since(row.incident)),
+            "-" if row.incident.value is None else f"{row.incident.value:.4g}",
+            status(row) + (f" [{row.incident.note}]" if row.incident.note else ""),
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join([*(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)), line[-1]])
+        for line in [header, *cells]
+    )
+
+
+def record(row: Row) -> dict[str, Any]:
+    incident = row.incident
+    data: dict[str, Any] = {
+        "fingerprint": incident.fingerprint,
+        "rule": incident.rule,
+        "state": incident.state.value,
+        "group": dict(incident.group),
+        "severity": incident.severity,
+        "value": incident.value,
+        "started_at": incident.started_at.isoformat(),
+        "fired_at": None if incident.fired_at is None else incident.fired_at.isoformat(),
+        "resolved_at": None if incident.resolved_at is None else incident.resolved_at.isoformat(),
+        "note": incident.note,
+        "muted": row.muted,
+        "status": status(row),
+        "notification": None,
+    }
+    item = row.notification
+    if item is not None:
+        data["notification"] = {
+            "id": item.notification.id,
+            "event": item.notification.event.value,
+            "receiver": item.notification.receiver,
+            "status": item.status,
+            "attempts": item.attempts,
+            "last_error": item.last_error,
+            "created_at": item.notification.created_at.isoformat(),
+            "delivered_at": None if item.delivered_at is None else item.delivered_at.isoformat(),
+        }
+    return data
+
+
+def _since(incident: Incident) -> datetime:
+    return incident.resolved_at or incident.fired_at or incident.started_at
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{name}={value}" for name, value in sorted(labels.items()))
+
+
+def _time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")

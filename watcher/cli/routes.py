@@ -1,0 +1,115 @@
+"""``watcher routes``: which receivers a set of labels reaches (like ``amtool config routes test``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from watcher.cli.common import LoadFailedError, add_config_argument, load_config_only
+from watcher.config import Route
+from watcher.duration import format_duration
+from watcher.routing.matchers import LABEL_NAME
+from watcher.routing.tree import resolve
+
+EPILOG = """\
+examples:
+  watcher routes test severity=critical team=ml
+  watcher routes test rule=prediction-5xx-rate --verify-receivers oncall-sms,ml-slack
+  watcher routes show
+An incident's labels are its group labels plus rule, severity, source and the rule's labels.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "routes",
+        help="test the route tree: which receivers labels reach",
+        description="Show the route tree of watcher.yaml, or test which receivers a set of labels reaches.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="routes_command", metavar="COMMAND", required=True)
+    test = commands.add_parser("test", help="print the receivers a set of labels reaches")
+    add_config_argument(test)
+    test.add_argument("labels", nargs="*", metavar="NAME=VALUE", help="the labels of an incident")
+    test.add_argument(
+        "--verify-receivers",
+        metavar="R1,R2",
+        help="exit 1 unless exactly these receivers (in this order) are reached",
+    )
+    test.add_argument("--verbose", "-v", action="store_true", help="also print grouping and timings")
+    test.set_defaults(func=run_test)
+    show = commands.add_parser("show", help="print the route tree")
+    add_config_argument(show)
+    show.set_defaults(func=run_show)
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """``name=value`` arguments as a label set; ``ValueError`` with the offending argument."""
+    labels: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not LABEL_NAME.fullmatch(name):
+            raise ValueError(f"invalid label {item!r}: expected name=value, e.g. severity=critical")
+        labels[name] = value
+    return labels
+
+
+def run_test(args: argparse.Namespace) -> int:
+    try:
+        labels = parse_labels(args.labels)
+        config = load_config_only(args.config)
+    except ValueError as exc:
+        print(f"watcher routes test: {exc}", file=sys.stderr)
+        return 2
+    except LoadFailedError:
+        return 1
+    matches = resolve(config.route, labels)
+    receivers = [match.receiver for match in matches]
+    print(",".join(receivers))
+    if args.verbose:
+        for match in matches:
+            path = "/".join(str(step) for step in match.path) or "root"
+            print(
+                f"  {match.receiver}: route {path}, group_by [{', '.join(match.group_by)}] "
+                f"as {match.group_labels(labels) or '{}'}, group_wait {format_duration(match.group_wait)}, "
+                f"group_interval {format_duration(match.group_interval)}, "
+                f"repeat_interval {format_duration(match.repeat_interval)}"
+            )
+    if args.verify_receivers is not None:
+        expected = [name.strip() for name in args.verify_receivers.split(",") if name.strip()]
+        if expected != receivers:
+            print(f"expected {','.join(expected)}, got {','.join(receivers)}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    try:
+        config = load_config_only(args.config)
+    except LoadFailedError:
+        return 1
+    for line in tree_lines(config.route):
+        print(line)
+    return 0
+
+
+def tree_lines(route: Route, depth: int = 0) -> list[str]:
+    """One line per route node, indented by depth: its matchers, receiver and settings it sets."""
+    conditions = [f"{name}={value}" for name, value in route.match.items()]
+    conditions += [str(matcher) for matcher in route.matchers]
+    parts = [f"{{{', '.join(conditions)}}}" if conditions else ("(root)" if depth == 0 else "{}")]
+    if route.receiver:
+        parts.append(f"-> {route.receiver}")
+    if route.group_by is not None:
+        parts.append(f"group_by [{', '.join(route.group_by)}]")
+    for name in ("group_wait", "group_interval", "repeat_interval"):
+        value = getattr(route, name)
+        if value is not None:
+            parts.append(f"{name} {format_duration(value)}")
+    if route.continue_:
+        parts.append("continue")
+    lines = ["  " * depth + " ".join(parts)]
+    for child in route.routes:
+        lines += tree_lines(child, depth + 1)
+    return lines

@@ -1,0 +1,126 @@
+"""The state file's schema and its migrations (``PRAGMA user_version``).
+
+``MIGRATIONS[n]`` upgrades version ``n`` to ``n + 1``; ``migrate`` runs the missing ones inside
+the transaction that bumps the version. Migrations are additive (new tables, new nullable
+columns), so an older file keeps its rows and a restart after an upgrade resumes where it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+_V1 = (
+    """CREATE TABLE incidents (
+        fingerprint TEXT PRIMARY KEY,
+        rule TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'firing', 'resolved')),
+        data TEXT NOT NULL
+    )""",
+    "CREATE INDEX incidents_by_rule ON incidents (rule, state)",
+    # seq is the enqueue order: it breaks created_at ties so a thread's messages keep their order.
+    """CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        receiver TEXT NOT NULL,
+        thread_key TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        next_attempt_at INTEGER NOT NULL,
+        delivered_at INTEGER
+    )""",
+    "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+    "CREATE INDEX outbox_thread ON outbox (receiver, thread_key, status)",
+    # No foreign key to incidents: an outbox row outlives its incident (pending rows are deleted).
+    """CREATE TABLE outbox_incidents (
+        fingerprint TEXT NOT NULL,
+        notification_id TEXT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+        PRIMARY KEY (fingerprint, notification_id)
+    ) WITHOUT ROWID""",
+    "CREATE TABLE checkpoints (rule TEXT PRIMARY KEY, evaluated_at INTEGER NOT NULL)",
+    """CREATE TABLE thread_refs (
+        receiver TEXT NOT NULL,
+        thread_key TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (receiver, thread_key)
+    )""",
+    # Owned by watcher.routing.silences (matchers are a JSON list of matcher strings).
+    """CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        starts_at INTEGER NOT NULL,
+        ends_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL DEFAULT '',
+        comment TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL
+    )""",
+)
+
+_V2 = (
+    # Aggregation groups of the dispatcher (watcher.routing.groups): one row per (route, group
+    # labels) with its timers, and one member row per incident episode in it.
+    """CREATE TABLE dispatch_groups (
+        key TEXT PRIMARY KEY,
+        receiver TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        next_flush_at INTEGER NOT NULL,
+        last_sent_at INTEGER,
+        opened INTEGER NOT NULL DEFAULT 0,
+        group_interval INTEGER NOT NULL,
+        repeat_interval INTEGER NOT NULL
+    )""",
+    "CREATE INDEX dispatch_groups_due ON dispatch_groups (next_flush_at)",
+    """CREATE TABLE dispatch_members (
+        group_key TEXT NOT NULL REFERENCES dispatch_groups (key) ON DELETE CASCADE,
+        fingerprint TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('firing', 'resolved')),
+        notified INTEGER NOT NULL DEFAULT 0,
+        data TEXT NOT NULL,
+        PRIMARY KEY (group_key, fingerprint, started_at)
+    ) WITHOUT ROWID""",
+    # Set while a drainer holds a notification (claim); a restarted daemon releases its claims.
+    "ALTER TABLE outbox ADD COLUMN claimed_at INTEGER",
+    "CREATE INDEX silences_by_end ON silences (ends_at)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StateStoreError(Exception):
+    """The state file cannot be used (not SQLite, or written by a newer watcher)."""
+
+
+def migrate(db: sqlite3.Connection, path: Path | str = "state file") -> int:
+    """Bring the schema to ``SCHEMA_VERSION``; returns the version found. Runs in one immediate
+    transaction, so two processes opening a new file at once migrate it exactly once."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        found = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if found > SCHEMA_VERSION:
+            raise StateStoreError(
+                f"{path}: schema version {found} is newer than this watcher's ({SCHEMA_VERSION}); "
+                "upgrade watcher"
+            )
+        for statements in MIGRATIONS[found:]:
+            for statement in statements:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        rollback(db)
+        raise
+    db.execute("COMMIT")
+    return found
+
+
+def rollback(db: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open. SQLite rolls back by itself on some errors (disk full,
+    I/O); a second ROLLBACK would fail and hide the original error."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")

@@ -1,0 +1,63 @@
+"""The recent values of an incident's signal, kept on the incident for charts.
+
+Raw log data never leaves the store, and notifiers may not query it, so the only history a
+notification can draw is what the state machine saw: each evaluation of a pending or firing
+incident (and the one that resolves it) appends ``[at, value]`` to ``details["series"]``. The
+series is bounded (``MAX_SAMPLES``, ``HORIZON``) so an incident's row stays small, and it is
+carried into the next episode of the same incident, so a re-fire still shows what came before.
+Samples are JSON-ready (``[ISO-8601 time, float]``) because details are stored as JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+SERIES_KEY = "series"
+MAX_SAMPLES = 120  # two hours of a rule evaluated every minute
+HORIZON = timedelta(hours=6)  # older samples are dropped even when there are fewer
+
+Sample = tuple[datetime, float]
+
+
+def recorded(
+    details: Mapping[str, Any], previous: Mapping[str, Any] | None, value: float | None, at: datetime
+) -> dict[str, Any]:
+    """``details`` (a detector's, for this evaluation) plus the series of ``previous`` (the
+    incident's details before it) with ``(at, value)`` appended. A missing or non-finite value
+    adds nothing; a sample at or before the last one replaces the samples it overlaps (a
+    re-evaluation after a crash records the same time twice)."""
+    kept = [s for s in samples(previous or {}) if s[0] < at and s[0] > at - HORIZON]
+    if value is not None and math.isfinite(value):
+        kept.append((at, float(value)))
+    kept = kept[-MAX_SAMPLES:]
+    return {**dict(details), SERIES_KEY: [[moment.isoformat(), number] for moment, number in kept]}
+
+
+def samples(details: Mapping[str, Any]) -> list[Sample]:
+    """The series of some incident details, oldest first; malformed entries are skipped."""
+    raw = details.get(SERIES_KEY)
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        return []
+    found: list[Sample] = []
+    for entry in raw:
+        sample = _sample(entry)
+        if sample is not None:
+            found.append(sample)
+    return sorted(found)
+
+
+def _sample(entry: Any) -> Sample | None:
+    if not isinstance(entry, Sequence) or isinstance(entry, str) or len(entry) != 2:
+        return None
+    moment, value = entry
+    try:
+        at = moment if isinstance(moment, datetime) else datetime.fromisoformat(str(moment))
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if at.tzinfo is None or not math.isfinite(number):
+        return None
+    return at, number

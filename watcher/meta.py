@@ -1,0 +1,178 @@
+"""Meta-alerts: watcher's own failures are incidents too, routed like any other.
+
+Three kinds, each an incident of a reserved rule name (``watcher:...``) with the failing part as
+its group:
+
+- ``watcher:store-unreachable`` {source}: the source's queries failed ``store_failures`` ticks in
+  a row; resolves at the first tick they are answered again;
+- ``watcher:receiver-dead`` {receiver}: a notification to the receiver became a dead letter;
+  resolves when the receiver takes a notification again. It is never sent to the receiver it is
+  about (``Dispatcher.routes``), and ``meta.receiver`` in watcher.yaml names where it goes;
+- ``watcher:rules-invalid``: the rule files failed to load (after a reload); resolves when they
+  load cleanly.
+
+``observe`` is the pure state machine (a failure streak fires after ``needed`` failures, one
+success resolves); ``Watchdog`` feeds it from tick and drain reports and commits its incidents
+with their notifications, through the dispatcher, in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from watcher.engine import TickReport, Transition
+from watcher.incidents.model import Event, Incident, State, fingerprint
+from watcher.incidents.state import StateStore
+from watcher.notify.outbox import DrainReport
+from watcher.routing.dispatch import META_PREFIX, Dispatcher
+from watcher.rules.models import Rule
+
+log = logging.getLogger("watcher.meta")
+
+STORE_UNREACHABLE = f"{META_PREFIX}store-unreachable"
+RECEIVER_DEAD = f"{META_PREFIX}receiver-dead"
+RULES_INVALID = f"{META_PREFIX}rules-invalid"
+_MAX_SUMMARY = 500
+
+
+def observe(
+    incident: Incident | None,
+    failing: bool,
+    now: datetime,
+    *,
+    rule: str,
+    group: Mapping[str, str],
+    summary: str,
+    severity: str = "critical",
+    needed: int = 1,
+) -> tuple[Incident | None, list[Event]]:
+    """The next snapshot of a meta incident after one observation, and its events.
+
+    Failing: a streak starts pending (``value`` counts the failures) and fires at ``needed``.
+    Not failing: a pending streak is forgotten (None), a firing incident resolves.
+    """
+    is_open = incident is not None and incident.state is not State.RESOLVED
+    if not failing:
+        if incident is None or not is_open:
+            return incident, []
+        if incident.state is State.PENDING:
+            return None, []
+        return incident.evolve(state=State.RESOLVED, resolved_at=now, last_evaluated_at=now), [Event.RESOLVED]
+    failures = int(incident.value or 0) + 1 if incident is not None and is_open else 1
+    annotations = {"summary": _literal(summary)}
+    if incident is None or not is_open:
+        incident = Incident(
+            fingerprint=fingerprint(rule, group),
+            rule=rule,
+            group=dict(group),
+            labels={"rule": rule, "severity": severity, **group},
+            annotations=annotations,
+            severity=severity,
+            state=State.PENDING,
+            value=None,
+            threshold=float(needed),
+            started_at=now,
+        )
+    updated = incident.evolve(
+        value=float(failures), annotations=annotations, last_alerting_at=now, last_evaluated_at=now
+    )
+    if updated.state is State.PENDING and failures >= needed:
+        return updated.evolve(state=State.FIRING, fired_at=now), [Event.FIRING]
+    return updated, []
+
+
+def _literal(text: str) -> str:
+    """Annotations are templates; an error text is shown as written, never interpreted."""
+    text = text if len(text) <= _MAX_SUMMARY else text[: _MAX_SUMMARY - 1] + "…"
+    return "{% raw %}" + text.replace("{% endraw %}", "") + "{% endraw %}"
+
+
+class _Observation(NamedTuple):
+    rule: str
+    group: Mapping[str, str]
+    failing: bool
+    summary: str = ""
+    needed: int = 1
+    severity: str = "critical"
+
+
+class Watchdog:
+    """Turns the daemon's reports into meta incidents and commits them."""
+
+    def __init__(self, state: StateStore, dispatcher: Dispatcher, store_failures: int = 3) -> None:
+        self.state = state
+        self.dispatcher = dispatcher
+        self.store_failures = store_failures
+
+    def tick_done(self, report: TickReport, rules: Mapping[str, Rule], now: datetime) -> list[Transition]:
+        """After an engine tick: a source is failing when any of its rules got no answer."""
+        failing: dict[str, str] = {}
+        for name, error in report.errors.items():
+            if name in rules:
+                failing.setdefault(rules[name].source, error)
+        observations = []
+        for source in sorted(report.round_trips):
+            error = failing.get(source, "")
+            summary = f"source {source} failed {self.store_failures} ticks in a row: {error}"
+            group = {"source": source}
+            observations.append(
+                _Observation(STORE_UNREACHABLE, group, source in failing, summary, self.store_failures)
+            )
+        return self._observe(observations, now)
+
+    def drain_done(self, report: DrainReport, now: datetime) -> list[Transition]:
+        """After an outbox drain: a dead letter fires its receiver's alert, a delivery resolves it."""
+        dead: dict[str, str] = {}
+        for notification_id in report.dead_letters:
+            item = self.state.outbox_item(notification_id)
+            if item is not None:
+                dead.setdefault(item.notification.receiver, item.last_error)
+        observations = [
+            _Observation(RECEIVER_DEAD, {"receiver": r}, True, f"notifications to {r} are dead letters: {e}")
+            for r, e in sorted(dead.items())
+        ]
+        back = sorted(report.delivered_to - dead.keys())
+        observations += [_Observation(RECEIVER_DEAD, {"receiver": r}, False) for r in back]
+        return self._observe(observations, now)
+
+    def rules_loaded(self, errors: Sequence[str], now: datetime) -> list[Transition]:
+        """After (re)loading rule files: call with the load errors (empty when all loaded)."""
+        shown = "; ".join(errors[:3]) + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
+        summary = f"{len(errors)} rule file error(s): {shown}"
+        return self._observe([_Observation(RULES_INVALID, {}, bool(errors), summary, severity="error")], now)
+
+    def _observe(self, observations: Sequence[_Observation], now: datetime) -> list[Transition]:
+        changes: list[Incident] = []
+        deletes: list[str] = []
+        transitions: list[Transition] = []
+        for seen in observations:
+            key = fingerprint(seen.rule, seen.group)
+            current = self.state.incident(key)
+            if not seen.failing and (current is None or current.state is State.RESOLVED):
+                continue  # the common case: healthy and nothing open, nothing to write
+            updated, events = observe(
+                current,
+                seen.failing,
+                now,
+                rule=seen.rule,
+                group=seen.group,
+                summary=seen.summary,
+                severity=seen.severity,
+                needed=seen.needed,
+            )
+            if updated is None:
+                deletes.append(key)
+                continue
+            changes.append(updated)
+            transitions += [Transition(updated, event, now) for event in events]
+            for event in events:
+                told = seen.summary if event is Event.FIRING else dict(seen.group)
+                log.warning("watcher alert %s %s: %s", seen.rule, event.value, told)
+        if not changes and not deletes:
+            return []
+        dispatch = self.dispatcher.plan(transitions, now)
+        self.state.commit(changes, deletes, dispatch.notifications, writes=[dispatch.write])
+        return transitions

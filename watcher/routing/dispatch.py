@@ -1,0 +1,266 @@
+"""The dispatcher: incident transitions in, one notification per aggregation group out.
+
+Alertmanager's model, with its state in the state file so a restart neither forgets a group nor
+re-sends one:
+
+- a firing incident joins one group per route it reaches (group = route + its ``group_by``
+  labels); a new group flushes after ``group_wait``, then every ``group_interval``;
+- a flush sends one FIRING notification (the group's first; UPDATE afterwards) listing every
+  firing, unmuted incident of the group, when one of them is new to the group or the
+  ``repeat_interval`` has passed; and one RESOLVED notification listing the incidents resolved
+  since the last flush (even one that resolved before its firing was told: nothing is lost);
+- muted incidents (silences, inhibition; ``watcher.routing.mute``) are left out and stay new, so
+  they are notified at the first flush after the mute ends; one that resolves while muted is
+  dropped silently;
+- flap damping: an incident that resolves and fires again between two flushes is not reported
+  as resolved nor as new; the group's story stays "still firing";
+- a group whose incidents have all resolved is deleted; the next incident starts a new group
+  (``group_wait`` again, and a new thread).
+
+``plan`` is a function of the stored groups, the transitions and ``now``; its result is written
+by the caller inside the same transaction as the transitions (``StateStore.commit(writes=...)``).
+Notification ids derive from the group, its episode, the scheduled flush time and the event, so
+a flush re-run after a crash produces the same ids and the outbox keeps one copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from watcher.config import Config, InhibitRule, Route
+from watcher.incidents.model import Event, Incident, State
+from watcher.incidents.state import StateStore
+from watcher.notify.base import Notification
+from watcher.routing.groups import Group, Member, group_key, load_groups, next_flush, save_groups
+from watcher.routing.mute import Inhibitor, Muter, MuteStage
+from watcher.routing.silences import Silences, load_silences
+from watcher.routing.tree import RouteMatch, resolve
+
+log = logging.getLogger("watcher.dispatch")
+
+META_PREFIX = "watcher:"
+"""Rule names of watcher's own alerts (``watcher.incidents.meta``)."""
+
+
+class Change(Protocol):
+    """An incident event (the engine's ``Transition``)."""
+
+    @property
+    def incident(self) -> Incident: ...
+
+    @property
+    def event(self) -> Event: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
+@dataclass
+class Dispatch:
+    """What one ``plan`` decided: notifications to enqueue and the group rows to write."""
+
+    notifications: list[Notification] = field(default_factory=list)
+    groups: dict[str, Group] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.notifications or self.groups or self.deleted)
+
+    def write(self, db: sqlite3.Connection) -> None:
+        save_groups(db, self.groups.values(), self.deleted - self.groups.keys())
+
+
+class Dispatcher:
+    """Routes incidents into groups and flushes the groups that are due."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        route: Route,
+        inhibit: Sequence[InhibitRule] = (),
+        meta_receiver: str | None = None,
+    ) -> None:
+        self.state = state
+        self.route = route
+        self.inhibit = tuple(inhibit)
+        self.meta_receiver = meta_receiver
+
+    @classmethod
+    def from_config(cls, config: Config, state: StateStore) -> Dispatcher:
+        return cls(state, config.route, config.inhibit, config.meta.receiver)
+
+    def routes(self, incident: Incident) -> list[RouteMatch]:
+        """Where an incident goes. watcher's own alerts go to ``meta.receiver`` when configured,
+        else through the tree like any other, minus the receiver an alert is about."""
+        found = resolve(self.route, incident.labels)
+        if not incident.rule.startswith(META_PREFIX):
+            return found
+        if self.meta_receiver is not None:
+            return [replace(found[0], receiver=self.meta_receiver, group_by=("rule",), path=(-1,))]
+        about = incident.group.get("receiver")
+        kept = [match for match in found if match.receiver != about]
+        if not kept:
+            log.error("watcher alert %s has no receiver but %s: set meta.receiver", incident.rule, about)
+        return kept
+
+    # ------------------------------------------------------------------ planning
+
+    def plan(
+        self, changes: Sequence[Change], now: datetime, current: Mapping[str, Incident] | None = None
+    ) -> Dispatch:
+        """Apply ``changes`` to their groups and flush every group due at ``now``.
+
+        ``current`` maps fingerprints to the latest snapshots of open incidents (the engine's,
+        not yet committed); without it they are read from the state file.
+        """
+        targets = [(change, match) for change in changes for match in self.routes(change.incident)]
+        keys = {group_key(match, match.group_labels(change.incident.labels)) for change, match in targets}
+        with self.state.reading() as db:
+            groups = load_groups(db, keys, due_by=now)
+            silences = load_silences(db, now)
+        dispatch = Dispatch()
+        for change, match in targets:
+            labels = match.group_labels(change.incident.labels)
+            key = group_key(match, labels)
+            group = groups.get(key) or Group.start(match, labels, change.at)
+            groups[key] = dispatch.groups[key] = joined(group, change)
+        due = sorted((g for g in groups.values() if g.next_flush_at <= now), key=_flush_order)
+        if not due:
+            return dispatch
+        if current is None:
+            current = {i.fingerprint: i for i in self.state.incidents(states=(State.FIRING,))}
+            current |= {change.incident.fingerprint: change.incident for change in changes}
+        firing = [incident for incident in current.values() if incident.state is State.FIRING]
+        mute = MuteStage([Silences(silences, now), Inhibitor(self.inhibit, firing)])
+        for group in due:
+            flushed, sent = flush(group, now, mute, current, self.state.incident)
+            dispatch.notifications += sent
+            if flushed is None:
+                dispatch.groups.pop(group.key, None)
+                dispatch.deleted.add(group.key)
+            else:
+                dispatch.groups[group.key] = flushed
+        return dispatch
+
+    def flush(self, now: datetime) -> list[Notification]:
+        """Flush the groups due at ``now`` and enqueue their notifications (between ticks)."""
+        with self.state.reading() as db:
+            due = next_flush(db)
+        if due is None or due > now:
+            return []
+        dispatch = self.plan((), now)
+        if not dispatch.empty:
+            self.state.commit(notifications=dispatch.notifications, writes=[dispatch.write])
+        return dispatch.notifications
+
+
+def _flush_order(group: Group) -> tuple[datetime, str]:
+    return group.next_flush_at, group.key
+
+
+def joined(group: Group, change: Change) -> Group:
+    """``group`` after one transition of one of its incidents."""
+    incident, episode = change.incident, (change.incident.fingerprint, change.incident.started_at)
+    members = {member.episode: member for member in group.members}
+    known = members.get(episode)
+    if change.event is Event.RESOLVED:
+        notified = known.notified if known is not None else False
+        members[episode] = Member(incident, State.RESOLVED, notified)
+    else:
+        # FIRING joins; UPDATE (the rule's own repeat_interval) asks for the incident to be told again.
+        members[episode] = Member(incident, State.FIRING, notified=False)
+    return group.evolve(members=tuple(members[key] for key in sorted(members)))
+
+
+def flush(
+    group: Group,
+    now: datetime,
+    mute: Muter,
+    current: Mapping[str, Incident],
+    stored: Callable[[str], Incident | None] = lambda fingerprint: None,
+) -> tuple[Group | None, list[Notification]]:
+    """One flush of a due group: its notifications, and the group after it (None once empty).
+
+    ``current`` holds the open incidents. A firing member whose episode is not among them (its
+    route changed on a reload, so its RESOLVED went to another group) is reconciled with the
+    ``stored`` incident: resolved if that episode resolved, dropped if it is gone.
+    """
+    refreshed = [_refreshed(member, current, stored) for member in group.members]
+    members = _damped(member for member in refreshed if member is not None)
+    firing = [m for m in members if m.state is State.FIRING and not mute.mutes(m.incident.labels)]
+    resolved = [m for m in members if m.state is State.RESOLVED and not mute.mutes(m.incident.labels)]
+    sent: list[Notification] = []
+    repeat_due = group.last_sent_at is None or now - group.last_sent_at >= group.repeat_interval
+    if firing and (repeat_due or not all(member.notified for member in firing)):
+        event = Event.UPDATE if group.opened else Event.FIRING
+        sent.append(_notification(group, event, [m.incident for m in firing], now))
+        told = {member.episode for member in firing}
+        members = [replace(m, notified=True) if m.episode in told else m for m in members]
+        group = group.evolve(opened=True, last_sent_at=now)
+    if resolved:
+        sent.append(_notification(group, Event.RESOLVED, [m.incident for m in resolved], now))
+    remaining = tuple(member for member in members if member.state is State.FIRING)
+    if not remaining:
+        return None, sent
+    later = _next_flush(group.next_flush_at, group.group_interval, now)
+    return group.evolve(members=remaining, next_flush_at=later), sent
+
+
+def _refreshed(
+    member: Member, current: Mapping[str, Incident], stored: Callable[[str], Incident | None]
+) -> Member | None:
+    """A firing member with the incident's latest numbers, or reconciled when it is not open."""
+    if member.state is not State.FIRING:
+        return member
+    fingerprint, started = member.episode
+    latest = current.get(fingerprint)
+    if latest is not None and latest.started_at == started:
+        return replace(member, incident=latest)
+    found = stored(fingerprint)
+    if found is not None and found.started_at == started and found.state is State.RESOLVED:
+        return replace(member, incident=found, state=State.RESOLVED)
+    log.info("dropping incident %s from its group: it is no longer open", fingerprint)
+    return None
+
+
+def _damped(members: Iterable[Member]) -> list[Member]:
+    """One member per incident: its latest episode. Earlier episodes that resolved since the last
+    flush are dropped, and whether the incident was told carries over to the latest one."""
+    by_fingerprint: dict[str, list[Member]] = {}
+    for member in members:
+        by_fingerprint.setdefault(member.incident.fingerprint, []).append(member)
+    kept = []
+    for episodes in by_fingerprint.values():
+        episodes.sort(key=lambda member: member.incident.started_at)
+        latest = episodes[-1]
+        if len(episodes) > 1:
+            latest = replace(latest, notified=any(member.notified for member in episodes))
+        kept.append(latest)
+    return sorted(kept, key=lambda member: member.episode)
+
+
+def _next_flush(scheduled: datetime, interval: timedelta, now: datetime) -> datetime:
+    """The first time on the group's ``group_interval`` grid after ``now``."""
+    missed = int((now - scheduled) / interval) if now >= scheduled else -1
+    return scheduled + (missed + 1) * interval
+
+
+def _notification(group: Group, event: Event, incidents: Sequence[Incident], now: datetime) -> Notification:
+    raw = f"{group.key}|{group.created_at.isoformat()}|{group.next_flush_at.isoformat()}|{event.value}"
+    ordered = sorted(incidents, key=lambda i: (i.rule, i.started_at, sorted(i.group.items()), i.fingerprint))
+    return Notification(
+        id=hashlib.sha256(raw.encode()).hexdigest()[:24],
+        receiver=group.receiver,
+        event=event,
+        incidents=tuple(ordered),
+        created_at=now,
+        thread_key=group.thread_key,
+        group_labels=dict(group.labels),
+    )

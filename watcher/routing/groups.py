@@ -1,0 +1,189 @@
+"""Aggregation groups and how they are kept in the state file.
+
+A group is one route's incidents that share the route's ``group_by`` labels (Alertmanager's
+aggregation group). Its members are incident *episodes* (fingerprint + start), each firing or
+resolved, with whether its firing has been told. The dispatcher decides; this module only holds
+the data and reads/writes the ``dispatch_groups`` / ``dispatch_members`` tables, inside the
+caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from watcher.incidents.encoding import dumps, from_micros, micros, span_micros
+from watcher.incidents.model import Incident, State
+from watcher.routing.tree import RouteMatch
+
+
+@dataclass(frozen=True)
+class Member:
+    """One incident episode in a group. ``incident`` is its latest known snapshot."""
+
+    incident: Incident
+    state: State  # FIRING or RESOLVED
+    notified: bool = False  # its firing was in the group's last firing/update notification
+
+    @property
+    def episode(self) -> tuple[str, datetime]:
+        return self.incident.fingerprint, self.incident.started_at
+
+
+@dataclass(frozen=True)
+class Group:
+    """An aggregation group and its timers. ``created_at`` starts the group's episode: a group
+    whose members have all resolved (and been told) is deleted, and the next incident starts a
+    new group, a new ``group_wait`` and a new thread."""
+
+    key: str
+    receiver: str
+    labels: Mapping[str, str]
+    created_at: datetime
+    next_flush_at: datetime
+    group_interval: timedelta
+    repeat_interval: timedelta
+    last_sent_at: datetime | None = None
+    opened: bool = False  # a FIRING notification started the group's thread
+    members: tuple[Member, ...] = field(default=())
+
+    @property
+    def thread_key(self) -> str:
+        return f"{self.key}|{self.created_at.isoformat()}"
+
+    def evolve(self, **changes: Any) -> Group:
+        return replace(self, **changes)
+
+    @classmethod
+    def start(cls, route: RouteMatch, labels: Mapping[str, str], at: datetime) -> Group:
+        """A new group on ``route`` whose first incident arrived at ``at``: it flushes after
+        ``group_wait``."""
+        return cls(
+            key=group_key(route, labels),
+            receiver=route.receiver,
+            labels=dict(labels),
+            created_at=at,
+            next_flush_at=at + route.group_wait,
+            group_interval=route.group_interval,
+            repeat_interval=route.repeat_interval,
+        )
+
+
+def group_key(route: RouteMatch, labels: Mapping[str, str]) -> str:
+    """Stable identity of a group: the route (its position and receiver) and the group labels."""
+    payload = json.dumps([route.receiver, list(route.path), sorted(labels.items())], separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+# ---------------------------------------------------------------------- persistence
+
+_GROUP_COLUMNS = (
+    "key, receiver, labels, created_at, next_flush_at, last_sent_at, opened, group_interval, repeat_interval"
+)
+
+
+def load_groups(
+    db: sqlite3.Connection, keys: Collection[str] = (), due_by: datetime | None = None
+) -> dict[str, Group]:
+    """The groups named in ``keys`` plus, with ``due_by``, every group due to flush by then."""
+    clauses: list[str] = []
+    args: list[str | int] = []
+    if keys:
+        clauses.append(f"key IN ({', '.join('?' * len(keys))})")
+        args += list(keys)
+    if due_by is not None:
+        clauses.append("next_flush_at <= ?")
+        args.append(micros(due_by))
+    if not clauses:
+        return {}
+    where = " OR ".join(clauses)
+    rows = db.execute(f"SELECT {_GROUP_COLUMNS} FROM dispatch_groups WHERE {where}", args).fetchall()
+    return _with_members(db, [_group(row) for row in rows])
+
+
+def all_groups(db: sqlite3.Connection) -> list[Group]:
+    rows = db.execute(f"SELECT {_GROUP_COLUMNS} FROM dispatch_groups ORDER BY created_at, key").fetchall()
+    return list(_with_members(db, [_group(row) for row in rows]).values())
+
+
+def next_flush(db: sqlite3.Connection) -> datetime | None:
+    """When the earliest group is due, or None without groups."""
+    (value,) = db.execute("SELECT min(next_flush_at) FROM dispatch_groups").fetchone()
+    return None if value is None else from_micros(value)
+
+
+def save_groups(db: sqlite3.Connection, groups: Iterable[Group], deleted: Iterable[str]) -> None:
+    """Replace the stored rows of ``groups`` and delete the groups in ``deleted`` (and members)."""
+    gone = [(key,) for key in deleted]
+    db.executemany("DELETE FROM dispatch_members WHERE group_key = ?", gone)
+    db.executemany("DELETE FROM dispatch_groups WHERE key = ?", gone)
+    for group in groups:
+        db.execute(
+            f"INSERT INTO dispatch_groups ({_GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET receiver = excluded.receiver, labels = excluded.labels, "
+            "created_at = excluded.created_at, next_flush_at = excluded.next_flush_at, "
+            "last_sent_at = excluded.last_sent_at, opened = excluded.opened, "
+            "group_interval = excluded.group_interval, repeat_interval = excluded.repeat_interval",
+            (
+                group.key,
+                group.receiver,
+                dumps(dict(group.labels)),
+                micros(group.created_at),
+                micros(group.next_flush_at),
+                None if group.last_sent_at is None else micros(group.last_sent_at),
+                int(group.opened),
+                span_micros(group.group_interval),
+                span_micros(group.repeat_interval),
+            ),
+        )
+        db.execute("DELETE FROM dispatch_members WHERE group_key = ?", (group.key,))
+        db.executemany(
+            "INSERT INTO dispatch_members (group_key, fingerprint, started_at, state, notified, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    group.key,
+                    member.incident.fingerprint,
+                    micros(member.incident.started_at),
+                    member.state.value,
+                    int(member.notified),
+                    dumps(member.incident.to_json()),
+                )
+                for member in group.members
+            ],
+        )
+
+
+def _group(row: tuple[Any, ...]) -> Group:
+    key, receiver, labels, created, next_flush_at, last_sent, opened, interval, repeat = row
+    return Group(
+        key=key,
+        receiver=receiver,
+        labels=json.loads(labels),
+        created_at=from_micros(created),
+        next_flush_at=from_micros(next_flush_at),
+        last_sent_at=None if last_sent is None else from_micros(last_sent),
+        opened=bool(opened),
+        group_interval=timedelta(microseconds=interval),
+        repeat_interval=timedelta(microseconds=repeat),
+    )
+
+
+def _with_members(db: sqlite3.Connection, groups: list[Group]) -> dict[str, Group]:
+    if not groups:
+        return {}
+    keys = [group.key for group in groups]
+    rows = db.execute(
+        f"SELECT group_key, state, notified, data FROM dispatch_members "
+        f"WHERE group_key IN ({', '.join('?' * len(keys))}) ORDER BY started_at, fingerprint",
+        keys,
+    ).fetchall()
+    members: dict[str, list[Member]] = {key: [] for key in keys}
+    for key, state, notified, data in rows:
+        members[key].append(Member(Incident.from_json(json.loads(data)), State(state), bool(notified)))
+    return {group.key: group.evolve(members=tuple(members[group.key])) for group in groups}
