@@ -9,6 +9,7 @@ import pytest
 from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
+from watcher.filters import duration, number, percent
 from watcher.incidents.model import Event, Incident, State
 from watcher.notify.base import Notification
 from watcher.rules.models import Rule
@@ -17,9 +18,6 @@ from watcher.templates import (
     RenderError,
     TemplateProblem,
     Templates,
-    duration,
-    number,
-    percent,
 )
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -237,7 +235,11 @@ def test_sandbox_blocks_unsafe_access(tmp_path: Path, source: str) -> None:
 
 
 def test_unknown_channel_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"^unknown template channel 'pager' \(known: console, slack\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown template channel 'pager' \(known: console, slack, email, email_subject, "
+        r"email_html, sms, webhook\)$",
+    ):
         Templates().template_names("pager", Event.FIRING)
 
 
@@ -317,7 +319,7 @@ def test_check_rule_checks_annotations_against_the_annotation_context(tmp_path: 
     )
     assert [str(p) for p in Templates(tmp_path).check_rule(bad)] == [
         "rule prediction-5xx annotation summary:1: unknown variable 'annotations' (known: details, group, "
-        "incident, labels, now, rule, rule_description, severity, signal, state, threshold, value)",
+        "incident, labels, links, now, rule, rule_description, severity, signal, state, threshold, value)",
         "x.j2: template file not found",
     ]
 

@@ -242,9 +242,8 @@ def _infer(column: pd.Series) -> FeatureType:
 
 
 def _numeric_from_column(column: pd.Series) -> NumericFeature:
-    import pandas as pd
-
     import numpy as np
+    import pandas as pd
 
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     present = values[~np.isnan(values)]

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from watcher.duration import Duration
+from watcher.routing.matchers import Matchers
 
 
 class _Model(BaseModel):
@@ -33,6 +36,8 @@ class EmbeddedSource(_Model):
     ingest: list[str] = Field(default_factory=list, description="globs of JSON-lines files to ingest")
     time_field: str = "@timestamp"
     retention: Duration = Field(default=timedelta(days=7), description="rows older than this are deleted")
+    threads: int = Field(default=1, ge=1, le=64, description="DuckDB worker threads (more: faster, more RSS)")
+    memory_limit: str = Field(default="512MB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
 class SearchSource(_Model):
@@ -54,6 +59,10 @@ class SearchSource(_Model):
     max_retries: int = Field(default=3, ge=0)
     msearch_max: int = Field(default=100, ge=1, description="queries per _msearch request")
     dashboards_url: str | None = Field(default=None, description="Kibana / OpenSearch Dashboards base URL")
+    dashboards_data_view: str | None = Field(
+        default=None,
+        description="id of the data view (index pattern) Discover links open (default: Discover's)",
+    )
 
 
 Source = Annotated[EmbeddedSource | SearchSource, Field(discriminator="store")]
@@ -75,6 +84,7 @@ class SlackReceiver(_Model):
     channel: str | None = None
     webhook_url: SecretStr | None = None
     base_url: str | None = Field(default=None, description="Slack API base URL (tests, proxies)")
+    charts: bool = Field(default=True, description="upload a chart of the signal in the thread (files:write)")
 
     @model_validator(mode="after")
     def _mode(self) -> SlackReceiver:
@@ -83,12 +93,109 @@ class SlackReceiver(_Model):
         return self
 
 
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+
+
+def _e164(number: str) -> str:
+    if not _E164.fullmatch(number):
+        raise ValueError(
+            f"{number!r} is not an E.164 phone number: write + and the country code, then the number, "
+            "digits only (at most 15), e.g. +14155550100"
+        )
+    return number
+
+
+def _email_address(address: str) -> str:
+    """``name@example.com`` or ``Name <name@example.com>``; never a line break (header injection)."""
+    if any(char in address for char in "\r\n\x00") or not _ADDRESS.fullmatch(parseaddr(address)[1]):
+        raise ValueError(f"{address!r} is not an email address (expected name@example.com)")
+    return address
+
+
+E164 = Annotated[str, AfterValidator(_e164)]
+EmailAddress = Annotated[str, AfterValidator(_email_address)]
+
+
+class EmailReceiver(_Model):
+    """Email through SMTP: STARTTLS (default), implicit TLS or none, with optional authentication."""
+
+    to: list[EmailAddress] = Field(min_length=1)
+    from_: EmailAddress = Field(alias="from")
+    host: str
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="default: 587, 465 with tls, 25 with none"
+    )
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: Path | None = Field(
+        default=None, description="CA bundle to verify the server (default: system)"
+    )
+    timeout: Duration = timedelta(seconds=10)
+    charts: bool = Field(default=True, description="attach a chart of the signal, inline")
+
+    @model_validator(mode="after")
+    def _auth(self) -> EmailReceiver:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("email needs both 'username' and 'password', or neither")
+        if self.password is not None and self.security == "none":
+            raise ValueError("email 'password' needs security 'starttls' or 'tls' (it would travel in clear)")
+        return self
+
+
+class SmsReceiver(_Model):
+    """SMS through Twilio's REST API, one message per number in ``to``."""
+
+    provider: Literal["twilio"] = "twilio"
+    to: list[E164] = Field(min_length=1)
+    from_: E164 | None = Field(default=None, alias="from")
+    messaging_service_sid: str | None = None
+    account_sid: str = Field(min_length=1)
+    auth_token: SecretStr
+    max_segments: int = Field(default=2, ge=1, le=10, description="longer texts are cut to this many parts")
+    timeout: Duration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _sender(self) -> SmsReceiver:
+        if (self.from_ is None) == (self.messaging_service_sid is None):
+            raise ValueError("sms needs exactly one of 'from' and 'messaging_service_sid'")
+        return self
+
+
+class WebhookReceiver(_Model):
+    """A JSON POST of every notification (schema: docs/webhook.md), optionally HMAC-signed."""
+
+    url: SecretStr = Field(description="may hold a token, so it is kept secret")
+    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for X-Watcher-Signature")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="extra headers (Authorization)")
+    timeout: Duration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _check(self) -> WebhookReceiver:
+        # The messages name what is wrong, never the values: the URL and headers may hold secrets.
+        if not self.url.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("webhook 'url' must start with https:// or http://")
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"webhook header name {name!r} is not a valid HTTP header name")
+            if any(char in value.get_secret_value() for char in "\r\n\x00"):
+                raise ValueError(f"webhook header {name!r} has a line break in its value")
+        return self
+
+
 class Receiver(_Model):
     """A named destination; exactly one channel is configured."""
 
     console: ConsoleReceiver | None = None
     slack: SlackReceiver | None = None
-    templates: dict[str, str] = Field(default_factory=dict, description="event -> template file override")
+    email: EmailReceiver | None = None
+    sms: SmsReceiver | None = None
+    webhook: WebhookReceiver | None = None
+    templates: dict[str, str] = Field(
+        default_factory=dict, description="event (or channel.event) -> template file override"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Receiver:
@@ -112,23 +219,57 @@ class Receiver(_Model):
         return value
 
 
-RECEIVER_KINDS = ("console", "slack")
+RECEIVER_KINDS = ("console", "slack", "email", "sms", "webhook")
 
 
 # --------------------------------------------------------------------------- routing
 
 
 class Route(_Model):
-    """A node of the route tree (Alertmanager's model). ``match`` is label -> exact value."""
+    """A node of the route tree (Alertmanager's model). ``match`` is label -> exact value;
+    ``matchers`` adds ``name!=value``, ``name=~regex`` and ``name!~regex`` (all must hold)."""
 
     receiver: str | None = None
     match: dict[str, str] = Field(default_factory=dict)
+    matchers: Matchers = Field(default=(), description='e.g. ["severity=~critical|error", "team!=web"]')
     group_by: list[str] | None = None
     group_wait: Duration | None = None
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
     continue_: bool = Field(default=False, alias="continue")
     routes: list[Route] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _intervals(self) -> Route:
+        for name in ("group_interval", "repeat_interval"):
+            value = getattr(self, name)
+            if value is not None and value <= timedelta(0):
+                raise ValueError(f"'{name}' must be longer than 0s")
+        return self
+
+
+class InhibitRule(_Model):
+    """While an incident matching ``source`` fires, incidents matching ``target`` with the same
+    values of the ``equal`` labels are not notified (Alertmanager's inhibit_rules)."""
+
+    source: Matchers
+    target: Matchers
+    equal: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> InhibitRule:
+        if not self.source or not self.target:
+            raise ValueError("an inhibit rule needs at least one 'source' and one 'target' matcher")
+        return self
+
+
+class MetaConfig(_Model):
+    """watcher's own alerts (store unreachable, receiver dead, invalid rules)."""
+
+    receiver: str | None = Field(
+        default=None, description="send watcher's own alerts here instead of through the route tree"
+    )
+    store_failures: int = Field(default=3, ge=1, description="failed ticks in a row before a store alert")
 
 
 class StateConfig(_Model):
@@ -145,11 +286,22 @@ class Config(_Model):
 
     sources: dict[str, Source]
     state: StateConfig = StateConfig()
-    receivers: dict[str, Receiver] = Field(default_factory=lambda: {"console": Receiver(console=ConsoleReceiver())})
+    receivers: dict[str, Receiver] = Field(
+        default_factory=lambda: {"console": Receiver(console=ConsoleReceiver())}
+    )
     route: Route = Route(receiver="console")
     rules: list[Path] = Field(default_factory=lambda: [Path("rules")], description="rule files or folders")
     templates: Path = Path("templates")
     http: HttpConfig = HttpConfig()
+    inhibit: list[InhibitRule] = Field(default_factory=list)
+    meta: MetaConfig = MetaConfig()
+
+    @model_validator(mode="after")
+    def _meta_receiver_exists(self) -> Config:
+        if self.meta.receiver is not None and self.meta.receiver not in self.receivers:
+            known = ", ".join(sorted(self.receivers)) or "none"
+            raise ValueError(f"meta names unknown receiver {self.meta.receiver!r} (defined: {known})")
+        return self
 
     @model_validator(mode="after")
     def _receivers_exist(self) -> Config:
@@ -178,7 +330,7 @@ class MissingEnvError(ValueError):
     """A ``${VAR}`` with no value in the environment and no default."""
 
 
-def interpolate(value: Any, environ: dict[str, str] | None = None) -> Any:
+def interpolate(value: Any, environ: Mapping[str, str] | None = None) -> Any:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML tree."""
     env = os.environ if environ is None else environ
     if isinstance(value, str):

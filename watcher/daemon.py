@@ -21,9 +21,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher.config import Config, EmbeddedSource
 from watcher.engine import Engine
+from watcher.incidents.lock import DaemonLock
 from watcher.incidents.state import StateStore
+from watcher.meta import Watchdog
+from watcher.notify.breaker import CircuitBreaker
 from watcher.notify.outbox import Outbox
 from watcher.notify.registry import build_notifier
+from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
 from watcher.schedule import aligned, tick_interval
 from watcher.store.base import LogStore
@@ -49,11 +53,16 @@ class Daemon:
         self.stopping = threading.Event()
         self.stores: dict[str, LogStore] = open_stores(config.sources, {r.source for r in rules})
         config.state.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = DaemonLock(config.state.path)
+        self.lock.acquire()
         self.state = StateStore(config.state.path)
-        self.engine = Engine(rules, self.stores, self.state, config.route)
-        templates = Templates(config.templates, rules)
+        self.state.release_claims()  # sends a crashed predecessor left unfinished are retried now
+        self.dispatcher = Dispatcher.from_config(config, self.state)
+        self.engine = Engine(rules, self.stores, self.state, config.route, dispatcher=self.dispatcher)
+        self.watchdog = Watchdog(self.state, self.dispatcher, config.meta.store_failures)
+        templates = Templates(config.templates, rules, config.sources)
         notifiers = {name: build_notifier(name, rcv, templates) for name, rcv in config.receivers.items()}
-        self.outbox = Outbox(self.state, notifiers, clock=clock)
+        self.outbox = Outbox(self.state, notifiers, clock=clock, breaker=CircuitBreaker())
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -67,6 +76,7 @@ class Daemon:
         now = self.clock()
         self._ingest(now)
         report = self.engine.tick(now)
+        self.watchdog.tick_done(report, self.engine.rules, now)
         if report.evaluations:
             log.info(
                 "tick evaluated %d rules: %d notifications, %d errors",
@@ -77,7 +87,16 @@ class Daemon:
         self.drain()
 
     def drain(self) -> None:
-        self.outbox.drain()
+        """Flush the routing groups that are due, deliver, and alert on dead receivers."""
+        self.dispatcher.flush(self.clock())
+        report = self.outbox.drain()
+        self.watchdog.drain_done(report, self.clock())
+
+    def reload_rules(self, rules: list[Rule], errors: list[str]) -> None:
+        """Swap the rule set (hot reload) and raise or resolve the invalid-rules alert."""
+        self.rules = rules
+        self.engine.set_rules(rules)
+        self.watchdog.rules_loaded(errors, self.clock())
 
     def _ingest(self, now: datetime) -> None:
         for name, source in self.config.sources.items():
@@ -104,11 +123,12 @@ class Daemon:
         log.info("stopping: finishing the in-flight tick")
         self.scheduler.shutdown(wait=True)
         try:
-            self.outbox.drain()
+            self.drain()
         finally:
             self.state.close()
             for store in self.stores.values():
                 store.close()
+            self.lock.release()
         log.info("stopped")
 
     def request_stop(self, signum: int = 0, frame: FrameType | None = None) -> None:

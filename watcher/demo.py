@@ -26,10 +26,10 @@ PLAN_SHARES = (0.6, 0.3, 0.1)
 @dataclass(frozen=True)
 class Injection:
     """One injected incident: ``kind`` during ``[start, start + length)`` after the log start,
-    expected to be caught by ``rule`` (the shipped rule file of that name)."""
+    expected to be caught by each of ``rules`` (shipped rule files of those names)."""
 
     kind: str
-    rule: str
+    rules: tuple[str, ...]
     start: timedelta
     length: timedelta
     description: str
@@ -40,18 +40,34 @@ def _at(minutes: int) -> timedelta:
 
 
 SCENARIO: tuple[Injection, ...] = (
-    Injection("5xx_burst", "prediction-5xx-rate", _at(60), _at(20), "model v3 answers 20% 5xx"),
     Injection(
-        "429_storm", "rate-limit-429-storm", _at(120), _at(15), "client c-7 floods and is rate limited"
-    ),
-    Injection("latency_spike", "prediction-latency-p99", _at(180), _at(20), "latency x6 for every request"),
-    Injection("traffic_drop", "prediction-traffic-flatline", _at(240), _at(20), "traffic falls to 4%"),
-    Injection("income_drift", "feature-drift", _at(300), _at(30), "income x1.8, country mix shifts to US"),
-    Injection(
-        "unseen_country", "feature-unseen-country", _at(345), _at(15), "15% of requests carry country XX"
+        "5xx_burst",
+        ("prediction-5xx-rate", "prediction-5xx-spike"),
+        _at(60),
+        _at(20),
+        "model v3 answers 20% 5xx",
     ),
     Injection(
-        "missing_tenure", "feature-missing-tenure", _at(375), _at(15), "40% of requests lack tenure_months"
+        "429_storm",
+        ("rate-limit-429-storm", "rate-limit-429-spike"),
+        _at(120),
+        _at(15),
+        "client c-7 floods and is rate limited",
+    ),
+    Injection(
+        "latency_spike",
+        ("prediction-latency-p99", "prediction-latency-p99-spike"),
+        _at(180),
+        _at(20),
+        "latency x6 for every request",
+    ),
+    Injection("traffic_drop", ("prediction-traffic-flatline",), _at(240), _at(20), "traffic falls to 4%"),
+    Injection("income_drift", ("feature-drift",), _at(300), _at(30), "income x1.8, country mix shifts to US"),
+    Injection(
+        "unseen_country", ("feature-unseen-country",), _at(345), _at(15), "15% of requests carry country XX"
+    ),
+    Injection(
+        "missing_tenure", ("feature-missing-tenure",), _at(375), _at(15), "40% of requests lack tenure_months"
     ),
 )
 
@@ -168,9 +184,10 @@ def write_log(
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a replay found for one injected incident."""
+    """What a replay found for one injected incident and one of its rules."""
 
     injection: Injection
+    rule: str
     fired_at: datetime | None
     resolved_at: datetime | None
 
@@ -194,20 +211,21 @@ def score(
     """
     outcomes, used = [], set()
     for injection in SCENARIO:
-        if injection.rule not in rules:
-            continue
         begin = start + injection.start
         end = begin + injection.length + REACTION
-        fired = resolved = None
-        for index, (rule, event, at) in enumerate(events):
-            if rule != injection.rule or not begin <= at <= end:
+        for name in injection.rules:
+            if name not in rules:
                 continue
-            if event == "firing" and fired is None:
-                fired = at
-                used.add(index)
-            elif event == "resolved" and fired is not None and resolved is None:
-                resolved = at
-                used.add(index)
-        outcomes.append(Outcome(injection, fired, resolved))
+            fired = resolved = None
+            for index, (rule, event, at) in enumerate(events):
+                if rule != name or not begin <= at <= end:
+                    continue
+                if event == "firing" and fired is None:
+                    fired = at
+                    used.add(index)
+                elif event == "resolved" and fired is not None and resolved is None:
+                    resolved = at
+                    used.add(index)
+            outcomes.append(Outcome(injection, name, fired, resolved))
     stray = [item for index, item in enumerate(events) if index not in used]
     return outcomes, stray

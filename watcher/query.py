@@ -268,7 +268,7 @@ class Query:
 
 
 AggValue: TypeAlias = (
-    int | float | None | dict[float, float | None] | dict[str, float | None] | dict[str, int] | list[int]
+    int | float | dict[float, float | None] | dict[str, float | None] | dict[str, int] | list[int] | None
 )
 """What an aggregate yields: Count/CountWhere/Missing/Cardinality -> int; Percentiles -> {q: value};
 Stats -> {"avg","min","max","sum","count"} (None when no numeric value); Histogram -> list of

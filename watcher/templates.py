@@ -1,10 +1,11 @@
 """Notification templates: a sandboxed Jinja2 environment, filters for humans, per-channel escaping.
 
-Templates are files ``<channel>/<event>.<ext>.j2`` (``slack/firing.md.j2``) looked up first in the
+Templates are files ``<channel>/<event>.<ext>.j2`` (``slack/firing.md.j2``; the channels and their
+escapers are in ``watcher.channels``, the filters in ``watcher.filters``) looked up first in the
 configured folder, then in watcher's default ``templates/`` folder, so a deployment overrides one
 file by shipping a file of the same name. A rule (``templates: {slack.firing: x.j2}`` or
-``{slack: x.j2}``) and a receiver (``templates: {firing: x.j2}``) can name other files; the order is
-rule override, receiver override, default.
+``{slack: x.j2}``) and a receiver (``templates: {firing: x.j2}`` or ``{email_html.firing: x.j2}``)
+can name other files; the order is rule override, receiver override, default.
 
 Escaping cannot be forgotten: every ``{{ expression }}`` a template prints goes through the channel's
 escaper (the environment's ``finalize``), while the template's own literal text is kept as written.
@@ -22,11 +23,9 @@ from __future__ import annotations
 import copy
 import difflib
 import logging
-import math
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +37,20 @@ from jinja2 import (
     TemplateError,
     meta,
     nodes,
-    pass_context,
 )
-from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from watcher.channels import CHANNELS, Channel
+from watcher.config import EmbeddedSource, SearchSource
+from watcher.filters import FILTERS
 from watcher.incidents.model import Event, Incident
 from watcher.notify.base import Notification
+from watcher.notify.links import incident_links
 from watcher.rules.models import Rule
 
 log = logging.getLogger("watcher.templates")
 
 DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "templates"
-NOT_AVAILABLE = "n/a"
 
 
 class Escaped(str):
@@ -59,39 +59,10 @@ class Escaped(str):
     __slots__ = ()
 
 
-def escape_slack(text: str) -> str:
-    """Slack mrkdwn control characters; ``<!channel>``, ``<@U1>`` and ``<url|x>`` become inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def escape_console(text: str) -> str:
-    """Terminal control characters (ANSI escapes, carriage returns) from logs are shown, not obeyed."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
-
-
-@dataclass(frozen=True)
-class Channel:
-    """How one channel's templates are named and escaped."""
-
-    name: str
-    escape: Callable[[str], str]
-    extension: str  # default template: <name>/<event>.<extension>.j2
-
-    def default_template(self, event: Event) -> str:
-        return f"{self.name}/{event.value}.{self.extension}.j2"
-
-
-# One line per channel: a new channel adds its escaper here.
-CHANNELS: dict[str, Channel] = {
-    "console": Channel("console", escape_console, "txt"),
-    "slack": Channel("slack", escape_slack, "md"),
-}
-
 # Names a notification template may use; annotations see ANNOTATION_KEYS (they are rendered per incident).
-_INCIDENT_KEYS = ("rule", "rule_description", "signal", "severity", "state", "group", "labels", "details")
+_INCIDENT_KEYS = (
+    "rule", "rule_description", "signal", "severity", "state", "group", "labels", "details", "links",
+)  # fmt: skip
 ANNOTATION_KEYS = frozenset((*_INCIDENT_KEYS, "value", "threshold", "incident", "now"))
 NOTIFICATION_KEYS = ANNOTATION_KEYS | {
     "event",
@@ -120,133 +91,37 @@ class TemplateProblem:
         return f"{where}: {self.message}"
 
 
-# --------------------------------------------------------------------------- filters
-
-
-def percent(value: float | None, digits: int = 2) -> str:
-    """0.0712 -> "7.12%"; trailing zeros dropped (0.05 -> "5%")."""
-    if value is None or math.isnan(value):
-        return NOT_AVAILABLE
-    return f"{_trim(f'{value * 100:.{digits}f}')}%"
-
-
-def number(value: float | None, digits: int | None = None) -> str:
-    """Thousands separators, precision by size: 1234567 -> "1,234,567", 0.01234 -> "0.0123"."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return NOT_AVAILABLE
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    if digits is not None:
-        return f"{value:,.{digits}f}"
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    size = abs(value)
-    if size >= 1000:
-        return f"{value:,.0f}"
-    if size >= 10:
-        return _trim(f"{value:.1f}")
-    if size >= 1:
-        return _trim(f"{value:.2f}")
-    return f"{value:.3g}"
-
-
-def _trim(text: str) -> str:
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-
-
-def duration(value: float | timedelta | None) -> str:
-    """Seconds or a timedelta as its two largest units: 3905 -> "1h 5m", 0.25 -> "250ms"."""
-    if value is None:
-        return NOT_AVAILABLE
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 0:
-        return f"-{duration(-seconds)}"
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms" if seconds else "0s"
-    counts, rest = [], int(seconds)
-    for unit, size in _UNITS:
-        count, rest = divmod(rest, size)
-        counts.append((count, unit))
-    first = next(index for index, (count, _) in enumerate(counts) if count)
-    return " ".join(f"{count}{unit}" for count, unit in counts[first : first + 2] if count)
-
-
-@pass_context
-def since(context: Context, value: datetime | str | None) -> str:
-    """How long before the notification time: "12m ago" (or "in 5m" for a future time)."""
-    if value is None:
-        return NOT_AVAILABLE
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    delta = context["now"] - moment
-    if abs(delta) < timedelta(seconds=1):
-        return "just now"
-    return f"{duration(delta)} ago" if delta > timedelta(0) else f"in {duration(-delta)}"
-
-
-@pass_context
-def measure(context: Context, value: float | None, signal: str | None = None) -> str:
-    """A rule's value in its own unit: a percentage for ratio signals, a number otherwise."""
-    kind = signal if signal is not None else context.get("signal")
-    return percent(value) if kind == "ratio" else number(value)
-
-
-def labels(mapping: Mapping[str, Any]) -> str:
-    """{"model_version": "v2", "region": "eu"} -> "model_version=v2, region=eu"."""
-    return ", ".join(f"{key}={mapping[key]}" for key in sorted(mapping))
-
-
-_EMOJI = {
-    "critical": ":red_circle:",
-    "error": ":large_orange_circle:",
-    "warning": ":large_yellow_circle:",
-    "info": ":large_blue_circle:",
-    "resolved": ":white_check_mark:",
-}
-
-
-def emoji(severity: str) -> str:
-    """A Slack emoji code for a severity (or "resolved")."""
-    return _EMOJI.get(str(severity), ":grey_question:")
-
-
-FILTERS: dict[str, Callable[..., str]] = {
-    "percent": percent,
-    "number": number,
-    "duration": duration,
-    "since": since,
-    "measure": measure,
-    "labels": labels,
-    "emoji": emoji,
-}
-
-
 # --------------------------------------------------------------------------- the engine
 
 
 @dataclass(frozen=True)
 class _RuleInfo:
-    signal: str | None
-    description: str
-    overrides: Mapping[str, str]
+    rule: Rule
+    source: EmbeddedSource | SearchSource | None  # for links to the logs
+
+    @property
+    def signal(self) -> str | None:
+        return self.rule.signal.kind
 
 
 class Templates:
     """Loads, checks and renders notification templates; one instance per loaded configuration.
 
     ``for_receiver`` returns a view that shares the environments and adds one receiver's overrides.
+    ``sources`` (the config's) lets incidents link to their logs (``watcher.notify.links``).
     """
 
-    def __init__(self, folder: Path | None = None, rules: Iterable[Rule] = ()) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        rules: Iterable[Rule] = (),
+        sources: Mapping[str, EmbeddedSource | SearchSource] | None = None,
+    ) -> None:
         folders = [f for f in (folder, DEFAULT_FOLDER) if f is not None]
         unique = list(dict.fromkeys(f.resolve() for f in folders))
         self._loader = ChoiceLoader([FileSystemLoader(f) for f in unique])
-        self._rules = {
-            rule.name: _RuleInfo(rule.signal.kind, rule.description, dict(rule.templates)) for rule in rules
-        }
+        known = sources or {}
+        self._rules = {rule.name: _RuleInfo(rule, known.get(rule.source)) for rule in rules}
         self._environments = {name: self._environment(channel.escape) for name, channel in CHANNELS.items()}
         self._receiver_overrides: Mapping[str, str] = {}
         self._compiled: dict[tuple[str, str], Template] = {}
@@ -267,10 +142,15 @@ class Templates:
         return env
 
     def for_receiver(self, overrides: Mapping[str, str]) -> Templates:
-        """This engine with one receiver's ``event -> template file`` overrides."""
+        """This engine with one receiver's ``event`` (or ``channel.event``) ``-> template file`` overrides."""
         view = copy.copy(self)
         view._receiver_overrides = dict(overrides)
         return view
+
+    def signal(self, rule: str) -> str | None:
+        """The signal kind of a known rule (``ratio``, ``count``, ...): how its values read."""
+        info = self._rules.get(rule)
+        return info.signal if info else None
 
     # ------------------------------------------------------------------ context
 
@@ -301,7 +181,7 @@ class Templates:
             "rule": incident.rule,
             "fingerprint": incident.fingerprint,
             "signal": info.signal if info else None,
-            "rule_description": info.description if info else "",
+            "rule_description": info.rule.description if info else "",
             "severity": incident.severity,
             "state": incident.state.value,
             "group": dict(incident.group),
@@ -314,6 +194,7 @@ class Templates:
             "active_for": (incident.resolved_at or now) - began,
             "note": incident.note,
             "details": dict(incident.details),
+            "links": incident_links(info.rule, info.source, incident, now) if info else {},
         }
         view["annotations"] = self.render_annotations(
             incident.annotations, channel, self._incident_context(view, now)
@@ -354,12 +235,14 @@ class Templates:
     def template_names(self, channel: str, event: Event, rule: str | None = None) -> list[str]:
         """The templates tried for one message, in order: rule override, receiver override, default."""
         info = self._rules.get(rule or "")
-        rule_overrides = info.overrides if info else {}
+        rule_overrides = info.rule.templates if info else {}
+        kind, receiver = self._channel(channel), self._receiver_overrides
         candidates = [
             rule_overrides.get(f"{channel}.{event.value}"),
             rule_overrides.get(channel),
-            self._receiver_overrides.get(event.value),
-            self._channel(channel).default_template(event),
+            receiver.get(f"{channel}.{event.value}"),
+            receiver.get(event.value) if kind.main else None,
+            kind.default_template(event),
         ]
         return list(dict.fromkeys(name for name in candidates if name))
 
@@ -416,8 +299,12 @@ class Templates:
         """A rule's annotations and template overrides."""
         problems: list[TemplateProblem] = []
         for key, source in rule.annotations.items():
-            problems += self._check_source(f"rule {rule.name} annotation {key}", source, ANNOTATION_KEYS)
+            problems += self.check_annotation(f"rule {rule.name} annotation {key}", source)
         return problems + self.check(rule.templates.values())
+
+    def check_annotation(self, name: str, source: str) -> list[TemplateProblem]:
+        """One annotation template, against the names annotations may use (``ANNOTATION_KEYS``)."""
+        return self._check_source(name, source, ANNOTATION_KEYS)
 
     def _check_source(self, name: str, source: str, known: frozenset[str]) -> list[TemplateProblem]:
         env = self._env("console")

@@ -13,10 +13,12 @@ slack-sdk clients against it. Every request is recorded; failures are scripted a
         assert slack.calls_to("chat.postMessage")[0].body["channel"] == "#alerts"
 
 Implemented: ``chat.postMessage``, ``chat.update`` (both keep the channel's messages, so an update
-of an unknown ``ts`` answers ``message_not_found``), ``auth.test``, and the webhook path
-``/services/T000/B000/<secret>``. Other methods answer ``unknown_method``. Messages over Slack's
-Block Kit limits (50 blocks, 3000 characters per section) are refused with ``invalid_blocks``, as
-Slack does.
+of an unknown ``ts`` answers ``message_not_found``), ``auth.test``, the webhook path
+``/services/T000/B000/<secret>``, and the three steps of slack-sdk's ``files_upload_v2``:
+``files.getUploadURLExternal`` (hands out an upload URL on this server), the upload itself, and
+``files.completeUploadExternal`` (shares the files in a channel or thread; ``.files`` keeps them).
+Other methods answer ``unknown_method``. Messages over Slack's Block Kit limits (50 blocks, 3000
+characters per section) are refused with ``invalid_blocks``, as Slack does.
 """
 
 from __future__ import annotations
@@ -50,6 +52,19 @@ class SlackCall:
 
 
 @dataclass
+class SlackFile:
+    """A file uploaded through ``files_upload_v2``; ``channel`` is set once the upload is completed."""
+
+    id: str
+    filename: str
+    length: int
+    data: bytes = b""
+    title: str = ""
+    channel: str | None = None
+    thread_ts: str | None = None
+
+
+@dataclass
 class _Scripted:
     status: int
     error: str
@@ -64,6 +79,7 @@ class SlackServer:
     def __init__(self, token: str = "xoxb-test-0123456789-secret") -> None:
         self.token = token
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, ts) -> current message
+        self.files: dict[str, SlackFile] = {}  # file id -> file, in upload order
         self._calls: list[SlackCall] = []
         self._script: list[_Scripted] = []
         self._channels: dict[str, str] = {}
@@ -126,9 +142,15 @@ class SlackServer:
     # ------------------------------------------------------------------ handling (server threads)
 
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
-        """Record one request and answer it. Header names are normalised to Title-Case."""
-        method = "webhook" if path.startswith("/services/") else path.removeprefix("/api/")
-        call = SlackCall(method, path, _parse(headers.get("Content-Type", ""), raw), headers)
+        """Record one request and answer it. Header names are normalised to Title-Case. Query
+        parameters (slack-sdk sends some methods' arguments so) are merged into the body."""
+        path, _, query = path.partition("?")
+        method = _method(path)
+        if method == "upload":  # the file's bytes, whatever the content type says
+            body: dict[str, Any] = {"length": len(raw)}
+        else:
+            body = {**dict(parse_qsl(query)), **_parse(headers.get("Content-Type", ""), raw)}
+        call = SlackCall(method, path, body, headers)
         with self._lock:
             self._calls.append(call)
             scripted = self._next_scripted(method)
@@ -136,6 +158,8 @@ class SlackServer:
                 return _scripted_reply(scripted, webhook=method == "webhook")
             if method == "webhook":
                 return _webhook_reply(path, call.body)
+            if method == "upload":
+                return self._upload(path.removeprefix("/upload/v1/"), raw)
             if headers.get("Authorization") != f"Bearer {self.token}":
                 return _api_reply({"ok": False, "error": "invalid_auth"})
             return _api_reply(self._api(method, call.body))
@@ -152,6 +176,10 @@ class SlackServer:
     def _api(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
             return {"ok": True, "team": "test", "user": "watcher"}
+        if method == "files.getUploadURLExternal":
+            return self._upload_url(body)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(body)
         if method not in ("chat.postMessage", "chat.update"):
             return {"ok": False, "error": "unknown_method"}
         if not body.get("channel"):
@@ -169,11 +197,52 @@ class SlackServer:
         self.messages[(channel, ts)] = {**body, "channel": channel, "ts": ts}
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text", "")}}
 
+    def _upload_url(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not body.get("filename") or not str(body.get("length", "")).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{len(self.files) + 1:08d}"
+        self.files[file_id] = SlackFile(file_id, str(body["filename"]), int(body["length"]))
+        return {"ok": True, "upload_url": f"{self.url}/upload/v1/{file_id}", "file_id": file_id}
+
+    def _upload(self, file_id: str, raw: bytes) -> Reply:
+        file = self.files.get(file_id)
+        if file is None:
+            return 404, {"Content-Type": "text/plain"}, b"not found"
+        file.data = raw
+        return 200, {"Content-Type": "text/plain"}, f"OK - {len(raw)}".encode()
+
+    def _complete_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        entries = _decoded(body.get("files")) or []
+        done = []
+        for entry in entries:
+            file = self.files.get(str(entry.get("id")))
+            if file is None or len(file.data) != file.length:
+                return {"ok": False, "error": "file_not_found"}
+            done.append((file, entry))
+        channel = body.get("channel_id")
+        if channel and self._channel_id(str(channel)) not in {key[0] for key in self.messages}:
+            return {"ok": False, "error": "channel_not_found"}
+        for file, entry in done:
+            file.title, file.channel, file.thread_ts = (
+                str(entry.get("title") or ""),
+                channel,
+                body.get("thread_ts"),
+            )
+        return {"ok": True, "files": [{"id": f.id, "name": f.filename, "title": f.title} for f, _ in done]}
+
     def _channel_id(self, name: str) -> str:
         # Slack answers with channel IDs; a name (#alerts) maps to a stable fake ID, IDs stay as they are.
         if name.startswith("C") and name[1:].isalnum() and name.isupper():
             return name
         return self._channels.setdefault(name, f"C{len(self._channels) + 1:08d}")
+
+
+def _method(path: str) -> str:
+    if path.startswith("/services/"):
+        return "webhook"
+    if path.startswith("/upload/"):
+        return "upload"
+    return path.removeprefix("/api/")
 
 
 def _parse(content_type: str, raw: bytes) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 from slack_server import WEBHOOK_PATH, SlackServer
 
-from watcher.config import Receiver, SlackReceiver
+from watcher.config import Receiver, SearchSource, SlackReceiver
 from watcher.incidents.model import Event, Incident, State
 from watcher.notify.base import Delivery, Notification
 from watcher.notify.registry import build_notifier
@@ -321,3 +321,73 @@ def test_build_notifier_applies_the_receiver_template_overrides(
     assert isinstance(notifier, SlackNotifier)
     assert notifier.send(notification()).ok
     assert slack_server.calls[0].body == {"channel": "#a", "text": "prediction-5xx is firing"}
+
+
+# --------------------------------------------------------------------------- charts (files_upload_v2)
+
+SERIES = [[(NOW - timedelta(minutes=30 - i)).isoformat(), 0.02 if i < 16 else 0.0712] for i in range(30)]
+
+
+def test_a_chart_of_the_signal_is_uploaded_into_the_message_thread(slack_server: SlackServer) -> None:
+    delivery = bot(slack_server).send(notification(Event.FIRING, incident(details={"series": SERIES})))
+
+    assert delivery.ok
+    assert delivery.ref is not None
+    assert [call.method for call in slack_server.calls] == [
+        "chat.postMessage",
+        "files.getUploadURLExternal",
+        "upload",
+        "files.completeUploadExternal",
+    ]
+    [chart] = slack_server.files.values()
+    assert chart.data.startswith(b"\x89PNG")
+    assert (chart.filename, chart.title) == ("prediction-5xx.png", "prediction-5xx (model_version=v2)")
+    assert (chart.channel, chart.thread_ts) == (delivery.ref["channel"], delivery.ref["ts"])
+
+
+def test_the_resolved_chart_goes_into_the_incident_thread(slack_server: SlackServer) -> None:
+    notifier = bot(slack_server)
+    first = notifier.send(notification())
+    assert first.ref is not None
+    done = resolved().evolve(details={"series": SERIES})
+    assert notifier.send(notification(Event.RESOLVED, done, thread_ref=first.ref)).ok
+    [chart] = slack_server.files.values()
+    assert chart.thread_ts == first.ref["ts"]
+
+
+def test_a_failed_chart_upload_still_delivers_the_message(
+    slack_server: SlackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack_server.fail("missing_scope", method="files.getUploadURLExternal")
+    delivery = bot(slack_server).send(notification(Event.FIRING, incident(details={"series": SERIES})))
+    assert delivery.ok
+    assert "chart not uploaded to Slack: missing_scope" in caplog.text
+    assert len(slack_server.calls_to("chat.postMessage")) == 1
+
+
+def test_no_chart_without_a_series_with_charts_off_or_through_a_webhook(slack_server: SlackServer) -> None:
+    with_series = notification(Event.FIRING, incident(details={"series": SERIES}))
+    settings = SlackReceiver(
+        token=SecretStr(slack_server.token), channel="#a", base_url=slack_server.base_url, charts=False
+    )
+    assert bot(slack_server).send(notification()).ok
+    assert SlackNotifier(settings, Templates(rules=[RULE])).send(with_series).ok
+    assert hook(slack_server).send(with_series).ok
+    assert slack_server.files == {}
+
+
+def test_a_discover_link_is_shown_when_the_source_has_dashboards(slack_server: SlackServer) -> None:
+    source = SearchSource.model_validate(
+        {"store": "opensearch", "hosts": ["https://os:9200"], "index": "ml-*",
+         "dashboards_url": "https://dashboards.example.com/"}
+    )  # fmt: skip
+    templates = Templates(rules=[RULE.model_copy(update={"source": "ml-api"})], sources={"ml-api": source})
+    assert bot(slack_server, templates=templates).send(notification()).ok
+    [section] = texts(slack_server.calls[0].body)
+    runbook, logs = section.splitlines()[-1].split(" · ")
+    assert runbook == ":book: <https://runbooks.example.com/5xx|Runbook>"
+    assert logs.startswith(
+        ":mag: <https://dashboards.example.com/app/discover#/?_g=(time:(from:'2024-05-01T11:40:30.000Z'"
+    )
+    assert logs.endswith("|Logs in Discover>")
+    assert "&amp;_a=" in logs  # Slack wants & escaped inside links

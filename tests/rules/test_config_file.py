@@ -23,7 +23,13 @@ MISTAKES = {
     "config.bad-retention.yaml": "2:39: invalid duration '7days': use a number and a unit "
     "(ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m",
     "config.unknown-receiver.yaml": "6:13: route names unknown receiver 'ml-slak' (defined: ml-slack)",
-    "config.receiver-without-channel.yaml": "4:3: a receiver has exactly one of console, slack; got none",
+    "config.receiver-without-channel.yaml": "4:3: a receiver has exactly one of console, slack, email, sms, "
+    "webhook; got none",
+    "config.sms-bad-number.yaml": "6:25: '0170 1234567' is not an E.164 phone number: write + and the "
+    "country code, then the number, digits only (at most 15), e.g. +14155550100",
+    "config.email-bad-address.yaml": "5:18: 'oncall.example.com' is not an email address (expected "
+    "name@example.com)",
+    "config.webhook-bad-url.yaml": "5:15: webhook 'url' must start with https:// or http://",
     "config.slack-without-token.yaml": "5:13: slack needs 'token' and 'channel', or 'webhook_url'",
     "config.missing-sources.yaml": "1:1: missing required key 'sources'",
     "config.invalid-yaml.yaml": "2:1: invalid YAML: found character '\\t' that cannot start any token "

@@ -21,6 +21,10 @@ COMMANDS = (
     "ingest",
     "baseline",
     "schema",
+    "render",
+    "incidents",
+    "silence",
+    "routes",
 )
 
 EPILOG = """\

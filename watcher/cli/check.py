@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from watcher.cli.common import add_config_argument
+from watcher.cli.template_errors import template_errors
 from watcher.config import Config
 from watcher.rules.loader import ConfigError, LoadError, RuleSet, load_config, load_rules
 
@@ -55,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     paths: list[Path] = list(args.paths) or (list(config.rules) if config is not None else [])
     # Without a valid config the named rule files are still checked, all but their sources.
     ruleset = load_rules(paths, config) if paths else RuleSet()
+    # Templates (files, annotations, overrides) are checked once the config is valid; they count
+    # as config errors in the summary.
+    if config is not None:
+        config_errors += template_errors(config, config_path, ruleset)
     for error in [*config_errors, *ruleset.errors]:
         print(error)
     print(summary(config_path, config_errors, ruleset))

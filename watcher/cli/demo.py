@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     replay = Replay(loaded.config, loaded.rules, [log_path], workdir)
     clock = _SimulatedClock(DEMO_START)
-    templates = Templates(loaded.config.templates, loaded.rules)
+    templates = Templates(loaded.config.templates, loaded.rules, loaded.config.sources)
     notifiers = {n: build_notifier(n, r, templates) for n, r in loaded.config.receivers.items()}
     outbox = Outbox(replay.state, notifiers, clock=clock)
     events: list[tuple[str, str, datetime]] = []
@@ -97,7 +97,7 @@ def _summary(outcomes: list[Outcome], stray: list[tuple[str, str, datetime]]) ->
         fired = f"{outcome.fired_at:%H:%M}" if outcome.fired_at else "-"
         resolved = f"{outcome.resolved_at:%H:%M}" if outcome.resolved_at else "-"
         print(
-            f"  [{mark}] {outcome.injection.kind:<15} -> {outcome.injection.rule:<28} "
+            f"  [{mark}] {outcome.injection.kind:<15} -> {outcome.rule:<30} "
             f"fired {fired:>5}, resolved {resolved:>5}"
         )
     if stray:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-
 from watcher.baseline import OTHER, CategoricalFeature, NumericFeature
 from watcher.detect import stats
 from watcher.detect.base import Finding, Status, rule_window

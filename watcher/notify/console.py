@@ -11,6 +11,7 @@ import sys
 from typing import Any, TextIO
 
 from watcher.config import ConsoleReceiver
+from watcher.incidents.series import SERIES_KEY
 from watcher.notify.base import Delivery, Notification
 from watcher.templates import RenderError, Templates
 
@@ -23,16 +24,21 @@ class ConsoleNotifier:
         self._templates = templates
         self._stream = stream
 
-    def send(self, notification: Notification) -> Delivery:
-        try:
-            text = self._templates.render(notification, "console")
-        except RenderError as err:
-            return Delivery(ok=False, error=str(err), permanent=True)
+    def compose(self, notification: Notification) -> str:
+        """The line(s) written for a notification, without the final newline. Raises ``RenderError``."""
+        text = self._templates.render(notification, "console")
         if self._settings.format == "json":
             text = json.dumps(self._record(notification, text), ensure_ascii=False, default=str)
+        return text.rstrip("\n")
+
+    def send(self, notification: Notification) -> Delivery:
+        try:
+            text = self.compose(notification)
+        except RenderError as err:
+            return Delivery(ok=False, error=str(err), permanent=True)
         stream = self._stream or sys.stdout
         try:
-            stream.write(text.rstrip("\n") + "\n")
+            stream.write(text + "\n")
             stream.flush()
         except (OSError, ValueError) as err:  # a closed or broken stream
             return Delivery(ok=False, error=f"console: cannot write: {err}")
@@ -41,8 +47,13 @@ class ConsoleNotifier:
     def _record(self, notification: Notification, text: str) -> dict[str, Any]:
         """The JSON form: the rendered text plus the incidents with their rendered annotations."""
         views = self._templates.context(notification, "console")["incidents"]
+        # The recent series (for charts) would make every line kilobytes long.
         incidents = [
-            {**incident.to_json(), "annotations": dict(view["annotations"])}
+            {
+                **incident.to_json(),
+                "annotations": dict(view["annotations"]),
+                "details": {k: v for k, v in incident.details.items() if k != SERIES_KEY},
+            }
             for incident, view in zip(notification.incidents, views, strict=True)
         ]
         return {

@@ -3,6 +3,9 @@
 FIRING posts a new message; its ``{"channel", "ts"}`` comes back as ``Delivery.ref`` so UPDATE and
 RESOLVED can reply in its thread, and RESOLVED also rewrites the original message to show the end.
 Without a thread reference (or with a webhook, which cannot thread) every message is a new post.
+With a bot token, a PNG chart of each incident's signal (the first ``MAX_CHARTS``) is uploaded into
+the message's thread (``files_upload_v2``, scope ``files:write``). The chart is an extra: when its
+upload fails the message still counts as delivered (retrying would post the message twice).
 
 The text comes from the ``slack/<event>.md.j2`` templates (mrkdwn, escaped per ``watcher.templates``);
 this module only lays it out as Block Kit and talks to Slack. slack-sdk's own retry handlers are
@@ -24,8 +27,11 @@ from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from watcher.config import SlackReceiver
+from watcher.filters import labels
 from watcher.incidents.model import Event
+from watcher.notify.answers import retry_after
 from watcher.notify.base import Delivery, Notification
+from watcher.notify.chart import render_chart
 from watcher.templates import RenderError, Templates
 
 log = logging.getLogger("watcher.notify.slack")
@@ -40,6 +46,7 @@ MAX_BLOCK_TEXT = 3000  # ... and longer section texts
 TRUNCATED = "… (truncated)"
 COLOURS = {"critical": "#d72b3f", "error": "#e8590c", "warning": "#f2c744", "info": "#439fe0"}
 RESOLVED_COLOUR = "#2eb886"
+MAX_CHARTS = 3  # charts uploaded per message (one per incident, in order)
 
 # Errors that retrying cannot fix: credentials, scopes, the channel, or the message itself.
 PERMANENT_ERRORS = frozenset(
@@ -91,12 +98,36 @@ class SlackNotifier:
                 retry_handlers=[],
             )
 
+    def compose(self, notification: Notification) -> dict[str, Any]:
+        """The message exactly as posted: ``chat.postMessage`` arguments (a webhook gets the same
+        without ``channel``; a reply in a thread adds ``thread_ts``). Raises ``RenderError``."""
+        message = slack_message(self._templates.render(notification, "slack"), _colour(notification))
+        return {"channel": self._settings.channel, **message} if self._client is not None else message
+
+    def charts(self, notification: Notification) -> list[dict[str, Any]]:
+        """The ``files_upload_v2`` uploads for a message: a PNG per incident that has a series."""
+        uploads = []
+        for incident in notification.incidents[:MAX_CHARTS]:
+            png = render_chart(incident, self._templates.signal(incident.rule))
+            if png is None:
+                continue
+            title = f"{incident.rule} ({labels(incident.group)})" if incident.group else incident.rule
+            uploads.append(
+                {
+                    "file": png,
+                    "filename": f"{incident.rule}.png",
+                    "title": title,
+                    "alt_txt": f"chart of {title}",
+                }
+            )
+        return uploads
+
     def send(self, notification: Notification) -> Delivery:
         try:
-            text = self._templates.render(notification, "slack")
+            message = self.compose(notification)
         except RenderError as err:
             return Delivery(ok=False, error=self._redact(str(err)), permanent=True)
-        message = slack_message(text, _colour(notification))
+        message.pop("channel", None)
         try:
             if self._client is not None:
                 return self._post(self._client, notification, message)
@@ -108,6 +139,15 @@ class SlackNotifier:
     # ------------------------------------------------------------------ Web API
 
     def _post(self, client: WebClient, notification: Notification, message: dict[str, Any]) -> Delivery:
+        delivery = self._post_in_thread(client, notification, message)
+        if delivery.ok and delivery.ref is not None and self._settings.charts:
+            thread_ts = delivery.ref.get("thread_ts") or delivery.ref["ts"]
+            self._upload_charts(client, notification, str(delivery.ref["channel"]), str(thread_ts))
+        return delivery
+
+    def _post_in_thread(
+        self, client: WebClient, notification: Notification, message: dict[str, Any]
+    ) -> Delivery:
         thread = _thread(notification.thread_ref)
         if notification.event is Event.FIRING or thread is None:
             return self._post_message(client, self._settings.channel or "", message)
@@ -117,6 +157,19 @@ class SlackNotifier:
             if failure is not None:
                 return failure
         return self._post_message(client, channel, message, thread_ts=ts)
+
+    def _upload_charts(
+        self, client: WebClient, notification: Notification, channel: str, thread_ts: str
+    ) -> None:
+        # The message is delivered already: nothing here may fail the send (a retry would post it twice).
+        try:
+            uploads = self.charts(notification)
+            if uploads:
+                client.files_upload_v2(file_uploads=uploads, channel=channel, thread_ts=thread_ts)
+        except SlackApiError as err:
+            log.warning("chart not uploaded to Slack: %s", _error_code(err) or "error")
+        except Exception as err:  # network, SDK, or drawing the chart
+            log.warning("chart not uploaded to Slack: %s", self._redact(f"{type(err).__name__}: {err}"))
 
     def _post_message(
         self, client: WebClient, channel: str, message: dict[str, Any], thread_ts: str | None = None
@@ -169,11 +222,11 @@ class SlackNotifier:
 
     def _failure(self, method: str, status: int, code: str, headers: Mapping[str, Any]) -> Delivery:
         error = self._redact(f"slack {method}: {code or 'error'} (HTTP {status})")
-        retry_after = _retry_after(headers)
+        wait = retry_after(headers)
         if status == 429 or code == "ratelimited":
-            return Delivery(ok=False, error=error, retry_after=retry_after)
+            return Delivery(ok=False, error=error, retry_after=wait)
         permanent = code in PERMANENT_ERRORS or (method == "webhook" and 400 <= status < 500)
-        return Delivery(ok=False, error=error, retry_after=retry_after, permanent=permanent)
+        return Delivery(ok=False, error=error, retry_after=wait, permanent=permanent)
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -221,13 +274,3 @@ def _thread(ref: Mapping[str, Any] | None) -> tuple[str, str] | None:
     if not ref or not ref.get("channel") or not ref.get("ts"):
         return None
     return str(ref["channel"]), str(ref["ts"])
-
-
-def _retry_after(headers: Mapping[str, Any]) -> float | None:
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            try:
-                return max(0.0, float(value[0] if isinstance(value, list) else value))
-            except ValueError:
-                return None  # an HTTP date: the outbox falls back to its own backoff
-    return None

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from watcher.rules.positions import DataPath, Located, Mark, Problem
@@ -57,6 +57,7 @@ class _Spot:
     on_key: bool
     fork: tuple[DataPath, Any] | None = None
     expected: tuple[str, ...] = ()
+    secret: bool = False  # the value is a SecretStr: never quoted in a message
 
 
 def explain(
@@ -95,7 +96,7 @@ def _walk(model: type[BaseModel], loc: tuple[int | str, ...]) -> _Spot:
             continue
         kind, owner = _step_type(kind, step, owner)
         path.append(step)
-    return _Spot(tuple(path), owner, on_key, fork)
+    return _Spot(tuple(path), owner, on_key, fork, secret=_unwrap(kind) is SecretStr)
 
 
 def _one_branch_each(spots: list[tuple[ErrorDetails, _Spot]]) -> list[tuple[ErrorDetails, _Spot]]:
@@ -198,11 +199,10 @@ def _describe(error: ErrorDetails, spot: _Spot, located: Located, root: DataPath
         return located.key_mark(full), _key_message(error, _name(path[:-1]))
     # Quote the value as written in the file: the input pydantic saw may hold an interpolated secret.
     written = located.at(full) if full in located.values else error["input"]
+    shown = "a secret (not shown)" if spot.secret else show(written)
     if spot.expected:
-        return located.value_mark(
-            full
-        ), f"'{_name(path)}' must be {' or '.join(spot.expected)}, got {show(written)}"
-    return located.value_mark(full), _value_message(error, _name(path), show(written))
+        return located.value_mark(full), f"'{_name(path)}' must be {' or '.join(spot.expected)}, got {shown}"
+    return located.value_mark(full), _value_message(error, _name(path), shown)
 
 
 def _value_error(error: ErrorDetails, located: Located, full: DataPath, root: DataPath) -> tuple[Mark, str]:

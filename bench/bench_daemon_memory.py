@@ -1,0 +1,135 @@
+"""RSS of a real `watcher run` process with many rules, sampled over time.
+
+Target: under 150 MB with 1,000 rules, and no growth from tick to tick.
+
+    .venv/bin/python bench/bench_daemon_memory.py [--rules 1000] [--seconds 120] [--every 5s]
+
+The log is the demo's synthetic traffic, shifted to end now, so every rule has data in its window.
+Prints RSS samples, the peak, and the growth between the first and the last third of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from watcher.demo import write_log  # noqa: E402
+
+
+def rule(index: int, every: str) -> dict[str, object]:
+    """A mix of realistic rules: ratios, percentiles, stats, counts, flatlines, with and without groups."""
+    kind = index % 6
+    base: dict[str, object] = {
+        "name": f"rule-{index:04d}",
+        "source": "app",
+        "every": every,
+        "window": ["5m", "10m", "15m", "30m"][index % 4],
+        "delay": "0s",
+        "where": {"service": "prediction-api"},
+        "severity": "warning",
+        "annotations": {"summary": "value {{ value }}"},
+    }
+    if kind == 0:
+        return base | {
+            "signal": {"ratio": {"of": {"status": {"gte": 500}}}},
+            "group_by": ["model_version"],
+            "threshold": {"above": 0.5 + index / 10000},
+        }
+    if kind == 1:
+        return base | {
+            "signal": {"percentile": {"field": "latency_ms", "q": 99}},
+            "threshold": {"above": 5000},
+        }
+    if kind == 2:
+        return base | {
+            "signal": {"ratio": {"of": {"status": 429}}},
+            "group_by": ["endpoint"],
+            "threshold": {"above": 0.9},
+        }
+    if kind == 3:
+        return base | {"signal": {"stat": {"field": "latency_ms", "fn": "avg"}}, "threshold": {"above": 5000}}
+    if kind == 4:
+        return base | {"flatline": {"below": 1}}
+    return base | {"signal": "count", "where": {"client_id": f"c-{index % 40}"}, "threshold": {"above": 1e9}}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=120, help="how long to sample the daemon")
+    parser.add_argument("--every", default="5s", help="every rule's interval")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="watcher-bench-") as tmp:
+        work = Path(tmp)
+        (work / "rules").mkdir()
+        (work / "logs").mkdir()
+        now = datetime.now(UTC)
+        documents = write_log(
+            work / "logs" / "app.jsonl", start=now - timedelta(hours=1), length=timedelta(hours=1)
+        )
+        with (work / "rules" / "bench.yaml").open("w") as out:
+            yaml.safe_dump({"rules": [rule(i, args.every) for i in range(args.rules)]}, out)
+        config = {
+            "sources": {"app": {"store": "embedded", "path": "data/logs.duckdb", "ingest": ["logs/*.jsonl"]}},
+            "state": {"path": "data/state.sqlite"},
+            "receivers": {"null": {"console": {"format": "json"}}},
+            "route": {"receiver": "null"},
+            "rules": ["rules"],
+            "templates": str(ROOT / "templates"),
+            "http": {"enabled": False},
+        }
+        (work / "watcher.yaml").write_text(yaml.safe_dump(config))
+        print(f"{args.rules} rules every {args.every}, {documents:,} log documents; sampling {args.seconds}s")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run", "--config", "watcher.yaml", "--log-level", "WARNING"],
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ},
+        )
+        samples: list[tuple[float, float]] = []
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < args.seconds and proc.poll() is None:
+                samples.append((time.monotonic() - started, rss_mb(proc.pid)))
+                time.sleep(1)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        if not samples or proc.returncode not in (0, -signal.SIGTERM):
+            print(err.decode()[-3000:])
+        for at, rss in samples[:: max(1, len(samples) // 12)]:
+            print(f"  t={at:5.0f}s  RSS {rss:6.1f} MB")
+        third = max(1, len(samples) // 3)
+        early = max(r for _, r in samples[third : 2 * third] or samples)
+        late = max(r for _, r in samples[2 * third :] or samples)
+        print(
+            f"peak RSS {max(r for _, r in samples):.1f} MB; middle third peak {early:.1f} MB, "
+            f"last third peak {late:.1f} MB (growth {late - early:+.1f} MB)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Template mistakes as ``watcher check`` lists them: ``path:line:col: message``.
+
+Templates are checked ahead of time so that a typo is found at review, not in the middle of an
+incident (at send time a broken template falls back to the default one, with a warning): the
+template files (every one of the configured folder and of the defaults), the rules' annotations
+and template overrides, and the receivers' template overrides. Unknown variables, unknown filters,
+syntax errors and missing files are reported where they are written: a template file at its line,
+an annotation or an override at its value in the rule file or ``watcher.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from watcher.config import Config
+from watcher.rules.loader import LoadError, RuleSet
+from watcher.rules.positions import START, DataPath, Located, Mark, YamlSyntaxError, parse
+from watcher.templates import DEFAULT_FOLDER, TemplateProblem, Templates
+
+
+def template_errors(config: Config, config_path: Path, ruleset: RuleSet) -> list[LoadError]:
+    """Every template mistake of a loaded configuration and its valid rules."""
+    templates = Templates(config.templates, ruleset.rules, config.sources)
+    errors = [_in_file(config.templates, problem) for problem in templates.check()]
+    config_file = _positions(config_path)
+    for name, receiver in config.receivers.items():
+        at: DataPath = ("receivers", name, "templates")
+        errors += _overrides(templates, receiver.templates.items(), config_path, config_file, at)
+    for rule in ruleset.rules:
+        path = ruleset.files[rule.name]
+        located = _positions(path)
+        root = _rule_root(located, rule.name)
+        for key, source in rule.annotations.items():
+            mark = _mark(located, (*root, "annotations", key))
+            for problem in templates.check_annotation(key, source):
+                errors.append(LoadError(path, mark.line, mark.col, f"annotation {key!r}: {problem.message}"))
+        errors += _overrides(templates, rule.templates.items(), path, located, (*root, "templates"))
+    return sorted(set(errors))
+
+
+def _overrides(
+    templates: Templates,
+    overrides: Iterable[tuple[str, str]],
+    path: Path,
+    located: Located | None,
+    at: DataPath,
+) -> list[LoadError]:
+    errors = []
+    for key, name in overrides:
+        mark = _mark(located, (*at, key))
+        errors += [LoadError(path, mark.line, mark.col, str(problem)) for problem in templates.check([name])]
+    return errors
+
+
+def _in_file(folder: Path, problem: TemplateProblem) -> LoadError:
+    configured = folder / problem.template
+    path = configured if configured.is_file() else DEFAULT_FOLDER / problem.template
+    return LoadError(_shown(path), problem.line or 1, 1, problem.message)
+
+
+def _shown(path: Path) -> Path:
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def _positions(path: Path) -> Located | None:
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YamlSyntaxError):
+        return None  # already reported by the loader; then the mistakes are shown at 1:1
+
+
+def _rule_root(located: Located | None, name: str) -> DataPath:
+    """The data path of rule ``name`` in its file: the root, or its entry of ``rules:``."""
+    if located is None or not isinstance(located.data, dict) or "rules" not in located.data:
+        return ()
+    entries = located.data["rules"]
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return ("rules", index)
+    return ()
+
+
+def _mark(located: Located | None, path: DataPath) -> Mark:
+    return located.values.get(path, START) if located is not None else START

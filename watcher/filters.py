@@ -1,0 +1,120 @@
+"""Filters for humans, available in every notification template and rule annotation.
+
+Each turns a number, a duration or a time into the text a person reads in an alert: ``percent``
+(0.0712 -> "7.12%"), ``number`` (1234567 -> "1,234,567"), ``duration`` (3905 -> "1h 5m"), ``since``
+(a time -> "12m ago", relative to the notification time, so rendering stays pure), ``measure``
+(percent for ratio rules, a number otherwise), ``labels`` and ``emoji``. None renders "n/a".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+NOT_AVAILABLE = "n/a"
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    """0.0712 -> "7.12%"; trailing zeros dropped (0.05 -> "5%")."""
+    if value is None or math.isnan(value):
+        return NOT_AVAILABLE
+    return f"{_trim(f'{value * 100:.{digits}f}')}%"
+
+
+def number(value: float | None, digits: int | None = None) -> str:
+    """Thousands separators, precision by size: 1234567 -> "1,234,567", 0.01234 -> "0.0123"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NOT_AVAILABLE
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if digits is not None:
+        return f"{value:,.{digits}f}"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    size = abs(value)
+    if size >= 1000:
+        return f"{value:,.0f}"
+    if size >= 10:
+        return _trim(f"{value:.1f}")
+    if size >= 1:
+        return _trim(f"{value:.2f}")
+    return f"{value:.3g}"
+
+
+def _trim(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def duration(value: float | timedelta | None) -> str:
+    """Seconds or a timedelta as its two largest units: 3905 -> "1h 5m", 0.25 -> "250ms"."""
+    if value is None:
+        return NOT_AVAILABLE
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 0:
+        return f"-{duration(-seconds)}"
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms" if seconds else "0s"
+    counts, rest = [], int(seconds)
+    for unit, size in _UNITS:
+        count, rest = divmod(rest, size)
+        counts.append((count, unit))
+    first = next(index for index, (count, _) in enumerate(counts) if count)
+    return " ".join(f"{count}{unit}" for count, unit in counts[first : first + 2] if count)
+
+
+@pass_context
+def since(context: Context, value: datetime | str | None) -> str:
+    """How long before the notification time: "12m ago" (or "in 5m" for a future time)."""
+    if value is None:
+        return NOT_AVAILABLE
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    delta = context["now"] - moment
+    if abs(delta) < timedelta(seconds=1):
+        return "just now"
+    return f"{duration(delta)} ago" if delta > timedelta(0) else f"in {duration(-delta)}"
+
+
+@pass_context
+def measure(context: Context, value: float | None, signal: str | None = None) -> str:
+    """A rule's value in its own unit: a percentage for ratio signals, a number otherwise."""
+    kind = signal if signal is not None else context.get("signal")
+    return percent(value) if kind == "ratio" else number(value)
+
+
+def labels(mapping: Mapping[str, Any]) -> str:
+    """{"model_version": "v2", "region": "eu"} -> "model_version=v2, region=eu"."""
+    return ", ".join(f"{key}={mapping[key]}" for key in sorted(mapping))
+
+
+_EMOJI = {
+    "critical": ":red_circle:",
+    "error": ":large_orange_circle:",
+    "warning": ":large_yellow_circle:",
+    "info": ":large_blue_circle:",
+    "resolved": ":white_check_mark:",
+}
+
+
+def emoji(severity: str) -> str:
+    """A Slack emoji code for a severity (or "resolved")."""
+    return _EMOJI.get(str(severity), ":grey_question:")
+
+
+FILTERS: dict[str, Callable[..., str]] = {
+    "percent": percent,
+    "number": number,
+    "duration": duration,
+    "since": since,
+    "measure": measure,
+    "labels": labels,
+    "emoji": emoji,
+}
