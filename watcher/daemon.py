@@ -8,6 +8,9 @@ so the state database and stores are never used concurrently within the process.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import logging
 import signal
 import threading
@@ -36,6 +39,8 @@ from watcher.store.factory import open_stores
 from watcher.templates import Templates
 
 log = logging.getLogger("watcher.daemon")
+_LIBC_NAME = ctypes.util.find_library("c")
+_LIBC = ctypes.CDLL(_LIBC_NAME) if _LIBC_NAME and hasattr(ctypes.CDLL(_LIBC_NAME), "malloc_trim") else None
 Clock = Callable[[], datetime]
 
 
@@ -85,12 +90,21 @@ class Daemon:
                 len(report.errors),
             )
         self.drain()
+        self.release_memory()
 
     def drain(self) -> None:
         """Flush the routing groups that are due, deliver, and alert on dead receivers."""
         self.dispatcher.flush(self.clock())
         report = self.outbox.drain()
         self.watchdog.drain_done(report, self.clock())
+
+    @staticmethod
+    def release_memory() -> None:
+        """Hand freed heap back to the OS after a tick (glibc keeps it otherwise): parsing a
+        backlog of log lines or 1,000 rule files leaves tens of MB of free arenas behind."""
+        gc.collect()
+        if _LIBC is not None:
+            _LIBC.malloc_trim(0)
 
     def reload_rules(self, rules: list[Rule], errors: list[str]) -> None:
         """Swap the rule set (hot reload) and raise or resolve the invalid-rules alert."""
@@ -107,6 +121,7 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self.release_memory()  # what parsing the config and rule files left behind
         interval = tick_interval(self.rules)
         now = self.clock()
         first = aligned(now, interval) + interval

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcher.config import Config
@@ -30,6 +30,7 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 class Loaded:
     config: Config
     rules: list[Rule]
+    errors: list[str] = field(default_factory=list)  # rule errors, when loaded with strict=False
 
 
 class LoadFailedError(Exception):
@@ -76,4 +77,4 @@ def load(config_path: Path, rule_paths: list[Path] | None = None, *, strict: boo
         print(error, file=sys.stderr)
     if ruleset.errors and strict:
         raise LoadFailedError
-    return Loaded(config, list(ruleset.rules))
+    return Loaded(config, list(ruleset.rules), [str(error) for error in ruleset.errors])

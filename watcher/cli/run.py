@@ -36,5 +36,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a start-up failure is reported in one line, not a traceback
         print(f"watcher run: cannot start: {exc}", file=sys.stderr)
         return 1
+    if loaded.errors:
+        daemon.reload_rules(loaded.rules, loaded.errors)  # raises the watcher:rules-invalid meta-alert
     daemon.run_forever()
     return 0
