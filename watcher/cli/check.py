@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
 
 from watcher.cli.common import add_config_argument
@@ -42,6 +43,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="PATH",
         help="rule files or folders to check (default: the 'rules' entries of the config)",
     )
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask each Elasticsearch/OpenSearch source whether the rules' index pattern exists and "
+        "their fields are mapped with usable types",
+    )
     parser.set_defaults(func=run)
 
 
@@ -63,7 +70,18 @@ def run(args: argparse.Namespace) -> int:
     for error in [*config_errors, *ruleset.errors]:
         print(error)
     print(summary(config_path, config_errors, ruleset))
-    return 1 if config_errors or ruleset.errors else 0
+    online = _online_problems(config, ruleset) if args.online and config is not None else []
+    for problem in online:
+        print(problem)
+    if args.online and config is not None:
+        print(f"online: {len(online)} problems" if online else "online: every rule's fields are mapped")
+    return 1 if config_errors or ruleset.errors or online else 0
+
+
+def _online_problems(config: Config, ruleset: RuleSet) -> list[str]:
+    from watcher.store.mapping_check import check_online
+
+    return [str(p) for p in check_online(ruleset.rules, config.sources, datetime.now(UTC))]
 
 
 def summary(config_path: Path, config_errors: list[LoadError], ruleset: RuleSet) -> str:
