@@ -30,6 +30,7 @@ from watcher.meta import Watchdog
 from watcher.notify.breaker import CircuitBreaker
 from watcher.notify.outbox import Outbox
 from watcher.notify.registry import build_notifier
+from watcher.operations import Operations
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
 from watcher.schedule import aligned, tick_interval
@@ -68,6 +69,7 @@ class Daemon:
         templates = Templates(config.templates, rules, config.sources)
         notifiers = {name: build_notifier(name, rcv, templates) for name, rcv in config.receivers.items()}
         self.outbox = Outbox(self.state, notifiers, clock=clock, breaker=CircuitBreaker())
+        self.operations = Operations(config, rules)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -81,6 +83,7 @@ class Daemon:
         now = self.clock()
         self._ingest(now)
         report = self.engine.tick(now)
+        self.operations.tick_done(report, self.state, now)
         self.watchdog.tick_done(report, self.engine.rules, now)
         if report.evaluations:
             log.info(
@@ -131,11 +134,13 @@ class Daemon:
         )
         self.scheduler.add_job(self.drain, IntervalTrigger(seconds=1), id="drain")
         self.scheduler.start()
+        self.operations.started()
         log.info("watcher started: %d rules, tick every %s", len(self.rules), interval)
 
     def stop(self, timeout: timedelta = timedelta(seconds=10)) -> None:
         """Let the in-flight job finish, flush the outbox once more, close databases."""
         log.info("stopping: finishing the in-flight tick")
+        self.operations.stopping()
         self.scheduler.shutdown(wait=True)
         try:
             self.drain()

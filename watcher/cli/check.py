@@ -70,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
     for error in [*config_errors, *ruleset.errors]:
         print(error)
     print(summary(config_path, config_errors, ruleset))
-    online = _online_problems(config, ruleset) if args.online and config is not None else []
+    wants_online = getattr(args, "online", False) and config is not None
+    online = _online_problems(config, ruleset) if wants_online and config is not None else []
     for problem in online:
         print(problem)
-    if args.online and config is not None:
+    if wants_online:
         print(f"online: {len(online)} problems" if online else "online: every rule's fields are mapped")
     return 1 if config_errors or ruleset.errors or online else 0
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from watcher.cli.common import LoadFailedError, add_config_argument, load
+from watcher.logs import add_log_arguments, register_config_secrets, setup_logging
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,16 +19,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "finishes and the databases are closed.",
     )
     add_config_argument(parser)
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_log_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(args.log_level, args.log_format)
     try:
         loaded = load(args.config, strict=False)  # invalid rules are reported; the valid ones run
     except LoadFailedError:
         return 1
+    register_config_secrets(loaded.config)  # never printed, whatever logs them
     from watcher.daemon import Daemon
 
     try:

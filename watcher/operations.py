@@ -1,0 +1,74 @@
+"""What operators see of a running daemon: /metrics, /healthz, /readyz and systemd's sd_notify.
+
+The daemon calls these hooks at start, after each tick and at stop; they hold no alerting logic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+
+from watcher.config import Config
+from watcher.engine import TickReport
+from watcher.health import Health
+from watcher.http import HttpServer, start_http_server
+from watcher.incidents.model import State
+from watcher.incidents.state import StateStore
+from watcher.metrics import Metrics
+from watcher.rules.models import Rule
+from watcher.schedule import tick_interval
+from watcher.systemd import Notify, Watchdog, watchdog_interval
+
+log = logging.getLogger("watcher.operations")
+
+
+class Operations:
+    """Metrics, health and systemd notifications for one daemon."""
+
+    def __init__(self, config: Config, rules: list[Rule]) -> None:
+        self.config = config
+        interval = tick_interval(rules)
+        longest = max((rule.every for rule in rules), default=interval)
+        # Margins of three intervals, so a slow tick or a rule that runs every 5m is not "stale".
+        self.health = Health(
+            heartbeat_max_age=max(timedelta(minutes=2), 3 * interval),
+            store_max_age=max(timedelta(minutes=5), 3 * longest),
+        )
+        self.health.expect_sources({rule.source for rule in rules})
+        self.health.rules_loaded(len(rules))
+        self.metrics = Metrics()
+        self.metrics.rules_loaded.set(len(rules))
+        self.notify = Notify()
+        self.watchdog = Watchdog(self.notify, lambda: self.health.liveness().ok, watchdog_interval())
+        self.http: HttpServer | None = None
+        self.rules = {rule.name: rule for rule in rules}
+
+    def started(self) -> None:
+        if self.config.http.enabled:
+            self.http = start_http_server(self.config.http.listen, self.metrics, self.health)
+            log.info("serving /metrics, /healthz and /readyz on %s", self.http.url)
+        self.watchdog.start()
+        self.notify.ready(f"{len(self.rules)} rules loaded")
+
+    def tick_done(self, report: TickReport, state: StateStore, now: datetime) -> None:
+        self.health.heartbeat(now)
+        for source in report.round_trips:
+            # The store counts as failed when every rule on it failed (one bad rule is not an outage).
+            own = {name for name, rule in self.rules.items() if rule.source == source}
+            ok = not own or not own <= report.errors.keys()
+            self.metrics.store_called(source, ok=ok, at=now)
+            if ok:
+                self.health.store_reached(source, now)
+            else:
+                self.health.store_failed(source, "evaluation failed: see the log")
+        active = state.incidents(states=(State.PENDING, State.FIRING))
+        counts = Counter(incident.state.value for incident in active)
+        self.metrics.set_incidents(counts)
+        self.metrics.outbox_depth.set(state.outbox_depth())
+
+    def stopping(self) -> None:
+        self.notify.stopping("finishing the in-flight tick")
+        self.watchdog.stop()
+        if self.http is not None:
+            self.http.close()
