@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from watcher.detect.base import Finding, Status, rule_window
+from watcher.detect.base import Finding, Status, rule_query, rule_window
 from watcher.detect.groups import error_findings, groups_with_known
 from watcher.detect.signal import describe, signal_aggregates, signal_count, signal_value
 from watcher.duration import format_duration
-from watcher.query import AggValue, Query, QueryResult, Window
+from watcher.query import AggValue, Query, QueryResult
 from watcher.rules.ml_specs import SpikeSpec
 from watcher.rules.models import Rule
 
@@ -45,21 +45,12 @@ def queries(rule: Rule, at: datetime) -> list[Query]:
     windows = [("current", window)] + [
         (f"earlier{k}", window.shifted(shift)) for k, shift in enumerate(shifts, 1)
     ]
-    return [_query(rule, tag, w) for tag, w in windows]
+    aggregates = signal_aggregates(rule.signal)
+    return [rule_query(rule, w, aggregates, tag) for tag, w in windows]
 
 
 def _history(spec: SpikeSpec) -> int:
     return spec.zscore.history if spec.zscore is not None else 1
-
-
-def _query(rule: Rule, tag: str, window: Window) -> Query:
-    return Query(
-        id=f"{rule.name}#{tag}",
-        window=window,
-        aggregates=signal_aggregates(rule.signal),
-        where=rule.where,
-        group_by=rule.group_by,
-    )
 
 
 def evaluate(

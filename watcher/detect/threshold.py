@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from watcher.detect.base import Finding, Status, rule_window
+from watcher.detect.base import Finding, Status, rule_query, rule_window
 from watcher.detect.groups import error_findings, groups_with_known
 from watcher.detect.signal import describe, signal_aggregates, signal_count, signal_value
 from watcher.query import Query, QueryResult
@@ -13,15 +13,7 @@ from watcher.rules.models import Rule
 
 
 def queries(rule: Rule, at: datetime) -> list[Query]:
-    return [
-        Query(
-            id=f"{rule.name}#main",
-            window=rule_window(rule, at),
-            aggregates=signal_aggregates(rule.signal),
-            where=rule.where,
-            group_by=rule.group_by,
-        )
-    ]
+    return [rule_query(rule, rule_window(rule, at), signal_aggregates(rule.signal))]
 
 
 def evaluate(
