@@ -50,7 +50,18 @@ from watcher.rules.models import Rule
 
 log = logging.getLogger("watcher.templates")
 
-DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "templates"
+
+def _default_folder() -> Path:
+    """watcher's own templates. The repository keeps them at its top (``templates/``), where the
+    people who edit them look; the wheel ships them inside the package as ``watcher/_templates``
+    (pyproject.toml), so an installed watcher needs no copy next to it. A checkout or an editable
+    install has no ``_templates`` and reads the repository's folder."""
+    package = Path(__file__).resolve().parent
+    packaged = package / "_templates"
+    return packaged if packaged.is_dir() else package.parent / "templates"
+
+
+DEFAULT_FOLDER = _default_folder()
 
 
 class Escaped(str):
