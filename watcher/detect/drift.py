@@ -25,7 +25,7 @@ from typing import Any
 from watcher.baseline import OTHER, CategoricalFeature, NumericFeature
 from watcher.detect import stats
 from watcher.detect.base import Finding, Status, rule_window
-from watcher.detect.groups import error_findings, groups_with_known
+from watcher.detect.groups import failed, group_key, groups_with_known, values_by_group
 from watcher.query import (
     Aggregate,
     AggValue,
@@ -100,20 +100,15 @@ def evaluate(
     known_groups: Sequence[Mapping[str, str]] = (),
 ) -> list[Finding]:
     spec = _spec(rule)
-    failed = next((result for result in results if not result.ok), None)
-    if failed is not None:
-        return error_findings(rule, known_groups, failed.error or "")
+    if (errors := failed(rule, results, known_groups)) is not None:
+        return errors
     current = results[0]
-    reference = {_key(g.key): g.values for g in results[1].groups} if spec.reference is not None else None
+    reference = values_by_group(results[1]) if spec.reference is not None else None
     findings = []
     for group, values in groups_with_known(current, known_groups):
-        earlier = reference.get(_key(group), {}) if reference is not None else None
+        earlier = reference.get(group_key(group), {}) if reference is not None else None
         findings.append(_judge(rule, spec, group, values, earlier))
     return findings
-
-
-def _key(group: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(group.items()))
 
 
 # --------------------------------------------------------------------------- distributions

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from watcher.detect.base import Finding, Status, rule_query, rule_window
-from watcher.detect.groups import error_findings, groups_with_known
+from watcher.detect.groups import failed, groups_with_known
 from watcher.detect.signal import COUNT, signal_count
 from watcher.query import Count, Query, QueryResult
 from watcher.rules.models import Rule
@@ -28,9 +28,9 @@ def evaluate(
 ) -> list[Finding]:
     spec = rule.flatline
     assert spec is not None
+    if (errors := failed(rule, results, known_groups)) is not None:
+        return errors
     (result,) = results
-    if not result.ok:
-        return error_findings(rule, known_groups, result.error or "")
     findings = []
     for group, values in groups_with_known(result, known_groups):
         count = signal_count(values)

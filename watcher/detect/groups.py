@@ -18,17 +18,38 @@ def groups_with_known(
     Why: a group that received no documents is absent from a store's answer, but it still has
     an incident whose fate must be decided (a flatline fires, ``min_events`` keeps state).
     """
-    seen: set[tuple[tuple[str, str], ...]] = set()
+    seen: set[GroupKey] = set()
     for group in result.groups:
         seen.add(_key(group))
         yield group.key, group.values
     for key in known_groups:
-        if tuple(sorted(key.items())) not in seen:
+        if group_key(key) not in seen:
             yield key, {}
 
 
-def _key(group: Group) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(group.key.items()))
+GroupKey = tuple[tuple[str, str], ...]
+
+
+def group_key(group: Mapping[str, str]) -> GroupKey:
+    """A hashable, order-independent form of a group's labels."""
+    return tuple(sorted(group.items()))
+
+
+def _key(group: Group) -> GroupKey:
+    return group_key(group.key)
+
+
+def values_by_group(result: QueryResult) -> dict[GroupKey, Mapping[str, AggValue]]:
+    """A result's values looked up by group (a reference window's, to compare groups with)."""
+    return {_key(group): group.values for group in result.groups}
+
+
+def failed(
+    rule: Rule, results: Sequence[QueryResult], known_groups: Sequence[Mapping[str, str]]
+) -> list[Finding] | None:
+    """ERROR findings when any query of an evaluation failed (see ``error_findings``), else None."""
+    first = next((result for result in results if not result.ok), None)
+    return None if first is None else error_findings(rule, known_groups, first.error or "")
 
 
 def error_findings(rule: Rule, known_groups: Sequence[Mapping[str, str]], message: str) -> list[Finding]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from watcher.detect.base import Finding, Status, rule_query, rule_window
-from watcher.detect.groups import error_findings, groups_with_known
+from watcher.detect.groups import failed, group_key, groups_with_known, values_by_group
 from watcher.detect.signal import describe, signal_aggregates, signal_count, signal_value
 from watcher.duration import format_duration
 from watcher.query import AggValue, Query, QueryResult
@@ -27,7 +27,6 @@ MAD_SCALE = 1.4826
 MEAN_AD_SCALE = 1.2533
 
 Values = Mapping[str, AggValue]
-GroupKey = tuple[tuple[str, str], ...]
 
 
 def _spec(rule: Rule) -> SpikeSpec:
@@ -60,21 +59,16 @@ def evaluate(
     known_groups: Sequence[Mapping[str, str]] = (),
 ) -> list[Finding]:
     spec = _spec(rule)
-    failed = next((result for result in results if not result.ok), None)
-    if failed is not None:
-        return error_findings(rule, known_groups, failed.error or "")
+    if (errors := failed(rule, results, known_groups)) is not None:
+        return errors
     current, *earlier = results
-    lookups = [{_key(group.key): group.values for group in result.groups} for result in earlier]
+    lookups = [values_by_group(result) for result in earlier]
     findings = []
     for group, values in groups_with_known(current, known_groups):
-        references = [lookup.get(_key(group), {}) for lookup in lookups]
+        references = [lookup.get(group_key(group), {}) for lookup in lookups]
         judge = _by_offset if spec.offset is not None else _by_zscore
         findings.append(judge(rule, spec, group, values, references))
     return findings
-
-
-def _key(group: Mapping[str, str]) -> GroupKey:
-    return tuple(sorted(group.items()))
 
 
 def _not_enough(rule: Rule, spec: SpikeSpec, group: Mapping[str, str], values: Values) -> Finding | None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from watcher.detect.base import Finding, Status, rule_query, rule_window
-from watcher.detect.groups import error_findings, groups_with_known
+from watcher.detect.groups import failed, groups_with_known
 from watcher.detect.signal import describe, signal_aggregates, signal_count, signal_value
 from watcher.query import Query, QueryResult
 from watcher.rules.models import Rule
@@ -24,9 +24,9 @@ def evaluate(
 ) -> list[Finding]:
     spec = rule.threshold
     assert spec is not None
+    if (errors := failed(rule, results, known_groups)) is not None:
+        return errors
     (result,) = results
-    if not result.ok:
-        return error_findings(rule, known_groups, result.error or "")
     findings = []
     name = describe(rule.signal)
     for group, values in groups_with_known(result, known_groups):

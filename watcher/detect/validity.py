@@ -21,7 +21,7 @@ from typing import Any
 
 from watcher.baseline import CategoricalFeature, NumericFeature
 from watcher.detect.base import Finding, Status, rule_window
-from watcher.detect.groups import error_findings, groups_with_known
+from watcher.detect.groups import failed, groups_with_known
 from watcher.query import (
     Aggregate,
     AggValue,
@@ -122,9 +122,9 @@ def evaluate(
     known_groups: Sequence[Mapping[str, str]] = (),
 ) -> list[Finding]:
     spec = _spec(rule)
+    if (errors := failed(rule, results, known_groups)) is not None:
+        return errors
     (result,) = results
-    if not result.ok:
-        return error_findings(rule, known_groups, result.error or "")
     return [_judge(rule, spec, group, values) for group, values in groups_with_known(result, known_groups)]
 
 
