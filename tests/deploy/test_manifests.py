@@ -2,7 +2,8 @@
 
 Each file is parsed and checked for what an operator relies on; where the real tool is installed
 (systemd-analyze, docker compose, kubectl) it validates the file too, otherwise the test is skipped
-with the command that installs it.
+with the command that installs it. A tool named in WATCHER_REQUIRE_TOOLS (comma-separated; CI sets
+it) must be there: its absence fails the test instead of skipping it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -36,6 +37,19 @@ SECRET_ENV = {
     "SLACK_ONCALL_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x",
 }
 _REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# The external validators this module knows; WATCHER_REQUIRE_TOOLS may name only these.
+TOOLS = ("systemd-analyze", "kubectl", "docker-compose")
+
+
+def required_tools() -> set[str]:
+    return {name.strip() for name in os.environ.get("WATCHER_REQUIRE_TOOLS", "").split(",") if name.strip()}
+
+
+def tool_missing(tool: str, why: str) -> NoReturn:
+    """Skip the test, unless the run requires `tool` (CI does): then a missing tool is a failure."""
+    if tool in required_tools():
+        pytest.fail(f"{tool} is required by WATCHER_REQUIRE_TOOLS but {why}")
+    pytest.skip(why)
 
 
 def k8s_objects() -> list[dict[str, Any]]:
@@ -84,6 +98,11 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
             stages.append([])
         stages[-1].append((word.upper(), rest.strip()))
     return stages[-1]
+
+
+def test_required_tools_are_ones_this_module_checks() -> None:
+    # A misspelt name would otherwise require nothing and let the check skip silently.
+    assert required_tools() <= set(TOOLS), f"WATCHER_REQUIRE_TOOLS names unknown tools; known: {TOOLS}"
 
 
 # --------------------------------------------------------------------------- every file parses
@@ -207,7 +226,7 @@ def test_runs_unprivileged() -> None:
 
 def test_kubectl_kustomize_builds() -> None:
     if not shutil.which("kubectl"):
-        pytest.skip("kubectl not installed")
+        tool_missing("kubectl", "kubectl not installed")
     result = subprocess.run(
         ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=False
     )
@@ -241,7 +260,7 @@ def test_state_directory_matches_the_config_state_path() -> None:
 
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
     if not shutil.which("systemd-analyze"):
-        pytest.skip("systemd-analyze not installed (apt-get install -y systemd)")
+        tool_missing("systemd-analyze", "systemd-analyze not installed (apt-get install -y systemd)")
     # verify insists that ExecStart's binary exists; point it at a stand-in for /opt/watcher's venv.
     stand_in = tmp_path / "watcher"
     stand_in.write_text("#!/bin/sh\n")
@@ -330,7 +349,9 @@ def test_compose_services_and_mounts() -> None:
 def test_docker_compose_config() -> None:
     command = compose_command()
     if command is None:
-        pytest.skip("neither `docker compose` (the compose plugin) nor docker-compose is installed")
+        tool_missing(
+            "docker-compose", "neither `docker compose` (the compose plugin) nor docker-compose is installed"
+        )
     result = subprocess.run(
         [*command, "-f", str(DEPLOY / "docker-compose.yml"), "config", "--quiet"],
         capture_output=True,
