@@ -144,3 +144,53 @@ def test_a_tick_rerun_after_a_crash_produces_the_same_notification_ids(
         again = Engine([rule()], {"app": store}, state, ROUTE).tick(T0 + MIN + 10 * timedelta(seconds=1))
     assert [n.id for n in again.notifications] == [n.id for n in first.notifications]
     assert len(first.notifications) == 1
+
+
+# ---------------------------------------------------------------------- evaluations, for /metrics
+
+
+def test_each_evaluation_is_reported_with_its_rule_and_a_positive_duration(
+    store: EmbeddedStore, state: StateStore
+) -> None:
+    requests(store, T0 - MIN, 1, "v1", 200)
+    traffic = rule(name="traffic", group_by=[], signal={"count": {}}, threshold={"above": 1000})
+    report = Engine([rule(), traffic], {"app": store}, state, ROUTE).tick(T0)
+    assert [(e.rule, e.at, e.error) for e in report.evaluated] == [
+        ("api-5xx", T0, False),
+        ("traffic", T0, False),
+    ]
+    assert all(e.seconds > 0 for e in report.evaluated)
+    assert report.evaluations == len(report.evaluated)
+
+
+def test_an_evaluation_whose_store_fails_is_an_error_of_that_rule_only(
+    store: EmbeddedStore, state: StateStore, tmp_path: Path
+) -> None:
+    down = Switch(EmbeddedStore(tmp_path / "other.duckdb"))
+    down.down = True
+    engine = Engine([rule(), rule(name="other", source="other")], {"app": store, "other": down}, state, ROUTE)
+    report = engine.tick(T0)
+    down.close()
+    assert {e.rule: e.error for e in report.evaluated} == {"api-5xx": False, "other": True}
+    assert all(e.seconds > 0 for e in report.evaluated)
+
+
+def test_a_catch_up_tick_reports_one_evaluation_per_window(store: EmbeddedStore, state: StateStore) -> None:
+    engine = Engine([rule()], {"app": store}, state, ROUTE)
+    engine.tick(T0)
+    report = engine.tick(T0 + 3 * MIN)
+    assert [(e.rule, e.at) for e in report.evaluated] == [("api-5xx", T0 + m * MIN) for m in (1, 2, 3)]
+    assert report.round_trips == {"app": 1}  # the windows share one store call...
+    assert all(e.seconds > 0 for e in report.evaluated)  # ...and each is charged its share of it
+
+
+def test_windows_waiting_behind_a_failed_one_are_not_evaluations(
+    store: EmbeddedStore, state: StateStore
+) -> None:
+    switch = Switch(store)
+    engine = Engine([rule()], {"app": switch}, state, ROUTE)
+    engine.tick(T0)
+    switch.down = True
+    report = engine.tick(T0 + 3 * MIN)
+    assert [(e.at, e.error) for e in report.evaluated] == [(T0 + MIN, True)]
+    assert report.evaluations == 1

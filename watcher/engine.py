@@ -14,6 +14,7 @@ is never taken for a flatline or a resolve.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,29 @@ class Transition:
     at: datetime
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of a rule in a tick (what ``/metrics`` times and counts per rule).
+
+    ``seconds`` is the rule's share of its source's batched store round trip (the batch's wall
+    time times the rule's share of its queries) plus its own detection time; ``error`` when the
+    store did not answer or the detector could not judge a group.
+    """
+
+    rule: str
+    at: datetime
+    seconds: float
+    error: bool
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """The store's answers to one evaluation's queries, and its share of the round trip."""
+
+    results: list[QueryResult]
+    store_seconds: float
+
+
 @dataclass
 class TickReport:
     evaluations: int = 0
@@ -51,6 +75,7 @@ class TickReport:
     transitions: list[Transition] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
     round_trips: dict[str, int] = field(default_factory=dict)  # source -> store calls
+    evaluated: list[Evaluation] = field(default_factory=list)  # one per evaluation, in plan order
 
 
 class Engine:
@@ -95,17 +120,18 @@ class Engine:
         for item in plan:
             if item.rule.name in failed:
                 continue  # waits for the failed earlier window, evaluated again next tick
-            findings, error = self._findings(item, results, open_incidents)
-            answered = error is None
-            if error is not None:
+            findings, error, seconds = self._findings(item, results, open_incidents)
+            if error is None:
+                checkpoints[item.rule.name] = item.at
+            else:
                 failed.add(item.rule.name)
                 report.errors.setdefault(item.rule.name, error)
                 findings = [finding for finding in findings if finding.status is Status.ERROR]
             for finding in findings:
                 self._apply(item, finding, open_incidents, changed, deleted, report)
-            if answered:
-                checkpoints[item.rule.name] = item.at
             report.evaluations += 1
+            erred = error is not None or any(finding.status is Status.ERROR for finding in findings)
+            report.evaluated.append(Evaluation(item.rule.name, item.at, seconds, erred))
         dispatch = self.dispatcher.plan(report.transitions, now, open_incidents)
         report.notifications = dispatch.notifications
         if plan or not dispatch.empty:
@@ -118,21 +144,22 @@ class Engine:
             )
         return report
 
-    def _query(
-        self, plan: Sequence[Due], report: TickReport
-    ) -> dict[tuple[str, datetime], list[QueryResult]]:
+    def _query(self, plan: Sequence[Due], report: TickReport) -> dict[tuple[str, datetime], _Answer]:
         """One batched store call per source for every evaluation in the plan."""
         by_source: dict[str, list[tuple[Due, list[Query]]]] = defaultdict(list)
         for item in plan:
             detector = DETECTORS[item.rule.detector]
             by_source[item.rule.source].append((item, detector.queries(item.rule, item.at)))
-        answers: dict[tuple[str, datetime], list[QueryResult]] = {}
+        answers: dict[tuple[str, datetime], _Answer] = {}
         for source, entries in by_source.items():
             batch = [_tagged(query, item.at) for item, queries in entries for query in queries]
+            started = time.perf_counter()
             results = self._evaluate(source, batch, report)
+            per_query = (time.perf_counter() - started) / max(len(batch), 1)
             cursor = 0
             for item, queries in entries:
-                answers[(item.rule.name, item.at)] = results[cursor : cursor + len(queries)]
+                own = results[cursor : cursor + len(queries)]
+                answers[(item.rule.name, item.at)] = _Answer(own, per_query * len(queries))
                 cursor += len(queries)
         return answers
 
@@ -150,21 +177,25 @@ class Engine:
     def _findings(
         self,
         item: Due,
-        results: Mapping[tuple[str, datetime], list[QueryResult]],
+        results: Mapping[tuple[str, datetime], _Answer],
         open_incidents: Mapping[str, Incident],
-    ) -> tuple[list[Finding], str | None]:
-        """The detector's findings, and the store's error if a query was not answered."""
+    ) -> tuple[list[Finding], str | None, float]:
+        """The detector's findings, the store's error if a query was not answered, and the
+        evaluation's seconds (its share of the store round trip plus detection)."""
         rule = item.rule
-        answers = results[(rule.name, item.at)]
+        share = results[(rule.name, item.at)]
+        answers = share.results
         known = [i.group for i in open_incidents.values() if i.rule == rule.name]
         for answer in answers:
             if not answer.ok:
                 log.error(
                     "rule %s: evaluation failed: %s", rule.name, answer.error, extra={"rule": rule.name}
                 )
+        started = time.perf_counter()
         findings = DETECTORS[rule.detector].evaluate(rule, answers, item.at, known)
+        seconds = share.store_seconds + time.perf_counter() - started
         errors = [answer.error or "query failed" for answer in answers if not answer.ok]
-        return findings, errors[0] if errors else None
+        return findings, errors[0] if errors else None, seconds
 
     def _apply(
         self,

@@ -26,15 +26,43 @@ def get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_ready_on_the_notify_socket_and_metrics_health_served(tmp_path: Path) -> None:
+def receive_until(
+    notify: socket.socket, wanted: set[str], process: WatcherProcess, timeout: float = 30
+) -> list[str]:
+    """The datagrams received until each of ``wanted`` (``KEY=value`` lines) arrived; the
+    watchdog's WATCHDOG=1 pings interleave with the other notifications."""
+    received: list[str] = []
+    missing = set(wanted)
+    deadline = time.monotonic() + timeout
+    while missing:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no {sorted(missing)} within {timeout}s; received {received}")
+        notify.settimeout(min(left, 0.5))
+        try:
+            datagram = notify.recv(4096).decode()
+        except TimeoutError:
+            if process.proc.poll() is not None:  # nothing queued and nobody left to send it
+                raise AssertionError(
+                    f"watcher exited without {sorted(missing)}:\n{process.stderr()}"
+                ) from None
+            continue
+        received.append(datagram)
+        missing -= set(datagram.splitlines())
+    return received
+
+
+def test_ready_and_watchdog_on_the_notify_socket_and_metrics_health_served(tmp_path: Path) -> None:
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify.sock"))
-    notify.settimeout(30)
     config = write_config(tmp_path, [ERRORS], http={"listen": "127.0.0.1:0"})
     append_requests(tmp_path / "logs" / "app.jsonl", 20, 200)
-    process = WatcherProcess(config, env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    # WatchdogSec=2s: watcher pings every second. WATCHDOG_PID is left unset (systemd sets it
+    # to the service's pid; a wrong one would make watcher ignore the watchdog).
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000"}
+    process = WatcherProcess(config, env=env)
     try:
-        assert "READY=1" in notify.recv(4096).decode()
+        receive_until(notify, {"READY=1", "WATCHDOG=1"}, process)
         found = re.search(
             r"serving /metrics, /healthz and /readyz on (http://127\.0\.0\.1:\d+)", process.stderr()
         )
@@ -50,8 +78,14 @@ def test_ready_on_the_notify_socket_and_metrics_health_served(tmp_path: Path) ->
         assert status == 200
         assert 'watcher_store_round_trips_total{source="app"}' in metrics
         assert "watcher_outbox_depth" in metrics
+        # /readyz turned 200 after the first tick, which timed and counted the rule's evaluation.
+        assert re.search(
+            r'^watcher_rule_evaluation_seconds_bucket\{le="[^"]+",rule="app-errors"\} [1-9]', metrics, re.M
+        )
+        assert re.search(r'^watcher_rule_evaluations_total\{rule="app-errors"\} [1-9]', metrics, re.M)
+        assert 'watcher_rule_errors_total{rule="app-errors"} 0.0' in metrics
         assert process.terminate() == 0
-        assert "STOPPING=1" in notify.recv(4096).decode()
+        receive_until(notify, {"STOPPING=1"}, process)
     finally:
         if process.proc.poll() is None:
             process.kill()

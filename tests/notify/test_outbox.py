@@ -351,6 +351,24 @@ def test_a_failure_without_a_message_still_says_something(store: StateStore, clo
     assert item.last_error == "failed without an error message"
 
 
+def test_the_report_counts_sent_retried_and_dead_per_receiver(store: StateStore, clock: Clock) -> None:
+    enqueue(
+        store,
+        notification("n1", "a"),
+        notification("n2", "b"),
+        notification("n3", "c"),
+        notification("m1", "d", receiver="mail"),
+        notification("p1", "e", receiver="pager"),  # no such receiver: a dead letter
+    )
+    slack = Recorder(script=[Delivery(ok=False, error="HTTP 500")])
+    mail = Recorder(script=[Delivery(ok=False, error="550 no such user", permanent=True)])
+    report = outbox(store, clock, slack=slack, mail=mail).drain()
+    assert (report.sent, report.retried, report.dead) == (2, 1, 2)
+    assert report.sent_to == {"slack": 2}
+    assert report.retried_to == {"slack": 1}
+    assert report.dead_to == {"mail": 1, "pager": 1}
+
+
 # ---------------------------------------------------------------------- policy
 
 
@@ -368,3 +386,18 @@ def test_a_failure_without_a_message_still_says_something(store: StateStore, clo
 def test_a_bad_retry_policy_is_refused(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
         RetryPolicy(**fields)  # type: ignore[arg-type]
+
+
+def test_a_shutdown_drain_starts_no_send_after_its_deadline(store: StateStore, clock: Clock) -> None:
+    enqueue(store, *(notification(f"n{i}", thread=f"t{i}") for i in range(5)))
+
+    @dataclass
+    class Slow(Recorder):
+        def send(self, notification: Notification) -> Delivery:
+            clock.advance(4 * SEC)  # each send takes 4s
+            return super().send(notification)
+
+    slack = Slow()
+    report = outbox(store, clock, slack=slack).drain(until=T0 + 10 * SEC)
+    assert (report.sent, slack.ids) == (3, ["n0", "n1", "n2"])  # started at 0s, 4s and 8s
+    assert store.outbox_depth() == 2  # kept for the next start, not lost

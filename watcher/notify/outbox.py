@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -86,6 +87,10 @@ class DrainReport:
     dead_letters: list[str] = field(default_factory=list)  # ids, for a meta-alert
     deferred: int = 0  # held back: the receiver's circuit breaker is open
     delivered_to: set[str] = field(default_factory=set, compare=False)  # receivers that took one
+    # The counts above per receiver, for /metrics (compare=False: tests compare the totals).
+    sent_to: Counter[str] = field(default_factory=Counter, compare=False)
+    retried_to: Counter[str] = field(default_factory=Counter, compare=False)
+    dead_to: Counter[str] = field(default_factory=Counter, compare=False)
 
     @property
     def failed(self) -> int:
@@ -110,15 +115,16 @@ class Outbox:
         breaker: CircuitBreaker | None = None,
     ) -> None:
         self._state = state
-        self._notifiers = notifiers
+        self.notifiers = notifiers  # swapped by a reload of watcher.yaml
         self._policy = policy or RetryPolicy()
         self._clock = clock
         self._rng = rng or random.Random()
         self.breaker = breaker  # None: every due notification is tried
 
-    def drain(self, max_items: int | None = None) -> DrainReport:
+    def drain(self, max_items: int | None = None, *, until: datetime | None = None) -> DrainReport:
         """Try every due notification once (at most ``max_items``), oldest first. A notification
-        that became due by being next in its thread is tried in the same drain."""
+        that became due by being next in its thread is tried in the same drain. With ``until``
+        (a shutdown's deadline) no send starts after that time; the rest wait in the outbox."""
         report = DrainReport()
         # Listing as of the drain's start: a retry scheduled during the drain is never due again
         # in it, however long slow sends take, so every pass brings new notifications.
@@ -131,6 +137,8 @@ class Outbox:
             if not due:
                 break
             for item in due:
+                if until is not None and self._clock() >= until:
+                    return report
                 tried.add(item.notification.id)
                 self._deliver(item, report)
         return report
@@ -138,9 +146,9 @@ class Outbox:
     def _deliver(self, item: OutboxItem, report: DrainReport) -> None:
         notification = item.notification
         now = self._clock()
-        notifier = self._notifiers.get(notification.receiver)
+        notifier = self.notifiers.get(notification.receiver)
         if notifier is None:
-            known = ", ".join(sorted(self._notifiers)) or "none"
+            known = ", ".join(sorted(self.notifiers)) or "none"
             failure = Delivery(
                 ok=False, permanent=True, error=f"unknown receiver {notification.receiver!r} (known: {known})"
             )
@@ -159,6 +167,7 @@ class Outbox:
         if delivery.ok:
             self._state.mark_delivered(notification.id, done, delivery.ref)
             report.sent += 1
+            report.sent_to[notification.receiver] += 1
             report.delivered_to.add(notification.receiver)
             return
         self._fail(item, delivery, done, report)
@@ -191,6 +200,7 @@ class Outbox:
         if verdict:
             self._state.mark_failed(notification.id, now, f"{verdict}: {error}", None)
             report.dead += 1
+            report.dead_to[notification.receiver] += 1
             report.dead_letters.append(notification.id)
             _log_failure(logging.ERROR, notification, failures, f"dead letter, {verdict}: {error}")
             return
@@ -199,6 +209,7 @@ class Outbox:
             wait = max(wait, timedelta(seconds=delivery.retry_after))
         self._state.mark_failed(notification.id, now, error, now + wait)
         report.retried += 1
+        report.retried_to[notification.receiver] += 1
         _log_failure(logging.WARNING, notification, failures, f"retry in {format_duration(wait)}: {error}")
 
 
