@@ -281,6 +281,21 @@ class HttpConfig(_Model):
     enabled: bool = True
 
 
+class ReloadConfig(_Model):
+    """Hot reload of watcher.yaml and the rule files (SIGHUP reloads whatever this says)."""
+
+    watch: bool = Field(default=True, description="reload when watcher.yaml or a rule file changes")
+    interval: Duration = Field(
+        default=timedelta(seconds=2), description="how often the files are checked for changes"
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> ReloadConfig:
+        if self.interval <= timedelta(0):
+            raise ValueError("'interval' must be longer than 0s")
+        return self
+
+
 class Config(_Model):
     """The whole ``watcher.yaml``. Relative paths are resolved against the file's folder."""
 
@@ -295,6 +310,7 @@ class Config(_Model):
     http: HttpConfig = HttpConfig()
     inhibit: list[InhibitRule] = Field(default_factory=list)
     meta: MetaConfig = MetaConfig()
+    reload: ReloadConfig = ReloadConfig()
 
     @model_validator(mode="after")
     def _meta_receiver_exists(self) -> Config:

@@ -14,8 +14,9 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -27,22 +28,28 @@ from watcher.engine import Engine
 from watcher.incidents.lock import DaemonLock
 from watcher.incidents.state import StateStore
 from watcher.meta import Watchdog
+from watcher.notify.base import Notifier
 from watcher.notify.breaker import CircuitBreaker
 from watcher.notify.outbox import Outbox
 from watcher.notify.registry import build_notifier
 from watcher.operations import Operations
+from watcher.reload import Reload, Reloader, orphans, retire_incidents
 from watcher.routing.dispatch import Dispatcher
+from watcher.rules.loader import ConfigError
 from watcher.rules.models import Rule
 from watcher.schedule import aligned, tick_interval
 from watcher.store.base import LogStore
 from watcher.store.embedded import EmbeddedStore
-from watcher.store.factory import open_stores
+from watcher.store.factory import open_store, open_stores
 from watcher.templates import Templates
 
 log = logging.getLogger("watcher.daemon")
 _LIBC_NAME = ctypes.util.find_library("c")
 _LIBC = ctypes.CDLL(_LIBC_NAME) if _LIBC_NAME and hasattr(ctypes.CDLL(_LIBC_NAME), "malloc_trim") else None
 Clock = Callable[[], datetime]
+FLUSH_TIMEOUT = timedelta(seconds=10)
+"""How long a stop keeps delivering; with the in-flight tick and one send's timeout it stays well
+inside systemd's TimeoutStopSec=45s and Kubernetes' terminationGracePeriodSeconds."""
 
 
 def wall_clock() -> datetime:
@@ -52,7 +59,16 @@ def wall_clock() -> datetime:
 class Daemon:
     """Wires config, rules, stores, state and notifiers to a scheduler."""
 
-    def __init__(self, config: Config, rules: list[Rule], clock: Clock = wall_clock) -> None:
+    def __init__(
+        self,
+        config: Config,
+        rules: list[Rule],
+        clock: Clock = wall_clock,
+        *,
+        config_path: Path | None = None,
+        files: Mapping[str, Path] | None = None,
+    ) -> None:
+        """``config_path`` (and ``files``, rule name -> file) enable hot reload."""
         self.config = config
         self.rules = rules
         self.clock = clock
@@ -66,10 +82,10 @@ class Daemon:
         self.dispatcher = Dispatcher.from_config(config, self.state)
         self.engine = Engine(rules, self.stores, self.state, config.route, dispatcher=self.dispatcher)
         self.watchdog = Watchdog(self.state, self.dispatcher, config.meta.store_failures)
-        templates = Templates(config.templates, rules, config.sources)
-        notifiers = {name: build_notifier(name, rcv, templates) for name, rcv in config.receivers.items()}
-        self.outbox = Outbox(self.state, notifiers, clock=clock, breaker=CircuitBreaker())
+        self.outbox = Outbox(self.state, _notifiers(config, rules), clock=clock, breaker=CircuitBreaker())
         self.operations = Operations(config, rules)
+        self.reloader = Reloader(config_path, config, files or {}, rules) if config_path is not None else None
+        self._interval: timedelta | None = None  # the tick's, once scheduled
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -95,10 +111,12 @@ class Daemon:
         self.drain()
         self.release_memory()
 
-    def drain(self) -> None:
-        """Flush the routing groups that are due, deliver, and alert on dead receivers."""
-        self.dispatcher.flush(self.clock())
-        report = self.outbox.drain()
+    def drain(self, until: datetime | None = None) -> None:
+        """Flush the routing groups that are due, deliver (no send starts after ``until``), and
+        alert on dead receivers."""
+        flushed = self.dispatcher.flush(self.clock())
+        report = self.outbox.drain(until=until)
+        self.operations.drain_done(report, self.state.outbox_depth() if flushed or report.attempted else None)
         self.watchdog.drain_done(report, self.clock())
 
     @staticmethod
@@ -110,10 +128,84 @@ class Daemon:
             _LIBC.malloc_trim(0)
 
     def reload_rules(self, rules: list[Rule], errors: list[str]) -> None:
-        """Swap the rule set (hot reload) and raise or resolve the invalid-rules alert."""
+        """Swap the rule set and raise or resolve the invalid-rules alert."""
         self.rules = rules
         self.engine.set_rules(rules)
         self.watchdog.rules_loaded(errors, self.clock())
+
+    def retire_orphans(self) -> None:
+        """At start, after a clean load: end the incidents of rules removed while watcher was
+        stopped. (With load errors a missing rule may only be broken, so nothing is ended.)"""
+        retire_incidents(self.state, self.dispatcher, orphans(self.state, self.engine.rules), self.clock())
+
+    def request_reload(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        """SIGHUP: reload watcher.yaml and the rules at the next poll, changed or not."""
+        if self.reloader is not None:
+            self.reloader.request()
+
+    def reload(self) -> None:
+        """The reload job: when a watched file changed (or on request), load and apply."""
+        if self.reloader is None or not self.reloader.due():
+            return
+        try:
+            loaded = self.reloader.load(self.engine.rules)
+        except ConfigError as exc:
+            for error in exc.errors:
+                log.error("reload failed, keeping the running config: %s", error)
+            self.operations.metrics.reloaded(ok=False)
+            self.watchdog.rules_loaded([str(error) for error in exc.errors], self.clock())
+            return
+        self.apply(loaded)
+
+    def apply(self, loaded: Reload) -> None:
+        """Run the reloaded config and rules (``RELOADING=1`` … ``READY=1`` to systemd)."""
+        self.operations.notify.reloading()
+        try:
+            self._apply(loaded)
+        finally:
+            self.operations.notify.ready(f"{len(self.rules)} rules loaded")
+
+    def _apply(self, loaded: Reload) -> None:
+        """Retire the incidents of rules that are gone, swap stores, routes, receivers and
+        templates, and re-plan the tick if the grid changed."""
+        assert self.reloader is not None
+        changes, config, now = loaded.changes, loaded.config, self.clock()
+        try:  # built first: a receiver that cannot be built leaves everything as it was
+            notifiers = _notifiers(config, changes.rules)
+        except Exception as exc:
+            log.error("reload failed, keeping the running config: %s", exc)
+            self.operations.metrics.reloaded(ok=False)
+            self.watchdog.rules_loaded([f"{self.reloader.config_path}: {exc}"], now)
+            return
+        for error in changes.errors:
+            log.error("rule file error, keeping the last good version: %s", error)
+        self._open_stores(config, changes.rules)
+        self.config, self.rules, self.outbox.notifiers = config, changes.rules, notifiers
+        self.dispatcher = Dispatcher.from_config(config, self.state)
+        self.engine.dispatcher, self.engine.route = self.dispatcher, config.route
+        self.engine.set_rules(changes.rules)
+        self.watchdog.dispatcher, self.watchdog.store_failures = self.dispatcher, config.meta.store_failures
+        retire_incidents(self.state, self.dispatcher, changes.retired, now)
+        self.operations.rules_changed(changes.rules, changes.removed)
+        self.operations.metrics.reloaded(ok=not changes.errors)
+        self.watchdog.rules_loaded(changes.errors, now)
+        self.reloader.loaded(loaded)
+        self._plan_ticks(now)
+        log.info("reloaded: %s", changes.summary())
+        self.release_memory()  # parsing every rule file again leaves free arenas behind
+
+    def _open_stores(self, config: Config, rules: Sequence[Rule]) -> None:
+        """Close the stores no rule uses any more or whose source changed; open the missing ones.
+        A store that cannot be opened is logged: its rules fail and raise the store alert."""
+        wanted = {rule.source for rule in rules} & config.sources.keys()
+        for name in list(self.stores):
+            if name not in wanted or config.sources[name] != self.config.sources.get(name):
+                self.stores.pop(name).close()
+        for name in sorted(wanted - self.stores.keys()):
+            try:
+                self.stores[name] = open_store(config.sources[name])
+            except Exception as exc:
+                log.error("source %s: cannot open the store: %s", name, exc, extra={"source": name})
 
     def _ingest(self, now: datetime) -> None:
         for name, source in self.config.sources.items():
@@ -125,25 +217,40 @@ class Daemon:
 
     def start(self) -> None:
         self.release_memory()  # what parsing the config and rule files left behind
-        interval = tick_interval(self.rules)
         now = self.clock()
-        first = aligned(now, interval) + interval
         self.scheduler.add_job(self.tick, "date", run_date=now, id="first-tick")
-        self.scheduler.add_job(
-            self.tick, IntervalTrigger(seconds=interval.total_seconds(), start_date=first), id="tick"
-        )
+        self._plan_ticks(now)
         self.scheduler.add_job(self.drain, IntervalTrigger(seconds=1), id="drain")
+        if self.reloader is not None:
+            every = self.config.reload.interval.total_seconds()
+            self.scheduler.add_job(self.reload, IntervalTrigger(seconds=every), id="reload")
         self.scheduler.start()
         self.operations.started()
-        log.info("watcher started: %d rules, tick every %s", len(self.rules), interval)
+        log.info("watcher started: %d rules, tick every %s", len(self.rules), tick_interval(self.rules))
 
-    def stop(self, timeout: timedelta = timedelta(seconds=10)) -> None:
-        """Let the in-flight job finish, flush the outbox once more, close databases."""
+    def _plan_ticks(self, now: datetime) -> None:
+        """(Re)schedule the tick on the rules' common grid; a reload may change the grid."""
+        interval = tick_interval(self.rules)
+        if interval == self._interval:
+            return
+        self._interval = interval
+        first = aligned(now, interval) + interval
+        trigger = IntervalTrigger(seconds=interval.total_seconds(), start_date=first)
+        self.scheduler.add_job(self.tick, trigger, id="tick", replace_existing=True)
+
+    def stop(self, flush_timeout: timedelta = FLUSH_TIMEOUT) -> None:
+        """Let the in-flight job finish, flush the outbox for at most ``flush_timeout`` (plus one
+        send's own timeout), close databases. What is not sent by then is sent at the next start."""
         log.info("stopping: finishing the in-flight tick")
         self.operations.stopping()
         self.scheduler.shutdown(wait=True)
         try:
-            self.drain()
+            self.drain(until=self.clock() + flush_timeout)
+            left = self.state.outbox_depth()
+            if left:
+                log.warning(
+                    "stopping with %d notifications in the outbox: they are sent at the next start", left
+                )
         finally:
             self.state.close()
             for store in self.stores.values():
@@ -157,6 +264,13 @@ class Daemon:
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
         self.start()
         self.stopping.wait()
         self.stop()
+
+
+def _notifiers(config: Config, rules: Sequence[Rule]) -> dict[str, Notifier]:
+    """One notifier per configured receiver, rendering with the config's templates."""
+    templates = Templates(config.templates, rules, config.sources)
+    return {name: build_notifier(name, receiver, templates) for name, receiver in config.receivers.items()}

@@ -31,6 +31,7 @@ class Loaded:
     config: Config
     rules: list[Rule]
     errors: list[str] = field(default_factory=list)  # rule errors, when loaded with strict=False
+    files: dict[str, Path] = field(default_factory=dict)  # rule name -> the file it came from
 
 
 class LoadFailedError(Exception):
@@ -77,4 +78,4 @@ def load(config_path: Path, rule_paths: list[Path] | None = None, *, strict: boo
         print(error, file=sys.stderr)
     if ruleset.errors and strict:
         raise LoadFailedError
-    return Loaded(config, list(ruleset.rules), [str(error) for error in ruleset.errors])
+    return Loaded(config, list(ruleset.rules), [str(error) for error in ruleset.errors], dict(ruleset.files))

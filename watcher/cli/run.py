@@ -16,7 +16,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Run watcher as a long-running daemon. It evaluates every rule on its `every`, over "
         "the window [now - delay - window, now - delay), keeps incidents in the state database and "
         "delivers notifications through the outbox. SIGTERM/SIGINT stop it cleanly: the in-flight tick "
-        "finishes and the databases are closed.",
+        "finishes, the outbox is flushed once more and the databases are closed. watcher.yaml and the "
+        "rule files are reloaded when they change (see 'reload:' in watcher.yaml) and on SIGHUP: an "
+        "invalid edit keeps the last good version running and raises the watcher:rules-invalid alert; "
+        "a removed rule's firing incidents are resolved with a note.",
     )
     add_config_argument(parser)
     add_log_arguments(parser)
@@ -33,11 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from watcher.daemon import Daemon
 
     try:
-        daemon = Daemon(loaded.config, loaded.rules)
+        daemon = Daemon(loaded.config, loaded.rules, config_path=args.config, files=loaded.files)
     except Exception as exc:  # a start-up failure is reported in one line, not a traceback
         print(f"watcher run: cannot start: {exc}", file=sys.stderr)
         return 1
     if loaded.errors:
         daemon.reload_rules(loaded.rules, loaded.errors)  # raises the watcher:rules-invalid meta-alert
+    else:
+        daemon.retire_orphans()
     daemon.run_forever()
     return 0

@@ -11,6 +11,7 @@ Transitions (``for_``, ``keep_firing_for`` and ``repeat_interval`` come from the
     firing            --alerting--> firing   every `repeat_interval`          (Event.UPDATE)
     firing            --ok--------> firing   while cleared < `keep_firing_for`
     firing            --ok--------> resolved                                  (Event.RESOLVED)
+    firing            --rule gone---> resolved, with a note (``retire``)          (Event.RESOLVED)
     any               --no data / store error--> unchanged, with a note
 
 Flap damping: an alert must hold for ``for_`` to fire, and a firing incident must stay clear
@@ -126,6 +127,21 @@ def _kept(incident: Incident | None, finding: Finding, now: datetime) -> Inciden
         return None
     prefix = NOT_ENOUGH_DATA if finding.status is Status.NO_DATA else STORE_ERROR
     return incident.evolve(note=_note(prefix, finding.reason), last_evaluated_at=now)
+
+
+def retire(incident: Incident, now: datetime, reason: str) -> tuple[Incident | None, list[Event]]:
+    """End an incident whose rule is gone (removed, disabled, or changed what it measures).
+
+    A pending incident never fired, so it is dropped silently (None). A firing one resolves with
+    ``reason`` as its note: the people told it fired are told it will not be watched any more,
+    rather than waiting for a resolve that cannot come.
+    """
+    if incident.state is State.PENDING:
+        return None, []
+    if incident.state is State.RESOLVED:
+        return incident, []
+    ended = incident.evolve(state=State.RESOLVED, resolved_at=now, last_evaluated_at=now, note=reason)
+    return ended, [Event.RESOLVED]
 
 
 def _note(prefix: str, reason: str) -> str:

@@ -43,6 +43,8 @@ class BaselineRef(_Model):
 
     path: str
     profile: Profile
+    file: Path | None = None
+    """where it was read from (``path`` resolved against the rule file's folder)"""
 
 
 def _load_baseline(value: Any, info: ValidationInfo) -> Any:
@@ -56,7 +58,7 @@ def _load_baseline(value: Any, info: ValidationInfo) -> Any:
     base_dir = (info.context or {}).get("base_dir")
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
-    return BaselineRef(path=str(value), profile=load_profile(path))
+    return BaselineRef(path=str(value), profile=load_profile(path), file=path)
 
 
 Baseline = Annotated[

@@ -1,0 +1,321 @@
+"""Hot reload in process: ending the incidents of retired rules on a real state file, and a
+``Daemon`` (scheduler paused, fake clock) reloading edited files in ``tmp_path``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from apscheduler.triggers.interval import IntervalTrigger
+
+from tests.e2e.daemon import write_config
+from tests.test_engine import rule
+from watcher.cli.common import load
+from watcher.config import Config, Route
+from watcher.daemon import Daemon
+from watcher.engine import Transition
+from watcher.incidents.model import Event, Incident, State, fingerprint
+from watcher.incidents.state import StateStore
+from watcher.meta import RULES_INVALID
+from watcher.reload import Reloader, kept_restart_only, orphans, retire_incidents
+from watcher.routing.dispatch import Dispatcher
+from watcher.rules.models import ThresholdSpec
+from watcher.rules.reload import Retired
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+FAR = T0 + timedelta(days=1)
+ROUTE = Route.model_validate(
+    {"receiver": "slack", "group_by": ["rule"], "group_wait": "0s", "group_interval": "1s"}
+)
+GONE = "rule api-5xx was removed from rules/api.yaml"
+
+
+def incident(rule: str, model: str, state: State = State.FIRING, at: datetime = T0) -> Incident:
+    group = {"model_version": model}
+    return Incident(
+        fingerprint=fingerprint(rule, group),
+        rule=rule,
+        group=group,
+        labels={"rule": rule, "severity": "critical", "model_version": model},
+        annotations={},
+        severity="critical",
+        state=state,
+        value=0.2,
+        threshold=0.05,
+        started_at=at,
+        fired_at=at if state is State.FIRING else None,
+    )
+
+
+def opened(state: StateStore, dispatcher: Dispatcher, *incidents: Incident) -> None:
+    """Commit ``incidents`` as a tick would, their firing notified and delivered."""
+    transitions = [Transition(i, Event.FIRING, T0) for i in incidents if i.state is State.FIRING]
+    dispatch = dispatcher.plan(transitions, T0)
+    state.commit(incidents, notifications=dispatch.notifications, writes=[dispatch.write])
+    for item in state.due_notifications(FAR):
+        state.mark_delivered(item.notification.id, T0)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[StateStore]:
+    with StateStore(tmp_path / "state.sqlite") as store:
+        yield store
+
+
+# ---------------------------------------------------------------------- retire_incidents
+
+
+def test_a_retired_rules_firing_incident_resolves_and_its_pending_one_goes(state: StateStore) -> None:
+    dispatcher = Dispatcher(state, ROUTE)
+    firing, pending = incident("api-5xx", "v3"), incident("api-5xx", "v4", State.PENDING)
+    other = incident("latency", "v3")
+    opened(state, dispatcher, firing, pending, other)
+    firing = firing.evolve(last_notified_at=T0)  # as its firing was told
+    now = T0 + 5 * MIN
+
+    transitions = retire_incidents(state, dispatcher, [Retired("api-5xx", GONE)], now)
+
+    ended = firing.evolve(state=State.RESOLVED, resolved_at=now, last_evaluated_at=now, note=GONE)
+    assert transitions == [Transition(ended, Event.RESOLVED, now)]
+    (stored,) = state.incidents(rule="api-5xx")
+    assert stored == ended.evolve(last_notified_at=now)
+    assert state.incidents(rule="latency") == [other.evolve(last_notified_at=T0)]
+    (item,) = state.due_notifications(FAR)
+    assert (item.notification.receiver, item.notification.event) == ("slack", Event.RESOLVED)
+    assert [i.note for i in item.notification.incidents] == [GONE]
+
+    assert retire_incidents(state, dispatcher, [Retired("api-5xx", GONE)], now + MIN) == []
+    assert state.outbox_depth() == 1  # a second reload has nothing left to end
+
+
+def test_retiring_rules_without_open_incidents_writes_nothing(state: StateStore) -> None:
+    dispatcher = Dispatcher(state, ROUTE)
+    opened(state, dispatcher, incident("latency", "v3"))
+    assert retire_incidents(state, dispatcher, [], T0) == []
+    assert retire_incidents(state, dispatcher, [Retired("api-5xx", GONE)], T0) == []
+    assert [i.state for i in state.incidents()] == [State.FIRING]
+    assert state.outbox_depth() == 0
+
+
+# ---------------------------------------------------------------------- orphans
+
+
+def test_orphans_are_open_incidents_of_rules_no_longer_defined(state: StateStore) -> None:
+    opened(
+        state,
+        Dispatcher(state, ROUTE),
+        incident("api-5xx", "v3"),
+        incident("old-rule", "v3"),
+        incident("old-pending", "v3", State.PENDING),
+        incident("ancient", "v3", State.RESOLVED),
+        incident(RULES_INVALID, "v3"),
+    )
+    assert orphans(state, {"api-5xx": rule()}) == [
+        Retired("old-pending", "rule old-pending is no longer defined in the rule files"),
+        Retired("old-rule", "rule old-rule is no longer defined in the rule files"),
+    ]
+    defined = {name: rule(name=name) for name in ("api-5xx", "old-rule", "old-pending")}
+    assert orphans(state, defined) == []
+    # A rule disabled while watcher was stopped is not evaluated any more: its incidents end too.
+    assert orphans(state, defined | {"old-rule": rule(name="old-rule", enabled=False)}) == [
+        Retired("old-rule", "rule old-rule was disabled")
+    ]
+
+
+# ---------------------------------------------------------------------- kept_restart_only
+
+
+def config(**fields: Any) -> Config:
+    return Config.model_validate({"sources": {"app": {"store": "embedded"}}, **fields})
+
+
+def test_state_and_http_changes_wait_for_a_restart(caplog: pytest.LogCaptureFixture) -> None:
+    running = config(state={"path": "/var/lib/watcher/state.sqlite"})
+    new = config(
+        state={"path": "/tmp/other.sqlite"},
+        http={"listen": "127.0.0.1:9999"},
+        route={"receiver": "console", "group_wait": "5s"},
+    )
+    with caplog.at_level(logging.WARNING, logger="watcher.reload"):
+        kept = kept_restart_only(new, running)
+    assert (kept.state, kept.http) == (running.state, running.http)
+    assert kept.route == new.route
+    assert caplog.messages == ["watcher.yaml: changes to state and http take effect after a restart"]
+
+
+def test_a_config_with_the_same_state_and_http_is_used_as_it_is(caplog: pytest.LogCaptureFixture) -> None:
+    new = config(route={"receiver": "console", "group_wait": "5s"})
+    with caplog.at_level(logging.WARNING, logger="watcher.reload"):
+        assert kept_restart_only(new, config()) is new
+    assert caplog.messages == []
+
+
+# ---------------------------------------------------------------------- the daemon
+
+
+RULE: dict[str, Any] = {
+    "name": "app-errors",
+    "source": "app",
+    "every": "1m",
+    "signal": {"ratio": {"of": {"status": {"gte": 500}}}},
+    "threshold": {"above": 0.5},
+}
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A daemon on a config in ``tmp_path`` whose scheduler runs paused: no job ever runs, but
+    jobs are (re)scheduled as in production."""
+    path = write_config(tmp_path, [RULE])
+    loaded = load(path)
+    running = Daemon(loaded.config, loaded.rules, clock=lambda: T0, config_path=path, files=loaded.files)
+    running.scheduler.start(paused=True)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def reloaded(daemon: Daemon) -> None:
+    daemon.request_reload()
+    daemon.reload()
+
+
+def tick_trigger(daemon: Daemon) -> IntervalTrigger:
+    job = daemon.scheduler.get_job("tick")
+    assert job is not None
+    assert isinstance(job.trigger, IntervalTrigger)
+    return job.trigger
+
+
+def reloads(daemon: Daemon, result: str) -> float | None:
+    registry = daemon.operations.metrics.registry
+    return registry.get_sample_value("watcher_config_reloads_total", {"result": result})
+
+
+def test_a_new_rule_file_runs_and_the_tick_follows_its_grid(daemon: Daemon, tmp_path: Path) -> None:
+    reloaded(daemon)  # nothing changed: the tick is planned on the 1m grid, as at start
+    assert tick_trigger(daemon).interval == MIN
+    (tmp_path / "rules" / "fast.yaml").write_text(yaml.safe_dump({**RULE, "name": "fast", "every": "20s"}))
+    reloaded(daemon)
+    assert sorted(daemon.engine.rules) == ["app-errors", "fast"]
+    assert [rule.name for rule in daemon.rules] == ["app-errors", "fast"]
+    trigger = tick_trigger(daemon)
+    assert trigger.interval == timedelta(seconds=20)
+    assert trigger.start_date == T0 + timedelta(seconds=20)
+    assert daemon.reloader is not None
+    assert daemon.reloader.files["fast"] == tmp_path / "rules" / "fast.yaml"
+    assert reloads(daemon, "success") == 2
+
+
+def test_an_edit_is_reloaded_once_it_settled_without_a_request(daemon: Daemon, tmp_path: Path) -> None:
+    (tmp_path / "rules" / "app-errors.yaml").write_text(yaml.safe_dump({**RULE, "threshold": {"above": 0.2}}))
+    daemon.reload()  # first look: the file may still be being written
+    assert daemon.engine.rules["app-errors"].threshold == ThresholdSpec(above=0.5)
+    daemon.reload()
+    assert daemon.engine.rules["app-errors"].threshold == ThresholdSpec(above=0.2)
+    daemon.reload()
+    assert reloads(daemon, "success") == 1
+
+
+def test_a_deleted_rule_file_resolves_its_incident(daemon: Daemon, tmp_path: Path) -> None:
+    opened(daemon.state, daemon.dispatcher, incident("app-errors", "v3"))
+    (tmp_path / "rules" / "app-errors.yaml").unlink()
+    reloaded(daemon)
+    assert daemon.engine.rules == {}
+    (resolved,) = daemon.state.incidents(rule="app-errors")
+    assert resolved.state is State.RESOLVED
+    assert resolved.note == f"rule app-errors was removed from {tmp_path / 'rules' / 'app-errors.yaml'}"
+
+
+def test_orphans_from_before_a_restart_resolve(daemon: Daemon) -> None:
+    opened(daemon.state, daemon.dispatcher, incident("renamed-away", "v3"), incident("app-errors", "v3"))
+    daemon.retire_orphans()
+    states = {i.rule: (i.state, i.note) for i in daemon.state.incidents()}
+    assert states == {
+        "app-errors": (State.FIRING, ""),
+        "renamed-away": (State.RESOLVED, "rule renamed-away is no longer defined in the rule files"),
+    }
+
+
+def test_a_broken_watcher_yaml_keeps_the_running_config_and_alerts(
+    daemon: Daemon, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "watcher.yaml"
+    good, before = path.read_text(), daemon.config
+    path.write_text(good.replace("receiver: console", "receiver: nowhere", 1))
+    with caplog.at_level(logging.ERROR, logger="watcher.daemon"):
+        reloaded(daemon)
+    assert daemon.config is before
+    assert list(daemon.engine.rules) == ["app-errors"]
+    (alert,) = daemon.state.incidents(rule=RULES_INVALID)
+    assert alert.state is State.FIRING
+    assert any(
+        m.startswith(f"reload failed, keeping the running config: {path}:") and "nowhere" in m
+        for m in caplog.messages
+    )
+    assert reloads(daemon, "failure") == 1
+
+    path.write_text(good)
+    reloaded(daemon)
+    (alert,) = daemon.state.incidents(rule=RULES_INVALID)
+    assert alert.state is State.RESOLVED
+
+
+def test_a_new_route_and_receiver_apply_to_the_next_notifications(daemon: Daemon, tmp_path: Path) -> None:
+    path = tmp_path / "watcher.yaml"
+    settings = yaml.safe_load(path.read_text())
+    settings["receivers"]["ops"] = {"console": {"format": "text"}}
+    settings["route"] = {**settings["route"], "receiver": "ops"}
+    path.write_text(yaml.safe_dump(settings))
+    reloaded(daemon)
+    assert sorted(daemon.outbox.notifiers) == ["console", "ops"]
+    assert daemon.engine.route.receiver == "ops"
+    assert daemon.engine.dispatcher is daemon.dispatcher
+    assert daemon.dispatcher.route.receiver == "ops"
+    assert daemon.watchdog.dispatcher is daemon.dispatcher
+    assert daemon.config.route.receiver == "ops"
+
+
+# ---------------------------------------------------------------------- Reloader
+
+
+def test_an_edit_saved_while_a_reload_runs_is_reloaded_next(tmp_path: Path) -> None:
+    path = write_config(tmp_path, [RULE])
+    loaded = load(path)
+    reloader = Reloader(path, loaded.config, loaded.files)
+    rule_file = tmp_path / "rules" / "app-errors.yaml"
+    rule_file.write_text(yaml.safe_dump({**RULE, "threshold": {"above": 0.2}}))
+    assert [reloader.due(), reloader.due()] == [False, True]
+    first = reloader.load({rule.name: rule for rule in loaded.rules})
+    rule_file.write_text(yaml.safe_dump({**RULE, "threshold": {"above": 0.25}}))  # after it was read
+    reloader.loaded(first)
+    assert [reloader.due(), reloader.due(), reloader.due()] == [False, True, False]
+    second = reloader.load({rule.name: rule for rule in first.changes.rules})
+    assert second.changes.changed == ["app-errors"]
+
+
+def test_a_rebuilt_baseline_profile_reloads_the_drift_rule_that_reads_it(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    drift = yaml.safe_load((repo / "rules" / "feature-drift.yaml").read_text()) | {"source": "app"}
+    path = write_config(tmp_path, [drift])
+    (tmp_path / "rules" / "baselines").mkdir()
+    profile = tmp_path / "rules" / "baselines" / "demo-features.json"
+    shutil.copy(repo / "rules" / "baselines" / "demo-features.json", profile)
+    loaded = load(path)
+    reloader = Reloader(path, loaded.config, loaded.files, loaded.rules)
+    data = json.loads(profile.read_text())
+    data["rows"] = data.get("rows", 0) + 1  # `watcher baseline build` wrote a new profile
+    profile.write_text(json.dumps(data))
+    assert [reloader.due(), reloader.due()] == [False, True]
+    reload = reloader.load({rule.name: rule for rule in loaded.rules})
+    assert reload.changes.changed == ["feature-drift"]
+    assert reload.changes.retired == []  # same identity: its incidents are kept

@@ -1,0 +1,152 @@
+"""Hot reload: when watcher.yaml or a rule file changes (or on SIGHUP), load them again.
+
+``Reloader`` decides *when* (a settled file change, or a request) and loads; what the new rule
+set is comes from ``watcher.rules.reload.merge`` (pure); ``retire`` ends the incidents of rules
+that are gone, through the dispatcher, in one state transaction. The daemon applies the result
+on its worker thread, between ticks, so a tick never sees half a reload.
+
+A broken watcher.yaml changes nothing: the running config and rules stay, the errors are logged
+with ``file:line:col`` and the ``watcher:rules-invalid`` meta-alert fires until a good version
+is saved. Settings that a running daemon cannot swap (``state``, ``http``) are kept and a
+warning says they apply at the next restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from watcher.config import Config
+from watcher.engine import Transition
+from watcher.incidents.machine import retire
+from watcher.incidents.model import Incident, State
+from watcher.incidents.state import StateStore
+from watcher.routing.dispatch import META_PREFIX, Dispatcher
+from watcher.rules.loader import load_config, load_rules
+from watcher.rules.models import Rule
+from watcher.rules.reload import Retired, RuleChanges, merge
+from watcher.rules.watch import FileWatch, Stamp, snapshot
+
+log = logging.getLogger("watcher.reload")
+
+RESTART_ONLY = ("state", "http")
+"""watcher.yaml sections a running daemon keeps: the state file is locked and the port bound."""
+
+
+@dataclass(frozen=True)
+class Reload:
+    """A successful load: the config to run and the rule changes."""
+
+    config: Config
+    changes: RuleChanges
+    stamps: dict[Path, Stamp] | None = None
+    """the watched files as they were before the rule files were read (None: as they are now)"""
+
+
+class Reloader:
+    """Knows which files to watch and loads them when asked or when they changed."""
+
+    def __init__(
+        self, config_path: Path, config: Config, files: Mapping[str, Path], rules: Iterable[Rule] = ()
+    ) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.files = dict(files)
+        self.requested = threading.Event()
+        self.watch = FileWatch(self._watched(config, rules))
+
+    def _watched(self, config: Config, rules: Iterable[Rule] = ()) -> list[Path]:
+        """watcher.yaml, the rule files and folders, and the baseline profiles the rules read."""
+        if not config.reload.watch:
+            return []
+        return [self.config_path, *config.rules, *baselines(rules)]
+
+    def request(self) -> None:
+        """Reload at the next poll, changed or not (SIGHUP). Safe in a signal handler."""
+        self.requested.set()
+
+    def due(self) -> bool:
+        """Whether to reload now: requested, or a watched file changed and settled."""
+        if self.requested.is_set():
+            self.requested.clear()
+            return True
+        return self.watch.changed()
+
+    def load(self, running: Mapping[str, Rule]) -> Reload:
+        """Read watcher.yaml and the rules; raises ``ConfigError`` when watcher.yaml is invalid."""
+        config = kept_restart_only(load_config(self.config_path), self.config)
+        stamps = snapshot(self._watched(config, running.values()))  # first: a later save is a change
+        changes = merge(running, self.files, load_rules(list(config.rules), config))
+        if config.reload.watch:  # a baseline a rule starts to read now is watched from now on
+            stamps.update(snapshot(set(baselines(changes.rules)) - stamps.keys()))
+        return Reload(config, changes, stamps)
+
+    def loaded(self, reload: Reload) -> None:
+        """The daemon runs ``reload`` now: watch what it names from here on."""
+        self.config = reload.config
+        self.files = reload.changes.files
+        self.watch.watch(self._watched(reload.config, reload.changes.rules), reload.stamps)
+
+
+def baselines(rules: Iterable[Rule]) -> list[Path]:
+    """The profile files drift and validity rules compare with: a rebuilt baseline is a reload."""
+    found: set[Path] = set()
+    for rule in rules:
+        spec = rule.drift or rule.validity
+        ref = getattr(spec, "baseline", None)
+        if ref is not None and ref.file is not None:
+            found.add(ref.file)
+    return sorted(found)
+
+
+def kept_restart_only(new: Config, running: Config) -> Config:
+    """``new`` with the running ``state`` and ``http`` settings, warning when they differ."""
+    differ = [name for name in RESTART_ONLY if getattr(new, name) != getattr(running, name)]
+    if not differ:
+        return new
+    log.warning("watcher.yaml: changes to %s take effect after a restart", " and ".join(differ))
+    return new.model_copy(update={name: getattr(running, name) for name in RESTART_ONLY})
+
+
+def retire_incidents(
+    state: StateStore, dispatcher: Dispatcher, retired: Sequence[Retired], now: datetime
+) -> list[Transition]:
+    """End the open incidents of ``retired`` rules, notify the firing ones' resolve, commit."""
+    reasons = {item.name: item.reason for item in retired}
+    if not reasons:
+        return []
+    changes: list[Incident] = []
+    deletes: list[str] = []
+    transitions: list[Transition] = []
+    for incident in state.incidents(states=(State.PENDING, State.FIRING)):
+        if incident.rule not in reasons:
+            continue
+        ended, events = retire(incident, now, reasons[incident.rule])
+        if ended is None:
+            deletes.append(incident.fingerprint)
+            continue
+        changes.append(ended)
+        transitions += [Transition(ended, event, now) for event in events]
+        log.info("incident %s of rule %s resolved: %s", ended.fingerprint, ended.rule, ended.note)
+    if changes or deletes:
+        dispatch = dispatcher.plan(transitions, now)
+        state.commit(changes, deletes, dispatch.notifications, writes=[dispatch.write])
+    return transitions
+
+
+def orphans(state: StateStore, rules: Mapping[str, Rule]) -> list[Retired]:
+    """Open incidents of rules not in ``rules`` or disabled (while watcher was stopped);
+    watcher's own alerts are never orphans."""
+    names = {i.rule for i in state.incidents(states=(State.PENDING, State.FIRING))}
+    found = []
+    for name in sorted(names):
+        rule = rules.get(name)
+        if name.startswith(META_PREFIX) or (rule is not None and rule.enabled):
+            continue
+        why = "is no longer defined in the rule files" if rule is None else "was disabled"
+        found.append(Retired(name, f"rule {name} {why}"))
+    return found
