@@ -302,6 +302,9 @@ def test_a_notifier_that_raises_is_a_retryable_failure_that_stops_nothing(
         f"delivery failed: receiver=slack notification=n1 incidents={incident().fingerprint} attempt=1 "
         "retry in 2s: RuntimeError: socket closed"
     )
+    (record,) = caplog.records  # the JSON log line carries them as fields
+    fields = (record.rule, record.fingerprint, record.receiver)  # type: ignore[attr-defined]
+    assert fields == ("api-5xx", incident().fingerprint, "slack")
 
 
 def test_urls_in_errors_are_cut_so_secrets_never_reach_logs_or_the_state_file(

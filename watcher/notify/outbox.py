@@ -214,7 +214,10 @@ class Outbox:
 
 
 def _log_failure(level: int, notification: Notification, attempt: int, outcome: str) -> None:
+    """One line per failed attempt; ``rule``, ``fingerprint`` and ``receiver`` are also fields of
+    the JSON log line, so a log query finds every failure of one incident."""
     fingerprints = ",".join(incident.fingerprint for incident in notification.incidents)
+    rules = ",".join(sorted({incident.rule for incident in notification.incidents}))
     log.log(
         level,
         "delivery failed: receiver=%s notification=%s incidents=%s attempt=%d %s",
@@ -223,6 +226,7 @@ def _log_failure(level: int, notification: Notification, attempt: int, outcome: 
         fingerprints,
         attempt,
         outcome,
+        extra={"rule": rules, "fingerprint": fingerprints, "receiver": notification.receiver},
     )
 
 
