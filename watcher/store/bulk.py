@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from watcher.store.dsl import Json, error_message
+from watcher.store.answers import error_message
+from watcher.store.dsl import Json
 from watcher.store.ingest import (
     SKIP_BAD_TIMESTAMP,
     SKIP_INVALID_JSON,

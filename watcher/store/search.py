@@ -22,8 +22,9 @@ from typing import Any
 
 from watcher.config import SearchSource
 from watcher.query import Group, Query, QueryResult
+from watcher.store.answers import error_message, shard_failure
 from watcher.store.base import StoreError
-from watcher.store.dsl import FusedSearch, Json, error_message, fuse, read_page, search_body, shard_failure
+from watcher.store.dsl import FusedSearch, Json, fuse, read_page, search_body
 from watcher.store.mapping_check import FieldCatalog, fields_used, query_problem
 from watcher.store.search_client import (
     RETRY_STATUSES,

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from watcher.config import SearchSource
-from watcher.store.dsl import Json, error_message
+from watcher.store.answers import error_message
+from watcher.store.dsl import Json
 
 log = logging.getLogger("watcher.store.search")
 

@@ -54,6 +54,7 @@ from watcher.query import (
     Terms,
     Window,
 )
+from watcher.store.supported import validate
 
 Row = tuple[Any, ...]
 _Decoder = Callable[[Sequence[Any]], AggValue]
@@ -62,47 +63,6 @@ _Decoder = Callable[[Sequence[Any]], AggValue]
 def json_pointer(name: str) -> str:
     """The JSON pointer of a dotted field name (``features.age`` -> ``/features/age``)."""
     return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in name.split("."))
-
-
-def validate(query: Query) -> None:
-    """Raise ``ValueError`` with a message for a query the store cannot answer."""
-    for bound in (query.window.start, query.window.end):
-        if bound.tzinfo is None:
-            raise ValueError(f"query {query.id!r}: window bounds must be timezone-aware, got {bound}")
-    problems = [("where", _filter_problem(query.where))]
-    problems += [(f"aggregate {name!r}", _aggregate_problem(agg)) for name, agg in query.aggregates.items()]
-    for where, problem in problems:
-        if problem:
-            raise ValueError(f"query {query.id!r}, {where}: {problem}")
-
-
-def _filter_problem(flt: Any) -> str | None:
-    if isinstance(flt, Eq | In):
-        values = (flt.value,) if isinstance(flt, Eq) else flt.values
-        bad = [v for v in values if not isinstance(v, str | int | float | bool)]
-        return f"values must be strings, numbers or booleans, got {bad[0]!r}" if bad else None
-    if isinstance(flt, Not):
-        return _filter_problem(flt.filter)
-    if isinstance(flt, And | Or):
-        return next((problem for child in flt.filters if (problem := _filter_problem(child))), None)
-    return None if isinstance(flt, Range | Exists) else f"unsupported filter {type(flt).__name__}"
-
-
-def _aggregate_problem(agg: Any) -> str | None:
-    if isinstance(agg, CountWhere):
-        return _filter_problem(agg.filter)
-    if isinstance(agg, Percentiles):
-        bad = [q for q in agg.qs if not 0 <= q <= 100]
-        if not agg.qs:
-            return "percentiles need at least one q"
-        return f"percentile q must be within 0..100, got {bad[0]}" if bad else None
-    if isinstance(agg, Histogram):
-        increasing = agg.edges and all(a < b for a, b in zip(agg.edges, agg.edges[1:], strict=False))
-        return None if increasing else f"histogram edges must increase strictly, got {agg.edges}"
-    if isinstance(agg, Terms):
-        return None if agg.size >= 1 else f"terms size must be at least 1, got {agg.size}"
-    known = isinstance(agg, Count | Stats | Cardinality | Missing)
-    return None if known else f"unsupported aggregate {type(agg).__name__}"
 
 
 def naive_utc(moment: datetime) -> datetime:

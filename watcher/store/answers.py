@@ -1,0 +1,142 @@
+"""The store's answers read back into ``watcher.query`` shapes.
+
+One aggregation's answer becomes the ``AggValue`` the query documents (``read_aggregate``); two
+buckets of one group key fold into one answer (``merge_values``); a bucket key becomes the string a
+group key holds (``key_text``); a failed or partial search becomes the store's own words
+(``error_message``, ``shard_failure``). NaN from the store reads as ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from watcher.query import (
+    Aggregate,
+    AggValue,
+    Cardinality,
+    Count,
+    CountWhere,
+    Histogram,
+    Missing,
+    Percentiles,
+    Stats,
+    Terms,
+)
+
+_EMPTY_STATS: dict[str, float | None] = {"avg": None, "min": None, "max": None, "sum": None, "count": 0}
+
+
+def read_aggregate(aggregate: Aggregate, count: int, body: Mapping[str, Any]) -> AggValue:
+    """One aggregation's answer in the shape ``watcher.query.AggValue`` documents."""
+    if isinstance(aggregate, Count):
+        return count
+    if isinstance(aggregate, CountWhere | Missing):
+        return int(body.get("doc_count", 0))
+    if isinstance(aggregate, Cardinality):
+        return int(body.get("value") or 0)
+    if isinstance(aggregate, Percentiles):
+        return _percentiles(aggregate, body)
+    if isinstance(aggregate, Stats):
+        return _stats(body)
+    if isinstance(aggregate, Histogram):
+        buckets = body.get("buckets", [])
+        counts = [int(bucket.get("doc_count", 0)) for bucket in buckets]
+        return counts if len(counts) == len(aggregate.edges) + 1 else [0] * (len(aggregate.edges) + 1)
+    terms: dict[str, int] = {}
+    for bucket in body.get("buckets", []):
+        text = bucket.get("key_as_string", key_text(bucket.get("key")))
+        terms[str(text)] = int(bucket.get("doc_count", 0))
+    return terms
+
+
+def _percentiles(aggregate: Percentiles, body: Mapping[str, Any]) -> dict[float, float | None]:
+    values = body.get("values", [])
+    by_key: dict[float, float | None] = {}
+    if isinstance(values, list):
+        by_key = {float(item["key"]): _number(item.get("value")) for item in values}
+    elif isinstance(values, Mapping):
+        by_key = {float(key): _number(value) for key, value in values.items()}
+    return {q: by_key.get(float(q)) for q in aggregate.qs}
+
+
+def _stats(body: Mapping[str, Any]) -> dict[str, float | None]:
+    count = int(body.get("count") or 0)
+    if not count:
+        return dict(_EMPTY_STATS)
+    out: dict[str, float | None] = {name: _number(body.get(name)) for name in ("avg", "min", "max", "sum")}
+    out["count"] = count
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def merge_values(aggregate: Aggregate, first: AggValue, second: AggValue) -> AggValue:
+    """Two buckets' answers as one. Counts, histograms, terms and stats add up exactly; for
+    cardinality the larger (a lower bound) and for percentiles the first bucket's answer stands:
+    approximations, only ever needed when a group key has both missing and empty-string values."""
+    if isinstance(aggregate, Cardinality) and isinstance(first, int) and isinstance(second, int):
+        return max(first, second)
+    if isinstance(first, int) and isinstance(second, int):
+        return first + second
+    if isinstance(first, list) and isinstance(second, list):
+        return [a + b for a, b in zip(first, second, strict=True)]
+    if isinstance(aggregate, Terms) and isinstance(first, dict) and isinstance(second, dict):
+        terms: dict[str, int] = {}
+        for part in (first, second):
+            for value, count in part.items():
+                terms[str(value)] = terms.get(str(value), 0) + int(count or 0)
+        return dict(sorted(terms.items(), key=lambda item: -item[1])[: aggregate.size])
+    if isinstance(aggregate, Stats) and isinstance(first, dict) and isinstance(second, dict):
+        return _merge_stats(first, second)
+    return first
+
+
+def _merge_stats(first: Mapping[Any, Any], second: Mapping[Any, Any]) -> dict[str, float | None]:
+    parts = [part for part in (first, second) if part.get("count")]
+    if len(parts) < 2:
+        return dict(parts[0]) if parts else dict(_EMPTY_STATS)
+    count = int(first["count"]) + int(second["count"])
+    total = float(first["sum"]) + float(second["sum"])
+    low, high = min(first["min"], second["min"]), max(first["max"], second["max"])
+    return {"avg": total / count, "min": low, "max": high, "sum": total, "count": count}
+
+
+def key_text(value: Any) -> str:
+    """A bucket key as the string a group key holds ("" for a missing value)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def error_message(error: Any) -> str:
+    """The store's own words for a failed search: the root cause's type and reason."""
+    if not isinstance(error, Mapping):
+        return str(error)
+    causes = error.get("root_cause") or []
+    cause = causes[0] if causes and isinstance(causes[0], Mapping) else error
+    kind, reason = cause.get("type", error.get("type", "error")), cause.get("reason", error.get("reason", ""))
+    return f"{kind}: {reason}" if reason else str(kind)
+
+
+def shard_failure(response: Mapping[str, Any]) -> str | None:
+    """Why a 200 answer is incomplete (failed shards, a search timeout), or ``None`` if whole."""
+    if response.get("timed_out"):
+        return "the search timed out in the store; partial results discarded"
+    shards = response.get("_shards") or {}
+    failed = int(shards.get("failed") or 0)
+    if failed:
+        failures = shards.get("failures") or [{}]
+        reason = error_message(failures[0].get("reason", "unknown"))
+        return f"{failed} of {shards.get('total', '?')} shards failed: {reason}"
+    return None
