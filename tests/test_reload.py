@@ -24,6 +24,8 @@ from watcher.engine import Transition
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.meta import RULES_INVALID
+from watcher.notify.base import Delivery
+from watcher.notify.outbox import RetryPolicy
 from watcher.reload import Reloader, kept_restart_only, orphans, retire_incidents
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import ThresholdSpec
@@ -283,6 +285,79 @@ def test_a_new_route_and_receiver_apply_to_the_next_notifications(daemon: Daemon
     assert daemon.dispatcher.route.receiver == "ops"
     assert daemon.watchdog.dispatcher is daemon.dispatcher
     assert daemon.config.route.receiver == "ops"
+
+
+# ---------------------------------------------------------------------- delivery settings
+
+SEC = timedelta(seconds=1)
+DELIVERY: dict[str, Any] = {
+    "retry": {
+        "max_attempts": 4,
+        "base": "1s",
+        "factor": 3,
+        "max_backoff": "1m",
+        "jitter": 0,
+        "max_age": "1h",
+    },
+    "breaker": {"threshold": 2, "cooldown": "1m", "max_cooldown": "1h"},
+}
+POLICY = RetryPolicy(max_attempts=4, base=SEC, factor=3.0, max_backoff=MIN, jitter=0.0, max_age=60 * MIN)
+DOWN = Delivery(ok=False, error="connection refused")
+
+
+def started(tmp_path: Path, **extra: Any) -> Daemon:
+    """A daemon like the ``daemon`` fixture's, on a config with ``extra`` settings; stop it yourself."""
+    path = write_config(tmp_path, [RULE], **extra)
+    loaded = load(path)
+    running = Daemon(loaded.config, loaded.rules, clock=lambda: T0, config_path=path, files=loaded.files)
+    running.scheduler.start(paused=True)
+    return running
+
+
+def test_the_outbox_retries_and_trips_as_watcher_yaml_says(tmp_path: Path) -> None:
+    running = started(tmp_path, delivery=DELIVERY)
+    try:
+        assert running.outbox.policy == POLICY
+        breaker = running.outbox.breaker
+        assert breaker is not None
+        breaker.record("console", DOWN, T0)
+        assert breaker.allows("console", T0)
+        breaker.record("console", DOWN, T0)  # the second failure in a row opens it, for 1m
+        assert breaker.open_until("console") == T0 + MIN
+    finally:
+        running.stop()
+
+
+def test_a_reload_applies_delivery_settings_and_open_circuits_stay_open(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    breaker = daemon.outbox.breaker
+    assert breaker is not None
+    for _ in range(3):  # the default threshold: open for the default 5s
+        breaker.record("console", DOWN, T0)
+    path = tmp_path / "watcher.yaml"
+    path.write_text(yaml.safe_dump(yaml.safe_load(path.read_text()) | {"delivery": DELIVERY}))
+    reloaded(daemon)
+    assert daemon.outbox.policy == POLICY
+    assert daemon.outbox.breaker is breaker
+    assert breaker.open_until("console") == T0 + 5 * SEC
+    breaker.record("console", DOWN, T0 + 5 * SEC)  # the trial fails: open again, 1m doubled
+    assert breaker.open_until("console") == T0 + 5 * SEC + 2 * MIN
+
+
+@pytest.mark.parametrize(("flush_timeout", "sent"), [("0s", False), ("10s", True)])
+def test_a_stop_delivers_for_the_configured_flush_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flush_timeout: str, sent: bool
+) -> None:
+    running = started(tmp_path, delivery={"flush_timeout": flush_timeout})
+    firing = incident("app-errors", "v3")
+    dispatcher = Dispatcher(running.state, ROUTE.model_copy(update={"receiver": "console"}))
+    dispatch = dispatcher.plan([Transition(firing, Event.FIRING, T0)], T0)
+    running.state.commit([firing], notifications=dispatch.notifications, writes=[dispatch.write])
+    running.stop()  # the clock stands still: 0s sends nothing, 10s sends what is due
+    assert ('"event": "firing"' in capsys.readouterr().out) is sent
+    with StateStore(tmp_path / "data" / "state.sqlite") as state:
+        assert state.outbox_depth() == (0 if sent else 1)
 
 
 # ---------------------------------------------------------------------- Reloader

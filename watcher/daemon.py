@@ -30,7 +30,7 @@ from watcher.incidents.state import StateStore
 from watcher.meta import Watchdog
 from watcher.notify.base import Notifier
 from watcher.notify.breaker import CircuitBreaker
-from watcher.notify.outbox import Outbox
+from watcher.notify.outbox import Outbox, RetryPolicy
 from watcher.notify.registry import build_notifier
 from watcher.operations import Operations
 from watcher.reload import Reload, Reloader, orphans, retire_incidents
@@ -47,9 +47,6 @@ log = logging.getLogger("watcher.daemon")
 _LIBC_NAME = ctypes.util.find_library("c")
 _LIBC = ctypes.CDLL(_LIBC_NAME) if _LIBC_NAME and hasattr(ctypes.CDLL(_LIBC_NAME), "malloc_trim") else None
 Clock = Callable[[], datetime]
-FLUSH_TIMEOUT = timedelta(seconds=10)
-"""How long a stop keeps delivering; with the in-flight tick and one send's timeout it stays well
-inside systemd's TimeoutStopSec=45s and Kubernetes' terminationGracePeriodSeconds."""
 
 
 def wall_clock() -> datetime:
@@ -82,7 +79,13 @@ class Daemon:
         self.dispatcher = Dispatcher.from_config(config, self.state)
         self.engine = Engine(rules, self.stores, self.state, config.route, dispatcher=self.dispatcher)
         self.watchdog = Watchdog(self.state, self.dispatcher, config.meta.store_failures)
-        self.outbox = Outbox(self.state, _notifiers(config, rules), clock=clock, breaker=CircuitBreaker())
+        self.outbox = Outbox(
+            self.state,
+            _notifiers(config, rules),
+            RetryPolicy.from_config(config.delivery.retry),
+            clock=clock,
+            breaker=CircuitBreaker.from_config(config.delivery.breaker),
+        )
         self.operations = Operations(config, rules)
         self.reloader = Reloader(config_path, config, files or {}, rules) if config_path is not None else None
         self._interval: timedelta | None = None  # the tick's, once scheduled
@@ -181,6 +184,9 @@ class Daemon:
             log.error("rule file error, keeping the last good version: %s", error)
         self._open_stores(config, changes.rules)
         self.config, self.rules, self.outbox.notifiers = config, changes.rules, notifiers
+        self.outbox.policy = RetryPolicy.from_config(config.delivery.retry)  # for the next attempts
+        if self.outbox.breaker is not None:  # new thresholds; open circuits stay open
+            self.outbox.breaker.configure(config.delivery.breaker)
         self.dispatcher = Dispatcher.from_config(config, self.state)
         self.engine.dispatcher, self.engine.route = self.dispatcher, config.route
         self.engine.set_rules(changes.rules)
@@ -238,12 +244,15 @@ class Daemon:
         trigger = IntervalTrigger(seconds=interval.total_seconds(), start_date=first)
         self.scheduler.add_job(self.tick, trigger, id="tick", replace_existing=True)
 
-    def stop(self, flush_timeout: timedelta = FLUSH_TIMEOUT) -> None:
-        """Let the in-flight job finish, flush the outbox for at most ``flush_timeout`` (plus one
-        send's own timeout), close databases. What is not sent by then is sent at the next start."""
+    def stop(self, flush_timeout: timedelta | None = None) -> None:
+        """Let the in-flight job finish, flush the outbox for at most ``flush_timeout`` (default:
+        ``delivery.flush_timeout``, 10s; plus one send's own timeout), close databases. What is not
+        sent by then is sent at the next start."""
         log.info("stopping: finishing the in-flight tick")
         self.operations.stopping()
         self.scheduler.shutdown(wait=True)
+        if flush_timeout is None:
+            flush_timeout = self.config.delivery.flush_timeout
         try:
             self.drain(until=self.clock() + flush_timeout)
             left = self.state.outbox_depth()

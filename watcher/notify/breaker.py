@@ -9,14 +9,19 @@ the outbox leaves the receiver's notifications pending without an attempt, so a 
 rate limit costs no retries and dead-letters nothing by attempt count (``max_age`` still applies).
 
 State is in memory: a restarted daemon starts closed and learns again from the first failure.
+The thresholds come from ``delivery.breaker`` in watcher.yaml; a reload changes them, never the state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from watcher.notify.base import Delivery
+
+if TYPE_CHECKING:
+    from watcher.config import BreakerConfig
 
 
 @dataclass
@@ -35,6 +40,20 @@ class CircuitBreaker:
         cooldown: timedelta = timedelta(seconds=5),
         max_cooldown: timedelta = timedelta(minutes=5),
     ) -> None:
+        self._circuits: dict[str, _Circuit] = {}
+        self._set(threshold, cooldown, max_cooldown)
+
+    @classmethod
+    def from_config(cls, breaker: BreakerConfig) -> CircuitBreaker:
+        """The breaker ``delivery.breaker`` of watcher.yaml describes (same names)."""
+        return cls(breaker.threshold, breaker.cooldown, breaker.max_cooldown)
+
+    def configure(self, breaker: BreakerConfig) -> None:
+        """Take reloaded settings. Every circuit keeps its state: an open one stays open until its
+        time is up, and failures already counted count towards the new threshold."""
+        self._set(breaker.threshold, breaker.cooldown, breaker.max_cooldown)
+
+    def _set(self, threshold: int, cooldown: timedelta, max_cooldown: timedelta) -> None:
         if threshold < 1:
             raise ValueError(f"threshold must be at least 1, got {threshold}")
         if cooldown <= timedelta(0) or max_cooldown < cooldown:
@@ -42,7 +61,6 @@ class CircuitBreaker:
         self.threshold = threshold
         self.cooldown = cooldown
         self.max_cooldown = max_cooldown
-        self._circuits: dict[str, _Circuit] = {}
 
     def allows(self, receiver: str, now: datetime) -> bool:
         """Whether ``receiver`` may be tried now (closed, or open but its time is up)."""

@@ -28,11 +28,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from watcher.duration import format_duration
 from watcher.incidents.state import OutboxItem, StateStore
 from watcher.notify.base import Delivery, Notification, Notifier
 from watcher.notify.breaker import CircuitBreaker
+
+if TYPE_CHECKING:
+    from watcher.config import RetryConfig
 
 log = logging.getLogger("watcher.outbox")
 
@@ -65,6 +69,19 @@ class RetryPolicy:
             raise ValueError(f"jitter is a fraction in [0, 1), got {self.jitter}")
         if self.lease <= timedelta(0):
             raise ValueError("lease must be longer than 0s")
+
+    @classmethod
+    def from_config(cls, retry: RetryConfig) -> RetryPolicy:
+        """The policy ``delivery.retry`` of watcher.yaml describes (same names)."""
+        return cls(
+            max_attempts=retry.max_attempts,
+            base=retry.base,
+            factor=retry.factor,
+            max_backoff=retry.max_backoff,
+            jitter=retry.jitter,
+            max_age=retry.max_age,
+            lease=retry.lease,
+        )
 
     def backoff(self, failures: int, rng: random.Random) -> timedelta:
         """The wait after the ``failures``-th failed attempt (1 for the first)."""
@@ -116,7 +133,7 @@ class Outbox:
     ) -> None:
         self._state = state
         self.notifiers = notifiers  # swapped by a reload of watcher.yaml
-        self._policy = policy or RetryPolicy()
+        self.policy = policy or RetryPolicy()  # swapped by a reload: the next attempts use it
         self._clock = clock
         self._rng = rng or random.Random()
         self.breaker = breaker  # None: every due notification is tried
@@ -157,7 +174,7 @@ class Outbox:
         if self.breaker is not None and not self.breaker.allows(notification.receiver, now):
             report.deferred += 1
             return
-        if not self._state.claim(notification.id, now, now + self._policy.lease):
+        if not self._state.claim(notification.id, now, now + self.policy.lease):
             report.skipped += 1
             return
         delivery = self._send(notifier, self._threaded(notification))
@@ -186,7 +203,7 @@ class Outbox:
             return Delivery(ok=False, error=f"{type(exc).__name__}: {exc}")
 
     def _fail(self, item: OutboxItem, delivery: Delivery, now: datetime, report: DrainReport) -> None:
-        notification, policy = item.notification, self._policy
+        notification, policy = item.notification, self.policy
         failures = item.attempts + 1
         error = redact(delivery.error) or "failed without an error message"
         verdict = ""
