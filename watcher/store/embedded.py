@@ -1,9 +1,10 @@
 """The embedded log store: a DuckDB file fed from JSON-lines files, answering fused queries.
 
-Layout: ``logs(ts TIMESTAMP, doc VARCHAR)`` -- the UTC timestamp read from the configured time
-field, and the document's JSON text as it was written -- plus ``ingest_cursors``, the per-file
-read offsets, kept in the same file and updated in the same transaction as the rows they
-account for, so a crash between the two cannot lose or duplicate lines.
+Layout: ``logs(ts TIMESTAMP, doc VARCHAR, field_<n> VARCHAR ...)`` -- the UTC timestamp read from
+the configured time field, the document's JSON text as it was written, and the fields the rules
+read kept as columns (``field_columns.py``) -- plus ``ingest_cursors``, the per-file read offsets,
+kept in the same file and updated in the same transaction as the rows they account for, so a crash
+between the two cannot lose or duplicate lines.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 
 from watcher.config import EmbeddedSource
 from watcher.query import Query, QueryResult
 from watcher.store.base import StoreError
+from watcher.store.field_columns import FIELD_COLUMNS, FieldColumn, FieldColumns
+from watcher.store.field_columns import SCHEMA as FIELD_COLUMNS_SCHEMA
 from watcher.store.ingest import (
     SKIP_INVALID_JSON,
     FileCursor,
@@ -30,7 +34,7 @@ from watcher.store.ingest import (
     read_complete_lines,
     resume_cursor,
 )
-from watcher.store.sql import FusedPlan, compile_batch, naive_utc
+from watcher.store.sql import FusedPlan, compile_batch, json_paths, naive_utc
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (ts TIMESTAMP NOT NULL, doc VARCHAR NOT NULL);
@@ -39,13 +43,15 @@ CREATE TABLE IF NOT EXISTS ingest_cursors (
     head_len INTEGER NOT NULL, head_hash VARCHAR NOT NULL
 );
 """
-READ_CHUNK = 16 * 1024 * 1024
-"""Bytes of a file parsed and committed at a time: bounds memory on a large backlog."""
+READ_CHUNK = 4 * 1024 * 1024
+"""Bytes of a file parsed and committed at a time: bounds memory on a large backlog. A chunk
+costs several times its size at its peak (lines, parsed rows, DuckDB's insert): with 16 MB chunks
+a 20 MB backlog took the RSS up by 120 MB, with 4 MB chunks by 52 MB, at the same speed."""
 
 
 class EmbeddedStore:
     """A ``LogStore`` over one DuckDB file. Safe to share between threads: each call uses its
-    own DuckDB cursor, and ingestion passes are serialised."""
+    own DuckDB cursor, and writes (ingestion, retention, field columns) are serialised."""
 
     def __init__(
         self,
@@ -55,19 +61,22 @@ class EmbeddedStore:
         read_chunk: int = READ_CHUNK,
         threads: int = 1,
         memory_limit: str = "512MB",
+        field_columns: int = FIELD_COLUMNS,
     ) -> None:
         self.path = Path(path)
         self.time_field = time_field
         self.retention = retention
         self._read_chunk = read_chunk
-        self._ingest_lock = threading.Lock()
+        # Serialises what writes: ingestion, retention, and adding or filling field columns.
+        self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One thread by default: a tick's fused scan is small, and each DuckDB thread keeps its own
         # buffers (about 10 MB of RSS per thread with 1,000 rules).
         self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(
             str(self.path), config={"threads": threads, "memory_limit": memory_limit}
         )
-        self._con.execute(_SCHEMA)
+        self._con.execute(_SCHEMA + FIELD_COLUMNS_SCHEMA)
+        self._fields = FieldColumns(field_columns)
 
     # ------------------------------------------------------------------ ingestion
 
@@ -78,7 +87,7 @@ class EmbeddedStore:
         expired rows are deleted after the pass.
         """
         report = IngestReport()
-        with self._ingest_lock, self._cursor() as cur:
+        with self._write_lock, self._cursor() as cur:
             known = {c.path: c for c in _load_cursors(cur)}
             for path in _matching_files(globs):
                 report.add(self._ingest_file(cur, path, known, self._not_before(now)))
@@ -91,7 +100,7 @@ class EmbeddedStore:
     def ingest_lines(self, lines: Iterable[str | bytes], now: datetime | None = None) -> IngestReport:
         """Store JSON lines given directly (tests, the demo, backfills); no cursor is kept."""
         parsed = parse_lines(lines, self.time_field, self._not_before(now))
-        with self._ingest_lock, self._cursor() as cur:
+        with self._write_lock, self._cursor() as cur:
             self._write(cur, parsed, None)
         return parsed.report
 
@@ -106,21 +115,31 @@ class EmbeddedStore:
         with handle:
             cursor = resume_cursor(path, os.fstat(handle.fileno()), handle, known)
             while True:
-                lines, advanced = read_complete_lines(handle, cursor, self._read_chunk)
-                parsed = parse_lines(lines, self.time_field, not_before)
-                self._write(cur, parsed, advanced)
-                report.add(parsed.report)
+                advanced, chunk = self._ingest_chunk(cur, handle, cursor, not_before)
+                report.add(chunk)
                 if advanced.offset == cursor.offset:
                     break
                 cursor = advanced
         return report
+
+    def _ingest_chunk(
+        self, cur: duckdb.DuckDBPyConnection, handle: BinaryIO, cursor: FileCursor, not_before: int | None
+    ) -> tuple[FileCursor, IngestReport]:
+        """Parse and commit one chunk after ``cursor``. Its lines are dropped once parsed and its rows
+        once stored, before the next chunk is read: a backlog costs one chunk of memory, not two."""
+        lines, advanced = read_complete_lines(handle, cursor, self._read_chunk)
+        parsed = parse_lines(lines, self.time_field, not_before)
+        del lines  # parsed.docs holds the text; the bytes need not wait for the insert
+        self._write(cur, parsed, advanced)
+        return advanced, parsed.report
 
     def _write(self, cur: duckdb.DuckDBPyConnection, parsed: ParsedLines, cursor: FileCursor | None) -> None:
         """Insert parsed rows and move the file cursor in one transaction."""
         cur.begin()
         try:
             if parsed.docs:
-                parsed.report.rows_stored = _insert(cur, parsed)
+                self._fields.load(cur)  # the columns of this transaction's view of the table
+                parsed.report.rows_stored = _insert(cur, parsed, self._fields.columns)
                 rejected = len(parsed.docs) - parsed.report.rows_stored
                 if rejected:
                     parsed.report.skipped[SKIP_INVALID_JSON] += rejected
@@ -140,7 +159,7 @@ class EmbeddedStore:
         """Delete rows older than ``now - retention``; return how many. No retention: no-op."""
         if self.retention is None:
             return 0
-        with self._cursor() as cur:
+        with self._write_lock, self._cursor() as cur:
             row = cur.execute("DELETE FROM logs WHERE ts < ?", [naive_utc(now - self.retention)]).fetchone()
         return int(row[0]) if row else 0
 
@@ -172,8 +191,10 @@ class EmbeddedStore:
     def _answer(self, plan: FusedPlan) -> dict[str, QueryResult]:
         if not plan.planned:
             return {}
+        with self._write_lock, self._cursor() as cur:
+            columns = self._fields.prepare(cur, plan.fields, plan.ranges)
         with self._cursor() as cur:
-            rows = cur.execute(plan.sql, plan.params).fetchall()
+            rows = cur.execute(plan.sql(columns), plan.params).fetchall()
             return plan.results([column[0] for column in cur.description], rows)
 
     # ------------------------------------------------------------------ inspection
@@ -224,15 +245,20 @@ def _matching_files(globs: Sequence[str]) -> list[str]:
     return sorted(p for p in found if os.path.isfile(p))
 
 
-def _insert(cur: duckdb.DuckDBPyConnection, parsed: ParsedLines) -> int:
-    """Insert rows in time order (tighter zone maps, so windows skip more row groups); documents
-    DuckDB's JSON parser refuses are dropped so they can never fail a query later.
+def _insert(cur: duckdb.DuckDBPyConnection, parsed: ParsedLines, fields: Sequence[FieldColumn]) -> int:
+    """Insert rows in time order (tighter zone maps, so windows skip more row groups), with every
+    field column filled; documents DuckDB's JSON parser refuses are dropped so they can never fail
+    a query later.
 
     The batch goes in as two list parameters: no NumPy or pandas in the daemon's memory."""
+    columns = "".join(f", {field.column}" for field in fields)
+    values = "".join(f", b._s[{i}]" for i in range(1, len(fields) + 1))
+    paths = json_paths(field.pointer for field in fields)
+    extract = f", json_extract_string(doc, {paths}) AS _s" if fields else ""
     row = cur.execute(
-        "INSERT INTO logs SELECT make_timestamp(b.us), b.doc FROM "
-        "(SELECT unnest($1::BIGINT[]) AS us, unnest($2::VARCHAR[]) AS doc) AS b "
-        "WHERE json_valid(b.doc) ORDER BY b.us",
+        f"INSERT INTO logs (ts, doc{columns}) SELECT make_timestamp(b.us), b.doc{values} FROM "
+        f"(SELECT *{extract} FROM (SELECT unnest($1::BIGINT[]) AS us, unnest($2::VARCHAR[]) AS doc) "
+        "WHERE json_valid(doc)) AS b ORDER BY b.us",
         [list(parsed.micros), list(parsed.docs)],
     ).fetchone()
     return int(row[0]) if row else 0

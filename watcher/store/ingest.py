@@ -236,9 +236,10 @@ def read_complete_lines(
         data += more
     if end < 0:
         return [], cursor
-    consumed = data[: end + 1]
-    advanced = replace(cursor, offset=cursor.offset + len(consumed))
+    advanced = replace(cursor, offset=cursor.offset + end + 1)
     if cursor.head_len < HEAD_BYTES:
         length = min(HEAD_BYTES, advanced.offset)
         advanced = replace(advanced, head_len=length, head_hash=head_fingerprint(handle, length))
-    return consumed.split(b"\n")[:-1], advanced
+    lines = data.split(b"\n")  # no copy of the whole lines first: a chunk is held once, as lines
+    del lines[-1]  # what follows the last newline: an unfinished line, left for a later pass
+    return lines, advanced

@@ -1,21 +1,25 @@
 """Compile backend-neutral queries (``watcher.query``) into one fused DuckDB statement.
 
-A batch becomes one statement, one scan of ``logs`` (``ts`` UTC, ``doc`` JSON text)::
+A batch becomes one statement, one scan of ``logs`` (``ts`` UTC, ``doc`` JSON text, and the
+fields kept as columns, ``field_columns.py``)::
 
-    WITH src AS (SELECT ts, json_extract_string(doc, ['/status', ...]) AS _s FROM logs WHERE <windows>),
-    fields AS (SELECT ts, _s[1] AS f0, <_s[1] as a finite DOUBLE> AS n0, COALESCE(_s[2], '') AS g0 ...),
-    scoped AS MATERIALIZED (SELECT *, (<in window> AND <where>) AS m0, ... FROM fields)
-    SELECT 0 AS part, count_if(m0) AS a0, quantile_cont(CASE WHEN m0 THEN n0 END, [0.99]) AS a1 FROM scoped
+    WITH src AS (SELECT ts, field_3 AS _c0, json_extract_string(doc, ['/status', ...]) AS _s
+                 FROM logs WHERE <windows>),
+    fields AS (SELECT ts, _c0 AS f0, _s[1] AS f1, <f1 as a finite DOUBLE> AS n1, COALESCE(_c0, '') AS g0 ...),
+    filtered AS (SELECT *, <where> AS w0, ... FROM fields),
+    scoped AS MATERIALIZED (SELECT *, (<in window> AND w0) AS m0, ... FROM filtered)
+    SELECT 0 AS part, count_if(m0) AS a0, quantile_cont(CASE WHEN m0 THEN n1 END, [0.99]) AS a1 FROM scoped
     UNION ALL BY NAME SELECT 1 AS part, g0, count_if(m1 AND ...) AS a2 FROM scoped GROUP BY g0
     UNION ALL BY NAME SELECT 2 AS part, count_if(c0 > 0) AS a3        -- cardinality, terms, histograms
                       FROM (SELECT f5 AS v, count_if(m0) AS c0 ... FROM scoped WHERE ... GROUP BY ALL)
 
-Each JSON field is parsed once per row, each distinct (window, where) once per row, each
-distinct aggregate once. Each ``group_by`` set is one branch (*part*) with only its own
-queries' aggregates: ``GROUPING SETS`` computes every aggregate for every set and took 8.3 s
-for a 200-rule tick against 1.9 s this way. Terms, cardinality and histograms count rows per
-distinct value (or bucket) and scope in one inner GROUP BY per (set, field), cheaper than one
-``count(DISTINCT)`` or ``histogram()`` per rule; ``CASE WHEN m THEN x END`` measured ~3x
+A field kept as a column is read from it; the others are parsed, all with one
+``json_extract_string`` per row. Each distinct ``where`` is computed once per row, each distinct
+(window, where) too, each distinct aggregate once. Each ``group_by`` set is one branch (*part*)
+with only its own queries' aggregates: ``GROUPING SETS`` computes every aggregate for every set
+and took 8.3 s for a 200-rule tick against 1.9 s this way. Terms, cardinality and histograms count
+rows per distinct value (or bucket) and scope in one inner GROUP BY per (set, field), cheaper than
+one ``count(DISTINCT)`` or ``histogram()`` per rule; ``CASE WHEN m THEN x END`` measured ~3x
 cheaper than ``FILTER (WHERE m)`` with a hundred aggregates.
 
 Semantics (the contract of ``watcher.query``): predicates are never NULL (a missing field
@@ -26,13 +30,12 @@ string as text, with a boolean against JSON ``true``/``false``; numbers are read
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from watcher.query import (
-    AggValue,
     And,
     Cardinality,
     Count,
@@ -40,7 +43,6 @@ from watcher.query import (
     Eq,
     Exists,
     Filter,
-    Group,
     Histogram,
     In,
     Missing,
@@ -54,10 +56,11 @@ from watcher.query import (
     Terms,
     Window,
 )
+from watcher.store.fused_rows import Decoder, Planned, Row, RowReader
 from watcher.store.supported import validate
 
-Row = tuple[Any, ...]
-_Decoder = Callable[[Sequence[Any]], AggValue]
+Span = tuple[datetime, datetime]
+"""A half-open range of naive UTC timestamps, compared with the ``ts`` column."""
 
 
 def json_pointer(name: str) -> str:
@@ -70,17 +73,26 @@ def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def merged_ranges(windows: Sequence[Window]) -> list[tuple[datetime, datetime]]:
+def merged_ranges(windows: Sequence[Window]) -> list[Span]:
     """Disjoint UTC ranges covering all windows, so a 1d-earlier reference window does not
     make the scan read the whole day in between."""
-    spans = sorted((naive_utc(w.start), naive_utc(w.end)) for w in windows if w.start < w.end)
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in spans:
+    return merge_spans((naive_utc(w.start), naive_utc(w.end)) for w in windows if w.start < w.end)
+
+
+def merge_spans(spans: Iterable[Span]) -> list[Span]:
+    """The same timestamps as ``spans``, as sorted disjoint spans (touching spans are joined)."""
+    merged: list[Span] = []
+    for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))
     return merged
+
+
+def json_paths(pointers: Iterable[str]) -> str:
+    """A SQL list literal of JSON pointers, for one ``json_extract_string`` reading them all."""
+    return "[" + ", ".join("'" + pointer.replace("'", "''") + "'" for pointer in pointers) + "]"
 
 
 @dataclass
@@ -128,6 +140,7 @@ class _Builder:
         self.json_fields: dict[str, int] = {}
         self.group_fields: dict[str, int] = {}
         self.scopes: dict[str, str] = {}
+        self.wheres: dict[str, str] = {}
         self.parts: dict[tuple[tuple[str, ...], str | None], _Part] = {}
         self.aggregate_count = 0
 
@@ -158,7 +171,10 @@ class _Builder:
 
     def scope(self, query: Query) -> str:
         start, end = (self.param(naive_utc(bound)) for bound in (query.window.start, query.window.end))
-        sql = f"(ts >= {start} AND ts < {end} AND {self.predicate(query.where)})"
+        where = self.predicate(query.where)
+        if where != "TRUE":
+            where = self.wheres.setdefault(where, f"w{len(self.wheres)}")
+        sql = f"(ts >= {start} AND ts < {end} AND {where})"
         return self.scopes.setdefault(sql, f"m{len(self.scopes)}")
 
     def part(self, groups: tuple[str, ...], value: str | None = None, present: str = "") -> _Part:
@@ -213,38 +229,48 @@ class _Builder:
 
     # ------------------------------------------------------------------ rendering
 
-    def render(self, ranges: Sequence[tuple[datetime, datetime]]) -> str:
-        where = " OR ".join(f"(ts >= {self.param(lo)} AND ts < {self.param(hi)})" for lo, hi in ranges)
+    def scan_filter(self, ranges: Sequence[Span]) -> str:
+        """The rows the statement reads: those of ``ranges``."""
+        return (
+            " OR ".join(f"(ts >= {self.param(lo)} AND ts < {self.param(hi)})" for lo, hi in ranges) or "FALSE"
+        )
+
+    def render(self, where: str, columns: Mapping[str, str]) -> str:
+        """The statement; a text field in ``columns`` is read from that column of ``logs`` instead of
+        being extracted from the document (the column must hold it for every row the scan reads)."""
+        extracted = [name for name in self.text_fields if name not in columns]
+        text = {self.text_fields[name]: f"_s[{k + 1}]" for k, name in enumerate(extracted)}
         src_cols = ["ts"]
-        if self.text_fields:
-            src_cols.append(f"json_extract_string(doc, {_path_list(self.text_fields)}) AS _s")
+        for name, index in self.text_fields.items():
+            if name in columns:
+                src_cols.append(f"{columns[name]} AS _c{index}")
+                text[index] = f"_c{index}"
+        if extracted:
+            src_cols.append(f"json_extract_string(doc, {json_paths(map(json_pointer, extracted))}) AS _s")
         if self.json_fields:
-            src_cols.append(f"json_extract(doc, {_path_list(self.json_fields)}) AS _j")
+            src_cols.append(f"json_extract(doc, {json_paths(map(json_pointer, self.json_fields))}) AS _j")
         field_cols = ["ts"]
         for index in self.text_fields.values():
-            field_cols.append(f"_s[{index + 1}] AS f{index}")
+            field_cols.append(f"{text[index]} AS f{index}")
             if index in self.numeric:
-                number = f"TRY_CAST(_s[{index + 1}] AS DOUBLE)"  # strings "NaN", "inf" are no numbers
+                number = f"TRY_CAST({text[index]} AS DOUBLE)"  # strings "NaN", "inf" are no numbers
                 field_cols.append(f"CASE WHEN isfinite({number}) THEN {number} END AS n{index}")
         field_cols += [f"_j[{i + 1}] AS j{i}" for i in self.json_fields.values()]
         field_cols += [
-            f"COALESCE(_s[{self.text_fields[n] + 1}], '') AS g{i}" for n, i in self.group_fields.items()
+            f"COALESCE({text[self.text_fields[n]]}, '') AS g{i}" for n, i in self.group_fields.items()
         ]
+        where_cols = ["*"] + [f"{sql} AS {name}" for sql, name in self.wheres.items()]
         scope_cols = ["*"] + [f"{sql} AS {name}" for sql, name in self.scopes.items()]
         branches = "\nUNION ALL BY NAME\n".join(part.render() for part in self.parts.values())
         # Computed once for all branches; a lone branch (one query) streams instead.
         materialized = "MATERIALIZED " if len(self.parts) > 1 else ""
         return (
-            f"WITH src AS (SELECT {', '.join(src_cols)} FROM logs WHERE {where or 'FALSE'}),\n"
+            f"WITH src AS (SELECT {', '.join(src_cols)} FROM logs WHERE {where}),\n"
             f"fields AS (SELECT {', '.join(field_cols)} FROM src),\n"
-            f"scoped AS {materialized}(SELECT {', '.join(scope_cols)} FROM fields)\n"
+            f"filtered AS (SELECT {', '.join(where_cols)} FROM fields),\n"
+            f"scoped AS {materialized}(SELECT {', '.join(scope_cols)} FROM filtered)\n"
             f"{branches}"
         )
-
-
-def _path_list(fields: dict[str, int]) -> str:
-    ordered = sorted(fields, key=fields.__getitem__)
-    return "[" + ", ".join("'" + json_pointer(name).replace("'", "''") + "'" for name in ordered) + "]"
 
 
 # --------------------------------------------------------------------------- aggregates
@@ -252,11 +278,11 @@ def _path_list(fields: dict[str, int]) -> str:
 _STATS = ("avg", "min", "max", "sum", "count")
 
 
-def _count(index: int) -> _Decoder:
+def _count(index: int) -> Decoder:
     return lambda aggs: int(aggs[index] or 0)
 
 
-def _aggregate(b: _Builder, groups: tuple[str, ...], scope: str, agg: Any) -> _Decoder:
+def _aggregate(b: _Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Decoder:
     """Register an aggregate's SQL; return how to read its value from a group's aggregate values."""
     rows = b.part(groups)
     if isinstance(agg, Count):
@@ -277,7 +303,7 @@ def _aggregate(b: _Builder, groups: tuple[str, ...], scope: str, agg: Any) -> _D
     return _value_aggregate(b, groups, scope, agg)
 
 
-def _value_aggregate(b: _Builder, groups: tuple[str, ...], scope: str, agg: Any) -> _Decoder:
+def _value_aggregate(b: _Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Decoder:
     """Cardinality, terms and histograms: outer aggregates over per-value counts ``c``."""
     if isinstance(agg, Histogram):
         column = b.number(agg.field)
@@ -311,61 +337,29 @@ def _buckets(pairs: Sequence[dict[str, int]], size: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class _Planned:
-    query: Query
-    groups: tuple[str, ...]
-    scope_count: _Decoder
-    decoders: dict[str, _Decoder]
-
-
-@dataclass(frozen=True)
 class FusedPlan:
-    """One statement answering a batch; ``errors`` holds queries refused before execution."""
+    """One statement answering a batch; ``errors`` holds queries refused before execution.
 
-    sql: str
-    params: dict[str, Any]
-    planned: tuple[_Planned, ...]
-    parts: tuple[_Part, ...]
-    group_fields: dict[str, int]
-    aggregate_count: int
+    ``fields`` are the fields the statement reads as text and ``ranges`` the time ranges it
+    scans: a store keeping some of those fields as columns over those ranges passes them to
+    ``sql`` so they are read without parsing the documents."""
+
+    planned: tuple[Planned, ...]
+    fields: tuple[str, ...]
+    ranges: tuple[Span, ...]
     errors: dict[str, str]
+    reader: RowReader
+    params: dict[str, Any]
+    _builder: _Builder
+    _where: str
+
+    def sql(self, columns: Mapping[str, str] | None = None) -> str:
+        """The statement, reading the fields of ``columns`` (field name -> column of ``logs``) from there."""
+        return self._builder.render(self._where, columns or {})
 
     def results(self, columns: Sequence[str], rows: Sequence[Row]) -> dict[str, QueryResult]:
         """Split the statement's rows into one result per planned query, by query id."""
-        groups = self._merge(columns, rows)
-        out = {}
-        for item in self.planned:
-            try:
-                out[item.query.id] = self._result(item, groups.get(item.groups, {}))
-            except (TypeError, ValueError, KeyError, IndexError) as exc:
-                out[item.query.id] = QueryResult(item.query.id, error=f"could not read the result: {exc}")
-        return out
-
-    def _merge(
-        self, columns: Sequence[str], rows: Sequence[Row]
-    ) -> dict[tuple[str, ...], dict[Row, list[Any]]]:
-        """group set -> group key -> aggregate values, gathered from every part of that set."""
-        where = {name: i for i, name in enumerate(columns)}
-        merged: dict[tuple[str, ...], dict[Row, list[Any]]] = {}
-        for row in rows:
-            part = self.parts[row[where["part"]]]
-            key = tuple(row[where[g]] for g in part.groups)
-            values = merged.setdefault(part.groups, {}).setdefault(key, [None] * self.aggregate_count)
-            for index in part.outer.values():
-                values[index] = row[where[f"a{index}"]]
-        return merged
-
-    def _result(self, item: _Planned, groups: dict[Row, list[Any]]) -> QueryResult:
-        found = []
-        names = sorted(set(item.query.group_by), key=self.group_fields.__getitem__)
-        for key, aggs in groups.items():
-            if item.query.group_by and not item.scope_count(aggs):
-                continue  # the group exists in the scan, not in this query's window and filter
-            labels = dict(zip(names, key, strict=True))
-            values = {name: decode(aggs) for name, decode in item.decoders.items()}
-            found.append(Group({name: str(labels[name]) for name in item.query.group_by}, values))
-        found.sort(key=lambda group: tuple(group.key.values()))
-        return QueryResult(item.query.id, tuple(found))
+        return self.reader.results(columns, rows)
 
 
 def compile_batch(queries: Sequence[Query]) -> FusedPlan:
@@ -381,7 +375,8 @@ def compile_batch(queries: Sequence[Query]) -> FusedPlan:
         groups = b.group_columns(query.group_by)
         scope = b.scope(query)
         decoders = {name: _aggregate(b, groups, scope, agg) for name, agg in query.aggregates.items()}
-        planned.append(_Planned(query, groups, _aggregate(b, groups, scope, Count()), decoders))
-    sql = b.render(merged_ranges([item.query.window for item in planned]))
-    parts = tuple(b.parts.values())
-    return FusedPlan(sql, b.params, tuple(planned), parts, dict(b.group_fields), b.aggregate_count, errors)
+        planned.append(Planned(query, groups, _aggregate(b, groups, scope, Count()), decoders))
+    ranges = tuple(merged_ranges([item.query.window for item in planned]))
+    where = b.scan_filter(ranges)
+    reader = RowReader(tuple(planned), tuple(b.parts.values()), dict(b.group_fields), b.aggregate_count)
+    return FusedPlan(tuple(planned), tuple(b.text_fields), ranges, errors, reader, b.params, b, where)

@@ -1,0 +1,85 @@
+"""Reading the rows of a fused statement (``watcher.store.sql``) back into one result per query.
+
+The statement returns one row per (part, group key); each row carries the ``part`` id, the part's
+``g`` group columns and its ``a<n>`` aggregate columns. Rows of the parts of one ``group_by`` set
+are merged by group key, then each query decodes its own aggregates from the merged values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from watcher.query import AggValue, Group, Query, QueryResult
+
+Row = tuple[Any, ...]
+Decoder = Callable[[Sequence[Any]], AggValue]
+"""Reads one aggregate's value from a group's aggregate values (indexed by ``a<n>``)."""
+
+
+class PartLayout(Protocol):
+    """What reading needs of a branch of the statement: its group columns and aggregate indexes."""
+
+    @property
+    def groups(self) -> tuple[str, ...]: ...
+
+    @property
+    def outer(self) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A query of the batch and how to read it: its group columns and one decoder per aggregate."""
+
+    query: Query
+    groups: tuple[str, ...]
+    scope_count: Decoder
+    decoders: dict[str, Decoder]
+
+
+@dataclass(frozen=True)
+class RowReader:
+    """Splits a fused statement's rows into one ``QueryResult`` per planned query."""
+
+    planned: tuple[Planned, ...]
+    parts: tuple[PartLayout, ...]
+    group_fields: Mapping[str, int]
+    aggregate_count: int
+
+    def results(self, columns: Sequence[str], rows: Sequence[Row]) -> dict[str, QueryResult]:
+        """One result per planned query, by query id; a query whose values cannot be read gets an error."""
+        groups = self._merge(columns, rows)
+        out = {}
+        for item in self.planned:
+            try:
+                out[item.query.id] = self._result(item, groups.get(item.groups, {}))
+            except (TypeError, ValueError, KeyError, IndexError) as exc:
+                out[item.query.id] = QueryResult(item.query.id, error=f"could not read the result: {exc}")
+        return out
+
+    def _merge(
+        self, columns: Sequence[str], rows: Sequence[Row]
+    ) -> dict[tuple[str, ...], dict[Row, list[Any]]]:
+        """group set -> group key -> aggregate values, gathered from every part of that set."""
+        where = {name: i for i, name in enumerate(columns)}
+        merged: dict[tuple[str, ...], dict[Row, list[Any]]] = {}
+        for row in rows:
+            part = self.parts[row[where["part"]]]
+            key = tuple(row[where[g]] for g in part.groups)
+            values = merged.setdefault(part.groups, {}).setdefault(key, [None] * self.aggregate_count)
+            for index in part.outer.values():
+                values[index] = row[where[f"a{index}"]]
+        return merged
+
+    def _result(self, item: Planned, groups: dict[Row, list[Any]]) -> QueryResult:
+        found = []
+        names = sorted(set(item.query.group_by), key=self.group_fields.__getitem__)
+        for key, aggs in groups.items():
+            if item.query.group_by and not item.scope_count(aggs):
+                continue  # the group exists in the scan, not in this query's window and filter
+            labels = dict(zip(names, key, strict=True))
+            values = {name: decode(aggs) for name, decode in item.decoders.items()}
+            found.append(Group({name: str(labels[name]) for name in item.query.group_by}, values))
+        found.sort(key=lambda group: tuple(group.key.values()))
+        return QueryResult(item.query.id, tuple(found))
