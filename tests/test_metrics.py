@@ -38,6 +38,22 @@ def test_evaluations_errors_and_duration_per_rule() -> None:
     assert found[("watcher_rule_evaluation_seconds_bucket", (("le", "0.025"), ("rule", "p99")))] == 1
 
 
+def test_the_evaluation_histogram_reads_as_prometheus_client_writes_it() -> None:
+    metrics = Metrics(process=False)
+    for seconds in (0.004, 0.005, 0.3, 61.0):
+        metrics.observe_evaluation("slow", seconds)
+    found = samples(metrics)
+
+    def bucket(le: str) -> float:
+        return found[("watcher_rule_evaluation_seconds_bucket", (("le", le), ("rule", "slow")))]
+
+    assert [bucket(le) for le in ("0.005", "0.25", "0.5", "60.0", "+Inf")] == [2, 2, 3, 3, 4]
+    assert found[("watcher_rule_evaluation_seconds_count", (("rule", "slow"),))] == 4
+    assert found[("watcher_rule_evaluation_seconds_sum", (("rule", "slow"),))] == 0.004 + 0.005 + 0.3 + 61.0
+    assert ("watcher_rule_evaluation_seconds_created", (("rule", "slow"),)) in found
+    assert ("watcher_rule_evaluations_created", (("rule", "slow"),)) in found
+
+
 def test_a_deleted_rule_stops_being_exported() -> None:
     metrics = Metrics(process=False)
     metrics.observe_evaluation("gone", 0.1, error=True)

@@ -8,9 +8,6 @@ so the state database and stores are never used concurrently within the process.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import gc
 import logging
 import signal
 import threading
@@ -23,6 +20,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from watcher import memory
 from watcher.config import Config, EmbeddedSource
 from watcher.engine import Engine
 from watcher.incidents.lock import DaemonLock
@@ -44,8 +42,6 @@ from watcher.store.factory import open_store, open_stores
 from watcher.templates import Templates
 
 log = logging.getLogger("watcher.daemon")
-_LIBC_NAME = ctypes.util.find_library("c")
-_LIBC = ctypes.CDLL(_LIBC_NAME) if _LIBC_NAME and hasattr(ctypes.CDLL(_LIBC_NAME), "malloc_trim") else None
 Clock = Callable[[], datetime]
 
 
@@ -101,6 +97,7 @@ class Daemon:
         """Ingest new log lines (embedded sources), evaluate due rules, deliver."""
         now = self.clock()
         self._ingest(now)
+        memory.trim()  # DuckDB's insert buffers go back before the fused query takes its own
         report = self.engine.tick(now)
         self.operations.tick_done(report, self.state, now)
         self.watchdog.tick_done(report, self.engine.rules, now)
@@ -124,11 +121,10 @@ class Daemon:
 
     @staticmethod
     def release_memory() -> None:
-        """Hand freed heap back to the OS after a tick (glibc keeps it otherwise): parsing a
-        backlog of log lines or 1,000 rule files leaves tens of MB of free arenas behind."""
-        gc.collect()
-        if _LIBC is not None:
-            _LIBC.malloc_trim(0)
+        """Hand freed heap back to the OS after a tick (glibc and DuckDB's jemalloc keep it
+        otherwise): a tick's fused query, a backlog of log lines or 1,000 rule files leave tens of
+        MB of free arenas behind (``watcher.memory``)."""
+        memory.release()
 
     def reload_rules(self, rules: list[Rule], errors: list[str]) -> None:
         """Swap the rule set and raise or resolve the invalid-rules alert."""
@@ -148,10 +144,12 @@ class Daemon:
 
     def reload(self) -> None:
         """The reload job: when a watched file changed (or on request), load and apply."""
-        if self.reloader is None or not self.reloader.due():
+        reloader, running = self.reloader, self.engine.rules
+        if reloader is None or not reloader.due():
             return
         try:
-            loaded = self.reloader.load(self.engine.rules)
+            # Rebuilt: parsing every rule file again would leave the new rules in its garbage's holes.
+            loaded = memory.rebuilt(lambda: reloader.load(running))
         except ConfigError as exc:
             for error in exc.errors:
                 log.error("reload failed, keeping the running config: %s", error)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from watcher.incidents.model import State
+from watcher.rule_metrics import RuleMetrics
 
 # Rule evaluations are one batched store call plus pure detection: milliseconds when healthy,
 # up to the store timeout (30s by default) when not.
@@ -28,7 +29,9 @@ class Metrics:
 
     Attributes are the prometheus-client metric objects themselves, so a stage may also use the
     library API directly (``metrics.outbox_depth.set(3)``); the methods below cover the common
-    updates in one call each.
+    updates in one call each. The per-rule series (three per rule) are ``rules``, a compact
+    collector (``watcher.rule_metrics``): with 1,000 rules prometheus-client's own objects took
+    4.6 MB.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None, *, process: bool = True) -> None:
@@ -38,19 +41,8 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
         reg = self.registry
-        self.rule_evaluation_seconds = Histogram(
-            "watcher_rule_evaluation_seconds",
-            "Time to evaluate one rule (its share of the store round trip plus detection).",
-            ["rule"],
-            buckets=EVALUATION_BUCKETS,
-            registry=reg,
-        )
-        self.rule_evaluations = Counter(
-            "watcher_rule_evaluations", "Rule evaluations, successful or not.", ["rule"], registry=reg
-        )
-        self.rule_errors = Counter(
-            "watcher_rule_errors", "Rule evaluations that ended in an error.", ["rule"], registry=reg
-        )
+        self.rules = RuleMetrics(EVALUATION_BUCKETS)
+        reg.register(self.rules)
         self.rules_loaded = Gauge(
             "watcher_rules_loaded", "Rules currently loaded and scheduled.", registry=reg
         )
@@ -92,23 +84,14 @@ class Metrics:
     # ------------------------------------------------------------------ updates
 
     def observe_evaluation(self, rule: str, seconds: float, *, error: bool = False) -> None:
-        """Record one evaluation of ``rule`` that took ``seconds``."""
-        self.rule_evaluation_seconds.labels(rule=rule).observe(seconds)
-        self.rule_evaluations.labels(rule=rule).inc()
-        if error:
-            self.rule_errors.labels(rule=rule).inc()
-        else:
-            # Touch the series so a rule with no errors yet shows ``0`` rather than no series,
-            # which keeps ``rate(watcher_rule_errors_total[5m])`` alerts simple.
-            self.rule_errors.labels(rule=rule)
+        """Record one evaluation of ``rule`` that took ``seconds``. A rule with no errors yet
+        shows ``0`` rather than no series, which keeps ``rate(watcher_rule_errors_total[5m])``
+        alerts simple."""
+        self.rules.observe(rule, seconds, error=error)
 
     def forget_rule(self, rule: str) -> None:
         """Drop a deleted rule's series so they stop being exported after a reload."""
-        for metric in (self.rule_evaluation_seconds, self.rule_evaluations, self.rule_errors):
-            try:
-                metric.remove(rule)
-            except KeyError:
-                continue
+        self.rules.forget(rule)
 
     def set_incidents(self, counts: Mapping[str, int]) -> None:
         """Set the incident gauge from ``{state: count}``; open states missing from ``counts`` read 0."""

