@@ -1,0 +1,192 @@
+"""Typed models of ``watcher.yaml``: sources, state, receivers, the route tree, HTTP, delivery.
+
+Secrets are written as ``${ENV_VAR}`` (or ``${ENV_VAR:-default}``) and interpolated from the
+environment at load time; they are held as ``SecretStr`` so they never show in reprs, logs or
+``watcher check`` output.
+
+This package holds the root ``Config`` and the small sections only it uses (the route tree,
+``inhibit``, ``meta``, ``state``, ``http``, ``reload``); the sections other stages read on their
+own live beside it: ``sources``, ``receivers``, ``delivery``, and ``environment`` (the
+interpolation). Import every name from ``watcher.config``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from watcher.config.base import ConfigModel
+from watcher.config.delivery import BreakerConfig, DeliveryConfig, RetryConfig
+from watcher.config.environment import MissingEnvError, interpolate
+from watcher.config.receivers import (
+    E164,
+    RECEIVER_KINDS,
+    ConsoleReceiver,
+    EmailAddress,
+    EmailReceiver,
+    Receiver,
+    SlackReceiver,
+    SmsReceiver,
+    WebhookReceiver,
+)
+from watcher.config.sources import EmbeddedSource, SearchSource, Source
+from watcher.duration import Duration, format_duration
+from watcher.routing.matchers import Matchers
+
+__all__ = [
+    "E164",
+    "RECEIVER_KINDS",
+    "BreakerConfig",
+    "Config",
+    "ConsoleReceiver",
+    "DeliveryConfig",
+    "EmailAddress",
+    "EmailReceiver",
+    "EmbeddedSource",
+    "HttpConfig",
+    "InhibitRule",
+    "MetaConfig",
+    "MissingEnvError",
+    "Receiver",
+    "ReloadConfig",
+    "RetryConfig",
+    "Route",
+    "SearchSource",
+    "SlackReceiver",
+    "SmsReceiver",
+    "Source",
+    "StateConfig",
+    "WebhookReceiver",
+    "interpolate",
+]
+
+
+# --------------------------------------------------------------------------- routing
+
+
+class Route(ConfigModel):
+    """A node of the route tree (Alertmanager's model). ``match`` is label -> exact value;
+    ``matchers`` adds ``name!=value``, ``name=~regex`` and ``name!~regex`` (all must hold)."""
+
+    receiver: str | None = None
+    match: dict[str, str] = Field(default_factory=dict)
+    matchers: Matchers = Field(default=(), description='e.g. ["severity=~critical|error", "team!=web"]')
+    group_by: list[str] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    continue_: bool = Field(default=False, alias="continue")
+    routes: list[Route] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _intervals(self) -> Route:
+        for name in ("group_interval", "repeat_interval"):
+            value = getattr(self, name)
+            if value is not None and value <= timedelta(0):
+                raise ValueError(f"'{name}' must be longer than 0s")
+        return self
+
+
+class InhibitRule(ConfigModel):
+    """While an incident matching ``source`` fires, incidents matching ``target`` with the same
+    values of the ``equal`` labels are not notified (Alertmanager's inhibit_rules)."""
+
+    source: Matchers
+    target: Matchers
+    equal: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> InhibitRule:
+        if not self.source or not self.target:
+            raise ValueError("an inhibit rule needs at least one 'source' and one 'target' matcher")
+        return self
+
+
+class MetaConfig(ConfigModel):
+    """watcher's own alerts (store unreachable, receiver dead, invalid rules)."""
+
+    receiver: str | None = Field(
+        default=None, description="send watcher's own alerts here instead of through the route tree"
+    )
+    store_failures: int = Field(default=3, ge=1, description="failed ticks in a row before a store alert")
+
+
+class StateConfig(ConfigModel):
+    path: Path = Path("data/state.sqlite")
+
+
+class HttpConfig(ConfigModel):
+    listen: str = "127.0.0.1:9464"
+    enabled: bool = True
+
+
+class ReloadConfig(ConfigModel):
+    """Hot reload of watcher.yaml and the rule files (SIGHUP reloads whatever this says)."""
+
+    watch: bool = Field(default=True, description="reload when watcher.yaml or a rule file changes")
+    interval: Duration = Field(
+        default=timedelta(seconds=2), description="how often the files are checked for changes"
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> ReloadConfig:
+        if self.interval <= timedelta(0):
+            raise ValueError("'interval' must be longer than 0s")
+        return self
+
+
+class Config(ConfigModel):
+    """The whole ``watcher.yaml``. Relative paths are resolved against the file's folder."""
+
+    sources: dict[str, Source]
+    state: StateConfig = StateConfig()
+    receivers: dict[str, Receiver] = Field(
+        default_factory=lambda: {"console": Receiver(console=ConsoleReceiver())}
+    )
+    route: Route = Route(receiver="console")
+    rules: list[Path] = Field(default_factory=lambda: [Path("rules")], description="rule files or folders")
+    templates: Path = Path("templates")
+    http: HttpConfig = HttpConfig()
+    inhibit: list[InhibitRule] = Field(default_factory=list)
+    meta: MetaConfig = MetaConfig()
+    reload: ReloadConfig = ReloadConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+
+    @model_validator(mode="after")
+    def _meta_receiver_exists(self) -> Config:
+        if self.meta.receiver is not None and self.meta.receiver not in self.receivers:
+            known = ", ".join(sorted(self.receivers)) or "none"
+            raise ValueError(f"meta names unknown receiver {self.meta.receiver!r} (defined: {known})")
+        return self
+
+    @model_validator(mode="after")
+    def _receivers_exist(self) -> Config:
+        for receiver in _route_receivers(self.route):
+            if receiver not in self.receivers:
+                known = ", ".join(sorted(self.receivers)) or "none"
+                raise ValueError(f"route names unknown receiver {receiver!r} (defined: {known})")
+        if self.route.receiver is None:
+            raise ValueError("the root route needs a 'receiver'")
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_sends(self) -> Config:
+        lease = self.delivery.retry.lease
+        for name, receiver in self.receivers.items():
+            timeout = getattr(receiver.settings, "timeout", None)
+            if isinstance(timeout, timedelta) and timeout >= lease:
+                raise ValueError(
+                    f"receiver {name!r}: timeout {format_duration(timeout)} must be shorter than "
+                    f"delivery.retry.lease ({format_duration(lease)}): a send still running when its "
+                    "lease ends would be sent again"
+                )
+        return self
+
+
+def _route_receivers(route: Route) -> list[str]:
+    found = [route.receiver] if route.receiver else []
+    for child in route.routes:
+        found += _route_receivers(child)
+    return found

@@ -1,0 +1,92 @@
+"""The ``delivery:`` of ``watcher.yaml``: how hard the outbox retries and when a circuit opens.
+
+Kept apart because ``watcher.notify.outbox`` and ``watcher.notify.breaker`` read only these
+models, which mirror their ``RetryPolicy`` and ``CircuitBreaker`` (same names and defaults), and
+because their cross-field checks (a base wait within the longest wait, ...) read best together.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from watcher.config.base import ConfigModel
+from watcher.duration import Duration, format_duration
+
+
+class RetryConfig(ConfigModel):
+    """How hard the outbox tries one notification (``watcher.notify.outbox.RetryPolicy``, same
+    names and defaults). The n-th failure waits ``min(max_backoff, base * factor**(n-1))``,
+    shortened by up to ``jitter``; a service's Retry-After is a lower bound."""
+
+    max_attempts: int = Field(default=10, ge=1, description="failed attempts before a dead letter")
+    base: Duration = Field(default=timedelta(seconds=2), description="the wait after the first failure")
+    factor: float = Field(default=2.0, ge=1, description="each further failure multiplies the wait by this")
+    max_backoff: Duration = Field(default=timedelta(minutes=10), description="the longest wait")
+    jitter: float = Field(default=0.2, ge=0, lt=1, description="waits are shortened by up to this fraction")
+    max_age: Duration = Field(
+        default=timedelta(hours=24),
+        description="a notification still unsent this long after it was written becomes a dead letter",
+    )
+    lease: Duration = Field(
+        default=timedelta(minutes=2),
+        description="how long a send may take before the notification is tried again (keep it longer than "
+        "the receivers' timeouts)",
+    )
+
+    @field_validator("base", "max_backoff", "max_age", "lease")
+    @classmethod
+    def _positive(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"'{info.field_name}' must be longer than 0s")
+        return value
+
+    @model_validator(mode="after")
+    def _base_within_max(self) -> RetryConfig:
+        if self.base > self.max_backoff:
+            raise ValueError(
+                f"'base' ({format_duration(self.base)}) must not be longer than "
+                f"'max_backoff' ({format_duration(self.max_backoff)})"
+            )
+        return self
+
+
+class BreakerConfig(ConfigModel):
+    """When a receiver's circuit opens (``watcher.notify.breaker.CircuitBreaker``, same names and
+    defaults): after ``threshold`` failures in a row, for ``cooldown``, doubled at each opening
+    without a success in between up to ``max_cooldown``. A Retry-After opens it for exactly that long."""
+
+    threshold: int = Field(default=3, ge=1, description="failures in a row that open the circuit")
+    cooldown: Duration = Field(default=timedelta(seconds=5), description="how long it stays open at first")
+    max_cooldown: Duration = Field(default=timedelta(minutes=5), description="the longest it stays open")
+
+    @field_validator("cooldown", "max_cooldown")
+    @classmethod
+    def _positive(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"'{info.field_name}' must be longer than 0s")
+        return value
+
+    @model_validator(mode="after")
+    def _cooldown_within_max(self) -> BreakerConfig:
+        if self.cooldown > self.max_cooldown:
+            raise ValueError(
+                f"'cooldown' ({format_duration(self.cooldown)}) must not be longer than "
+                f"'max_cooldown' ({format_duration(self.max_cooldown)})"
+            )
+        return self
+
+
+class DeliveryConfig(ConfigModel):
+    """Retries, circuit breaking and the shutdown flush, for every receiver. A reload applies them
+    to the next attempts; open circuits stay open."""
+
+    retry: RetryConfig = RetryConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    flush_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        description="how long a stop keeps delivering (0s: not at all); with the in-flight tick and one "
+        "send's timeout it must fit in systemd's TimeoutStopSec (45s in deploy/) and Kubernetes' "
+        "terminationGracePeriodSeconds",
+    )

@@ -1,0 +1,171 @@
+"""The ``receivers:`` of ``watcher.yaml``: one model per channel and ``Receiver``, which names one.
+
+Kept apart because each notifier (``watcher.notify``) needs only its own model, and because the
+checks on addresses, phone numbers and headers belong beside the fields they guard: they run at
+load time, so a bad receiver stops ``watcher check`` instead of failing at 3 a.m. Adding a channel
+means one model here, one field of ``Receiver`` and one name in ``RECEIVER_KINDS``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validator
+
+from watcher.config.base import ConfigModel
+from watcher.duration import Duration
+
+
+class ConsoleReceiver(ConfigModel):
+    """Prints notifications to standard output (the demo, and a safe default)."""
+
+    format: Literal["text", "json"] = "text"
+
+
+class SlackReceiver(ConfigModel):
+    """Slack through slack-sdk: a bot token with ``chat.postMessage``, or an incoming webhook URL."""
+
+    token: SecretStr | None = None
+    channel: str | None = None
+    webhook_url: SecretStr | None = None
+    base_url: str | None = Field(default=None, description="Slack API base URL (tests, proxies)")
+    charts: bool = Field(default=True, description="upload a chart of the signal in the thread (files:write)")
+
+    @model_validator(mode="after")
+    def _mode(self) -> SlackReceiver:
+        if self.webhook_url is None and (self.token is None or not self.channel):
+            raise ValueError("slack needs 'token' and 'channel', or 'webhook_url'")
+        return self
+
+
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+
+
+def _e164(number: str) -> str:
+    if not _E164.fullmatch(number):
+        raise ValueError(
+            f"{number!r} is not an E.164 phone number: write + and the country code, then the number, "
+            "digits only (at most 15), e.g. +14155550100"
+        )
+    return number
+
+
+def _email_address(address: str) -> str:
+    """``name@example.com`` or ``Name <name@example.com>``; never a line break (header injection)."""
+    if any(char in address for char in "\r\n\x00") or not _ADDRESS.fullmatch(parseaddr(address)[1]):
+        raise ValueError(f"{address!r} is not an email address (expected name@example.com)")
+    return address
+
+
+E164 = Annotated[str, AfterValidator(_e164)]
+EmailAddress = Annotated[str, AfterValidator(_email_address)]
+
+
+class EmailReceiver(ConfigModel):
+    """Email through SMTP: STARTTLS (default), implicit TLS or none, with optional authentication."""
+
+    to: list[EmailAddress] = Field(min_length=1)
+    from_: EmailAddress = Field(alias="from")
+    host: str
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="default: 587, 465 with tls, 25 with none"
+    )
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: Path | None = Field(
+        default=None, description="CA bundle to verify the server (default: system)"
+    )
+    timeout: Duration = timedelta(seconds=10)
+    charts: bool = Field(default=True, description="attach a chart of the signal, inline")
+
+    @model_validator(mode="after")
+    def _auth(self) -> EmailReceiver:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("email needs both 'username' and 'password', or neither")
+        if self.password is not None and self.security == "none":
+            raise ValueError("email 'password' needs security 'starttls' or 'tls' (it would travel in clear)")
+        return self
+
+
+class SmsReceiver(ConfigModel):
+    """SMS through Twilio's REST API, one message per number in ``to``."""
+
+    provider: Literal["twilio"] = "twilio"
+    to: list[E164] = Field(min_length=1)
+    from_: E164 | None = Field(default=None, alias="from")
+    messaging_service_sid: str | None = None
+    account_sid: str = Field(min_length=1)
+    auth_token: SecretStr
+    max_segments: int = Field(default=2, ge=1, le=10, description="longer texts are cut to this many parts")
+    timeout: Duration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _sender(self) -> SmsReceiver:
+        if (self.from_ is None) == (self.messaging_service_sid is None):
+            raise ValueError("sms needs exactly one of 'from' and 'messaging_service_sid'")
+        return self
+
+
+class WebhookReceiver(ConfigModel):
+    """A JSON POST of every notification (schema: docs/webhook.md), optionally HMAC-signed."""
+
+    url: SecretStr = Field(description="may hold a token, so it is kept secret")
+    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for X-Watcher-Signature")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="extra headers (Authorization)")
+    timeout: Duration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _check(self) -> WebhookReceiver:
+        # The messages name what is wrong, never the values: the URL and headers may hold secrets.
+        if not self.url.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("webhook 'url' must start with https:// or http://")
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"webhook header name {name!r} is not a valid HTTP header name")
+            if any(char in value.get_secret_value() for char in "\r\n\x00"):
+                raise ValueError(f"webhook header {name!r} has a line break in its value")
+        return self
+
+
+class Receiver(ConfigModel):
+    """A named destination; exactly one channel is configured."""
+
+    console: ConsoleReceiver | None = None
+    slack: SlackReceiver | None = None
+    email: EmailReceiver | None = None
+    sms: SmsReceiver | None = None
+    webhook: WebhookReceiver | None = None
+    templates: dict[str, str] = Field(
+        default_factory=dict, description="event (or channel.event) -> template file override"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Receiver:
+        kinds = self.channels()
+        if len(kinds) != 1:
+            names = ", ".join(RECEIVER_KINDS)
+            raise ValueError(f"a receiver has exactly one of {names}; got {', '.join(kinds) or 'none'}")
+        return self
+
+    def channels(self) -> list[str]:
+        return [name for name in RECEIVER_KINDS if getattr(self, name) is not None]
+
+    @property
+    def kind(self) -> str:
+        return self.channels()[0]
+
+    @property
+    def settings(self) -> BaseModel:
+        value = getattr(self, self.kind)
+        assert isinstance(value, BaseModel)
+        return value
+
+
+RECEIVER_KINDS = ("console", "slack", "email", "sms", "webhook")
