@@ -394,3 +394,26 @@ def test_a_rebuilt_baseline_profile_reloads_the_drift_rule_that_reads_it(tmp_pat
     reload = reloader.load({rule.name: rule for rule in loaded.rules})
     assert reload.changes.changed == ["feature-drift"]
     assert reload.changes.retired == []  # same identity: its incidents are kept
+
+
+def test_a_template_mistake_in_an_edited_rule_raises_the_alert_but_the_rule_runs(
+    daemon: Daemon, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rule_file = tmp_path / "rules" / "app-errors.yaml"
+    broken = {**RULE, "threshold": {"above": 0.3}, "annotations": {"summary": "rate {{ valeu }}"}}
+    rule_file.write_text(yaml.safe_dump(broken))
+    with caplog.at_level(logging.ERROR, logger="watcher.daemon"):
+        reloaded(daemon)
+    assert daemon.engine.rules["app-errors"].threshold == ThresholdSpec(above=0.3)  # the edit runs
+    (problem,) = [r.getMessage() for r in caplog.records if "template mistake" in r.getMessage()]
+    assert problem.startswith(f"template mistake in a rule (it still runs): {rule_file}:")
+    assert "annotation 'summary'" in problem
+    assert "valeu" in problem
+    (alert,) = daemon.state.incidents(rule=RULES_INVALID)
+    assert alert.state is State.FIRING
+    assert reloads(daemon, "failure") == 1
+
+    rule_file.write_text(yaml.safe_dump({**broken, "annotations": {"summary": "rate {{ value }}"}}))
+    reloaded(daemon)
+    (alert,) = daemon.state.incidents(rule=RULES_INVALID)
+    assert alert.state is State.RESOLVED

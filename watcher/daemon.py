@@ -39,6 +39,7 @@ from watcher.schedule import aligned, tick_interval
 from watcher.store.base import LogStore
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.factory import open_store, open_stores
+from watcher.template_errors import rule_errors
 from watcher.templates import Templates
 
 log = logging.getLogger("watcher.daemon")
@@ -75,9 +76,10 @@ class Daemon:
         self.dispatcher = Dispatcher.from_config(config, self.state)
         self.engine = Engine(rules, self.stores, self.state, config.route, dispatcher=self.dispatcher)
         self.watchdog = Watchdog(self.state, self.dispatcher, config.meta.store_failures)
+        self.templates = Templates(config.templates, rules, config.sources)
         self.outbox = Outbox(
             self.state,
-            _notifiers(config, rules),
+            _notifiers(config, self.templates),
             RetryPolicy.from_config(config.delivery.retry),
             clock=clock,
             breaker=CircuitBreaker.from_config(config.delivery.breaker),
@@ -132,6 +134,16 @@ class Daemon:
         self.engine.set_rules(rules)
         self.watchdog.rules_loaded(errors, self.clock())
 
+    def template_problems(self, files: Mapping[str, Path]) -> list[str]:
+        """Mistakes in the rules' annotations and template overrides, logged. The rule still runs
+        (a broken annotation is sent as its source and error, an override falls back to the default
+        template); they count as rule errors for the
+        ``watcher:rules-invalid`` alert, so they are fixed before someone reads a raw template."""
+        problems = [str(error) for error in rule_errors(self.templates, self.rules, files)]
+        for problem in problems:
+            log.error("template mistake in a rule (it still runs): %s", problem)
+        return problems
+
     def retire_orphans(self) -> None:
         """At start, after a clean load: end the incidents of rules removed while watcher was
         stopped. (With load errors a missing rule may only be broken, so nothing is ended.)"""
@@ -172,7 +184,8 @@ class Daemon:
         assert self.reloader is not None
         changes, config, now = loaded.changes, loaded.config, self.clock()
         try:  # built first: a receiver that cannot be built leaves everything as it was
-            notifiers = _notifiers(config, changes.rules)
+            templates = Templates(config.templates, changes.rules, config.sources)
+            notifiers = _notifiers(config, templates)
         except Exception as exc:
             log.error("reload failed, keeping the running config: %s", exc)
             self.operations.metrics.reloaded(ok=False)
@@ -182,6 +195,7 @@ class Daemon:
             log.error("rule file error, keeping the last good version: %s", error)
         self._open_stores(config, changes.rules)
         self.config, self.rules, self.outbox.notifiers = config, changes.rules, notifiers
+        self.templates = templates
         self.outbox.policy = RetryPolicy.from_config(config.delivery.retry)  # for the next attempts
         if self.outbox.breaker is not None:  # new thresholds; open circuits stay open
             self.outbox.breaker.configure(config.delivery.breaker)
@@ -191,8 +205,9 @@ class Daemon:
         self.watchdog.dispatcher, self.watchdog.store_failures = self.dispatcher, config.meta.store_failures
         retire_incidents(self.state, self.dispatcher, changes.retired, now)
         self.operations.rules_changed(changes.rules, changes.removed)
-        self.operations.metrics.reloaded(ok=not changes.errors)
-        self.watchdog.rules_loaded(changes.errors, now)
+        errors = changes.errors + self.template_problems(changes.files)
+        self.operations.metrics.reloaded(ok=not errors)
+        self.watchdog.rules_loaded(errors, now)
         self.reloader.loaded(loaded)
         self._plan_ticks(now)
         log.info("reloaded: %s", changes.summary())
@@ -277,7 +292,6 @@ class Daemon:
         self.stop()
 
 
-def _notifiers(config: Config, rules: Sequence[Rule]) -> dict[str, Notifier]:
+def _notifiers(config: Config, templates: Templates) -> dict[str, Notifier]:
     """One notifier per configured receiver, rendering with the config's templates."""
-    templates = Templates(config.templates, rules, config.sources)
     return {name: build_notifier(name, receiver, templates) for name, receiver in config.receivers.items()}

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from watcher.cli.common import add_config_argument
-from watcher.cli.template_errors import template_errors
 from watcher.config import Config
 from watcher.rules.loader import ConfigError, LoadError, RuleSet, load_config, load_rules
+from watcher.template_errors import template_errors
 
 DESCRIPTION = """\
 Validate watcher.yaml and the rule files without running anything.

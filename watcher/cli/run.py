@@ -42,9 +42,10 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a start-up failure is reported in one line, not a traceback
         print(f"watcher run: cannot start: {exc}", file=sys.stderr)
         return 1
-    if loaded.errors:
-        daemon.reload_rules(loaded.rules, loaded.errors)  # raises the watcher:rules-invalid meta-alert
-    else:
+    errors = loaded.errors + daemon.template_problems(loaded.files)
+    if errors:
+        daemon.reload_rules(loaded.rules, errors)  # raises the watcher:rules-invalid meta-alert
+    if not loaded.errors:  # with load errors a missing rule may only be broken: nothing is retired
         daemon.retire_orphans()
     daemon.run_forever()
     return 0

@@ -6,15 +6,20 @@ template files (every one of the configured folder and of the defaults), the rul
 and template overrides, and the receivers' template overrides. Unknown variables, unknown filters,
 syntax errors and missing files are reported where they are written: a template file at its line,
 an annotation or an override at its value in the rule file or ``watcher.yaml``.
+
+The daemon checks its rules the same way at start and at each reload (``rule_errors``): the
+rule runs (rendering never blocks a notification), and the mistake is logged and raises the
+``watcher:rules-invalid`` alert until it is fixed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from watcher.config import Config
 from watcher.rules.loader import LoadError, RuleSet
+from watcher.rules.models import Rule
 from watcher.rules.positions import START, DataPath, Located, Mark, YamlSyntaxError, parse
 from watcher.templates import DEFAULT_FOLDER, TemplateProblem, Templates
 
@@ -27,14 +32,29 @@ def template_errors(config: Config, config_path: Path, ruleset: RuleSet) -> list
     for name, receiver in config.receivers.items():
         at: DataPath = ("receivers", name, "templates")
         errors += _overrides(templates, receiver.templates.items(), config_path, config_file, at)
-    for rule in ruleset.rules:
-        path = ruleset.files[rule.name]
+    errors += rule_errors(templates, ruleset.rules, ruleset.files)
+    return sorted(set(errors))
+
+
+def rule_errors(templates: Templates, rules: Iterable[Rule], files: Mapping[str, Path]) -> list[LoadError]:
+    """The mistakes in ``rules``' annotations and template overrides, at their place in the file
+    (which is only read again for a rule that has one)."""
+    errors: list[LoadError] = []
+    for rule in rules:
+        annotations = {
+            key: templates.check_annotation(key, source) for key, source in rule.annotations.items()
+        }
+        overrides = [name for name in rule.templates.values() if templates.check([name])]
+        if not overrides and not any(annotations.values()):
+            continue
+        path = files[rule.name]
         located = _positions(path)
         root = _rule_root(located, rule.name)
-        for key, source in rule.annotations.items():
+        for key, problems in annotations.items():
             mark = _mark(located, (*root, "annotations", key))
-            for problem in templates.check_annotation(key, source):
-                errors.append(LoadError(path, mark.line, mark.col, f"annotation {key!r}: {problem.message}"))
+            errors += [
+                LoadError(path, mark.line, mark.col, f"annotation {key!r}: {p.message}") for p in problems
+            ]
         errors += _overrides(templates, rule.templates.items(), path, located, (*root, "templates"))
     return sorted(set(errors))
 
