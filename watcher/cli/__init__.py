@@ -53,13 +53,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"watcher {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in (command,) if command in COMMANDS else COMMANDS:
-        try:
-            module = importlib.import_module(f"watcher.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"watcher.cli.{name}":
-                raise
-            continue
-        module.add_parser(subparsers)
+        importlib.import_module(f"watcher.cli.{name}").add_parser(subparsers)
     return parser
 
 
