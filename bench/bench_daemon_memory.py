@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,6 +75,22 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def scrape(port: int) -> int:
+    """Bytes of one /metrics answer (0 when the daemon is not serving yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            return len(answer.read())
+    except OSError:
+        return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,7 +98,11 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=120, help="how long to sample the daemon")
     parser.add_argument("--every", default="5s", help="every rule's interval")
+    parser.add_argument(
+        "--scrape", type=float, default=0, metavar="SECONDS", help="serve /metrics and scrape it this often"
+    )
     args = parser.parse_args()
+    port = free_port() if args.scrape else 0
 
     with tempfile.TemporaryDirectory(prefix="watcher-bench-") as tmp:
         work = Path(tmp)
@@ -99,7 +121,7 @@ def main() -> None:
             "route": {"receiver": "null"},
             "rules": ["rules"],
             "templates": str(ROOT / "templates"),
-            "http": {"enabled": False},
+            "http": {"enabled": bool(args.scrape), "listen": f"127.0.0.1:{port}"},
         }
         (work / "watcher.yaml").write_text(yaml.safe_dump(config))
         print(f"{args.rules} rules every {args.every}, {documents:,} log documents; sampling {args.seconds}s")
@@ -113,10 +135,15 @@ def main() -> None:
         samples: list[tuple[float, float]] = []
         started = time.monotonic()
         high_water = 0.0
+        scraped: list[int] = []
+        last_scrape = 0.0
         try:
             while time.monotonic() - started < args.seconds and proc.poll() is None:
                 samples.append((time.monotonic() - started, rss_mb(proc.pid)))
                 high_water = rss_mb(proc.pid, "VmHWM")
+                if args.scrape and time.monotonic() - last_scrape >= args.scrape:
+                    last_scrape = time.monotonic()
+                    scraped.append(scrape(port))
                 time.sleep(1)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -133,6 +160,10 @@ def main() -> None:
             f"last third peak {late:.1f} MB (growth {late - early:+.1f} MB)"
         )
         print(f"high-water mark (VmHWM, also between samples) {high_water:.1f} MB")
+        if args.scrape:
+            answered = [size for size in scraped if size]
+            largest = max(answered, default=0)
+            print(f"/metrics scraped {len(answered)}/{len(scraped)} times, {largest:,} bytes")
 
 
 if __name__ == "__main__":
