@@ -28,6 +28,7 @@ from watcher.notify.base import Delivery
 from watcher.notify.outbox import RetryPolicy
 from watcher.reload import Reloader, kept_restart_only, orphans, retire_incidents
 from watcher.routing.dispatch import Dispatcher
+from watcher.rules.loader import ConfigError, load_config
 from watcher.rules.models import ThresholdSpec
 from watcher.rules.reload import Retired
 
@@ -417,3 +418,20 @@ def test_a_template_mistake_in_an_edited_rule_raises_the_alert_but_the_rule_runs
     reloaded(daemon)
     (alert,) = daemon.state.incidents(rule=RULES_INVALID)
     assert alert.state is State.RESOLVED
+
+
+@pytest.mark.parametrize(
+    ("reload", "expected"),
+    [
+        ("{interval: 0s}", "3:20: 'interval' must be longer than 0s"),
+        ("{interval: soon}", "3:20: invalid duration 'soon': use a number and a unit (ms, s, m, h, d, w), "
+         "e.g. 30s, 5m, 1h30m"),
+        ("{watch: maybe}", "3:17: 'reload.watch' must be true or false, got 'maybe'"),
+    ],
+)  # fmt: skip
+def test_a_bad_reload_setting_is_reported_at_its_value(tmp_path: Path, reload: str, expected: str) -> None:
+    path = tmp_path / "watcher.yaml"
+    path.write_text(f"sources: {{app: {{store: embedded}}}}\n\nreload: {reload}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}:{expected}"

@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, ValidationInfo, WithJsonSchema
 
 _UNITS = {
     "ms": timedelta(milliseconds=1),
@@ -71,3 +71,13 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "5m", "1h"]}),
 ]
+
+
+def _positive(value: timedelta, info: ValidationInfo) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"'{info.field_name}' must be longer than 0s")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+"""A ``Duration`` longer than 0s (an interval, a wait, a timeout); ``0s`` is reported at its value."""

@@ -32,7 +32,7 @@ from watcher.config.receivers import (
     WebhookReceiver,
 )
 from watcher.config.sources import EmbeddedSource, SearchSource, Source
-from watcher.duration import Duration, format_duration
+from watcher.duration import Duration, PositiveDuration, format_duration
 from watcher.routing.matchers import Matchers
 
 __all__ = [
@@ -126,15 +126,9 @@ class ReloadConfig(ConfigModel):
     """Hot reload of watcher.yaml and the rule files (SIGHUP reloads whatever this says)."""
 
     watch: bool = Field(default=True, description="reload when watcher.yaml or a rule file changes")
-    interval: Duration = Field(
+    interval: PositiveDuration = Field(
         default=timedelta(seconds=2), description="how often the files are checked for changes"
     )
-
-    @model_validator(mode="after")
-    def _positive(self) -> ReloadConfig:
-        if self.interval <= timedelta(0):
-            raise ValueError("'interval' must be longer than 0s")
-        return self
 
 
 class Config(ConfigModel):

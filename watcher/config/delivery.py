@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from watcher.config.base import ConfigModel
-from watcher.duration import Duration, format_duration
+from watcher.duration import Duration, PositiveDuration, format_duration
 
 
 class RetryConfig(ConfigModel):
@@ -21,26 +21,21 @@ class RetryConfig(ConfigModel):
     shortened by up to ``jitter``; a service's Retry-After is a lower bound."""
 
     max_attempts: int = Field(default=10, ge=1, description="failed attempts before a dead letter")
-    base: Duration = Field(default=timedelta(seconds=2), description="the wait after the first failure")
+    base: PositiveDuration = Field(
+        default=timedelta(seconds=2), description="the wait after the first failure"
+    )
     factor: float = Field(default=2.0, ge=1, description="each further failure multiplies the wait by this")
-    max_backoff: Duration = Field(default=timedelta(minutes=10), description="the longest wait")
+    max_backoff: PositiveDuration = Field(default=timedelta(minutes=10), description="the longest wait")
     jitter: float = Field(default=0.2, ge=0, lt=1, description="waits are shortened by up to this fraction")
-    max_age: Duration = Field(
+    max_age: PositiveDuration = Field(
         default=timedelta(hours=24),
         description="a notification still unsent this long after it was written becomes a dead letter",
     )
-    lease: Duration = Field(
+    lease: PositiveDuration = Field(
         default=timedelta(minutes=2),
         description="how long a send may take before the notification is tried again (keep it longer than "
         "the receivers' timeouts)",
     )
-
-    @field_validator("base", "max_backoff", "max_age", "lease")
-    @classmethod
-    def _positive(cls, value: timedelta, info: ValidationInfo) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError(f"'{info.field_name}' must be longer than 0s")
-        return value
 
     @model_validator(mode="after")
     def _base_within_max(self) -> RetryConfig:
@@ -58,15 +53,12 @@ class BreakerConfig(ConfigModel):
     without a success in between up to ``max_cooldown``. A Retry-After opens it for exactly that long."""
 
     threshold: int = Field(default=3, ge=1, description="failures in a row that open the circuit")
-    cooldown: Duration = Field(default=timedelta(seconds=5), description="how long it stays open at first")
-    max_cooldown: Duration = Field(default=timedelta(minutes=5), description="the longest it stays open")
-
-    @field_validator("cooldown", "max_cooldown")
-    @classmethod
-    def _positive(cls, value: timedelta, info: ValidationInfo) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError(f"'{info.field_name}' must be longer than 0s")
-        return value
+    cooldown: PositiveDuration = Field(
+        default=timedelta(seconds=5), description="how long it stays open at first"
+    )
+    max_cooldown: PositiveDuration = Field(
+        default=timedelta(minutes=5), description="the longest it stays open"
+    )
 
     @model_validator(mode="after")
     def _cooldown_within_max(self) -> BreakerConfig:
