@@ -12,11 +12,10 @@ costs a reload that changes nothing.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from watcher.rules.loader import RULE_SUFFIXES
+from watcher.rules.loader import rule_file_names
 
 Stamp = tuple[int, int, int]  # mtime_ns, size, inode
 _MISSING: Stamp = (-1, -1, -1)
@@ -30,21 +29,12 @@ def _stamp(path: Path) -> Stamp:
     return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
-def _rule_files(folder: Path) -> Iterator[Path]:
-    """The rule files the loader would read in ``folder``: hidden entries skipped, symlinks followed."""
-    for root, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            if not name.startswith(".") and name.endswith(RULE_SUFFIXES):
-                yield Path(root, name)
-
-
 def snapshot(paths: Iterable[Path]) -> dict[Path, Stamp]:
     """A stamp for each of ``paths`` (files) and for every rule file under those that are folders."""
     stamps: dict[Path, Stamp] = {}
     for path in paths:
         if path.is_dir():
-            stamps.update((file, _stamp(file)) for file in _rule_files(path))
+            stamps.update((file, _stamp(file)) for file in rule_file_names(path))
         else:
             stamps[path] = _stamp(path)
     return stamps
