@@ -128,10 +128,8 @@ class Daemon:
         MB of free arenas behind (``watcher.memory``)."""
         memory.release()
 
-    def reload_rules(self, rules: list[Rule], errors: list[str]) -> None:
-        """Swap the rule set and raise or resolve the invalid-rules alert."""
-        self.rules = rules
-        self.engine.set_rules(rules)
+    def rule_errors_found(self, errors: list[str]) -> None:
+        """At start: the rule files' errors raise (or, when empty, resolve) the invalid-rules alert."""
         self.watchdog.rules_loaded(errors, self.clock())
 
     def template_problems(self, files: Mapping[str, Path]) -> list[str]:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     errors = loaded.errors + daemon.template_problems(loaded.files)
     if errors:
-        daemon.reload_rules(loaded.rules, errors)  # raises the watcher:rules-invalid meta-alert
+        daemon.rule_errors_found(errors)  # raises the watcher:rules-invalid meta-alert
     if not loaded.errors:  # with load errors a missing rule may only be broken: nothing is retired
         daemon.retire_orphans()
     daemon.run_forever()
