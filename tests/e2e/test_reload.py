@@ -134,3 +134,22 @@ def test_a_broken_watcher_yaml_keeps_the_running_config(tmp_path: Path) -> None:
     finally:
         if process.proc.poll() is None:
             process.kill()
+
+
+def test_files_fixed_while_stopped_resolve_the_invalid_rules_alert_at_start(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [{**ERRORS, "every": "1sec"}])
+    first = WatcherProcess(config)
+    try:
+        first.wait_for(lambda lines: len(of_rule(lines, "watcher:rules-invalid", "firing")) == 1)
+        assert first.terminate() == 0
+    finally:
+        if first.proc.poll() is None:
+            first.kill()
+    (tmp_path / "rules" / "app-errors.yaml").write_text(yaml.safe_dump(ERRORS))
+    second = WatcherProcess(config)
+    try:
+        second.wait_for(lambda lines: len(of_rule(lines, "watcher:rules-invalid", "resolved")) == 1)
+        assert second.terminate() == 0
+    finally:
+        if second.proc.poll() is None:
+            second.kill()

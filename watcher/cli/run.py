@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a start-up failure is reported in one line, not a traceback
         print(f"watcher run: cannot start: {exc}", file=sys.stderr)
         return 1
-    errors = loaded.errors + daemon.template_problems(loaded.files)
-    if errors:
-        daemon.rule_errors_found(errors)  # raises the watcher:rules-invalid meta-alert
+    # Raises the watcher:rules-invalid alert, or resolves one left firing by the previous run
+    # when the files were fixed while watcher was stopped.
+    daemon.rule_errors_found(loaded.errors + daemon.template_problems(loaded.files))
     if not loaded.errors:  # with load errors a missing rule may only be broken: nothing is retired
         daemon.retire_orphans()
     daemon.run_forever()
