@@ -44,6 +44,15 @@ MISTAKES = {
     "got count, cardinality",
     "rule.threshold-without-bound.yaml": "3:1: threshold needs 'above' or 'below'",
     "rule.zero-window.yaml": "3:1: 'every' and 'window' must be longer than 0s",
+    "rule.groups-from-without-group-by.yaml": "3:1: 'groups_from' needs 'group_by': without it the rule "
+    "has one group, always evaluated",
+    "rule.forget-after-without-group-by.yaml": "4:1: 'forget_after' needs 'group_by': without it the rule "
+    "has one group, always evaluated",
+    "rule.groups-from-within-window.yaml": "5:1: 'groups_from' (10m) must be longer than 'window' (10m), "
+    "or 0s for none",
+    "rule.forget-after-within-window.yaml": "6:1: 'forget_after' (5m) must be longer than 'window' (10m)",
+    "rule.forget-after-before-groups-from.yaml": "5:1: 'forget_after' (30m) must be at least 'groups_from' "
+    "(1h, the default for a grouped flatline)",
     "rule.invalid-yaml.yaml": "3:12: invalid YAML: mapping values are not allowed here",
     "rule.unclosed-flow.yaml": "4:1: invalid YAML: expected ',' or '}', but got '<stream end>' "
     "(while parsing a flow mapping at line 3)",

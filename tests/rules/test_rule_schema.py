@@ -46,6 +46,9 @@ def test_good_rule_files_are_valid(validator: jsonschema.Draft202012Validator, n
         pytest.param({"source": "ml-api", "threshold": {"above": 1}}, id="no name"),
         pytest.param({"rules": [GOOD, {**GOOD, "severity": "fatal"}]}, id="bad rule in a list"),
         pytest.param({"rules": [GOOD], "source": "ml-api"}, id="key next to rules"),
+        pytest.param({**GOOD, "groups_from": "1h"}, id="groups_from without group_by"),
+        pytest.param({**GOOD, "forget_after": "1d"}, id="forget_after without group_by"),
+        pytest.param({**GOOD, "group_by": ["svc"], "forget_after": "1 day"}, id="bad forget_after"),
     ],
 )
 def test_bad_rules_are_rejected(validator: jsonschema.Draft202012Validator, bad: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from watcher.duration import Duration
+from watcher.duration import Duration, format_duration
 from watcher.query import Filter, parse_filter
 from watcher.rules.ml_specs import DriftSpec, SpikeSpec, ValiditySpec
 
@@ -135,6 +135,10 @@ DETECTOR_KINDS: tuple[DetectorKind, ...] = ("threshold", "flatline", "spike", "d
 Severity = Literal["critical", "error", "warning", "info"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 _LABEL = r"^[A-Za-z_][A-Za-z0-9_]*$"
+GROUPED_ONLY = ("groups_from", "forget_after")
+"""Rule options that only mean something with ``group_by``."""
+DEFAULT_GROUPS_FROM = timedelta(hours=1)
+"""A grouped flatline's ``groups_from`` when the rule sets none (at least twice its window)."""
 
 
 class Rule(_Model):
@@ -152,6 +156,17 @@ class Rule(_Model):
     )
     where: FilterSpec = Field(default_factory=lambda: parse_filter(None))
     group_by: tuple[str, ...] = ()
+    groups_from: Duration | None = Field(
+        default=None,
+        description="evaluate groups that had data this long before the window's end, even when they "
+        "are missing from it (an empty group, count 0); default for a grouped flatline: 1h (or twice "
+        "the window), none for other detectors; 0s turns it off",
+    )
+    forget_after: Duration | None = Field(
+        default=None,
+        description="forget a group with no data for this long: no longer evaluated, its open incident "
+        "resolved with a note (default: never)",
+    )
     signal: Signal = Field(default_factory=lambda: Signal(count=CountSpec()))
     min_events: int = Field(
         default=0,
@@ -185,7 +200,41 @@ class Rule(_Model):
             raise ValueError(f"a rule has exactly one detector of {allowed}; got {got}")
         if self.every <= timedelta(0) or self.window <= timedelta(0):
             raise ValueError("'every' and 'window' must be longer than 0s")
+        self._check_known_groups()
         return self
+
+    def _check_known_groups(self) -> None:
+        """``groups_from`` and ``forget_after``: only with groups, and long enough to mean something."""
+        for name in GROUPED_ONLY:
+            if getattr(self, name) is not None and not self.group_by:
+                raise ValueError(
+                    f"'{name}' needs 'group_by': without it the rule has one group, always evaluated"
+                )
+        window, lookback = format_duration(self.window), self.known_groups_lookback
+        if self.groups_from and self.groups_from <= self.window:
+            wrote = format_duration(self.groups_from)
+            raise ValueError(
+                f"'groups_from' ({wrote}) must be longer than 'window' ({window}), or 0s for none"
+            )
+        if self.forget_after is None:
+            return
+        forget = format_duration(self.forget_after)
+        if self.forget_after <= self.window:
+            raise ValueError(f"'forget_after' ({forget}) must be longer than 'window' ({window})")
+        if lookback is not None and self.forget_after < lookback:
+            default = "" if self.groups_from else ", the default for a grouped flatline"
+            known = f"{format_duration(lookback)}{default}"
+            raise ValueError(f"'forget_after' ({forget}) must be at least 'groups_from' ({known})")
+
+    @property
+    def known_groups_lookback(self) -> timedelta | None:
+        """How far before its window's end the rule looks for groups to evaluate (``groups_from``,
+        defaulted for a grouped flatline), or None: only groups with an open incident."""
+        if self.groups_from is not None:
+            return self.groups_from or None
+        if self.flatline is not None and self.group_by:
+            return max(DEFAULT_GROUPS_FROM, 2 * self.window)
+        return None
 
     @property
     def detector(self) -> DetectorKind:

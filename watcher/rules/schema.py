@@ -3,8 +3,9 @@
 It starts from ``Rule.model_json_schema`` and corrects what pydantic cannot know: filters
 (``where``, ``of``) are written as mappings, not as the dataclasses they are parsed into;
 durations default to ``5m``, not ISO 8601; ``signal: count`` is a shorthand; a rule has
-exactly one detector; label names have a pattern. The schema accepts a file holding one
-rule or ``rules:`` with a list of them, like the loader.
+exactly one detector; label names have a pattern; ``groups_from`` and ``forget_after`` need
+``group_by`` (their lengths against the window are the loader's to check). The schema
+accepts a file holding one rule or ``rules:`` with a list of them, like the loader.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic.json_schema import GenerateJsonSchema
 
 from watcher.duration import format_duration
 from watcher.query import And, Eq, Exists, In, Not, Or, Range
-from watcher.rules.models import DETECTOR_KINDS, SIGNAL_KINDS, Rule, Signal
+from watcher.rules.models import DETECTOR_KINDS, GROUPED_ONLY, SIGNAL_KINDS, Rule, Signal
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _FILTER_DEFS = {cls.__name__ for cls in (Eq, In, Range, Exists, Not, And, Or)}
@@ -40,6 +41,7 @@ def rule_json_schema() -> dict[str, Any]:
     _require_one(rule, DETECTOR_KINDS)
     _require_one(defs["Signal"], SIGNAL_KINDS)
     _exact_keys(rule)
+    rule["dependentRequired"] = {name: ["group_by"] for name in GROUPED_ONLY}
     defs["Rule"] = rule
     rule["properties"]["signal"] = {
         "description": defs["Signal"].get("description", ""),
