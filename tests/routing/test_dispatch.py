@@ -1,4 +1,5 @@
-"""The dispatcher on a real state file: grouping, group timers, resolved messages, muting, flaps."""
+"""The dispatcher on a real state file: grouping, group timers, resolved messages, muting, episodes
+found after the fact."""
 
 from __future__ import annotations
 
@@ -177,17 +178,84 @@ def test_a_rerun_after_a_crash_produces_the_same_notification_ids(state: StateSt
     assert state.outbox_depth() == 1
 
 
-def test_flapping_between_two_flushes_is_not_reported(run: Run) -> None:
+MIN = 60 * SEC
+
+
+def told(notifications: Sequence[Notification]) -> list[tuple[str, list[tuple[str, int, bool]]]]:
+    """Each notification's event and its incidents as (model, minute the episode started, found late)."""
+    return [
+        (
+            n.event.value,
+            [(i.group["model_version"], (i.started_at - T0) // MIN, i.found_late) for i in n.incidents],
+        )
+        for n in notifications
+    ]
+
+
+def episodes(model: str, *spans: tuple[int, int]) -> list[Change]:
+    """An incident's episodes as the engine reports them, each firing at its first minute and
+    resolving at its second."""
+    changes = []
+    for first, last in spans:
+        changes += [fired(model, T0 + first * MIN), resolved(model, T0 + first * MIN, T0 + last * MIN)]
+    return changes
+
+
+def test_three_episodes_found_after_the_fact_are_three_messages_in_order(run: Run) -> None:
+    # Catch-up after a stop: three bursts of v1 and one of v2, all over before the first flush.
+    changes = [*episodes("v1", (0, 1), (2, 3), (4, 5)), *episodes("v2", (1, 2))]
+    sent = run.step(T0 + 10 * MIN, *changes)
+    assert told(sent) == [
+        ("resolved", [("v1", 0, True), ("v2", 1, True)]),
+        ("resolved", [("v1", 2, True)]),
+        ("resolved", [("v1", 4, True)]),
+    ]
+    spans = [
+        ((i.fired_at - T0) // MIN, (i.resolved_at - T0) // MIN)
+        for n in sent
+        for i in n.incidents
+        if i.resolved_at
+    ]
+    assert spans == [(0, 1), (1, 2), (2, 3), (4, 5)]  # each with its own times
+    assert len({n.id for n in sent}) == 3
+    assert {n.thread_key for n in sent} == {sent[0].thread_key}  # one group, one conversation
+
+
+def test_an_episode_found_late_is_told_before_the_firing_of_the_next(run: Run) -> None:
+    sent = run.step(T0 + 10 * MIN, *episodes("v1", (0, 1)), fired("v1", T0 + 2 * MIN))
+    assert told(sent) == [("resolved", [("v1", 0, True)]), ("firing", [("v1", 2, False)])]
+
+
+def test_a_told_episode_that_resolved_while_a_new_one_fired_gets_its_resolved(run: Run) -> None:
+    run.step(T0, fired("v1"))
+    assert told(run.step(T0 + 30 * SEC)) == [("firing", [("v1", 0, False)])]
+    run.step(T0 + MIN, resolved("v1", T0, T0 + MIN))
+    run.step(T0 + 2 * MIN, fired("v1", T0 + 2 * MIN))
+    sent = run.step(T0 + 5 * MIN + 30 * SEC)
+    assert told(sent) == [("resolved", [("v1", 0, False)]), ("update", [("v1", 2, False)])]
+    run.step(T0 + 7 * MIN, resolved("v1", T0 + 2 * MIN, T0 + 7 * MIN))
+    assert told(run.step(T0 + 10 * MIN + 30 * SEC)) == [("resolved", [("v1", 2, False)])]
+
+
+def test_an_episode_told_firing_is_never_found_late_even_after_an_update(run: Run) -> None:
     run.step(T0, fired("v1"))
     run.step(T0 + 30 * SEC)
-    back = T0 + 2 * 60 * SEC
-    run.step(T0 + 60 * SEC, resolved("v1", T0, T0 + 60 * SEC))
-    run.step(back, fired("v1", back))
-    assert run.step(T0 + 5 * 60 * SEC + 30 * SEC) == []
-    end = T0 + 7 * 60 * SEC
-    run.step(end, resolved("v1", back, end))
-    (told,) = run.step(T0 + 10 * 60 * SEC + 30 * SEC)
-    assert (told.event, told.incidents[0].started_at) == (Event.RESOLVED, back)
+    again = Change(incident("v1"), Event.UPDATE, T0 + 2 * MIN)  # the rule's own repeat_interval
+    run.step(T0 + 2 * MIN, again)
+    run.step(T0 + 3 * MIN, resolved("v1", T0, T0 + 3 * MIN))
+    assert told(run.step(T0 + 5 * MIN + 30 * SEC)) == [("resolved", [("v1", 0, False)])]
+
+
+def test_a_replanned_catch_up_flush_has_the_same_ids(state: StateStore) -> None:
+    dispatcher = Dispatcher(state, ROUTE)
+    changes = episodes("v1", (0, 1), (2, 3), (4, 5))
+    state.commit([change.incident for change in changes])
+    first = dispatcher.plan(changes, T0 + 10 * MIN)  # the process dies before committing
+    again = dispatcher.plan(changes, T0 + 10 * MIN + 15 * SEC)
+    assert [n.id for n in first.notifications] == [n.id for n in again.notifications]
+    state.commit(notifications=again.notifications, writes=[again.write])
+    state.commit(notifications=first.notifications)
+    assert state.outbox_depth() == 3
 
 
 def test_a_silenced_incident_is_tracked_and_notified_when_the_silence_ends(

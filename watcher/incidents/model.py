@@ -52,6 +52,10 @@ class Incident:
     last_evaluated_at: datetime | None = None
     note: str = ""  # why the state was kept (not enough data, store error), shown in `watcher incidents`
     details: Mapping[str, Any] = field(default_factory=dict)
+    # Set on the snapshot a RESOLVED notification carries when the episode fired and resolved
+    # before its firing could be told (catch-up after a stop, a store outage): that message is
+    # the first and only one about it. Defaults to False, so older state files load.
+    found_late: bool = False
 
     def evolve(self, **changes: Any) -> Incident:
         return replace(self, **changes)

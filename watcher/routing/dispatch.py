@@ -5,22 +5,27 @@ re-sends one:
 
 - a firing incident joins one group per route it reaches (group = route + its ``group_by``
   labels); a new group flushes after ``group_wait``, then every ``group_interval``;
-- a flush sends one FIRING notification (the group's first; UPDATE afterwards) listing every
-  firing, unmuted incident of the group, when one of them is new to the group or the
-  ``repeat_interval`` has passed; and one RESOLVED notification listing the incidents resolved
-  since the last flush (even one that resolved before its firing was told: nothing is lost);
+- a flush first sends the RESOLVED notifications: the episodes resolved since the last flush,
+  at most one episode per incident in each notification, so the earlier episodes of an incident
+  that resolved several times (catch-up after a stop, a store outage) go into further RESOLVED
+  notifications, in episode order. An episode that resolved before its firing could be told is
+  told once, marked ``found_late`` (fired at, resolved at, found after the fact). Then one FIRING
+  notification (the group's first; UPDATE afterwards) listing every firing, unmuted incident of
+  the group, when one of them is new to the group or the ``repeat_interval`` has passed. Every
+  episode is told: none is merged into a later one, no notification is dropped for a newer one;
 - muted incidents (silences, inhibition; ``watcher.routing.mute``) are left out and stay new, so
   they are notified at the first flush after the mute ends; one that resolves while muted is
   dropped silently;
-- flap damping: an incident that resolves and fires again between two flushes is not reported
-  as resolved nor as new; the group's story stays "still firing";
+- no flap damping here: an incident that resolves and fires again between two flushes is told
+  resolved, then firing again (the machine's ``for`` and ``keep_firing_for`` damp flaps);
 - a group whose incidents have all resolved is deleted; the next incident starts a new group
   (``group_wait`` again, and a new thread).
 
 ``plan`` is a function of the stored groups, the transitions and ``now``; its result is written
 by the caller inside the same transaction as the transitions (``StateStore.commit(writes=...)``).
-Notification ids derive from the group, its episode, the scheduled flush time and the event, so
-a flush re-run after a crash produces the same ids and the outbox keeps one copy.
+Notification ids derive from the group, its episode, the scheduled flush time, the event and,
+for the further RESOLVED notifications of one flush, their rank, so a flush re-run after a crash
+produces the same ids and the outbox keeps one copy.
 """
 
 from __future__ import annotations
@@ -170,12 +175,13 @@ def joined(group: Group, change: Change) -> Group:
     incident, episode = change.incident, (change.incident.fingerprint, change.incident.started_at)
     members = {member.episode: member for member in group.members}
     known = members.get(episode)
+    told = known.told if known is not None else False
     if change.event is Event.RESOLVED:
         notified = known.notified if known is not None else False
-        members[episode] = Member(incident, State.RESOLVED, notified)
+        members[episode] = Member(incident, State.RESOLVED, notified, told)
     else:
         # FIRING joins; UPDATE (the rule's own repeat_interval) asks for the incident to be told again.
-        members[episode] = Member(incident, State.FIRING, notified=False)
+        members[episode] = Member(incident, State.FIRING, notified=False, told=told)
     return group.evolve(members=tuple(members[key] for key in sorted(members)))
 
 
@@ -193,19 +199,21 @@ def flush(
     ``stored`` incident: resolved if that episode resolved, dropped if it is gone.
     """
     refreshed = [_refreshed(member, current, stored) for member in group.members]
-    members = _damped(member for member in refreshed if member is not None)
-    firing = [m for m in members if m.state is State.FIRING and not mute.mutes(m.incident.labels)]
-    resolved = [m for m in members if m.state is State.RESOLVED and not mute.mutes(m.incident.labels)]
-    sent: list[Notification] = []
+    members = [member for member in refreshed if member is not None]
+    unmuted = [member for member in members if not mute.mutes(member.incident.labels)]
+    firing = [member for member in unmuted if member.state is State.FIRING]
+    resolved = [member for member in unmuted if member.state is State.RESOLVED]
+    sent = [
+        _notification(group, Event.RESOLVED, [_as_told(member) for member in told], now, rank)
+        for rank, told in enumerate(_one_episode_each(resolved))
+    ]
     repeat_due = group.last_sent_at is None or now - group.last_sent_at >= group.repeat_interval
     if firing and (repeat_due or not all(member.notified for member in firing)):
         event = Event.UPDATE if group.opened else Event.FIRING
         sent.append(_notification(group, event, [m.incident for m in firing], now))
-        told = {member.episode for member in firing}
-        members = [replace(m, notified=True) if m.episode in told else m for m in members]
+        episodes = {member.episode for member in firing}
+        members = [replace(m, notified=True, told=True) if m.episode in episodes else m for m in members]
         group = group.evolve(opened=True, last_sent_at=now)
-    if resolved:
-        sent.append(_notification(group, Event.RESOLVED, [m.incident for m in resolved], now))
     remaining = tuple(member for member in members if member.state is State.FIRING)
     if not remaining:
         return None, sent
@@ -230,20 +238,24 @@ def _refreshed(
     return None
 
 
-def _damped(members: Iterable[Member]) -> list[Member]:
-    """One member per incident: its latest episode. Earlier episodes that resolved since the last
-    flush are dropped, and whether the incident was told carries over to the latest one."""
+def _one_episode_each(members: Iterable[Member]) -> list[list[Member]]:
+    """Resolved episodes as the notifications that tell them: the n-th holds the n-th episode
+    (oldest first) of every incident that has one, so no notification names an incident twice
+    and an incident's earlier episodes are told before its later ones."""
     by_fingerprint: dict[str, list[Member]] = {}
-    for member in members:
+    for member in sorted(members, key=lambda member: member.episode):
         by_fingerprint.setdefault(member.incident.fingerprint, []).append(member)
-    kept = []
-    for episodes in by_fingerprint.values():
-        episodes.sort(key=lambda member: member.incident.started_at)
-        latest = episodes[-1]
-        if len(episodes) > 1:
-            latest = replace(latest, notified=any(member.notified for member in episodes))
-        kept.append(latest)
-    return sorted(kept, key=lambda member: member.episode)
+    depth = max((len(episodes) for episodes in by_fingerprint.values()), default=0)
+    return [
+        [episodes[rank] for episodes in by_fingerprint.values() if rank < len(episodes)]
+        for rank in range(depth)
+    ]
+
+
+def _as_told(member: Member) -> Incident:
+    """A resolved episode as its RESOLVED notification carries it: marked found after the fact
+    when its firing was never told."""
+    return member.incident if member.told else member.incident.evolve(found_late=True)
 
 
 def _next_flush(scheduled: datetime, interval: timedelta, now: datetime) -> datetime:
@@ -252,8 +264,13 @@ def _next_flush(scheduled: datetime, interval: timedelta, now: datetime) -> date
     return scheduled + (missed + 1) * interval
 
 
-def _notification(group: Group, event: Event, incidents: Sequence[Incident], now: datetime) -> Notification:
+def _notification(
+    group: Group, event: Event, incidents: Sequence[Incident], now: datetime, rank: int = 0
+) -> Notification:
+    """One notification of a flush. ``rank`` numbers a flush's RESOLVED notifications (0 for the
+    first, which keeps the id it always had)."""
     raw = f"{group.key}|{group.created_at.isoformat()}|{group.next_flush_at.isoformat()}|{event.value}"
+    raw += f"|{rank}" if rank else ""
     ordered = sorted(incidents, key=lambda i: (i.rule, i.started_at, sorted(i.group.items()), i.fingerprint))
     return Notification(
         id=hashlib.sha256(raw.encode()).hexdigest()[:24],

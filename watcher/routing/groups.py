@@ -24,11 +24,17 @@ from watcher.routing.tree import RouteMatch
 
 @dataclass(frozen=True)
 class Member:
-    """One incident episode in a group. ``incident`` is its latest known snapshot."""
+    """One incident episode in a group. ``incident`` is its latest known snapshot.
+
+    ``notified``: its firing, as it is now, was in the group's last firing/update notification
+    (an UPDATE event clears it to ask for a repeat). ``told``: its firing was told at least once;
+    a resolved episode that never was is told as found after the fact.
+    """
 
     incident: Incident
     state: State  # FIRING or RESOLVED
-    notified: bool = False  # its firing was in the group's last firing/update notification
+    notified: bool = False
+    told: bool = False
 
     @property
     def episode(self) -> tuple[str, datetime]:
@@ -151,7 +157,7 @@ def save_groups(db: sqlite3.Connection, groups: Iterable[Group], deleted: Iterab
                     member.incident.fingerprint,
                     micros(member.incident.started_at),
                     member.state.value,
-                    int(member.notified),
+                    _told_column(member),
                     dumps(member.incident.to_json()),
                 )
                 for member in group.members
@@ -184,6 +190,17 @@ def _with_members(db: sqlite3.Connection, groups: list[Group]) -> dict[str, Grou
         keys,
     ).fetchall()
     members: dict[str, list[Member]] = {key: [] for key in keys}
-    for key, state, notified, data in rows:
-        members[key].append(Member(Incident.from_json(json.loads(data)), State(state), bool(notified)))
+    for key, state, told, data in rows:
+        incident = Incident.from_json(json.loads(data))
+        members[key].append(Member(incident, State(state), notified=told == _NOTIFIED, told=told != _UNTOLD))
     return {group.key: group.evolve(members=tuple(members[group.key])) for group in groups}
+
+
+# The ``notified`` column holds both flags of a member; 0 and 1 are what it held before ``told``.
+_UNTOLD, _NOTIFIED, _TOLD_BEFORE = 0, 1, 2
+
+
+def _told_column(member: Member) -> int:
+    if member.notified:
+        return _NOTIFIED
+    return _TOLD_BEFORE if member.told else _UNTOLD
