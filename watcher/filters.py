@@ -2,8 +2,9 @@
 
 Each turns a number, a duration or a time into the text a person reads in an alert: ``percent``
 (0.0712 -> "7.12%"), ``number`` (1234567 -> "1,234,567"), ``duration`` (3905 -> "1h 5m"), ``since``
-(a time -> "12m ago", relative to the notification time, so rendering stays pure), ``measure``
-(percent for ratio rules, a number otherwise), ``labels`` and ``emoji``. None renders "n/a".
+(a time -> "12m ago", relative to the notification time, so rendering stays pure), ``utc`` (a
+time -> "2026-01-05 09:04:05 UTC"), ``measure`` (percent for ratio rules, a number otherwise),
+``labels`` and ``emoji``. None renders "n/a".
 """
 
 from __future__ import annotations
@@ -75,12 +76,23 @@ def since(context: Context, value: datetime | str | None) -> str:
     """How long before the notification time: "12m ago" (or "in 5m" for a future time)."""
     if value is None:
         return NOT_AVAILABLE
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    delta = context["now"] - moment
+    delta = context["now"] - _moment(value)
     if abs(delta) < timedelta(seconds=1):
         return "just now"
     return f"{duration(delta)} ago" if delta > timedelta(0) else f"in {duration(-delta)}"
+
+
+def utc(value: datetime | str | None) -> str:
+    """A time in UTC to the second: "2026-01-05 09:04:05 UTC" (a naive time is taken as UTC)."""
+    if value is None:
+        return NOT_AVAILABLE
+    return _moment(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _moment(value: datetime | str) -> datetime:
+    """A time given as a datetime or ISO 8601 text, naive ones taken as UTC."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @pass_context
@@ -114,6 +126,7 @@ FILTERS: dict[str, Callable[..., str]] = {
     "number": number,
     "duration": duration,
     "since": since,
+    "utc": utc,
     "measure": measure,
     "labels": labels,
     "emoji": emoji,

@@ -202,6 +202,7 @@ class Templates:
             "started_at": incident.started_at,
             "fired_at": incident.fired_at,
             "resolved_at": incident.resolved_at,
+            "found_late": incident.found_late,
             "active_for": (incident.resolved_at or now) - began,
             "note": incident.note,
             "details": dict(incident.details),

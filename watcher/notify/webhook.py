@@ -148,6 +148,7 @@ def _incident(incident: Incident, view: Mapping[str, Any]) -> dict[str, Any]:
         "started_at": _time(incident.started_at),
         "fired_at": _time(incident.fired_at),
         "resolved_at": _time(incident.resolved_at),
+        "found_late": incident.found_late,
         "note": incident.note,
         "links": dict(view["links"]),
         "series": [[at.isoformat(), value] for at, value in samples(incident.details)],
