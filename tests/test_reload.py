@@ -300,7 +300,7 @@ DELIVERY: dict[str, Any] = {
         "jitter": 0,
         "max_age": "1h",
     },
-    "breaker": {"threshold": 2, "cooldown": "1m", "max_cooldown": "1h"},
+    "breaker": {"threshold": 2, "cooldown": "1m"},
 }
 POLICY = RetryPolicy(max_attempts=4, base=SEC, factor=3.0, max_backoff=MIN, jitter=0.0, max_age=60 * MIN)
 DOWN = Delivery(ok=False, error="connection refused")
@@ -342,8 +342,9 @@ def test_a_reload_applies_delivery_settings_and_open_circuits_stay_open(
     assert daemon.outbox.policy == POLICY
     assert daemon.outbox.breaker is breaker
     assert breaker.open_until("console") == T0 + 5 * SEC
-    breaker.record("console", DOWN, T0 + 5 * SEC)  # the trial fails: open again, 1m doubled
-    assert breaker.open_until("console") == T0 + 5 * SEC + 2 * MIN
+    assert breaker.allows("console", T0 + 5 * SEC)  # the probe ...
+    breaker.record("console", DOWN, T0 + 5 * SEC)  # ... fails: open again for the new 1m
+    assert breaker.open_until("console") == T0 + 5 * SEC + MIN
 
 
 @pytest.mark.parametrize(("flush_timeout", "sent"), [("0s", False), ("10s", True)])

@@ -13,12 +13,19 @@ slack-sdk clients against it. Every request is recorded; failures are scripted a
         assert slack.calls_to("chat.postMessage")[0].body["channel"] == "#alerts"
 
 Implemented: ``chat.postMessage``, ``chat.update`` (both keep the channel's messages, so an update
-of an unknown ``ts`` answers ``message_not_found``), ``auth.test``, the webhook path
+of an unknown ``ts`` answers ``message_not_found``; ``metadata`` is kept with the message),
+``conversations.history`` / ``conversations.replies`` (GET, ``oldest``, ``include_all_metadata``,
+cursor paging) and ``conversations.list``, ``auth.test``, the webhook path
 ``/services/T000/B000/<secret>``, and the three steps of slack-sdk's ``files_upload_v2``:
 ``files.getUploadURLExternal`` (hands out an upload URL on this server), the upload itself, and
 ``files.completeUploadExternal`` (shares the files in a channel or thread; ``.files`` keeps them).
-Other methods answer ``unknown_method``. Messages over Slack's Block Kit limits (50 blocks, 3000
+A completed upload into a thread is also a reply in that thread with ``files``, as in Slack. Other
+methods answer ``unknown_method``. Messages over Slack's Block Kit limits (50 blocks, 3000
 characters per section) are refused with ``invalid_blocks``, as Slack does.
+
+``on_call`` (method, phase) is called on the server thread at each request's ``received`` (before
+it is handled), ``handled`` (Slack has done it, the answer is not sent yet) and ``answered``
+phases: a crash test kills the daemon from there, at the exact step of a send it aims at.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -85,6 +94,9 @@ class SlackServer:
         self._channels: dict[str, str] = {}
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
+        self.on_call: Callable[[str, str], None] | None = None
+        self.clock: Callable[[], float] = time.time  # the time in ``ts``: tests with a fixed clock set it
+        self.page_size = 100  # conversations.history / replies messages per page
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -180,6 +192,11 @@ class SlackServer:
             return self._upload_url(body)
         if method == "files.completeUploadExternal":
             return self._complete_upload(body)
+        if method in ("conversations.history", "conversations.replies"):
+            return self._history(body, thread=method == "conversations.replies")
+        if method == "conversations.list":
+            channels = [{"id": cid, "name": name.lstrip("#")} for name, cid in self._channels.items()]
+            return {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}}
         if method not in ("chat.postMessage", "chat.update"):
             return {"ok": False, "error": "unknown_method"}
         if not body.get("channel"):
@@ -193,9 +210,39 @@ class SlackServer:
                 return {"ok": False, "error": "message_not_found"}
             self.messages[key] = {**self.messages[key], **body, "channel": channel}
             return {"ok": True, "channel": channel, "ts": key[1], "text": body.get("text", "")}
-        ts = f"{1700000000 + next(self._ts)}.000100"
+        ts = self._next_ts()
         self.messages[(channel, ts)] = {**body, "channel": channel, "ts": ts}
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text", "")}}
+
+    def _next_ts(self) -> str:
+        """Slack's ``ts``: the post's Unix time, unique (the counter) and increasing."""
+        return f"{int(self.clock())}.{next(self._ts):06d}"
+
+    def _history(self, body: dict[str, Any], thread: bool) -> dict[str, Any]:
+        """A channel's top-level messages (or one thread's), newest first, paged by ``cursor``."""
+        channel = str(body.get("channel", ""))
+        if channel not in {key[0] for key in self.messages}:
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(body.get("oldest") or 0)
+        found = [
+            m
+            for (cid, ts), m in self.messages.items()
+            if cid == channel
+            and float(ts) >= oldest
+            and (
+                m.get("thread_ts") == body.get("ts") or ts == body.get("ts")
+                if thread
+                else not m.get("thread_ts")
+            )
+        ]
+        found.sort(key=lambda m: float(m["ts"]), reverse=not thread)
+        with_metadata = str(body.get("include_all_metadata")) in ("1", "true", "True")
+        shown = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in found]
+        start = int(body.get("cursor") or 0)
+        page = shown[start : start + self.page_size]
+        more = start + self.page_size < len(shown)
+        cursor = str(start + self.page_size) if more else ""
+        return {"ok": True, "messages": page, "has_more": more, "response_metadata": {"next_cursor": cursor}}
 
     def _upload_url(self, body: dict[str, Any]) -> dict[str, Any]:
         if not body.get("filename") or not str(body.get("length", "")).isdigit():
@@ -228,6 +275,15 @@ class SlackServer:
                 channel,
                 body.get("thread_ts"),
             )
+        if channel and body.get("thread_ts") and done:  # Slack shows the share as a reply
+            cid, ts = self._channel_id(str(channel)), self._next_ts()
+            files = [{"id": f.id, "name": f.filename, "title": f.title} for f, _ in done]
+            self.messages[(cid, ts)] = {
+                "channel": cid,
+                "ts": ts,
+                "thread_ts": body["thread_ts"],
+                "files": files,
+            }
         return {"ok": True, "files": [{"id": f.id, "name": f.filename, "title": f.title} for f, _ in done]}
 
     def _channel_id(self, name: str) -> str:
@@ -294,14 +350,32 @@ def _handler(server: SlackServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._answer(raw)
+
+        def do_GET(self) -> None:
+            self._answer(b"")
+
+        def _answer(self, raw: bytes) -> None:
+            method = _method(self.path.partition("?")[0])
+            hook = server.on_call
+            if hook is not None:
+                hook(method, "received")
             status, headers, body = server.handle(
                 self.path, {k.title(): v for k, v in self.headers.items()}, raw
             )
+            if hook is not None:
+                hook(method, "handled")
             self.send_response(status)
             for name, value in {**headers, "Content-Length": str(len(body))}.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client gave up waiting (a timeout test)
+            if hook is not None:
+                hook(method, "answered")
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the calls are recorded instead."""

@@ -242,7 +242,7 @@ def test_jitter_shortens_each_wait_by_at_most_its_fraction() -> None:
         assert max(waits) - min(waits) > raw * 0.15  # they do spread out
 
 
-def test_retry_after_is_a_lower_bound_on_the_wait(store: StateStore, clock: Clock) -> None:
+def test_retry_after_replaces_the_backoff(store: StateStore, clock: Clock) -> None:
     enqueue(store, notification("n1", "a"), notification("n2", "b"))
     slack = Recorder(
         script=[
@@ -252,7 +252,21 @@ def test_retry_after_is_a_lower_bound_on_the_wait(store: StateStore, clock: Cloc
     )
     outbox(store, clock, slack=slack).drain()
     assert next_attempt(store, "n1") == T0 + 30 * SEC
-    assert next_attempt(store, "n2") == T0 + 2 * SEC  # the backoff was longer than asked
+    assert next_attempt(store, "n2") == T0 + 0.5 * SEC  # shorter than the 2 s backoff: Slack knows best
+
+
+def test_retry_after_is_not_stacked_on_a_grown_backoff(store: StateStore, clock: Clock) -> None:
+    enqueue(store, notification("n1"))
+    slack = Recorder(
+        script=[*[Delivery(ok=False, error="HTTP 503")] * 6, Delivery(ok=False, error="429", retry_after=3)]
+    )
+    box = outbox(store, clock, slack=slack)
+    for _ in range(6):  # the backoff grows to 64 s over six failures ...
+        box.drain()
+        clock.now = next_attempt(store, "n1")
+    assert clock.now - T0 == (2 + 4 + 8 + 16 + 32 + 64) * SEC
+    box.drain()  # ... but Slack's Retry-After is the wait, not max(backoff, Retry-After)
+    assert next_attempt(store, "n1") == clock.now + 3 * SEC
 
 
 def test_a_permanent_failure_is_a_dead_letter_at_once(store: StateStore, clock: Clock) -> None:

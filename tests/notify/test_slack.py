@@ -15,9 +15,10 @@ from slack_server import WEBHOOK_PATH, SlackServer
 
 from watcher.config import Receiver, SearchSource, SlackReceiver
 from watcher.incidents.model import Event, Incident, State
-from watcher.notify.base import Delivery, Notification
+from watcher.notify.base import CHARTS, Delivery, Notification
 from watcher.notify.registry import build_notifier
 from watcher.notify.slack import MAX_BLOCK_TEXT, MAX_BLOCKS, TRUNCATED, SlackNotifier
+from watcher.notify.slack_lookup import metadata
 from watcher.rules.models import Rule
 from watcher.templates import Templates
 
@@ -31,6 +32,13 @@ RULE = Rule.model_validate(
         "severity": "critical",
     }
 )
+
+
+@pytest.fixture
+def slack_server(slack_server: SlackServer) -> SlackServer:
+    """The conftest's fake Slack, posting at ``NOW`` (so ``ts`` values are known)."""
+    slack_server.clock = NOW.timestamp
+    return slack_server
 
 
 def incident(**changes: Any) -> Incident:
@@ -93,7 +101,7 @@ def test_firing_posts_a_coloured_message_with_summary_value_labels_and_runbook(
     delivery = bot(slack_server).send(notification())
 
     [call] = slack_server.calls_to("chat.postMessage")
-    assert delivery == Delivery(ok=True, ref={"channel": "C00000001", "ts": "1700000001.000100"})
+    assert delivery == Delivery(ok=True, ref={"channel": "C00000001", "ts": f"{int(NOW.timestamp())}.000001"})
     assert call.headers["Authorization"] == f"Bearer {slack_server.token}"
     assert call.body["channel"] == "#ml-alerts"
     assert call.body["text"] == ":red_circle: *CRITICAL: 5xx rate 7.12% for model v2*"
@@ -126,7 +134,8 @@ def test_resolved_rewrites_the_original_then_replies_in_its_thread(slack_server:
     assert original["attachments"][0]["color"] == "#2eb886"
     assert "Resolved after firing for *10m*" in texts(reply.body)[0]
     assert delivery == Delivery(
-        ok=True, ref={"channel": "C00000001", "ts": "1700000002.000100", "thread_ts": first.ref["ts"]}
+        ok=True,
+        ref={"channel": "C00000001", "ts": f"{int(NOW.timestamp())}.000002", "thread_ts": first.ref["ts"]},
     )
 
 
@@ -320,7 +329,11 @@ def test_build_notifier_applies_the_receiver_template_overrides(
     notifier = build_notifier("ml-slack", receiver, Templates(tmp_path))
     assert isinstance(notifier, SlackNotifier)
     assert notifier.send(notification()).ok
-    assert slack_server.calls[0].body == {"channel": "#a", "text": "prediction-5xx is firing"}
+    assert slack_server.calls[0].body == {
+        "channel": "#a",
+        "text": "prediction-5xx is firing",
+        "metadata": metadata("n1"),
+    }
 
 
 # --------------------------------------------------------------------------- charts (files_upload_v2)
@@ -328,20 +341,25 @@ def test_build_notifier_applies_the_receiver_template_overrides(
 SERIES = [[(NOW - timedelta(minutes=30 - i)).isoformat(), 0.02 if i < 16 else 0.0712] for i in range(30)]
 
 
-def test_a_chart_of_the_signal_is_uploaded_into_the_message_thread(slack_server: SlackServer) -> None:
-    delivery = bot(slack_server).send(notification(Event.FIRING, incident(details={"series": SERIES})))
+def test_the_chart_is_a_second_step_uploaded_into_the_message_thread(slack_server: SlackServer) -> None:
+    notifier = bot(slack_server)
+    delivery = notifier.send(notification(Event.FIRING, incident(details={"series": SERIES})))
 
+    # The post is delivered the moment Slack answers; the chart is the next outbox step.
     assert delivery.ok
     assert delivery.ref is not None
-    assert [call.method for call in slack_server.calls] == [
-        "chat.postMessage",
+    assert [call.method for call in slack_server.calls] == ["chat.postMessage"]
+    [step] = delivery.followups
+    assert (step.id, step.part, step.thread_ref) == ("n1.charts", CHARTS, dict(delivery.ref))
+    assert notifier.send(step).ok
+    assert [call.method for call in slack_server.calls][1:] == [
         "files.getUploadURLExternal",
         "upload",
         "files.completeUploadExternal",
     ]
     [chart] = slack_server.files.values()
     assert chart.data.startswith(b"\x89PNG")
-    assert (chart.filename, chart.title) == ("prediction-5xx.png", "prediction-5xx (model_version=v2)")
+    assert (chart.filename, chart.title) == ("prediction-5xx.n1.png", "prediction-5xx (model_version=v2)")
     assert (chart.channel, chart.thread_ts) == (delivery.ref["channel"], delivery.ref["ts"])
 
 
@@ -349,18 +367,25 @@ def test_the_resolved_chart_goes_into_the_incident_thread(slack_server: SlackSer
     notifier = bot(slack_server)
     first = notifier.send(notification())
     assert first.ref is not None
+    assert first.followups == ()  # no series, no chart step
     done = resolved().evolve(details={"series": SERIES})
-    assert notifier.send(notification(Event.RESOLVED, done, thread_ref=first.ref)).ok
+    delivery = notifier.send(notification(Event.RESOLVED, done, thread_ref=first.ref))
+    [step] = delivery.followups
+    assert notifier.send(step).ok
     [chart] = slack_server.files.values()
     assert chart.thread_ts == first.ref["ts"]
 
 
-def test_a_failed_chart_upload_still_delivers_the_message(
+def test_a_chart_slack_refuses_for_good_is_skipped_and_a_rate_limit_is_retried(
     slack_server: SlackServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    notifier = bot(slack_server)
+    [step] = notifier.send(notification(Event.FIRING, incident(details={"series": SERIES}))).followups
+    slack_server.rate_limit(retry_after=3, method="files.getUploadURLExternal")
+    limited = notifier.send(step)
+    assert (limited.ok, limited.retry_after, limited.maybe_sent) == (False, 3, True)
     slack_server.fail("missing_scope", method="files.getUploadURLExternal")
-    delivery = bot(slack_server).send(notification(Event.FIRING, incident(details={"series": SERIES})))
-    assert delivery.ok
+    assert notifier.send(step).ok  # nothing to retry: the message itself is delivered
     assert "chart not uploaded to Slack: missing_scope" in caplog.text
     assert len(slack_server.calls_to("chat.postMessage")) == 1
 

@@ -29,11 +29,7 @@ def test_without_a_delivery_section_watcher_delivers_as_before(tmp_path: Path) -
     assert delivery == DeliveryConfig()
     assert RetryPolicy.from_config(delivery.retry) == RetryPolicy()
     built, default = CircuitBreaker.from_config(delivery.breaker), CircuitBreaker()
-    assert (built.threshold, built.cooldown, built.max_cooldown) == (
-        default.threshold,
-        default.cooldown,
-        default.max_cooldown,
-    )
+    assert (built.threshold, built.cooldown) == (default.threshold, default.cooldown)
     assert delivery.flush_timeout == timedelta(seconds=10)
 
 
@@ -42,7 +38,7 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
         tmp_path,
         "  retry: {max_attempts: 4, base: 500ms, factor: 3, max_backoff: 1m, jitter: 0, max_age: 2h,\n"
         "          lease: 5m}\n"
-        "  breaker: {threshold: 1, cooldown: 1m, max_cooldown: 1h}\n"
+        "  breaker: {threshold: 1, cooldown: 1m}\n"
         "  flush_timeout: 0s\n",
     )
     delivery = load_config(path).delivery
@@ -55,9 +51,7 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
         max_age=timedelta(hours=2),
         lease=timedelta(minutes=5),
     )
-    assert delivery.breaker == BreakerConfig(
-        threshold=1, cooldown=timedelta(minutes=1), max_cooldown=timedelta(hours=1)
-    )
+    assert delivery.breaker == BreakerConfig(threshold=1, cooldown=timedelta(minutes=1))
     assert delivery.flush_timeout == timedelta(0)
 
 
@@ -85,9 +79,8 @@ MISTAKES = {
     "  retry: {initial: 2s}\n": "3:11: unknown key 'initial'",
     "  breaker: {threshold: 0}\n": "3:24: 'delivery.breaker.threshold' must be >= 1, got 0",
     "  breaker: {cooldown: 0s}\n": "3:23: 'cooldown' must be longer than 0s",
-    "  breaker: {max_cooldown: 0s}\n": "3:27: 'max_cooldown' must be longer than 0s",
-    "  breaker: {cooldown: 10m}\n": "3:13: 'cooldown' (10m) must not be longer than 'max_cooldown' (5m)",
-    "  breaker: {max_cooldown: 1s}\n": "3:13: 'cooldown' (5s) must not be longer than 'max_cooldown' (1s)",
+    # The cooldown no longer grows: a probe goes out every cooldown, so there is no maximum to set.
+    "  breaker: {max_cooldown: 5m}\n": "3:13: unknown key 'max_cooldown' (did you mean 'cooldown'?)",
     "  flush_timeout: soon\n": "3:18: invalid duration 'soon': use a number and a unit (ms, s, m, h, d, w), "
     "e.g. 30s, 5m, 1h30m",
     "  flush_timout: 1s\n": "3:3: unknown key 'flush_timout' (did you mean 'flush_timeout'?)",

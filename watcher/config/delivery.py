@@ -18,7 +18,7 @@ from watcher.duration import Duration, PositiveDuration, format_duration
 class RetryConfig(ConfigModel):
     """How hard the outbox tries one notification (``watcher.notify.outbox.RetryPolicy``, same
     names and defaults). The n-th failure waits ``min(max_backoff, base * factor**(n-1))``,
-    shortened by up to ``jitter``; a service's Retry-After is a lower bound."""
+    shortened by up to ``jitter``; a service's Retry-After replaces that wait."""
 
     max_attempts: int = Field(default=10, ge=1, description="failed attempts before a dead letter")
     base: PositiveDuration = Field(
@@ -49,25 +49,14 @@ class RetryConfig(ConfigModel):
 
 class BreakerConfig(ConfigModel):
     """When a receiver's circuit opens (``watcher.notify.breaker.CircuitBreaker``, same names and
-    defaults): after ``threshold`` failures in a row, for ``cooldown``, doubled at each opening
-    without a success in between up to ``max_cooldown``. A Retry-After opens it for exactly that long."""
+    defaults): after ``threshold`` failures in a row, for ``cooldown``; then one probe per
+    ``cooldown`` until a success closes it. A Retry-After opens it for exactly that long."""
 
     threshold: int = Field(default=3, ge=1, description="failures in a row that open the circuit")
     cooldown: PositiveDuration = Field(
-        default=timedelta(seconds=5), description="how long it stays open at first"
+        default=timedelta(seconds=5),
+        description="how long it stays open before one probe is sent (and again after each failed probe)",
     )
-    max_cooldown: PositiveDuration = Field(
-        default=timedelta(minutes=5), description="the longest it stays open"
-    )
-
-    @model_validator(mode="after")
-    def _cooldown_within_max(self) -> BreakerConfig:
-        if self.cooldown > self.max_cooldown:
-            raise ValueError(
-                f"'cooldown' ({format_duration(self.cooldown)}) must not be longer than "
-                f"'max_cooldown' ({format_duration(self.max_cooldown)})"
-            )
-        return self
 
 
 class DeliveryConfig(ConfigModel):

@@ -34,6 +34,7 @@ class SlackReceiver(ConfigModel):
     webhook_url: SecretStr | None = None
     base_url: str | None = Field(default=None, description="Slack API base URL (tests, proxies)")
     charts: bool = Field(default=True, description="upload a chart of the signal in the thread (files:write)")
+    timeout: Duration = Field(default=timedelta(seconds=10), description="how long one Slack call may take")
 
     @model_validator(mode="after")
     def _mode(self) -> SlackReceiver:

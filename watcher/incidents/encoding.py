@@ -57,6 +57,7 @@ def notification_to_json(notification: Notification) -> dict[str, Any]:
         "thread_key": notification.thread_key,
         "thread_ref": None if notification.thread_ref is None else dict(notification.thread_ref),
         "group_labels": dict(notification.group_labels),
+        "part": notification.part,
     }
 
 
@@ -71,4 +72,5 @@ def notification_from_json(data: Mapping[str, Any]) -> Notification:
         thread_key=data["thread_key"],
         thread_ref=data.get("thread_ref"),
         group_labels=dict(data.get("group_labels") or {}),
+        part=data.get("part", "message"),
     )

@@ -89,7 +89,15 @@ _V2 = (
     "CREATE INDEX silences_by_end ON silences (ends_at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+_V3 = (
+    # When the oldest attempt whose outcome was never recorded started (the process died, or the
+    # answer was lost on the way back). Set at claim, cleared when an answer is recorded. A claim
+    # that finds it set knows the service may have the message already: the outbox asks the
+    # channel (``Reconciler``) before sending again.
+    "ALTER TABLE outbox ADD COLUMN attempt_started_at INTEGER",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

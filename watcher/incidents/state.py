@@ -19,6 +19,8 @@ Durability settings, and why:
   a crash between a send and its "delivered" mark re-sends a message from ~4 ms to well under 1 ms.
 - ``busy_timeout``: two processes wait for each other's write lock instead of failing, and writes
   start with ``BEGIN IMMEDIATE`` so a lock upgrade can never deadlock.
+- ``journal_size_limit`` and ``truncate_wal`` (the daemon calls it every 30s): the WAL gives its
+  space back, so after a full disk the journal cannot refill it and keep writes failing.
 - The schema is versioned with ``PRAGMA user_version`` (``watcher.incidents.schema``).
 
 All times are stored as integer microseconds since the Unix epoch (UTC), so they sort and
@@ -54,7 +56,17 @@ Write = Callable[[sqlite3.Connection], None]
 """A stage's own rows (routing groups), written inside ``StateStore.commit``'s transaction."""
 
 _NO_CHECKPOINTS: Mapping[str, datetime] = MappingProxyType({})
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+"""Bytes the WAL is cut back to when it restarts after a checkpoint (the auto-checkpoint runs at
+1,000 pages, 4 MB): a WAL that grew during a burst does not keep its space on a small disk."""
 _ITEM_COLUMNS = "payload, attempts, status, last_error, next_attempt_at, delivered_at"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A notification taken for sending (``StateStore.claim``)."""
+
+    in_doubt_since: datetime | None = None  # an earlier attempt started then; its outcome is unknown
 
 
 @dataclass(frozen=True)
@@ -75,8 +87,10 @@ class StateStore:
 
     def __init__(self, path: Path, *, busy_timeout: timedelta = timedelta(seconds=5)) -> None:
         self.path = path
+        self._busy_timeout = busy_timeout
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self.writes = 0  # transactions committed: a write after a failed one says the file works again
         self._db = sqlite3.connect(
             path, timeout=busy_timeout.total_seconds(), isolation_level=None, check_same_thread=False
         )
@@ -84,6 +98,7 @@ class StateStore:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout.total_seconds() * 1000)}")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             self._db.execute("PRAGMA foreign_keys = ON")
             migrate(self._db, path)
         except sqlite3.DatabaseError as exc:
@@ -222,20 +237,33 @@ class StateStore:
 
     # ------------------------------------------------------------------ outbox
 
-    def due_notifications(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        """Pending notifications whose next attempt is due, oldest first. A notification waits
-        while an earlier one of the same (receiver, thread_key) is still pending, so a thread's
-        first message is always delivered (or dead) before its replies."""
+    def due_notifications(
+        self, now: datetime, limit: int = 100, receiver: str | None = None
+    ) -> list[OutboxItem]:
+        """Pending notifications whose next attempt is due (of one ``receiver``, or all), oldest
+        first. A notification waits while an earlier one of the same (receiver, thread_key) is
+        still pending, so a thread's first message is always delivered (or dead) before its replies."""
+        only = "" if receiver is None else "AND o.receiver = ? "
         sql = (
             f"SELECT {_ITEM_COLUMNS} FROM outbox AS o WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
-            "AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.receiver = o.receiver "
+            f"{only}AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.receiver = o.receiver "
             "AND e.thread_key = o.thread_key AND e.status = 'pending' "
             "AND (e.created_at, e.seq) < (o.created_at, o.seq)) "
             "ORDER BY o.created_at, o.seq LIMIT ?"
         )
+        args = (micros(now), limit) if receiver is None else (micros(now), receiver, limit)
         with self._lock:
-            rows = self._db.execute(sql, (micros(now), limit)).fetchall()
+            rows = self._db.execute(sql, args).fetchall()
         return [_item(row) for row in rows]
+
+    def next_due(self, receiver: str) -> datetime | None:
+        """When ``receiver``'s next pending notification is due, or None when it has none."""
+        with self._lock:
+            (value,) = self._db.execute(
+                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending' AND receiver = ?",
+                (receiver,),
+            ).fetchone()
+        return None if value is None else from_micros(value)
 
     def outbox_item(self, notification_id: str) -> OutboxItem | None:
         with self._lock:
@@ -244,18 +272,29 @@ class StateStore:
             ).fetchone()
         return None if row is None else _item(row)
 
-    def claim(self, notification_id: str, now: datetime, until: datetime) -> bool:
+    def claim(self, notification_id: str, now: datetime, until: datetime) -> Claim | None:
         """Take a due, pending notification for sending: its next attempt moves to ``until`` (a
-        lease), so a second drainer cannot send it too. False if it is delivered, dead, not due,
+        lease), so a second drainer cannot send it too. None if it is delivered, dead, not due,
         or already claimed. A drainer that dies while sending leaves it to be retried at ``until``,
-        or at once by the next daemon on this file (``release_claims``)."""
+        or at once by the next daemon on this file (``release_claims``).
+
+        The claim says whether an earlier attempt is *in doubt*: it started and its outcome was
+        never recorded (the process died mid-send, or the answer was lost), so the service may
+        have the message already and the caller should look before sending again."""
         with self._lock, self._transaction(durable=False):
-            cursor = self._db.execute(
-                "UPDATE outbox SET next_attempt_at = ?, claimed_at = ? "
+            row = self._db.execute(
+                "SELECT attempt_started_at FROM outbox "
                 "WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?",
-                (micros(until), micros(now), notification_id, micros(now)),
+                (notification_id, micros(now)),
+            ).fetchone()
+            if row is None:
+                return None
+            self._db.execute(
+                "UPDATE outbox SET next_attempt_at = ?, claimed_at = ?, "
+                "attempt_started_at = coalesce(attempt_started_at, ?) WHERE id = ?",
+                (micros(until), micros(now), micros(now), notification_id),
             )
-        return cursor.rowcount == 1
+        return Claim(in_doubt_since=None if row[0] is None else from_micros(row[0]))
 
     def release_claims(self) -> int:
         """Make every claimed, unfinished notification due again at the time it was claimed; returns
@@ -269,15 +308,22 @@ class StateStore:
         return cursor.rowcount
 
     def mark_delivered(
-        self, notification_id: str, now: datetime, ref: Mapping[str, Any] | None = None
+        self,
+        notification_id: str,
+        now: datetime,
+        ref: Mapping[str, Any] | None = None,
+        followups: Sequence[Notification] = (),
     ) -> None:
         """Record a successful send. Idempotent: a delivered notification stays as first marked.
-        ``ref`` becomes the thread's ref unless the thread already has one."""
+        ``ref`` becomes the thread's ref unless the thread already has one. ``followups`` (further
+        steps of the same send, e.g. Slack's chart upload) are enqueued in the same transaction,
+        so the send is recorded the moment the service answered and each later step is its own
+        outbox row, retried and deduplicated on its own."""
         with self._lock, self._transaction(durable=False):
             row = self._thread_of(notification_id)
             self._db.execute(
                 "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = '', "
-                "claimed_at = NULL WHERE id = ? AND status != 'delivered'",
+                "claimed_at = NULL, attempt_started_at = NULL WHERE id = ? AND status != 'delivered'",
                 (micros(now), notification_id),
             )
             if ref is not None:
@@ -286,21 +332,43 @@ class StateStore:
                     "VALUES (?, ?, ?, ?)",
                     (*row, dumps(dict(ref)), micros(now)),
                 )
+            self._enqueue(followups)
 
     def mark_failed(
-        self, notification_id: str, now: datetime, error: str, next_attempt_at: datetime | None
+        self,
+        notification_id: str,
+        now: datetime,
+        error: str,
+        next_attempt_at: datetime | None,
+        *,
+        maybe_sent: bool = False,
     ) -> None:
         """Record a failed attempt: retry at ``next_attempt_at``, or dead letter if it is None.
-        Ignored unless the notification is still pending (it may have been delivered meanwhile)."""
+        Ignored unless the notification is still pending (it may have been delivered meanwhile).
+        ``maybe_sent``: the service may have taken it (no answer came back), so the attempt stays
+        in doubt and the next claim says so."""
         next_at = None if next_attempt_at is None else micros(next_attempt_at)
         with self._lock, self._transaction(durable=False):
             self._thread_of(notification_id)
             self._db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, claimed_at = NULL, "
                 "status = CASE WHEN ? IS NULL THEN 'dead' ELSE 'pending' END, "
+                "attempt_started_at = CASE WHEN ? THEN attempt_started_at END, "
                 "next_attempt_at = coalesce(?, ?) WHERE id = ? AND status = 'pending'",
-                (error, next_at, next_at, micros(now), notification_id),
+                (error, next_at, int(maybe_sent), next_at, micros(now), notification_id),
             )
+
+    def expedite(self, receiver: str, now: datetime) -> int:
+        """Make every pending, unclaimed notification of ``receiver`` due at ``now``; returns how
+        many. Called when a receiver answers again after failing: its queue drains at once, in
+        order, instead of each notification waiting out the backoff it got while it was down."""
+        with self._lock, self._transaction(durable=False):
+            cursor = self._db.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE receiver = ? AND status = 'pending' "
+                "AND claimed_at IS NULL AND next_attempt_at > ?",
+                (micros(now), receiver, micros(now)),
+            )
+        return cursor.rowcount
 
     def _thread_of(self, notification_id: str) -> tuple[str, str]:
         row = self._db.execute(
@@ -355,6 +423,18 @@ class StateStore:
         with self._lock, self._transaction():
             yield self._db
 
+    def truncate_wal(self) -> bool:
+        """Copy the write-ahead log into the file and cut it to zero bytes (``wal_checkpoint(TRUNCATE)``),
+        so a WAL grown while the disk was full gives its space back. Never waits: False when a
+        reader or writer (the CLI) is in the way, to try again later."""
+        with self._lock:
+            self._db.execute("PRAGMA busy_timeout = 0")
+            try:
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout.total_seconds() * 1000)}")
+        return not busy
+
     @contextmanager
     def _transaction(self, durable: bool = True) -> Iterator[None]:
         """One immediate transaction; ``durable=False`` commits it without an fsync (see above)."""
@@ -364,10 +444,11 @@ class StateStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                self._db.execute("COMMIT")  # a full disk fails here: roll back, never stay inside
             except BaseException:
                 rollback(self._db)
                 raise
-            self._db.execute("COMMIT")
+            self.writes += 1
         finally:
             if not durable:
                 self._db.execute("PRAGMA synchronous = FULL")
@@ -388,6 +469,7 @@ def _item(row: Sequence[Any]) -> OutboxItem:
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "Claim",
     "OutboxItem",
     "OutboxStatus",
     "StateStore",

@@ -10,7 +10,14 @@ Guarantees, given the state store's transactional enqueue:
 - thread order: a thread's later messages wait while an earlier one is pending, and they carry
   the thread ref the first delivered message returned (read from the store just before sending).
 
-Failures back off exponentially with jitter; a service's ``Retry-After`` is a lower bound; a
+- in doubt: a notification whose earlier attempt started but was never answered (a crash
+  mid-send, a timeout) is looked up at the receiver first when its notifier can be asked
+  (``Reconciler``: Slack); found, it is marked delivered and not sent again;
+- steps: a notifier may return follow-ups with a delivery (Slack's chart upload); they are
+  enqueued in the transaction that records the delivery, so a crash in a follow-up never re-sends
+  the message.
+
+Failures back off exponentially with jitter; a service's ``Retry-After`` replaces the backoff; a
 permanent failure, ``max_attempts`` failures or a notification older than ``max_age`` go to the
 dead letters (``StateStore.dead_letters``), reported in ``DrainReport.dead_letters`` for a
 meta-alert; an attempt the service answered with ``Retry-After`` never dead-letters by count (the
@@ -32,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from watcher.duration import format_duration
 from watcher.incidents.state import OutboxItem, StateStore
-from watcher.notify.base import Delivery, Notification, Notifier
+from watcher.notify.base import Delivery, Notification, Notifier, Reconciler
 from watcher.notify.breaker import CircuitBreaker
 
 if TYPE_CHECKING:
@@ -103,6 +110,7 @@ class DrainReport:
     skipped: int = 0  # delivered or claimed by another drainer between listing and sending
     dead_letters: list[str] = field(default_factory=list)  # ids, for a meta-alert
     deferred: int = 0  # held back: the receiver's circuit breaker is open
+    reconciled: int = 0  # in doubt after a crash, found at the receiver: marked delivered, not re-sent
     delivered_to: set[str] = field(default_factory=set, compare=False)  # receivers that took one
     # The counts above per receiver, for /metrics (compare=False: tests compare the totals).
     sent_to: Counter[str] = field(default_factory=Counter, compare=False)
@@ -138,10 +146,13 @@ class Outbox:
         self._rng = rng or random.Random()
         self.breaker = breaker  # None: every due notification is tried
 
-    def drain(self, max_items: int | None = None, *, until: datetime | None = None) -> DrainReport:
-        """Try every due notification once (at most ``max_items``), oldest first. A notification
-        that became due by being next in its thread is tried in the same drain. With ``until``
-        (a shutdown's deadline) no send starts after that time; the rest wait in the outbox."""
+    def drain(
+        self, max_items: int | None = None, *, until: datetime | None = None, receiver: str | None = None
+    ) -> DrainReport:
+        """Try every due notification once (at most ``max_items``), oldest first; only
+        ``receiver``'s with one (its delivery worker). A notification that became due by being next
+        in its thread is tried in the same drain. With ``until`` (a shutdown's deadline) no send
+        starts after that time; the rest wait in the outbox."""
         report = DrainReport()
         # Listing as of the drain's start: a retry scheduled during the drain is never due again
         # in it, however long slow sends take, so every pass brings new notifications.
@@ -149,7 +160,7 @@ class Outbox:
         tried: set[str] = set()
         while max_items is None or report.attempted < max_items:
             room = _BATCH if max_items is None else min(_BATCH, max_items - report.attempted)
-            listed = self._state.due_notifications(started, room)
+            listed = self._state.due_notifications(started, room, receiver)
             due = [item for item in listed if item.notification.id not in tried]
             if not due:
                 break
@@ -174,20 +185,42 @@ class Outbox:
         if self.breaker is not None and not self.breaker.allows(notification.receiver, now):
             report.deferred += 1
             return
-        if not self._state.claim(notification.id, now, now + self.policy.lease):
+        claim = self._state.claim(notification.id, now, now + self.policy.lease)
+        if claim is None:
             report.skipped += 1
             return
-        delivery = self._send(notifier, self._threaded(notification))
+        notification = self._threaded(notification)
+        found = None
+        if claim.in_doubt_since is not None and isinstance(notifier, Reconciler):
+            found = self._find(notifier, notification, claim.in_doubt_since)
+            if found is not None and found.ok:
+                report.reconciled += 1
+        delivery = found or self._send(notifier, notification)
         done = self._clock()
-        if self.breaker is not None:
-            self.breaker.record(notification.receiver, delivery, done)
+        if self.breaker is not None and self.breaker.record(notification.receiver, delivery, done):
+            # The receiver is back: what waited out its backoff while it was down goes now, in order.
+            self._state.expedite(notification.receiver, done)
         if delivery.ok:
-            self._state.mark_delivered(notification.id, done, delivery.ref)
+            self._state.mark_delivered(notification.id, done, delivery.ref, delivery.followups)
             report.sent += 1
             report.sent_to[notification.receiver] += 1
             report.delivered_to.add(notification.receiver)
             return
         self._fail(item, delivery, done, report)
+
+    @staticmethod
+    def _find(notifier: Reconciler, notification: Notification, since: datetime) -> Delivery | None:
+        """Whether the service already has an in-doubt notification. A lookup that fails keeps the
+        notification in doubt (``maybe_sent``) and sends nothing: it is asked again at the retry."""
+        try:
+            found = notifier.find(notification, since)
+        except Exception as exc:  # a notifier bug must not stop the other deliveries
+            found = Delivery(ok=False, error=f"{type(exc).__name__}: {exc}")
+        if found is not None and not found.ok:
+            return replace(found, error=f"looking up an in-doubt send: {found.error}", maybe_sent=True)
+        if found is not None:
+            log.info("notification %s was already delivered (found at the receiver)", notification.id)
+        return found
 
     def _threaded(self, notification: Notification) -> Notification:
         ref = self._state.thread_ref(notification.receiver, notification.thread_key)
@@ -221,10 +254,14 @@ class Outbox:
             report.dead_letters.append(notification.id)
             _log_failure(logging.ERROR, notification, failures, f"dead letter, {verdict}: {error}")
             return
-        wait = policy.backoff(failures, self._rng)
+        # A service's Retry-After replaces the backoff rather than adding to it: the service said
+        # when it can take the message, and a backoff grown over a long outage would leave the
+        # message waiting long after that.
         if delivery.retry_after is not None:
-            wait = max(wait, timedelta(seconds=delivery.retry_after))
-        self._state.mark_failed(notification.id, now, error, now + wait)
+            wait = timedelta(seconds=delivery.retry_after)
+        else:
+            wait = policy.backoff(failures, self._rng)
+        self._state.mark_failed(notification.id, now, error, now + wait, maybe_sent=delivery.maybe_sent)
         report.retried += 1
         report.retried_to[notification.receiver] += 1
         _log_failure(logging.WARNING, notification, failures, f"retry in {format_duration(wait)}: {error}")

@@ -4,8 +4,14 @@ FIRING posts a new message; its ``{"channel", "ts"}`` comes back as ``Delivery.r
 RESOLVED can reply in its thread, and RESOLVED also rewrites the original message to show the end.
 Without a thread reference (or with a webhook, which cannot thread) every message is a new post.
 With a bot token, a PNG chart of each incident's signal (the first ``MAX_CHARTS``) is uploaded into
-the message's thread (``files_upload_v2``, scope ``files:write``). The chart is an extra: when its
-upload fails the message still counts as delivered (retrying would post the message twice).
+the message's thread (``files_upload_v2``, scope ``files:write``) as a separate outbox step (a
+follow-up ``Notification`` with ``part=CHARTS``): the post is recorded the moment Slack answers, so
+a crash during the upload never posts the message again. A chart that Slack refuses for good
+(missing scope) is skipped with a warning; the message is delivered either way.
+
+Exactly once: each post carries its notification id in the message ``metadata``, and each chart
+file its id in its name, so a send left in doubt by a crash is looked up before it is repeated
+(``find``, ``watcher.notify.slack_lookup``). An incoming webhook cannot be asked: it is at least once.
 
 The text comes from the ``slack/<event>.md.j2`` templates (mrkdwn, escaped per ``watcher.templates``);
 this module only lays it out as Block Kit and talks to Slack. slack-sdk's own retry handlers are
@@ -19,6 +25,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
 from http.client import HTTPException
 from typing import Any
 
@@ -29,9 +37,11 @@ from slack_sdk.webhook import WebhookClient
 from watcher.config import SlackReceiver
 from watcher.filters import labels
 from watcher.incidents.model import Event
+from watcher.incidents.series import samples
 from watcher.notify.answers import retry_after
-from watcher.notify.base import Delivery, Notification
-from watcher.notify.chart import render_chart
+from watcher.notify.base import CHARTS, Delivery, Notification
+from watcher.notify.chart import MIN_SAMPLES, render_chart
+from watcher.notify.slack_lookup import SlackLookup, SlackLookupError, metadata
 from watcher.templates import RenderError, Templates
 
 log = logging.getLogger("watcher.notify.slack")
@@ -40,7 +50,6 @@ _SDK_LOG = logging.getLogger("watcher.notify.slack.sdk")
 _SDK_LOG.setLevel(logging.INFO)
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
-TIMEOUT_SECONDS = 10
 MAX_BLOCKS = 50  # Slack rejects more blocks per message
 MAX_BLOCK_TEXT = 3000  # ... and longer section texts
 TRUNCATED = "… (truncated)"
@@ -78,14 +87,17 @@ class SlackNotifier:
         self._secrets = [s.get_secret_value() for s in (settings.token, settings.webhook_url) if s]
         self._client: WebClient | None = None
         self._webhook: WebhookClient | None = None
+        self._lookup: SlackLookup | None = None
+        timeout = max(1, round(settings.timeout.total_seconds()))
         if settings.token is not None and settings.channel:
             self._client = WebClient(
                 token=settings.token.get_secret_value(),
                 base_url=settings.base_url or DEFAULT_BASE_URL,
-                timeout=TIMEOUT_SECONDS,
+                timeout=timeout,
                 logger=_SDK_LOG,
                 retry_handlers=[],
             )
+            self._lookup = SlackLookup(self._client)
         elif settings.webhook_url is not None:
             url = settings.webhook_url.get_secret_value()
             if not url.startswith(("https://", "http://")):
@@ -93,7 +105,7 @@ class SlackNotifier:
                 raise ValueError("slack webhook_url must start with https://")
             self._webhook = WebhookClient(
                 url,
-                timeout=TIMEOUT_SECONDS,
+                timeout=timeout,
                 logger=_SDK_LOG,
                 retry_handlers=[],
             )
@@ -115,7 +127,7 @@ class SlackNotifier:
             uploads.append(
                 {
                     "file": png,
-                    "filename": f"{incident.rule}.png",
+                    "filename": chart_name(incident.rule, notification.id),
                     "title": title,
                     "alt_txt": f"chart of {title}",
                 }
@@ -123,6 +135,8 @@ class SlackNotifier:
         return uploads
 
     def send(self, notification: Notification) -> Delivery:
+        if notification.part == CHARTS:
+            return self._send_charts(notification)
         try:
             message = self.compose(notification)
         except RenderError as err:
@@ -136,50 +150,104 @@ class SlackNotifier:
         except SlackClientError as err:  # a misconfiguration the SDK refused before sending
             return Delivery(ok=False, error=self._redact(f"slack: {err}"), permanent=True)
 
+    def find(self, notification: Notification, since: datetime) -> Delivery | None:
+        """The in-doubt ``notification`` if Slack has it already (``watcher.notify.base.Reconciler``):
+        a delivery with its ref (and the chart step still to do), None when it is not there."""
+        if self._lookup is None:
+            return None  # an incoming webhook cannot be asked
+        thread = _thread(notification.thread_ref)
+        try:
+            if notification.part == CHARTS:
+                if thread is None:
+                    return None
+                names = {upload["filename"] for upload in self.charts(notification)}
+                return Delivery(ok=True) if self._lookup.files(*thread, names, since) else None
+            reply = notification.event is not Event.FIRING and thread is not None
+            channel = thread[0] if reply and thread else self._settings.channel or ""
+            found = self._lookup.message(
+                channel, notification.id, since, thread[1] if reply and thread else None
+            )
+        except SlackLookupError as err:
+            return Delivery(
+                ok=False, error=self._redact(str(err)), retry_after=err.retry_after, maybe_sent=True
+            )
+        if found is None:
+            return None
+        ref = {"channel": found.channel, "ts": found.ts}
+        if reply and thread is not None:
+            ref["thread_ts"] = thread[1]
+        return self._delivered(notification, ref)
+
     # ------------------------------------------------------------------ Web API
 
     def _post(self, client: WebClient, notification: Notification, message: dict[str, Any]) -> Delivery:
         delivery = self._post_in_thread(client, notification, message)
-        if delivery.ok and delivery.ref is not None and self._settings.charts:
-            thread_ts = delivery.ref.get("thread_ts") or delivery.ref["ts"]
-            self._upload_charts(client, notification, str(delivery.ref["channel"]), str(thread_ts))
-        return delivery
+        if not delivery.ok or delivery.ref is None:
+            return delivery
+        return self._delivered(notification, delivery.ref)
+
+    def _delivered(self, notification: Notification, ref: Mapping[str, Any]) -> Delivery:
+        """A delivered message, with its chart upload as the next step when it has charts."""
+        if not self._settings.charts or not any(
+            len(samples(incident.details)) >= MIN_SAMPLES for incident in notification.incidents[:MAX_CHARTS]
+        ):
+            return Delivery(ok=True, ref=ref)
+        thread = {"channel": ref["channel"], "ts": ref.get("thread_ts") or ref["ts"]}
+        step = replace(notification, id=f"{notification.id}.{CHARTS}", part=CHARTS, thread_ref=thread)
+        return Delivery(ok=True, ref=ref, followups=(step,))
 
     def _post_in_thread(
         self, client: WebClient, notification: Notification, message: dict[str, Any]
     ) -> Delivery:
         thread = _thread(notification.thread_ref)
         if notification.event is Event.FIRING or thread is None:
-            return self._post_message(client, self._settings.channel or "", message)
+            return self._post_message(client, self._settings.channel or "", message, notification.id)
         channel, ts = thread
         if notification.event is Event.RESOLVED:
             failure = self._update_original(client, channel, ts, message)
             if failure is not None:
                 return failure
-        return self._post_message(client, channel, message, thread_ts=ts)
+        return self._post_message(client, channel, message, notification.id, thread_ts=ts)
 
-    def _upload_charts(
-        self, client: WebClient, notification: Notification, channel: str, thread_ts: str
-    ) -> None:
-        # The message is delivered already: nothing here may fail the send (a retry would post it twice).
+    def _send_charts(self, notification: Notification) -> Delivery:
+        """The chart step: upload the charts into the message's thread. Slack refusing them for
+        good (a missing ``files:write`` scope) skips them with a warning: the message is delivered."""
+        thread = _thread(notification.thread_ref)
+        if self._client is None or thread is None:
+            return Delivery(ok=True)
         try:
             uploads = self.charts(notification)
             if uploads:
-                client.files_upload_v2(file_uploads=uploads, channel=channel, thread_ts=thread_ts)
+                self._client.files_upload_v2(file_uploads=uploads, channel=thread[0], thread_ts=thread[1])
         except SlackApiError as err:
-            log.warning("chart not uploaded to Slack: %s", _error_code(err) or "error")
-        except Exception as err:  # network, SDK, or drawing the chart
-            log.warning("chart not uploaded to Slack: %s", self._redact(f"{type(err).__name__}: {err}"))
+            failure = self._api_failure("files.upload", err)
+            if failure.permanent:
+                log.warning("chart not uploaded to Slack: %s", _error_code(err) or "error")
+                return Delivery(ok=True)
+            return replace(failure, maybe_sent=True)
+        except (OSError, HTTPException) as err:
+            return replace(self._network_failure("files.upload", err), maybe_sent=True)
+        return Delivery(ok=True)
 
     def _post_message(
-        self, client: WebClient, channel: str, message: dict[str, Any], thread_ts: str | None = None
+        self,
+        client: WebClient,
+        channel: str,
+        message: dict[str, Any],
+        notification_id: str,
+        thread_ts: str | None = None,
     ) -> Delivery:
         try:
-            answer = client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message)
+            answer = client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, metadata=metadata(notification_id), **message
+            )
         except SlackApiError as err:
             return self._api_failure("chat.postMessage", err)
         except (OSError, HTTPException) as err:
-            return self._network_failure("chat.postMessage", err)
+            # The request may have reached Slack before the connection broke: the retry looks first.
+            return replace(self._network_failure("chat.postMessage", err), maybe_sent=True)
+        if self._lookup is not None and thread_ts is None:
+            self._lookup.learn(channel, str(answer["channel"]))
         ref = {"channel": answer["channel"], "ts": answer["ts"]}
         return Delivery(ok=True, ref=ref if thread_ts is None else {**ref, "thread_ts": thread_ts})
 
@@ -274,3 +342,9 @@ def _thread(ref: Mapping[str, Any] | None) -> tuple[str, str] | None:
     if not ref or not ref.get("channel") or not ref.get("ts"):
         return None
     return str(ref["channel"]), str(ref["ts"])
+
+
+def chart_name(rule: str, notification_id: str) -> str:
+    """A chart's file name: the rule, and the message's notification id, by which an in-doubt
+    upload is found in the thread (``find``)."""
+    return f"{rule}.{notification_id.split('.')[0][:12]}.png"
