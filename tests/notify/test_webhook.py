@@ -99,6 +99,7 @@ def test_posts_a_signed_versioned_json_document(hook: Hook) -> None:
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Watcher-Event"] == "firing"
     assert headers["X-Watcher-Delivery"] == "n1"
+    assert headers["Idempotency-Key"] == "n1"
     assert headers["X-Watcher-Timestamp"] == str(int(CLOCK))
     assert verify(SECRET, headers, body)
     assert not verify("another-secret", headers, body)

@@ -5,7 +5,8 @@ rely on, with the rule annotations rendered as plain text. With a ``secret`` the
 ``X-Watcher-Signature: sha256=<hex>`` is the HMAC-SHA256 of ``<timestamp>.<raw body>`` where the
 timestamp is the ``X-Watcher-Timestamp`` header (Unix seconds). Signing the timestamp with the
 body lets a receiver refuse replays: it checks the signature, then that the timestamp is recent.
-``X-Watcher-Delivery`` carries the notification id, the same on every retry, to deduplicate on.
+``X-Watcher-Delivery`` and ``Idempotency-Key`` carry the notification id, the same on every retry
+(and on a re-send after a crash), to deduplicate on.
 
 Answers: 2xx is delivered; 408, 425, 429 and 5xx are retried by the outbox (honouring
 Retry-After); any other status is permanent, redirects included (a moved endpoint is a
@@ -77,6 +78,9 @@ class WebhookNotifier:
                 "User-Agent": f"watcher/{__version__}",
                 "X-Watcher-Event": notification.event.value,
                 "X-Watcher-Delivery": notification.id,
+                # The name most HTTP frameworks and API gateways deduplicate on (IETF draft
+                # "The Idempotency-Key HTTP Header Field"); the same value as X-Watcher-Delivery.
+                "Idempotency-Key": notification.id,
                 TIMESTAMP_HEADER: str(timestamp),
             }
         )
