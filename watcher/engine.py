@@ -9,6 +9,10 @@ A rule's checkpoint only moves past evaluations that got answers: when the store
 rule's later windows wait and the failed one is evaluated again at the next tick (catch-up,
 bounded by ``catch_up``), so incidents during a store outage are found after it, and an outage
 is never taken for a flatline or a resolve.
+
+A grouped rule also judges the groups it knows but the answer lacks (``watcher.detect.known``):
+a group seen recently (``groups_from``) or with an open incident is evaluated as empty, and one
+silent for ``forget_after`` is forgotten and its incident resolved with a note.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from datetime import datetime, timedelta
 from watcher.config import Route
 from watcher.detect import DETECTORS
 from watcher.detect.base import Finding, Status
-from watcher.incidents.machine import step
+from watcher.detect.known import Known, KnownGroups, forgotten_note
+from watcher.incidents.machine import retire, step
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
@@ -62,10 +67,24 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class _Answer:
-    """The store's answers to one evaluation's queries, and its share of the round trip."""
+    """The store's answers to one evaluation's queries, its share of the round trip, and the
+    answer to the rule's known-groups lookback when it was sent with this evaluation."""
 
+    queries: list[Query]
     results: list[QueryResult]
     store_seconds: float
+    seed: QueryResult | None = None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One evaluation: the detector's findings, the groups it forgot, the store's error if a
+    query was not answered, and its seconds (its share of the store round trip plus detection)."""
+
+    findings: list[Finding]
+    known: Known
+    error: str | None
+    seconds: float
 
 
 @dataclass
@@ -96,11 +115,14 @@ class Engine:
         self.catch_up = catch_up
         self.dispatcher = dispatcher or Dispatcher(state, route)
         self.rules: dict[str, Rule] = {}
+        self.known = KnownGroups()
         self.set_rules(rules)
 
     def set_rules(self, rules: Sequence[Rule]) -> None:
-        """Replace the rule set (hot reload). Incidents of rules kept by name are kept."""
+        """Replace the rule set (hot reload). Incidents of rules kept by name are kept; the known
+        groups of rules that did not change too (a new or edited rule's are looked up again)."""
         self.rules = {rule.name: rule for rule in rules}
+        self.known.set_rules(rules)
 
     # ------------------------------------------------------------------ the tick
 
@@ -110,34 +132,35 @@ class Engine:
             self.rules.values(), now, self.state.checkpoints(), self.catch_up, DEFAULT_BACKLOG_PER_TICK
         )
         results = self._query(plan, report) if plan else {}
-        open_incidents = {
-            i.fingerprint: i for i in self.state.incidents(states=(State.PENDING, State.FIRING))
-        }
-        changed: dict[str, Incident] = {}
-        deleted: set[str] = set()
+        changes = _Changes(
+            {i.fingerprint: i for i in self.state.incidents(states=(State.PENDING, State.FIRING))}, report
+        )
         checkpoints: dict[str, datetime] = {}
         failed: set[str] = set()
         for item in plan:
             if item.rule.name in failed:
                 continue  # waits for the failed earlier window, evaluated again next tick
-            findings, error, seconds = self._findings(item, results, open_incidents)
+            outcome = self._findings(item, results, changes.open)
+            findings, error = outcome.findings, outcome.error
             if error is None:
                 checkpoints[item.rule.name] = item.at
+                for group in outcome.known.forgotten:
+                    changes.retire(item, group)
             else:
                 failed.add(item.rule.name)
                 report.errors.setdefault(item.rule.name, error)
                 findings = [finding for finding in findings if finding.status is Status.ERROR]
             for finding in findings:
-                self._apply(item, finding, open_incidents, changed, deleted, report)
+                changes.apply(item, finding)
             report.evaluations += 1
             erred = error is not None or any(finding.status is Status.ERROR for finding in findings)
-            report.evaluated.append(Evaluation(item.rule.name, item.at, seconds, erred))
-        dispatch = self.dispatcher.plan(report.transitions, now, open_incidents)
+            report.evaluated.append(Evaluation(item.rule.name, item.at, outcome.seconds, erred))
+        dispatch = self.dispatcher.plan(report.transitions, now, changes.open)
         report.notifications = dispatch.notifications
         if plan or not dispatch.empty:
             self.state.commit(
-                list(changed.values()),
-                sorted(deleted - changed.keys()),
+                list(changes.changed.values()),
+                sorted(changes.deleted - changes.changed.keys()),
                 report.notifications,
                 checkpoints,
                 writes=[dispatch.write],
@@ -145,22 +168,26 @@ class Engine:
         return report
 
     def _query(self, plan: Sequence[Due], report: TickReport) -> dict[tuple[str, datetime], _Answer]:
-        """One batched store call per source for every evaluation in the plan."""
-        by_source: dict[str, list[tuple[Due, list[Query]]]] = defaultdict(list)
+        """One batched store call per source for every evaluation in the plan, with the known-groups
+        lookback of each rule that needs one sent along with its first evaluation."""
+        by_source: dict[str, list[tuple[Due, list[Query], list[Query]]]] = defaultdict(list)
+        looked_back: set[str] = set()
         for item in plan:
-            detector = DETECTORS[item.rule.detector]
-            by_source[item.rule.source].append((item, detector.queries(item.rule, item.at)))
+            rule = item.rule
+            queries = [_tagged(query, item.at) for query in DETECTORS[rule.detector].queries(rule, item.at)]
+            seed = None if rule.name in looked_back else self.known.seed_query(rule, item.at)
+            looked_back.add(rule.name)
+            by_source[rule.source].append((item, queries, [seed] if seed else []))
         answers: dict[tuple[str, datetime], _Answer] = {}
         for source, entries in by_source.items():
-            batch = [_tagged(query, item.at) for item, queries in entries for query in queries]
+            batch = [query for _, queries, lookback in entries for query in [*queries, *lookback]]
             started = time.perf_counter()
-            results = self._evaluate(source, batch, report)
+            results = iter(self._evaluate(source, batch, report))
             per_query = (time.perf_counter() - started) / max(len(batch), 1)
-            cursor = 0
-            for item, queries in entries:
-                own = results[cursor : cursor + len(queries)]
-                answers[(item.rule.name, item.at)] = _Answer(own, per_query * len(queries))
-                cursor += len(queries)
+            for item, queries, lookback in entries:
+                own, seeded = [next(results) for _ in queries], [next(results) for _ in lookback]
+                share = per_query * (len(queries) + len(lookback))
+                answers[(item.rule.name, item.at)] = _Answer(queries, own, share, next(iter(seeded), None))
         return answers
 
     def _evaluate(self, source: str, batch: list[Query], report: TickReport) -> list[QueryResult]:
@@ -179,59 +206,75 @@ class Engine:
         item: Due,
         results: Mapping[tuple[str, datetime], _Answer],
         open_incidents: Mapping[str, Incident],
-    ) -> tuple[list[Finding], str | None, float]:
-        """The detector's findings, the store's error if a query was not answered, and the
-        evaluation's seconds (its share of the store round trip plus detection)."""
+    ) -> _Outcome:
+        """Judge one evaluation: the detector's findings on the answers and the known groups."""
         rule = item.rule
         share = results[(rule.name, item.at)]
-        answers = share.results
-        known = [i.group for i in open_incidents.values() if i.rule == rule.name]
+        answers, asked = share.results, (share.queries, share.results)
+        open_groups = [i.group for i in open_incidents.values() if i.rule == rule.name]
+        known = self.known.known(rule, item.at, asked, share.seed, open_groups)
         for answer in answers:
             if not answer.ok:
                 log.error(
                     "rule %s: evaluation failed: %s", rule.name, answer.error, extra={"rule": rule.name}
                 )
         started = time.perf_counter()
-        findings = DETECTORS[rule.detector].evaluate(rule, answers, item.at, known)
+        findings = DETECTORS[rule.detector].evaluate(rule, answers, item.at, known.groups)
         seconds = share.store_seconds + time.perf_counter() - started
         errors = [answer.error or "query failed" for answer in answers if not answer.ok]
-        return findings, errors[0] if errors else None, seconds
+        if not errors:
+            self.known.record(rule, item.at, asked, known)
+        return _Outcome(findings, known, errors[0] if errors else None, seconds)
 
-    def _apply(
-        self,
-        item: Due,
-        finding: Finding,
-        open_incidents: dict[str, Incident],
-        changed: dict[str, Incident],
-        deleted: set[str],
-        report: TickReport,
-    ) -> None:
-        rule = item.rule
-        key = fingerprint(rule.name, finding.group)
+
+@dataclass
+class _Changes:
+    """What a tick changes: the open incidents as they stand now, those changed and deleted, and
+    the transitions (in ``report``)."""
+
+    open: dict[str, Incident]
+    report: TickReport
+    changed: dict[str, Incident] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+
+    def apply(self, item: Due, finding: Finding) -> None:
+        """Step the finding's incident through the state machine."""
+        key = fingerprint(item.rule.name, finding.group)
         if finding.status is Status.ERROR:
-            report.errors[rule.name] = finding.reason
-        current = open_incidents.get(key)
+            self.report.errors[item.rule.name] = finding.reason
+        current = self.open.get(key)
         # The route's repeat_interval is the dispatcher's (per group); only a rule's own
         # repeat_interval makes the machine ask for an UPDATE of one incident.
-        updated, events = step(current, finding, rule, item.at, None)
+        self._record(item, key, current, *step(current, finding, item.rule, item.at, None))
+
+    def retire(self, item: Due, group: Mapping[str, str]) -> None:
+        """End the open incident of a group the rule forgot (``forget_after``), with a note why."""
+        key = fingerprint(item.rule.name, group)
+        current = self.open.get(key)
+        if current is not None:
+            self._record(item, key, current, *retire(current, item.at, forgotten_note(item.rule, group)))
+
+    def _record(
+        self, item: Due, key: str, current: Incident | None, updated: Incident | None, events: list[Event]
+    ) -> None:
         if updated is None:
             if current is not None:
-                deleted.add(key)
-                open_incidents.pop(key, None)
-                changed.pop(key, None)
+                self.deleted.add(key)
+                self.open.pop(key, None)
+                self.changed.pop(key, None)
             return
         if events:
             # The state store records the same on commit; set here so a catch-up tick that
             # evaluates this rule again sees when it was last notified.
             updated = updated.evolve(last_notified_at=item.at)
         if updated != current:
-            changed[key] = updated
+            self.changed[key] = updated
         if updated.state is State.RESOLVED:
-            open_incidents.pop(key, None)
+            self.open.pop(key, None)
         else:
-            open_incidents[key] = updated
+            self.open[key] = updated
         for event in events:
-            report.transitions.append(Transition(updated, event, item.at))
+            self.report.transitions.append(Transition(updated, event, item.at))
 
 
 def _tagged(query: Query, at: datetime) -> Query:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -104,3 +104,38 @@ def test_missing_config_is_refused(
     )
     assert code == 1
     assert f"config file {tmp_path / 'none.yaml'} not found" in capsys.readouterr().err
+
+
+def test_a_per_service_flatline_fires_for_the_service_that_goes_silent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start, stop = datetime(2026, 1, 5, 8, 0, tzinfo=UTC), datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
+    log = tmp_path / "app.jsonl"
+    lines = [
+        json.dumps({"ts": (start + timedelta(seconds=i)).isoformat(), "svc": svc, "status": 200})
+        for i in range(0, 45 * 60, 2)
+        for svc in ("a", "b", "c")
+        if svc != "b" or start + timedelta(seconds=i) < stop
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "flat.yaml").write_text(
+        "{name: per-svc-flatline, source: app, every: 1m, window: 5m, delay: 0s, group_by: [svc],"
+        " signal: count, flatline: {below: 10}, severity: critical}\n"
+    )
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        "sources: {app: {store: embedded, path: data/logs.duckdb, time_field: ts}}\n"
+        "state: {path: data/state.sqlite}\n"
+        "receivers: {console: {console: {format: text}}}\n"
+        "route: {receiver: console, group_by: [rule, svc], group_wait: 0s}\n"
+        "rules: [rules]\n"
+    )
+    code = main(["backtest", "--config", str(config), "--logs", str(log),
+                 "--start", "2026-01-05T08:10:00Z", "--end", "2026-01-05T08:44:00Z"])  # fmt: skip
+    out, _ = capsys.readouterr()
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r["group"], r["event"], r["at"]) for r in records] == [
+        ({"svc": "b"}, "firing", "2026-01-05T08:35:00Z")  # its first window without data
+    ]
