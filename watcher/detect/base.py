@@ -70,6 +70,7 @@ class Detector(Protocol):
         known_groups: Sequence[Mapping[str, str]] = (),
     ) -> list[Finding]:
         """One finding per group in the results, plus one per ``known_groups`` entry (groups with an
-        open incident) that the results lack: those are evaluated as empty groups (count 0), so a
-        flatline on a vanished group fires and ``min_events`` keeps a quiet group's state."""
+        open incident or seen within ``groups_from``, see ``watcher.detect.known``) that the results
+        lack: those are evaluated as empty groups (count 0), so a flatline on a vanished group fires
+        and ``min_events`` keeps a quiet group's state."""
         ...

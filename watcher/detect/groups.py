@@ -13,10 +13,12 @@ def groups_with_known(
     result: QueryResult, known_groups: Sequence[Mapping[str, str]]
 ) -> Iterator[tuple[Mapping[str, str], Mapping[str, AggValue]]]:
     """Yield ``(group key, values)`` for every group in the result, then an empty group (no
-    values: count 0) for each known group (one with an open incident) the result lacks.
+    values: count 0) for each known group (an open incident's, or one seen within ``groups_from``)
+    the result lacks.
 
-    Why: a group that received no documents is absent from a store's answer, but it still has
-    an incident whose fate must be decided (a flatline fires, ``min_events`` keeps state).
+    Why: a group that received no documents is absent from a store's answer, but it may still have
+    an incident whose fate must be decided, or have just stopped (a flatline fires, ``min_events``
+    keeps state).
     """
     seen: set[GroupKey] = set()
     for group in result.groups:
@@ -56,7 +58,8 @@ def error_findings(rule: Rule, known_groups: Sequence[Mapping[str, str]], messag
     """ERROR findings for a failed query: never a fire, a resolve or a flatline.
 
     Without grouping there is one group, always reported so the error is visible; with grouping
-    the groups we know of (open incidents) carry the error so none of them resolves.
+    the groups we know of (open incidents, recently seen groups) carry the error so none of them
+    resolves.
     """
     groups = list(known_groups) if rule.group_by else [{}]
     return [Finding(rule.name, group, Status.ERROR, reason=f"store error: {message}") for group in groups]
