@@ -51,6 +51,8 @@ MISTAKES = {
     "rule.groups-from-within-window.yaml": "5:1: 'groups_from' (10m) must be longer than 'window' (10m), "
     "or 0s for none",
     "rule.forget-after-within-window.yaml": "6:1: 'forget_after' (5m) must be longer than 'window' (10m)",
+    "rule.forget-after-not-a-duration.yaml": "5:15: invalid duration 'never': use a number and a unit "
+    "(ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m",
     "rule.forget-after-before-groups-from.yaml": "5:1: 'forget_after' (30m) must be at least 'groups_from' "
     "(1h, the default for a grouped flatline)",
     "rule.invalid-yaml.yaml": "3:12: invalid YAML: mapping values are not allowed here",
