@@ -56,9 +56,9 @@ Write = Callable[[sqlite3.Connection], None]
 """A stage's own rows (routing groups), written inside ``StateStore.commit``'s transaction."""
 
 _NO_CHECKPOINTS: Mapping[str, datetime] = MappingProxyType({})
-JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
-"""Bytes the WAL is cut back to when it restarts after a checkpoint (the auto-checkpoint runs at
-1,000 pages, 4 MB): a WAL that grew during a burst does not keep its space on a small disk."""
+JOURNAL_SIZE_LIMIT = 1024 * 1024
+"""The WAL is checkpointed once it holds this much (SQLite's default, 1,000 pages, is 4 MB: more
+than a small disk has) and cut back to it when it restarts, so it stays near 1 MB."""
 _ITEM_COLUMNS = "payload, attempts, status, last_error, next_attempt_at, delivered_at"
 
 
@@ -99,6 +99,7 @@ class StateStore:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {JOURNAL_SIZE_LIMIT // 4096}")
             self._db.execute("PRAGMA foreign_keys = ON")
             migrate(self._db, path)
         except sqlite3.DatabaseError as exc:
