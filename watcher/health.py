@@ -6,7 +6,10 @@ ticked); ``liveness()`` and ``readiness()`` turn that into a verdict at the inje
 
 - **alive** (``/healthz``, the systemd watchdog): the scheduler's heartbeat is recent. A stuck
   scheduler makes the process useless even though it still answers HTTP, so it must fail.
-- **ready** (``/readyz``): rules are loaded and every expected source was reached recently.
+- **ready** (``/readyz``): rules are loaded, every expected source was reached recently, and
+  watcher's own files can be written: a failed write of the state file (or of an embedded store's
+  ingest) makes it not ready at once, until the first write that works (``write_failed`` /
+  ``write_worked``). The process stays alive meanwhile: a restart does not free a disk.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Health:
         self._sources: tuple[str, ...] = ()
         self._store_ok: dict[str, datetime] = {}
         self._store_error: dict[str, str] = {}
+        self._unwritable: dict[str, tuple[str, datetime]] = {}  # file -> (error, failing since)
 
     # ------------------------------------------------------------------ what the daemon reports
 
@@ -89,6 +93,16 @@ class Health:
     def store_failed(self, source: str, error: str) -> None:
         with self._lock:
             self._store_error[source] = error
+
+    def write_failed(self, part: str, error: str, at: datetime | None = None) -> None:
+        """A write of ``part`` (e.g. "the state file") failed: not ready until ``write_worked``."""
+        with self._lock:
+            since = self._unwritable.get(part, ("", at or self._clock()))[1]
+            self._unwritable[part] = (error, since)
+
+    def write_worked(self, part: str) -> None:
+        with self._lock:
+            self._unwritable.pop(part, None)
 
     def heartbeat(self, at: datetime | None = None) -> None:
         """The scheduler is making progress (call it from every tick)."""
@@ -115,7 +129,11 @@ class Health:
         with self._lock:
             rules, sources = self._rules, self._sources
             reached, errors = dict(self._store_ok), dict(self._store_error)
-        reasons: list[str] = []
+            unwritable = dict(self._unwritable)
+        reasons = [
+            f"cannot write {part} for {format_duration(now - since)}: {error}"
+            for part, (error, since) in sorted(unwritable.items())
+        ]
         if not rules:
             reasons.append("no rules loaded" if rules is None else "the rule set is empty")
         stores: dict[str, Any] = {}
@@ -130,7 +148,9 @@ class Health:
             problem = self._store_problem(source, age, errors.get(source))
             if problem:
                 reasons.append(problem)
-        details = {"rules": rules or 0, "sources": stores}
+        details: dict[str, Any] = {"rules": rules or 0, "sources": stores}
+        if unwritable:
+            details["unwritable"] = {part: error for part, (error, _) in unwritable.items()}
         return Verdict(not reasons, tuple(reasons), details)
 
     def _store_problem(self, source: str, age: timedelta | None, error: str | None) -> str | None:

@@ -9,7 +9,10 @@ its group:
   resolves when the receiver takes a notification again. It is never sent to the receiver it is
   about (``Dispatcher.routes``), and ``meta.receiver`` in watcher.yaml names where it goes;
 - ``watcher:rules-invalid``: the rule files failed to load (after a reload); resolves when they
-  load cleanly.
+  load cleanly;
+- ``watcher:state-unwritable``: the state file (or an embedded store) cannot be written. It cannot
+  go through the state file's outbox, so ``watcher.write_guard.DirectAlert`` keeps it in memory
+  (built by ``observe`` below) and sends it straight to the receiver's notifier.
 
 ``observe`` is the pure state machine (a failure streak fires after ``needed`` failures, one
 success resolves); ``Watchdog`` feeds it from tick and drain reports and commits its incidents

@@ -68,6 +68,11 @@ class Metrics:
         self.outbox_depth = Gauge(
             "watcher_outbox_depth", "Notifications waiting in the outbox.", registry=reg
         )
+        self.state_write_errors = Counter(
+            "watcher_state_write_errors",
+            "Ticks and drains whose write to the state file failed (disk full, I/O error).",
+            registry=reg,
+        )
         self.store_round_trips = Counter(
             "watcher_store_round_trips",
             "Calls to a log store (one per source per tick).",
