@@ -1,9 +1,14 @@
 """The long-running daemon: APScheduler wiring, signals and graceful shutdown.
 
 It holds no alerting logic. One scheduler job ticks the engine on the rules' common grid
-(rules due at the same tick share one store round trip per source); another drains the
-outbox every second so retries do not wait for the next tick. Both run on one worker thread,
-so the state database and stores are never used concurrently within the process.
+(rules due at the same tick share one store round trip per source); another flushes the routing
+groups every second and wakes the delivery workers. Both run on one scheduler thread, so ticks,
+routing and the stores are never used concurrently within the process. Sending runs on one
+delivery worker thread per receiver (``watcher.notify.workers``), so a receiver that hangs delays
+no other; the workers only claim, send and record outbox rows (the state file serialises them). The scheduler
+runs its jobs through a ``WriteGuard``: a job that cannot write watcher's files (a full disk) is caught
+there, logged once a minute, turns ``/readyz`` 503 and sends ``watcher:state-unwritable``
+directly (``watcher.write_guard``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from watcher.notify.base import Notifier
 from watcher.notify.breaker import CircuitBreaker
 from watcher.notify.outbox import Outbox, RetryPolicy
 from watcher.notify.registry import build_notifier
+from watcher.notify.workers import DeliveryWorkers
 from watcher.operations import Operations
 from watcher.reload import Reload, Reloader, orphans, retire_incidents
 from watcher.routing.dispatch import Dispatcher
@@ -41,6 +47,7 @@ from watcher.store.embedded import EmbeddedStore
 from watcher.store.factory import open_store, open_stores
 from watcher.template_errors import rule_errors
 from watcher.templates import Templates
+from watcher.write_guard import TICK, DirectAlert, WriteError, WriteGuard
 
 log = logging.getLogger("watcher.daemon")
 Clock = Callable[[], datetime]
@@ -85,6 +92,10 @@ class Daemon:
             breaker=CircuitBreaker.from_config(config.delivery.breaker),
         )
         self.operations = Operations(config, rules)
+        self.workers = DeliveryWorkers(self.outbox, self.state, clock)
+        alert = DirectAlert(lambda incident: self.dispatcher.routes(incident), lambda: self.outbox.notifiers)
+        health, metrics = self.operations.health, self.operations.metrics
+        self.guard = WriteGuard(self.state, health, metrics, alert, clock)
         self.reloader = Reloader(config_path, config, files or {}, rules) if config_path is not None else None
         self._interval: timedelta | None = None  # the tick's, once scheduled
         self.scheduler = BackgroundScheduler(
@@ -94,6 +105,13 @@ class Daemon:
         )
 
     # ------------------------------------------------------------------ jobs
+
+    def tick_job(self) -> None:
+        """The scheduler's tick: a failed write is handled at this boundary (``WriteGuard``)."""
+        self.guard.run(TICK, self.tick)
+
+    def drain_job(self) -> None:
+        self.guard.run("drain", self.drain)
 
     def tick(self) -> None:
         """Ingest new log lines (embedded sources), evaluate due rules, deliver."""
@@ -114,12 +132,20 @@ class Daemon:
         self.release_memory()
 
     def drain(self, until: datetime | None = None) -> None:
-        """Flush the routing groups that are due, deliver (no send starts after ``until``), and
-        alert on dead receivers."""
+        """Flush the routing groups that are due and deliver, then report what was delivered and
+        alert on dead receivers. Once started, the delivery workers send (one per receiver, so a
+        hanging receiver delays no other): this wakes them and collects what they did. Before
+        ``start`` (tests, a stop without start) it delivers here; no send starts after ``until``."""
         flushed = self.dispatcher.flush(self.clock())
-        report = self.outbox.drain(until=until)
+        if self.workers.running:
+            self.workers.wake()
+            report, errors = self.workers.collected()
+        else:
+            report, errors = self.outbox.drain(until=until), []
         self.operations.drain_done(report, self.state.outbox_depth() if flushed or report.attempted else None)
         self.watchdog.drain_done(report, self.clock())
+        if errors:  # a worker could not write the state file: the write guard reports it
+            raise errors[0]
 
     @staticmethod
     def release_memory() -> None:
@@ -193,6 +219,8 @@ class Daemon:
             log.error("rule file error, keeping the last good version: %s", error)
         self._open_stores(config, changes.rules)
         self.config, self.rules, self.outbox.notifiers = config, changes.rules, notifiers
+        if self.workers.running:
+            self.workers.sync(notifiers)
         self.templates = templates
         self.outbox.policy = RetryPolicy.from_config(config.delivery.retry)  # for the next attempts
         if self.outbox.breaker is not None:  # new thresholds; open circuits stay open
@@ -228,19 +256,23 @@ class Daemon:
         for name, source in self.config.sources.items():
             store = self.stores.get(name)
             if isinstance(source, EmbeddedSource) and isinstance(store, EmbeddedStore) and source.ingest:
-                store.ingest_files(source.ingest, now=now)
+                try:  # a failed ingest commits nothing and keeps its offsets: the lines wait
+                    store.ingest_files(source.ingest, now=now)
+                except Exception as exc:  # the tick stops: no rule runs on a store missing lines
+                    raise WriteError(f"embedded store {name}", exc) from exc
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         self.release_memory()  # what parsing the config and rule files left behind
         now = self.clock()
-        self.scheduler.add_job(self.tick, "date", run_date=now, id="first-tick")
+        self.scheduler.add_job(self.tick_job, "date", run_date=now, id="first-tick")
         self._plan_ticks(now)
-        self.scheduler.add_job(self.drain, IntervalTrigger(seconds=1), id="drain")
+        self.scheduler.add_job(self.drain_job, IntervalTrigger(seconds=1), id="drain")
         if self.reloader is not None:
             every = self.config.reload.interval.total_seconds()
             self.scheduler.add_job(self.reload, IntervalTrigger(seconds=every), id="reload")
+        self.workers.sync(self.outbox.notifiers)
         self.scheduler.start()
         self.operations.started()
         log.info("watcher started: %d rules, tick every %s", len(self.rules), tick_interval(self.rules))
@@ -253,7 +285,7 @@ class Daemon:
         self._interval = interval
         first = aligned(now, interval) + interval
         trigger = IntervalTrigger(seconds=interval.total_seconds(), start_date=first)
-        self.scheduler.add_job(self.tick, trigger, id="tick", replace_existing=True)
+        self.scheduler.add_job(self.tick_job, trigger, id="tick", replace_existing=True)
 
     def stop(self, flush_timeout: timedelta | None = None) -> None:
         """Let the in-flight job finish, flush the outbox for at most ``flush_timeout`` (default:
@@ -265,7 +297,10 @@ class Daemon:
         if flush_timeout is None:
             flush_timeout = self.config.delivery.flush_timeout
         try:
-            self.drain(until=self.clock() + flush_timeout)
+            until = self.clock() + flush_timeout
+            self.guard.run("drain", lambda: self.drain(until=until))
+            # Each worker finishes its send in flight and sends what is due until ``until``.
+            self.workers.stop(until, join=flush_timeout + _longest_send(self.config))
             left = self.state.outbox_depth()
             if left:
                 log.warning(
@@ -288,6 +323,12 @@ class Daemon:
         self.start()
         self.stopping.wait()
         self.stop()
+
+
+def _longest_send(config: Config) -> timedelta:
+    """The longest one send may take: the largest receiver timeout (10s by default)."""
+    timeouts = [getattr(receiver.settings, "timeout", None) for receiver in config.receivers.values()]
+    return max([t for t in timeouts if isinstance(t, timedelta)], default=timedelta(seconds=10))
 
 
 def _notifiers(config: Config, templates: Templates) -> dict[str, Notifier]:

@@ -50,7 +50,9 @@ def test_a_rate_limited_slack_gets_every_message_once_in_order(
     finally:
         assert process.terminate() == 0
         storm.stop()
-    messages = list(slack_server.messages.values())  # what Slack shows, after chat.update
+    # What Slack shows, after chat.update; the charts (file shares in the threads) are counted apart.
+    messages = [m for m in slack_server.messages.values() if not m.get("files")]
+    charts = [m for m in slack_server.messages.values() if m.get("files")]
     roots = {m["ts"]: m for m in messages if not m.get("thread_ts")}
     replies = [m for m in messages if m.get("thread_ts")]
     # Each incident: one post (rewritten when it resolved) and one reply in its thread, after it.
@@ -66,7 +68,11 @@ def test_a_rate_limited_slack_gets_every_message_once_in_order(
     ]
     # Every 429 was answered to a post that was sent again later: none lost, none doubled.
     assert len(slack_server.calls_to("chat.postMessage")) - len(messages) == 8
+    # A chart after the post and one after the resolved reply, in each thread; none uploaded twice.
+    names = [f["name"] for c in charts for f in c["files"]]
+    assert len(names) == len(set(names)) == 2 * SERVICES
+    assert {c["thread_ts"] for c in charts} == set(roots)
     with sqlite3.connect(tmp_path / "data" / "state.sqlite") as db:
         assert db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall() == [
-            ("delivered", 10)
+            ("delivered", 10 + len(charts))
         ]
