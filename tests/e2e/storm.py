@@ -180,7 +180,7 @@ def crash_loop(
     assert last.terminate() == 0, last.stderr()
     storm.stop()
     result.seconds = time.monotonic() - began
-    _score(result, stretches, webhook.snapshot())
+    score_webhook(result, stretches, webhook.snapshot())
     with sqlite3.connect(workdir / "data" / "state.sqlite") as db:
         result.integrity = str(db.execute("PRAGMA integrity_check").fetchone()[0])
     return result
@@ -219,7 +219,7 @@ def _query(workdir: Path, sql: str, *args: Any) -> int | None:
         return None
 
 
-def _score(result: CrashResult, stretches: list[BadStretch], deliveries: list[Delivery]) -> None:
+def score_webhook(result: CrashResult, stretches: list[BadStretch], deliveries: list[Delivery]) -> None:
     result.deliveries = len(deliveries)
     first_of: dict[str, Delivery] = {}
     for delivery in deliveries:

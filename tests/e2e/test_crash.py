@@ -2,7 +2,8 @@
 
 Afterwards every bad stretch was notified (none lost), every episode told firing was told resolved,
 in that order, duplicates (at-least-once re-sends of a delivered notification) stay under 0.5 %,
-and the state file passes PRAGMA integrity_check. ``bench/bench_crash.py`` runs more kills.
+and the state file passes PRAGMA integrity_check. The second test aims its kills at each step of a
+Slack send: Slack gets every message and chart exactly once. ``bench/bench_crash.py`` runs more kills.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.slack_storm import STEPS, slack_storm
 from tests.e2e.storm import crash_loop
 from tests.e2e.webhook_server import RecordingProcess
+from tests.notify.slack_server import SlackServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -33,3 +36,31 @@ def test_no_notification_is_lost_or_duplicated_across_50_sigkills(tmp_path: Path
     assert result.told_twice == []
     assert result.stretches > 300
     assert result.duplicate_rate < 0.005, result.summary()
+
+
+@pytest.mark.timeout(600)
+def test_kills_aimed_at_each_step_of_a_slack_send_post_nothing_twice(
+    tmp_path: Path, slack_server: SlackServer
+) -> None:
+    # Slack with charts and a webhook; each kill lands at a chosen step of a Slack send (before
+    # the post, after Slack posted it, after its answer, mid-upload, after the chart was shared,
+    # between a RESOLVED's rewrite and its reply), one in four at a random moment.
+    with RecordingProcess(tmp_path / "deliveries.jsonl") as webhook:
+        result = slack_storm(tmp_path / "run", slack_server, webhook, min_kills=36, length=50)
+    print(result.summary())
+    assert result.crash.kills >= 36
+    assert set(result.aimed) == set(STEPS), result.summary()  # every step was hit
+    assert result.crash.integrity == "ok"
+    # Slack: exactly once, nothing lost, each incident's resolved after its firing.
+    assert (result.duplicate_posts, result.duplicate_charts) == (0, 0), result.summary()
+    assert result.lost == []
+    assert result.unresolved == []
+    assert result.out_of_order == []
+    assert result.charts > 0
+    assert result.dead == 0
+    assert result.chart_steps == {"delivered": result.charts}  # every chart step done, once
+    # The webhook: at least once, deduplicated (a re-send only in the last moments of a send).
+    assert result.crash.lost == []
+    assert result.crash.unresolved == []
+    assert result.crash.out_of_order == []
+    assert result.crash.duplicate_rate <= 0.005, result.summary()

@@ -24,8 +24,9 @@ methods answer ``unknown_method``. Messages over Slack's Block Kit limits (50 bl
 characters per section) are refused with ``invalid_blocks``, as Slack does.
 
 ``on_call`` (method, phase) is called on the server thread at each request's ``received`` (before
-it is handled), ``handled`` (Slack has done it, the answer is not sent yet) and ``answered``
-phases: a crash test kills the daemon from there, at the exact step of a send it aims at.
+it is handled; returning True drops the request unhandled), ``handled`` (Slack has done it, the
+answer is not sent yet) and ``answered`` phases: a crash test kills the daemon from there, at the
+exact step of a send it aims at. ``posts`` keeps every message as it was posted.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class SlackServer:
         self._channels: dict[str, str] = {}
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
-        self.on_call: Callable[[str, str], None] | None = None
+        self.on_call: Callable[[str, str], bool | None] | None = None
+        self.posts: list[dict[str, Any]] = []  # every message as posted (chat.update rewrites .messages)
         self.clock: Callable[[], float] = time.time  # the time in ``ts``: tests with a fixed clock set it
         self.page_size = 100  # conversations.history / replies messages per page
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -212,6 +214,7 @@ class SlackServer:
             return {"ok": True, "channel": channel, "ts": key[1], "text": body.get("text", "")}
         ts = self._next_ts()
         self.messages[(channel, ts)] = {**body, "channel": channel, "ts": ts}
+        self.posts.append(self.messages[(channel, ts)])
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text", "")}}
 
     def _next_ts(self) -> str:
@@ -358,8 +361,9 @@ def _handler(server: SlackServer) -> type[BaseHTTPRequestHandler]:
         def _answer(self, raw: bytes) -> None:
             method = _method(self.path.partition("?")[0])
             hook = server.on_call
-            if hook is not None:
-                hook(method, "received")
+            if hook is not None and hook(method, "received"):
+                self.close_connection = True  # dropped: the request never reached "Slack"
+                return
             status, headers, body = server.handle(
                 self.path, {k.title(): v for k, v in self.headers.items()}, raw
             )

@@ -1,0 +1,219 @@
+"""A crash storm aimed at every step of a send: a real ``watcher run`` posts to Slack (charts on) and
+to a webhook, and is SIGKILLed exactly at the step of a Slack send chosen for each kill.
+
+Used by ``tests/e2e/test_crash.py`` and ``bench/bench_crash.py``. The fake Slack runs in this
+process and kills the daemon from inside its request handler (``SlackServer.on_call``), so a kill
+lands at a known point: before the post reaches Slack, after Slack posted it but before the answer
+left, right after the answer, in the middle of a chart upload, after the chart was shared, and
+between a RESOLVED's rewrite of the original and its thread reply. Kills take turns over those
+steps; one in four lands at a random moment instead. Ground truth is the storm's own schedule of
+bad stretches (``tests.e2e.storm``).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.daemon import WatcherProcess, write_config
+from tests.e2e.storm import (
+    RULE,
+    BadStretch,
+    CrashResult,
+    Storm,
+    schedule,
+    score_webhook,
+    storm_env,
+    wait_for_checkpoint,
+    wait_until_settled,
+)
+from tests.e2e.webhook_server import RecordingProcess
+from tests.notify.slack_server import SlackServer
+
+Step = tuple[str, str]  # (Slack method, phase of the request)
+STEPS: tuple[Step, ...] = (
+    ("chat.postMessage", "received"),  # before the post: Slack never got it
+    ("chat.postMessage", "handled"),  # Slack posted it, the answer never left: in doubt
+    ("chat.postMessage", "answered"),  # right after Slack answered, before the daemon recorded it
+    ("upload", "handled"),  # in the middle of a chart upload
+    ("files.completeUploadExternal", "handled"),  # the chart is shared, not recorded
+    ("chat.update", "answered"),  # a RESOLVED: original rewritten, thread reply not yet posted
+)
+TEMPLATE = (
+    "{{ event }} {% for i in incidents %}{{ i.group.svc }}@{{ i.started_at.isoformat() }} {% endfor %}\n"
+)
+
+
+class Aim:
+    """Kills the armed daemon at the first request that matches its target step."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: WatcherProcess | None = None
+        self._target: Step | None = None
+        self.killed = threading.Event()
+        self.hits: Counter[Step] = Counter()
+
+    def arm(self, process: WatcherProcess, target: Step) -> None:
+        with self._lock:
+            self._process, self._target = process, target
+            self.killed.clear()
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._process = self._target = None
+
+    def __call__(self, method: str, phase: str) -> bool:
+        with self._lock:
+            if self._process is None or self._target != (method, phase):
+                return False
+            process, self._process = self._process, None
+        process.proc.kill()  # SIGKILL, from inside Slack's handling of the request
+        self.hits[(method, phase)] += 1
+        self.killed.set()
+        return phase == "received"  # killed before the request got through: drop it
+
+
+@dataclass
+class SlackStormResult:
+    crash: CrashResult  # the webhook's view, and the kills
+    aimed: Counter[Step] = field(default_factory=Counter)  # kills that landed on each step
+    posts: int = 0  # Slack messages posted (top-level and replies)
+    duplicate_posts: int = 0  # posts of a notification id already posted
+    charts: int = 0
+    duplicate_charts: int = 0  # chart files shared twice
+    dead: int = 0  # dead letters in the outbox (every channel)
+    chart_steps: dict[str, int] = field(default_factory=dict)  # chart outbox steps by status
+    lost: list[BadStretch] = field(default_factory=list)  # stretches Slack never heard of
+    unresolved: list[tuple[str, str]] = field(default_factory=list)
+    out_of_order: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        steps = ", ".join(f"{method}/{phase} {n}" for (method, phase), n in sorted(self.aimed.items()))
+        return (
+            f"{self.crash.summary()}\n"
+            f"slack: {self.posts} posts, {self.duplicate_posts} duplicates; {self.charts} charts, "
+            f"{self.duplicate_charts} duplicates (chart steps {self.chart_steps}); {self.dead} dead letters; "
+            f"{len(self.lost)} lost, {len(self.unresolved)} unresolved, "
+            f"{len(self.out_of_order)} out of order\naimed kills: {steps}"
+        )
+
+
+def slack_storm(
+    workdir: Path,
+    slack: SlackServer,
+    webhook: RecordingProcess,
+    *,
+    services: int = 12,
+    length: float = 60.0,
+    min_kills: int = 36,
+    max_life: float = 2.0,
+    aim_wait: float = 8.0,
+    seed: int = 7,
+) -> SlackStormResult:
+    """Run the storm for ``length`` seconds, killing the daemon at least ``min_kills`` times, then
+    let a last daemon deliver everything and compare what Slack and the webhook received."""
+    config = _config(workdir, slack, webhook)
+    env = storm_env(workdir.parent / "pycache")
+    rng = random.Random(seed)
+    aim = Aim()
+    slack.on_call = aim
+    start = time.time()
+    stretches = schedule(services, start + 6, length, seed)
+    storm = Storm(workdir / "logs" / "app.jsonl", services, stretches)
+    storm.start()
+    crash = CrashResult(stretches=len(stretches))
+    began = time.monotonic()
+    first = WatcherProcess(config, env)
+    first.wait_started(60)
+    wait_for_checkpoint(workdir)
+    first.kill()
+    crash.kills = 1
+    end = start + 6 + length + 4
+    while time.time() < end or crash.kills < min_kills:
+        process = WatcherProcess(config, env)
+        process.wait_started(60)
+        if crash.kills % 4:
+            aim.arm(process, STEPS[crash.kills % len(STEPS)])
+            aim.killed.wait(aim_wait)
+        else:
+            time.sleep(rng.uniform(0, max_life))
+        aim.disarm()
+        process.kill()
+        crash.kills += 1
+    last = WatcherProcess(config, env)
+    last.wait_started(60)
+    wait_until_settled(workdir, end, timeout=180)
+    assert last.terminate() == 0, last.stderr()
+    storm.stop()
+    crash.seconds = time.monotonic() - began
+    score_webhook(crash, stretches, webhook.snapshot())
+    with sqlite3.connect(workdir / "data" / "state.sqlite") as db:
+        crash.integrity = str(db.execute("PRAGMA integrity_check").fetchone()[0])
+        (dead,) = db.execute("SELECT count(*) FROM outbox WHERE status = 'dead'").fetchone()
+        steps = dict(
+            db.execute("SELECT status, count(*) FROM outbox WHERE id LIKE '%.charts' GROUP BY status")
+        )
+    result = SlackStormResult(crash, aimed=aim.hits, dead=dead, chart_steps=steps)
+    _score_slack(result, stretches, slack)
+    return result
+
+
+def _config(workdir: Path, slack: SlackServer, webhook: RecordingProcess) -> Path:
+    for event in ("firing", "update", "resolved"):
+        (workdir / "templates" / "slack").mkdir(parents=True, exist_ok=True)
+        (workdir / "templates" / "slack" / f"{event}.md.j2").write_text(TEMPLATE)
+    bot = {"token": slack.token, "channel": "#alerts", "base_url": slack.base_url, "charts": True}
+    return write_config(
+        workdir,
+        [RULE],
+        receivers={"slack": {"slack": bot}, "hook": {"webhook": {"url": webhook.url}}},
+        route={
+            "receiver": "hook",
+            "group_by": ["svc"],
+            "group_wait": "1s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+            "routes": [{"receiver": "slack", "continue": True}, {"receiver": "hook"}],
+        },
+        templates=str(workdir / "templates"),
+    )
+
+
+def _score_slack(result: SlackStormResult, stretches: list[BadStretch], slack: SlackServer) -> None:
+    posts = [post for post in slack.posts if not post.get("files")]
+    ids = Counter(_notification_id(post) for post in posts)
+    result.posts, result.duplicate_posts = len(posts), sum(n - 1 for n in ids.values())
+    names = Counter(file.filename for file in slack.files.values() if file.channel is not None)
+    result.charts, result.duplicate_charts = sum(names.values()), sum(n - 1 for n in names.values())
+    told: dict[tuple[str, str], dict[str, float]] = {}
+    for post in posts:
+        event, *episodes = str(post.get("text", "")).split()
+        for episode in episodes:
+            service, _, started = episode.partition("@")
+            if not started:
+                raise AssertionError(f"unexpected Slack text {post.get('text')!r}")
+            told.setdefault((service, started), {}).setdefault(event, float(post["ts"]))
+    matched: set[BadStretch] = set()
+    for (service, started), events in told.items():
+        at = datetime.fromisoformat(started).timestamp()
+        stretch = next((s for s in stretches if s.service == service and s.start <= at <= s.end + 4), None)
+        if stretch is not None:
+            matched.add(stretch)
+        firing = min((events[e] for e in ("firing", "update") if e in events), default=None)
+        if "resolved" not in events:
+            result.unresolved.append((service, started))
+        elif firing is not None and firing > events["resolved"]:
+            result.out_of_order.append((service, started))
+    result.lost = [s for s in stretches if s not in matched]
+
+
+def _notification_id(post: dict[str, Any]) -> str:
+    return str(((post.get("metadata") or {}).get("event_payload") or {}).get("notification_id"))
