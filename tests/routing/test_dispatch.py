@@ -327,5 +327,6 @@ def test_a_group_left_behind_by_a_route_change_is_resolved_in_its_own_thread(sta
     sent = after.step(T0 + 5 * 60 * SEC + 30 * SEC)
     old = [n for n in sent if n.thread_key == first.thread_key]
     assert summary(old) == [("slack", "resolved", ["v1"])]
+    assert [i.found_late for n in sent for i in n.incidents] == [False, False]  # it was told firing
     with state.reading() as db:
         assert db.execute("SELECT count(*) FROM dispatch_groups").fetchone() == (0,)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -42,7 +42,16 @@ from watcher.config import Config, InhibitRule, Route
 from watcher.incidents.model import Event, Incident, State
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
-from watcher.routing.groups import Group, Member, group_key, load_groups, next_flush, save_groups
+from watcher.routing.groups import (
+    Episode,
+    Group,
+    Member,
+    group_key,
+    load_groups,
+    next_flush,
+    save_groups,
+    told_episodes,
+)
 from watcher.routing.mute import Inhibitor, Muter, MuteStage
 from watcher.routing.silences import Silences, load_silences
 from watcher.routing.tree import RouteMatch, resolve
@@ -130,12 +139,14 @@ class Dispatcher:
         with self.state.reading() as db:
             groups = load_groups(db, keys, due_by=now)
             silences = load_silences(db, now)
+            ended = [_episode(c.incident) for c in changes if c.event is Event.RESOLVED]
+            told = told_episodes(db, ended)
         dispatch = Dispatch()
         for change, match in targets:
             labels = match.group_labels(change.incident.labels)
             key = group_key(match, labels)
             group = groups.get(key) or Group.start(match, labels, change.at)
-            groups[key] = dispatch.groups[key] = joined(group, change)
+            groups[key] = dispatch.groups[key] = joined(group, change, told)
         due = sorted((g for g in groups.values() if g.next_flush_at <= now), key=_flush_order)
         if not due:
             return dispatch
@@ -170,12 +181,13 @@ def _flush_order(group: Group) -> tuple[datetime, str]:
     return group.next_flush_at, group.key
 
 
-def joined(group: Group, change: Change) -> Group:
-    """``group`` after one transition of one of its incidents."""
-    incident, episode = change.incident, (change.incident.fingerprint, change.incident.started_at)
+def joined(group: Group, change: Change, told_elsewhere: Collection[Episode] = ()) -> Group:
+    """``group`` after one transition of one of its incidents. ``told_elsewhere``: episodes other
+    groups told firing (a RESOLVED that a route change sent here is not found late)."""
+    incident, episode = change.incident, _episode(change.incident)
     members = {member.episode: member for member in group.members}
     known = members.get(episode)
-    told = known.told if known is not None else False
+    told = known.told if known is not None else episode in told_elsewhere
     if change.event is Event.RESOLVED:
         notified = known.notified if known is not None else False
         members[episode] = Member(incident, State.RESOLVED, notified, told)
@@ -219,6 +231,10 @@ def flush(
         return None, sent
     later = _next_flush(group.next_flush_at, group.group_interval, now)
     return group.evolve(members=remaining, next_flush_at=later), sent
+
+
+def _episode(incident: Incident) -> Episode:
+    return incident.fingerprint, incident.started_at
 
 
 def _refreshed(

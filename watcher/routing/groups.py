@@ -21,6 +21,9 @@ from watcher.incidents.encoding import dumps, from_micros, micros, span_micros
 from watcher.incidents.model import Incident, State
 from watcher.routing.tree import RouteMatch
 
+Episode = tuple[str, datetime]
+"""One episode of an incident: its fingerprint and when it started (became pending)."""
+
 
 @dataclass(frozen=True)
 class Member:
@@ -37,7 +40,7 @@ class Member:
     told: bool = False
 
     @property
-    def episode(self) -> tuple[str, datetime]:
+    def episode(self) -> Episode:
         return self.incident.fingerprint, self.incident.started_at
 
 
@@ -115,6 +118,20 @@ def load_groups(
 def all_groups(db: sqlite3.Connection) -> list[Group]:
     rows = db.execute(f"SELECT {_GROUP_COLUMNS} FROM dispatch_groups ORDER BY created_at, key").fetchall()
     return list(_with_members(db, [_group(row) for row in rows]).values())
+
+
+def told_episodes(db: sqlite3.Connection, episodes: Collection[Episode]) -> set[Episode]:
+    """Which of ``episodes`` (fingerprint, start) some group has told firing. A route change on a
+    reload sends an incident's RESOLVED to a group that never held it; it was told all the same."""
+    fingerprints = sorted({fingerprint for fingerprint, _ in episodes})
+    if not fingerprints:
+        return set()
+    rows = db.execute(
+        f"SELECT fingerprint, started_at FROM dispatch_members WHERE notified != {_UNTOLD} "
+        f"AND fingerprint IN ({', '.join('?' * len(fingerprints))})",
+        fingerprints,
+    ).fetchall()
+    return {(fingerprint, from_micros(started)) for fingerprint, started in rows} & set(episodes)
 
 
 def next_flush(db: sqlite3.Connection) -> datetime | None:
