@@ -3,6 +3,7 @@ nothing and keeps each incident's order (its resolved message replies in its fir
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -76,3 +77,32 @@ def test_a_rate_limited_slack_gets_every_message_once_in_order(
         assert db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall() == [
             ("delivered", 10 + len(charts))
         ]
+
+
+def test_after_a_rate_limit_storm_every_message_goes_within_twice_the_retry_after(
+    tmp_path: Path, slack_server: SlackServer
+) -> None:
+    # Slack answers every call 429 with Retry-After 3-10 s for 100 s while incidents fire and
+    # resolve. A backoff stacked on Retry-After (max(backoff, Retry-After): 64 s by the 7th attempt)
+    # left messages waiting long after Slack was fine again; now they go at the first probe after it.
+    config = slack_config(tmp_path, slack_server)
+    start = time.time()
+    stretches = [BadStretch(f"svc{i:02d}", start + 6 + 3 * i, start + 12 + 3 * i) for i in range(SERVICES)]
+    storm = Storm(tmp_path / "logs" / "app.jsonl", SERVICES, stretches)
+    storm.start()
+    process = WatcherProcess(config, storm_env(tmp_path / "pycache"))
+    waits = random.Random(3)
+    try:
+        process.wait_started(60)
+        wait_for_checkpoint(tmp_path)
+        recovered = start + 100
+        slack_server.rate_limit_until(recovered, lambda: waits.uniform(3, 10))
+        wait_until_settled(tmp_path, start + 30, timeout=200)
+    finally:
+        assert process.terminate() == 0
+        storm.stop()
+    posted = [c.at for c in slack_server.calls_to("chat.postMessage") if c.at >= recovered]
+    assert len(posted) == 2 * SERVICES  # every FIRING and RESOLVED waited out the storm ...
+    assert max(posted) - recovered <= 2 * 10 + 1  # ... and went within 2 x Retry-After of its end
+    messages = [m for m in slack_server.messages.values() if not m.get("files")]
+    assert len(messages) == 2 * SERVICES  # none twice

@@ -59,6 +59,7 @@ class SlackCall:
     path: str
     body: dict[str, Any]  # the JSON body, or the form fields
     headers: dict[str, str]
+    at: float = 0.0  # time.time() when it arrived
 
 
 @dataclass
@@ -96,6 +97,8 @@ class SlackServer:
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         self.on_call: Callable[[str, str], bool | None] | None = None
+        self._limited_until = 0.0
+        self._limit_wait: Callable[[], float] = lambda: 1.0
         self.posts: list[dict[str, Any]] = []  # every message as posted (chat.update rewrites .messages)
         self.clock: Callable[[], float] = time.time  # the time in ``ts``: tests with a fixed clock set it
         self.page_size = 100  # conversations.history / replies messages per page
@@ -164,10 +167,10 @@ class SlackServer:
             body: dict[str, Any] = {"length": len(raw)}
         else:
             body = {**dict(parse_qsl(query)), **_parse(headers.get("Content-Type", ""), raw)}
-        call = SlackCall(method, path, body, headers)
+        call = SlackCall(method, path, body, headers, time.time())
         with self._lock:
             self._calls.append(call)
-            scripted = self._next_scripted(method)
+            scripted = self._next_scripted(method) or self._limited(method)
             if scripted is not None:
                 return _scripted_reply(scripted, webhook=method == "webhook")
             if method == "webhook":
@@ -177,6 +180,17 @@ class SlackServer:
             if headers.get("Authorization") != f"Bearer {self.token}":
                 return _api_reply({"ok": False, "error": "invalid_auth"})
             return _api_reply(self._api(method, call.body))
+
+    def rate_limit_until(self, deadline: float, retry_after: Callable[[], float]) -> None:
+        """Every Web API call answers 429 until ``deadline`` (``time.time()``), each with a
+        ``Retry-After`` of ``retry_after()`` seconds (a rate-limit storm)."""
+        with self._lock:
+            self._limited_until, self._limit_wait = deadline, retry_after
+
+    def _limited(self, method: str) -> _Scripted | None:
+        if method in ("webhook", "upload") or time.time() >= self._limited_until:
+            return None
+        return _Scripted(429, "ratelimited", round(self._limit_wait()), None, 1)
 
     def _next_scripted(self, method: str) -> _Scripted | None:
         for scripted in self._script:

@@ -187,14 +187,19 @@ class SlackNotifier:
         return self._delivered(notification, delivery.ref)
 
     def _delivered(self, notification: Notification, ref: Mapping[str, Any]) -> Delivery:
-        """A delivered message, with its chart upload as the next step when it has charts."""
+        """A delivered message, with its chart upload as the next step when it has charts.
+
+        Only a FIRING (or a reply in its thread) gives the conversation its ``ref``: a RESOLVED or
+        UPDATE posted on its own -- an episode found after the fact, whose FIRING was never told --
+        must not become the thread a later episode's RESOLVED rewrites and replies to."""
+        kept = ref if notification.event is Event.FIRING or notification.thread_ref is not None else None
         if not self._settings.charts or not any(
             len(samples(incident.details)) >= MIN_SAMPLES for incident in notification.incidents[:MAX_CHARTS]
         ):
-            return Delivery(ok=True, ref=ref)
+            return Delivery(ok=True, ref=kept)
         thread = {"channel": ref["channel"], "ts": ref.get("thread_ts") or ref["ts"]}
         step = replace(notification, id=f"{notification.id}.{CHARTS}", part=CHARTS, thread_ref=thread)
-        return Delivery(ok=True, ref=ref, followups=(step,))
+        return Delivery(ok=True, ref=kept, followups=(step,))
 
     def _post_in_thread(
         self, client: WebClient, notification: Notification, message: dict[str, Any]

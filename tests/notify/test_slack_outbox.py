@@ -1,4 +1,6 @@
-"""Exactly once to Slack: a send cut short by a crash is looked up in Slack before it is repeated.
+"""Slack through the real outbox: exactly once after a crash, and threads that stay right.
+
+A send cut short by a crash is looked up in Slack before it is repeated.
 
 Real state file, the real outbox and SlackNotifier (slack-sdk) against the fake Slack on 127.0.0.1.
 A crash is played exactly: the outbox claims the row, the request reaches Slack, and the process
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -221,3 +224,21 @@ def test_a_timeout_leaves_the_post_in_doubt_and_the_retry_looks_first(
     clock.now += 10 * SEC
     assert box.drain().reconciled == 1
     assert len(posts(slack_server)) == 1
+
+
+def test_a_found_late_resolved_does_not_become_the_next_episodes_thread(
+    store: StateStore, slack_server: SlackServer, clock: Clock
+) -> None:
+    late = notification("late", Event.RESOLVED)  # episode 1: fired and resolved while watcher was down
+    fired = replace(notification("fired"), created_at=T0 + SEC)  # episode 2, same group and thread
+    store.commit(notifications=[late, fired])
+    outbox(store, slack_server, clock).drain()
+    clock.now += 60 * SEC
+    store.commit(notifications=[replace(notification("done", Event.RESOLVED), created_at=clock.now)])
+    outbox(store, slack_server, clock).drain()
+    roots = [post for post in slack_server.posts if not post.get("thread_ts")]
+    assert [post["metadata"]["event_payload"]["notification_id"] for post in roots] == ["late", "fired"]
+    [reply] = [post for post in slack_server.posts if post.get("thread_ts")]
+    assert reply["thread_ts"] == roots[1]["ts"]  # episode 2's RESOLVED replies to episode 2's FIRING
+    [update] = slack_server.calls_to("chat.update")
+    assert update.body["ts"] == roots[1]["ts"]  # and rewrites it, not the found-late message
