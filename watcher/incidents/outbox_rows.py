@@ -1,0 +1,274 @@
+"""The outbox's rows in the state file: enqueue, claim, mark, list (``StateStore`` inherits them).
+
+Kept apart from ``watcher.incidents.state`` (connection, transactions, incidents, checkpoints) so
+each module reads on its own; both share one connection, lock and transaction helper, which
+``StateStore`` provides. All writes here run inside ``StateStore``'s transactions: delivery
+bookkeeping (claim, delivered, failed, expedite) commits without fsync (see ``state``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from watcher.incidents.encoding import (
+    dumps,
+    from_micros,
+    micros,
+    notification_from_json,
+    notification_to_json,
+)
+from watcher.notify.base import Notification
+
+OutboxStatus = Literal["pending", "delivered", "dead"]
+_ITEM_COLUMNS = "payload, attempts, status, last_error, next_attempt_at, delivered_at"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A notification taken for sending (``StateStore.claim``)."""
+
+    in_doubt_since: datetime | None = None  # an earlier attempt started then; its outcome is unknown
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A notification in the outbox and how its delivery is going."""
+
+    notification: Notification
+    attempts: int
+    status: OutboxStatus
+    last_error: str
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+
+
+class OutboxRows:
+    """The outbox half of ``StateStore``."""
+
+    _db: sqlite3.Connection
+    _lock: threading.RLock
+
+    def _transaction(self, durable: bool = True) -> AbstractContextManager[None]:
+        raise NotImplementedError  # StateStore's
+
+    def _enqueue(self, notifications: Sequence[Notification]) -> dict[str, datetime]:
+        """Insert new outbox rows; returns fingerprint -> latest created_at of those inserted."""
+        notified: dict[str, datetime] = {}
+        for notification in notifications:
+            created = micros(notification.created_at)
+            inserted = self._db.execute(
+                "INSERT INTO outbox (id, receiver, thread_key, created_at, payload, next_attempt_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (
+                    notification.id,
+                    notification.receiver,
+                    notification.thread_key,
+                    created,
+                    dumps(notification_to_json(notification)),
+                    created,
+                ),
+            ).rowcount
+            if not inserted:
+                continue
+            for incident in notification.incidents:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO outbox_incidents (fingerprint, notification_id) VALUES (?, ?)",
+                    (incident.fingerprint, notification.id),
+                )
+                previous = notified.get(incident.fingerprint)
+                notified[incident.fingerprint] = max(
+                    previous or notification.created_at, notification.created_at
+                )
+        return notified
+
+    # ------------------------------------------------------------------ outbox
+
+    def due_notifications(
+        self, now: datetime, limit: int = 100, receiver: str | None = None
+    ) -> list[OutboxItem]:
+        """Pending notifications whose next attempt is due (of one ``receiver``, or all), oldest
+        first. A notification waits while an earlier one of the same (receiver, thread_key) is
+        still pending, so a thread's first message is always delivered (or dead) before its replies."""
+        only = "" if receiver is None else "AND o.receiver = ? "
+        sql = (
+            f"SELECT {_ITEM_COLUMNS} FROM outbox AS o WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
+            f"{only}AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.receiver = o.receiver "
+            "AND e.thread_key = o.thread_key AND e.status = 'pending' "
+            "AND (e.created_at, e.seq) < (o.created_at, o.seq)) "
+            "ORDER BY o.created_at, o.seq LIMIT ?"
+        )
+        args = (micros(now), limit) if receiver is None else (micros(now), receiver, limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [_item(row) for row in rows]
+
+    def next_due(self, receiver: str) -> datetime | None:
+        """When ``receiver``'s next pending notification is due, or None when it has none."""
+        with self._lock:
+            (value,) = self._db.execute(
+                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending' AND receiver = ?",
+                (receiver,),
+            ).fetchone()
+        return None if value is None else from_micros(value)
+
+    def outbox_item(self, notification_id: str) -> OutboxItem | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE id = ?", (notification_id,)
+            ).fetchone()
+        return None if row is None else _item(row)
+
+    def claim(self, notification_id: str, now: datetime, until: datetime) -> Claim | None:
+        """Take a due, pending notification for sending: its next attempt moves to ``until`` (a
+        lease), so a second drainer cannot send it too. None if it is delivered, dead, not due,
+        or already claimed. A drainer that dies while sending leaves it to be retried at ``until``,
+        or at once by the next daemon on this file (``release_claims``).
+
+        The claim says whether an earlier attempt is *in doubt*: it started and its outcome was
+        never recorded (the process died mid-send, or the answer was lost), so the service may
+        have the message already and the caller should look before sending again."""
+        with self._lock, self._transaction(durable=False):
+            row = self._db.execute(
+                "SELECT attempt_started_at FROM outbox "
+                "WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?",
+                (notification_id, micros(now)),
+            ).fetchone()
+            if row is None:
+                return None
+            self._db.execute(
+                "UPDATE outbox SET next_attempt_at = ?, claimed_at = ?, "
+                "attempt_started_at = coalesce(attempt_started_at, ?) WHERE id = ?",
+                (micros(until), micros(now), micros(now), notification_id),
+            )
+        return Claim(in_doubt_since=None if row[0] is None else from_micros(row[0]))
+
+    def release_claims(self) -> int:
+        """Make every claimed, unfinished notification due again at the time it was claimed; returns
+        how many. Only safe when no other drainer runs on this file: the daemon calls it at start,
+        holding the file's daemon lock, so a send cut short by a crash is retried at once."""
+        with self._lock, self._transaction():
+            cursor = self._db.execute(
+                "UPDATE outbox SET next_attempt_at = claimed_at, claimed_at = NULL "
+                "WHERE status = 'pending' AND claimed_at IS NOT NULL"
+            )
+        return cursor.rowcount
+
+    def mark_delivered(
+        self,
+        notification_id: str,
+        now: datetime,
+        ref: Mapping[str, Any] | None = None,
+        followups: Sequence[Notification] = (),
+    ) -> None:
+        """Record a successful send. Idempotent: a delivered notification stays as first marked.
+        ``ref`` becomes the thread's ref unless the thread already has one. ``followups`` (further
+        steps of the same send, e.g. Slack's chart upload) are enqueued in the same transaction,
+        so the send is recorded the moment the service answered and each later step is its own
+        outbox row, retried and deduplicated on its own."""
+        with self._lock, self._transaction(durable=False):
+            row = self._thread_of(notification_id)
+            self._db.execute(
+                "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = '', "
+                "claimed_at = NULL, attempt_started_at = NULL WHERE id = ? AND status != 'delivered'",
+                (micros(now), notification_id),
+            )
+            if ref is not None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO thread_refs (receiver, thread_key, ref, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (*row, dumps(dict(ref)), micros(now)),
+                )
+            self._enqueue(followups)
+
+    def mark_failed(
+        self,
+        notification_id: str,
+        now: datetime,
+        error: str,
+        next_attempt_at: datetime | None,
+        *,
+        maybe_sent: bool = False,
+    ) -> None:
+        """Record a failed attempt: retry at ``next_attempt_at``, or dead letter if it is None.
+        Ignored unless the notification is still pending (it may have been delivered meanwhile).
+        ``maybe_sent``: the service may have taken it (no answer came back), so the attempt stays
+        in doubt and the next claim says so."""
+        next_at = None if next_attempt_at is None else micros(next_attempt_at)
+        with self._lock, self._transaction(durable=False):
+            self._thread_of(notification_id)
+            self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, claimed_at = NULL, "
+                "status = CASE WHEN ? IS NULL THEN 'dead' ELSE 'pending' END, "
+                "attempt_started_at = CASE WHEN ? THEN attempt_started_at END, "
+                "next_attempt_at = coalesce(?, ?) WHERE id = ? AND status = 'pending'",
+                (error, next_at, int(maybe_sent), next_at, micros(now), notification_id),
+            )
+
+    def expedite(self, receiver: str, now: datetime) -> int:
+        """Make every pending, unclaimed notification of ``receiver`` due at ``now``; returns how
+        many. Called when a receiver answers again after failing: its queue drains at once, in
+        order, instead of each notification waiting out the backoff it got while it was down."""
+        with self._lock, self._transaction(durable=False):
+            cursor = self._db.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE receiver = ? AND status = 'pending' "
+                "AND claimed_at IS NULL AND next_attempt_at > ?",
+                (micros(now), receiver, micros(now)),
+            )
+        return cursor.rowcount
+
+    def _thread_of(self, notification_id: str) -> tuple[str, str]:
+        row = self._db.execute(
+            "SELECT receiver, thread_key FROM outbox WHERE id = ?", (notification_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no notification {notification_id!r} in the outbox")
+        return row[0], row[1]
+
+    def outbox_depth(self) -> int:
+        """How many notifications wait to be delivered."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0])
+
+    def dead_letters(self) -> list[OutboxItem]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY created_at, seq"
+            ).fetchall()
+        return [_item(row) for row in rows]
+
+    def last_notification(self, fingerprint: str) -> OutboxItem | None:
+        """The most recently enqueued notification about an incident, whatever its status."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM outbox JOIN outbox_incidents ON notification_id = id "
+                "WHERE fingerprint = ? ORDER BY created_at DESC, seq DESC LIMIT 1",
+                (fingerprint,),
+            ).fetchone()
+        return None if row is None else _item(row)
+
+    def thread_ref(self, receiver: str, thread_key: str) -> Mapping[str, Any] | None:
+        """What the channel returned for the first delivered message of a thread (e.g. Slack's ts)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT ref FROM thread_refs WHERE receiver = ? AND thread_key = ?", (receiver, thread_key)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+
+def _item(row: Sequence[Any]) -> OutboxItem:
+    payload, attempts, status, last_error, next_attempt_at, delivered_at = row
+    return OutboxItem(
+        notification=notification_from_json(json.loads(payload)),
+        attempts=attempts,
+        status=status,
+        last_error=last_error,
+        next_attempt_at=from_micros(next_attempt_at),
+        delivered_at=None if delivered_at is None else from_micros(delivered_at),
+    )
