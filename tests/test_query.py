@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from watcher.query import MATCH_ALL, And, Eq, Exists, In, Not, Or, Range, filter_fields, parse_filter
@@ -34,6 +36,37 @@ def test_mapping_forms_parse_to_the_filter_ast() -> None:
 def test_bad_filters_say_what_is_wrong(spec: object, message: str) -> None:
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace("[", r"\[")):
         parse_filter(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"status": ">=500"},
+            "'>=500' for field 'status' is text, not a comparison (it would only match the string '>=500'): "
+            "write status: {gte: 500}",
+        ),
+        (
+            {"status": "!= 200"},
+            "'!= 200' for field 'status' is text, not a comparison (it would only match the string "
+            "'!= 200'): write status: {ne: 200}",
+        ),
+        (
+            {"inputs": {"country": "US"}},
+            "unknown operator 'country' for field 'inputs' (allowed: eq, exists, gt, gte, in, lt, lte, ne, "
+            "not_in); for the nested field write 'inputs.country: US'",
+        ),
+    ],
+)
+def test_footguns_are_refused_with_the_fix(spec: object, message: str) -> None:
+    # Each was accepted or unhelpful before: a filter that never matches, or no hint at the dot.
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_filter(spec)
+
+
+def test_strings_that_merely_start_with_a_letter_or_sign_are_still_values() -> None:
+    assert parse_filter({"route": "/predict"}) == Eq("route", "/predict")
+    assert parse_filter({"op": "->"}) == Eq("op", "->")
 
 
 def test_filter_fields_lists_every_field_read() -> None:

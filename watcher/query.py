@@ -16,6 +16,7 @@ Filters are written in rule files as plain mappings (see ``parse_filter``)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -87,6 +88,10 @@ def parse_filter(spec: Any) -> Filter:
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
+_OPERATOR_TEXT = re.compile(r"^\s*(>=|<=|!=|==|=|>|<)\s*(\S.*?)\s*$")
+_OPERATOR_NAMES = {">=": "gte", ">": "gt", "<=": "lte", "<": "lt", "!=": "ne", "==": "eq", "=": "eq"}
+
+
 def _parse_entry(key: str, value: Any) -> Filter:
     if key in ("and", "or"):
         if not isinstance(value, list) or not value:
@@ -99,6 +104,13 @@ def _parse_entry(key: str, value: Any) -> Filter:
         return In(key, tuple(_scalar(key, v) for v in value))
     if isinstance(value, Mapping):
         return _parse_ops(key, value)
+    if isinstance(value, str) and (found := _OPERATOR_TEXT.match(value)):
+        # A string is compared as text: {status: ">=500"} would match no document, silently.
+        op, operand = _OPERATOR_NAMES[found.group(1)], found.group(2)
+        raise ValueError(
+            f"{value!r} for field {key!r} is text, not a comparison (it would only match the string "
+            f"{value!r}): write {key}: {{{op}: {operand}}}"
+        )
     return Eq(key, _scalar(key, value))
 
 
@@ -106,7 +118,11 @@ def _parse_ops(name: str, ops: Mapping[str, Any]) -> Filter:
     unknown = sorted(set(map(str, ops)) - _FIELD_OPS)
     if unknown:
         allowed = ", ".join(sorted(_FIELD_OPS))
-        raise ValueError(f"unknown operator {unknown[0]!r} for field {name!r} (allowed: {allowed})")
+        hint = ""
+        if len(ops) == 1 and not isinstance(ops[unknown[0]], Mapping):
+            # {inputs: {country: US}} is a nested field written as a mapping: fields use dots.
+            hint = f"; for the nested field write '{name}.{unknown[0]}: {ops[unknown[0]]}'"
+        raise ValueError(f"unknown operator {unknown[0]!r} for field {name!r} (allowed: {allowed}){hint}")
     parts: list[Filter] = []
     bounds = {op: _number(name, op, ops[op]) for op in _RANGE_OPS if op in ops}
     if bounds:
