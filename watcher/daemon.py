@@ -237,7 +237,7 @@ class Daemon:
         self.reloader.loaded(loaded)
         self._plan_ticks(now)
         log.info("reloaded: %s", changes.summary())
-        self.release_memory()  # parsing every rule file again leaves free arenas behind
+        memory.freeze()  # parsing every rule file again leaves garbage and free arenas behind
 
     def _open_stores(self, config: Config, rules: Sequence[Rule]) -> None:
         """Close the stores no rule uses any more or whose source changed; open the missing ones.
@@ -257,14 +257,15 @@ class Daemon:
             store = self.stores.get(name)
             if isinstance(source, EmbeddedSource) and isinstance(store, EmbeddedStore) and source.ingest:
                 try:  # a failed ingest commits nothing and keeps its offsets: the lines wait
-                    store.ingest_files(source.ingest, now=now)
+                    report = store.ingest_files(source.ingest, now=now)
                 except Exception as exc:  # the tick stops: no rule runs on a store missing lines
                     raise WriteError(f"embedded store {name}", exc) from exc
+                self.operations.metrics.lines_rejected(name, report.skipped)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self.release_memory()  # what parsing the config and rule files left behind
+        memory.freeze()  # what parsing left behind is collected; what lives on is never walked again
         now = self.clock()
         self.scheduler.add_job(self.tick_job, "date", run_date=now, id="first-tick")
         self._plan_ticks(now)

@@ -79,6 +79,12 @@ class Metrics:
             ["source"],
             registry=reg,
         )
+        self.ingest_rejected = Counter(
+            "watcher_ingest_rejected",
+            "Log lines skipped at ingestion, by reason (not_json, missing_timestamp, bad_timestamp, ...).",
+            ["source", "reason"],
+            registry=reg,
+        )
         self.store_last_success = Gauge(
             "watcher_store_last_success_timestamp_seconds",
             "Unix time of the last successful call to a log store.",
@@ -114,6 +120,11 @@ class Metrics:
                 gauge.set_to_current_time()
             else:
                 gauge.set(at.timestamp())
+
+    def lines_rejected(self, source: str, skipped: Mapping[str, int]) -> None:
+        """Count the log lines an ingestion of ``source`` skipped, ``{reason: lines}``."""
+        for reason, count in skipped.items():
+            self.ingest_rejected.labels(source=source, reason=reason).inc(count)
 
     def notification_sent(self, receiver: str) -> None:
         self.notifications_sent.labels(receiver=receiver).inc()

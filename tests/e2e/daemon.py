@@ -29,6 +29,7 @@ def write_config(workdir: Path, rules: list[dict[str, Any]], **extra: Any) -> Pa
                 "path": "data/logs.duckdb",
                 "ingest": ["logs/*.jsonl"],
                 "time_field": "ts",
+                "time_format": "epoch_s",  # the tests write time.time()
             }
         },
         "state": {"path": "data/state.sqlite"},

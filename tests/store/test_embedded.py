@@ -392,10 +392,15 @@ def test_inspection_helpers(store: EmbeddedStore, tmp_path: Path) -> None:
 
 def test_from_source_opens_the_configured_file(tmp_path: Path) -> None:
     source = EmbeddedSource(
-        store="embedded", path=tmp_path / "data" / "logs.duckdb", time_field="ts", retention="1d"
+        store="embedded",
+        path=tmp_path / "data" / "logs.duckdb",
+        time_field="ts",
+        time_format="epoch_s",
+        retention="1d",
     )
     store = from_source(source)
     assert (store.path, store.time_field, store.retention) == (source.path, "ts", timedelta(days=1))
+    assert store.time_format == "epoch_s"
     assert store.ingest_lines(['{"ts": 1717243200, "a": 1}']).rows_stored == 1
     store.close()
     assert source.path.exists()

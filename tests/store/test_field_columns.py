@@ -18,7 +18,7 @@ from watcher.query import Count, Eq, Percentiles, Query, Terms, Window
 from watcher.store import field_columns
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.field_columns import to_fill, uncovered
-from watcher.store.ingest import SKIP_INVALID_JSON
+from watcher.store.ingest import NOT_JSON
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -115,7 +115,7 @@ def test_documents_duckdb_refuses_are_skipped_when_fields_are_columns(tmp_path: 
             '{"@timestamp": "2024-06-01T12:00:00Z", "x": "a"}',
         ]
     )
-    assert (report.rows_stored, dict(report.skipped)) == (1, {SKIP_INVALID_JSON: 1})
+    assert (report.rows_stored, dict(report.skipped)) == (1, {NOT_JSON: 1})
     (result,) = store.evaluate([query])
     assert dict(result.groups[0].values["x"]) == {"a": 1}  # type: ignore[arg-type]
     store.close()

@@ -12,11 +12,11 @@ import pytest
 from watcher.query import Aggregate, Count, Missing, Query, Stats, Terms, Window
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.ingest import (
-    SKIP_BAD_TIMESTAMP,
-    SKIP_EXPIRED,
-    SKIP_INVALID_JSON,
-    SKIP_MISSING_TIMESTAMP,
-    SKIP_NOT_OBJECT,
+    BAD_TIMESTAMP,
+    EXPIRED,
+    MISSING_TIMESTAMP,
+    NOT_AN_OBJECT,
+    NOT_JSON,
     TimestampError,
     field_value,
     parse_lines,
@@ -35,23 +35,56 @@ TIMESTAMPS: dict[str, tuple[Any, datetime]] = {
     "ISO with a space": ("2024-06-01 12:00:00.250+00:00", NOON + timedelta(milliseconds=250)),
     "ISO with nanoseconds": ("2024-06-01T12:00:00.123456789Z", NOON + timedelta(microseconds=123456)),
     "ISO date only": ("2024-06-01", NOON - timedelta(hours=12)),
-    "epoch seconds": (EPOCH_NOON, NOON),
-    "epoch seconds, fractional": (EPOCH_NOON + 0.5, NOON + timedelta(milliseconds=500)),
-    "epoch milliseconds": (EPOCH_NOON * 1000 + 7, NOON + timedelta(milliseconds=7)),
-    "epoch microseconds": (EPOCH_NOON * 1_000_000 + 7, NOON + timedelta(microseconds=7)),
-    "epoch nanoseconds": (EPOCH_NOON * 1_000_000_000 + 7000, NOON + timedelta(microseconds=7)),
-    "epoch seconds as a string": (str(EPOCH_NOON), NOON),
-    "epoch milliseconds as a string": (f"{EPOCH_NOON}250", NOON + timedelta(milliseconds=250)),
-    "epoch seconds as a fractional string": (f"{EPOCH_NOON}.5", NOON + timedelta(milliseconds=500)),
-    "a numeric string is an epoch, not a basic ISO date": ("20240601", EPOCH + timedelta(seconds=20240601)),
 }
 
 
 @pytest.mark.parametrize(("value", "expected"), TIMESTAMPS.values(), ids=TIMESTAMPS.keys())
-def test_timestamps_in_every_accepted_form(value: Any, expected: datetime) -> None:
-    parsed = parse_timestamp(value)
+@pytest.mark.parametrize("time_format", ["iso8601", "epoch_s", "epoch_ms"])
+def test_iso_timestamps_are_read_whatever_the_time_format(
+    value: Any, expected: datetime, time_format: Any
+) -> None:
+    parsed = parse_timestamp(value, time_format)
     assert parsed == expected
     assert parsed.tzinfo is UTC
+
+
+EPOCHS: dict[str, tuple[Any, Any, datetime]] = {
+    "epoch seconds": (EPOCH_NOON, "epoch_s", NOON),
+    "epoch seconds, fractional": (EPOCH_NOON + 0.5, "epoch_s", NOON + timedelta(milliseconds=500)),
+    "epoch milliseconds": (EPOCH_NOON * 1000 + 7, "epoch_ms", NOON + timedelta(milliseconds=7)),
+    "epoch milliseconds, fractional": (
+        EPOCH_NOON * 1000 + 0.5,
+        "epoch_ms",
+        NOON + timedelta(microseconds=500),
+    ),
+    "epoch seconds as a string": (str(EPOCH_NOON), "epoch_s", NOON),
+    "epoch milliseconds as a string": (f"{EPOCH_NOON}250", "epoch_ms", NOON + timedelta(milliseconds=250)),
+    "epoch seconds as a fractional string": (
+        f"{EPOCH_NOON}.5",
+        "epoch_s",
+        NOON + timedelta(milliseconds=500),
+    ),
+    "a small number is what it says, not a guess": (12345, "epoch_ms", EPOCH + timedelta(milliseconds=12345)),
+    "a numeric string is an epoch, not a basic ISO date": (
+        "20240601",
+        "epoch_s",
+        EPOCH + timedelta(seconds=20240601),
+    ),
+}
+
+
+@pytest.mark.parametrize(("value", "time_format", "expected"), EPOCHS.values(), ids=EPOCHS.keys())
+def test_numbers_are_read_in_the_declared_unit(value: Any, time_format: Any, expected: datetime) -> None:
+    assert parse_timestamp(value, time_format) == expected
+
+
+@pytest.mark.parametrize("value", [12345, EPOCH_NOON, EPOCH_NOON * 1000, 1.5, "12345", "20240601"])
+def test_numbers_without_a_declared_unit_are_refused(value: Any) -> None:
+    with pytest.raises(TimestampError) as caught:
+        parse_timestamp(value)
+    assert str(caught.value) == (
+        f"numeric timestamp {value!r} has no unit: set time_format: epoch_s or epoch_ms on the source"
+    )
 
 
 BAD_TIMESTAMPS: dict[str, tuple[Any, str]] = {
@@ -68,7 +101,7 @@ BAD_TIMESTAMPS: dict[str, tuple[Any, str]] = {
 @pytest.mark.parametrize(("value", "message"), BAD_TIMESTAMPS.values(), ids=BAD_TIMESTAMPS.keys())
 def test_unparsable_timestamps_say_why(value: Any, message: str) -> None:
     with pytest.raises(TimestampError) as caught:
-        parse_timestamp(value)
+        parse_timestamp(value, "epoch_s")
     assert str(caught.value) == message
 
 
@@ -84,7 +117,7 @@ def test_fields_by_dotted_name_literal_key_first() -> None:
 def test_bad_lines_are_counted_under_their_reason() -> None:
     lines: list[str | bytes] = [
         '{"@timestamp": "2024-06-01T12:00:00Z", "a": 1}',
-        b'{"@timestamp": 1717243200000, "a": 2}\r',
+        b'{"@timestamp": 1717243200000, "a": 2}\r',  # epoch_ms, declared below
         "not json",
         '{"@timestamp": "2024-06-01T12:00:00Z"',  # cut short
         b'{"@timestamp": 1717243200, "x": "\xff"}',  # not UTF-8
@@ -97,14 +130,21 @@ def test_bad_lines_are_counted_under_their_reason() -> None:
         "",
         "   ",
     ]
-    parsed = parse_lines(lines, "@timestamp")
+    parsed = parse_lines(lines, "@timestamp", time_format="epoch_ms")
     assert parsed.report.lines_read == 11  # blank lines are not lines of log
     assert dict(parsed.report.skipped) == {
-        SKIP_INVALID_JSON: 3,
-        SKIP_NOT_OBJECT: 2,
-        SKIP_MISSING_TIMESTAMP: 2,
-        SKIP_BAD_TIMESTAMP: 2,
+        NOT_JSON: 3,
+        NOT_AN_OBJECT: 2,
+        MISSING_TIMESTAMP: 2,
+        BAD_TIMESTAMP: 2,
     }
+    assert {reason: (r.location, r.detail) for reason, r in parsed.report.first.items()} == {
+        NOT_JSON: ("line 3", "not JSON"),
+        NOT_AN_OBJECT: ("line 6", "not a JSON object but an array"),
+        MISSING_TIMESTAMP: ("line 8", "no time field '@timestamp'"),
+        BAD_TIMESTAMP: ("line 10", "not an ISO 8601 timestamp: 'soon'"),
+    }
+    assert parsed.report.fields_seen == {"a", "@timestamp"}
     assert parsed.micros == [EPOCH_NOON * 1_000_000] * 2
     assert parsed.docs == [
         '{"@timestamp": "2024-06-01T12:00:00Z", "a": 1}',
@@ -114,8 +154,8 @@ def test_bad_lines_are_counted_under_their_reason() -> None:
 
 def test_rows_older_than_a_cutoff_are_skipped() -> None:
     lines = ['{"@timestamp": 1717243199}', '{"@timestamp": 1717243200}']
-    parsed = parse_lines(lines, "@timestamp", not_before=EPOCH_NOON * 1_000_000)
-    assert dict(parsed.report.skipped) == {SKIP_EXPIRED: 1}
+    parsed = parse_lines(lines, "@timestamp", not_before=EPOCH_NOON * 1_000_000, time_format="epoch_s")
+    assert dict(parsed.report.skipped) == {EXPIRED: 1}
     assert len(parsed.docs) == 1
 
 
@@ -127,16 +167,16 @@ def count_between(store: EmbeddedStore, start: datetime, end: datetime) -> int:
 
 
 def test_the_store_keeps_rows_at_their_utc_instant(tmp_path: Path) -> None:
-    store = EmbeddedStore(tmp_path / "logs.duckdb", time_field="meta.ts")
+    store = EmbeddedStore(tmp_path / "logs.duckdb", time_field="meta.ts", time_format="epoch_s")
     lines = [
         json.dumps({"meta": {"ts": ts}, "n": i})
         for i, ts in enumerate(
-            ["2024-06-01T14:00:00+02:00", "2024-06-01T12:00:00Z", EPOCH_NOON, EPOCH_NOON * 1000]
+            ["2024-06-01T14:00:00+02:00", "2024-06-01T12:00:00Z", EPOCH_NOON, str(EPOCH_NOON)]
         )
     ]
     report = store.ingest_lines([*lines, '{"ts": 1}', "{bad"])
     assert (report.lines_read, report.rows_stored) == (6, 4)
-    assert dict(report.skipped) == {SKIP_MISSING_TIMESTAMP: 1, SKIP_INVALID_JSON: 1}
+    assert dict(report.skipped) == {MISSING_TIMESTAMP: 1, NOT_JSON: 1}
     assert count_between(store, NOON, NOON + timedelta(microseconds=1)) == 4
     assert store.time_range() == (NOON, NOON)
     store.close()
@@ -145,23 +185,23 @@ def test_the_store_keeps_rows_at_their_utc_instant(tmp_path: Path) -> None:
 def test_documents_duckdb_refuses_are_skipped_as_invalid_json(tmp_path: Path) -> None:
     # Python reads a lone surrogate escape; DuckDB's JSON parser does not, and one such row would
     # fail every query, so the store drops it at ingest.
-    store = EmbeddedStore(tmp_path / "logs.duckdb")
+    store = EmbeddedStore(tmp_path / "logs.duckdb", time_format="epoch_s")
     report = store.ingest_lines(['{"@timestamp": 1717243200, "x": "\\ud800"}', '{"@timestamp": 1717243200}'])
     assert report.rows_stored == 1
-    assert dict(report.skipped) == {SKIP_INVALID_JSON: 1}
+    assert dict(report.skipped) == {NOT_JSON: 1}
     assert count_between(store, NOON, NOON + timedelta(seconds=1)) == 1
     store.close()
 
 
 def test_a_string_that_is_not_utf8_is_invalid_json(tmp_path: Path) -> None:
-    store = EmbeddedStore(tmp_path / "logs.duckdb")
+    store = EmbeddedStore(tmp_path / "logs.duckdb", time_format="epoch_s")
     report = store.ingest_lines(['{"@timestamp": 1717243200, "x": "\ud800"}', '{"@timestamp": 1717243200}'])
-    assert (report.rows_stored, dict(report.skipped)) == (1, {SKIP_INVALID_JSON: 1})
+    assert (report.rows_stored, dict(report.skipped)) == (1, {NOT_JSON: 1})
     store.close()
 
 
 def test_wrongly_typed_values_are_stored_and_read_as_missing_numbers(tmp_path: Path) -> None:
-    store = EmbeddedStore(tmp_path / "logs.duckdb")
+    store = EmbeddedStore(tmp_path / "logs.duckdb", time_format="epoch_s")
     store.ingest_lines(
         json.dumps({"@timestamp": EPOCH_NOON, "latency_ms": value})
         for value in [10, "12.5", "fast", None, {"v": 1}, [1]]
@@ -176,7 +216,7 @@ def test_wrongly_typed_values_are_stored_and_read_as_missing_numbers(tmp_path: P
 
 
 def test_nan_and_infinity_as_python_writes_them_are_stored_as_null(tmp_path: Path) -> None:
-    store = EmbeddedStore(tmp_path / "logs.duckdb")
+    store = EmbeddedStore(tmp_path / "logs.duckdb", time_format="epoch_s")
     lines = [
         '{"@timestamp": 1717243200, "f": {"age": NaN, "note": "NaN stays text"}, "x": Infinity}',
         '{"@timestamp": 1717243200, "f": {"age": 30}, "x": -Infinity}',
@@ -184,7 +224,7 @@ def test_nan_and_infinity_as_python_writes_them_are_stored_as_null(tmp_path: Pat
         '{"@timestamp": NaN}',
     ]
     report = store.ingest_lines(lines)
-    assert (report.rows_stored, dict(report.skipped)) == (3, {SKIP_MISSING_TIMESTAMP: 1})
+    assert (report.rows_stored, dict(report.skipped)) == (3, {MISSING_TIMESTAMP: 1})
     window = Window(NOON, NOON + timedelta(seconds=1))
     aggregates: dict[str, Aggregate] = {
         "age": Stats("f.age"),

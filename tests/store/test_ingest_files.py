@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from watcher.store.embedded import EmbeddedStore
-from watcher.store.ingest import SKIP_EXPIRED, SKIP_INVALID_JSON
+from watcher.store.ingest import EXPIRED, NOT_JSON
 
 NOON = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -142,7 +142,7 @@ def test_small_read_chunks_and_a_line_longer_than_a_chunk(logs: Path, db: Path) 
     long = json.dumps({"@timestamp": NOON.isoformat(), "n": 99, "pad": "x" * 100}) + "\n"
     path.write_text(line(1) + long + line(2) + "oops\n")
     report = store.ingest_files([str(path)])
-    assert (report.lines_read, report.rows_stored, dict(report.skipped)) == (4, 3, {SKIP_INVALID_JSON: 1})
+    assert (report.lines_read, report.rows_stored, dict(report.skipped)) == (4, 3, {NOT_JSON: 1})
     assert stored_numbers(store) == [1, 2, 99]
     store.close()
 
@@ -176,7 +176,7 @@ def test_retention_skips_old_lines_and_deletes_old_rows(logs: Path, db: Path) ->
         line(0, NOON - timedelta(hours=2)) + line(1, NOON - timedelta(minutes=30)) + line(2, NOON)
     )
     report = store.ingest_files([str(path)], now=NOON)
-    assert (report.rows_stored, dict(report.skipped)) == (2, {SKIP_EXPIRED: 1})
+    assert (report.rows_stored, dict(report.skipped)) == (2, {EXPIRED: 1})
     assert store.apply_retention(NOON + timedelta(minutes=45)) == 1
     assert stored_numbers(store) == [2]
     # a pass with a later clock expires what has aged in the meantime

@@ -30,15 +30,15 @@ LINES = [
 
 def test_bulk_load_reports_each_rejected_document(make_store, client, fresh_index):
     index = fresh_index("watcher-bulk")
-    store = make_store(client, index)
+    store = make_store(client, index, time_format="epoch_s")
     report = load_lines(store, LINES, index, batch_size=2)
     assert report.lines_read == 8
     assert report.indexed == 3
     assert report.rejected == {
-        "invalid JSON": 1,
-        "not a JSON object": 1,
-        "missing timestamp": 1,
-        "unparsable timestamp": 1,
+        "not_json": 1,
+        "not_an_object": 1,
+        "missing_timestamp": 1,
+        "bad_timestamp": 1,
         "mapper_parsing_exception": 1,
     }
     assert [line for line, _ in report.examples] == [2, 5, 6, 7, 9]
@@ -55,7 +55,7 @@ def test_bulk_load_reports_each_rejected_document(make_store, client, fresh_inde
 
 def test_ingest_creates_the_index_with_exact_strings(search_server, make_store, client, fresh_index):
     index = fresh_index("watcher-bulk")
-    store = make_store(client, index)
+    store = make_store(client, index, time_format="epoch_s")
     load_lines(
         store, [json.dumps({"@timestamp": 1767600000, "service": "api", "latency_ms": 80.1, "n": 3})], index
     )
@@ -81,7 +81,7 @@ def test_ingest_index_follows_the_pattern(pattern, index):
     assert ingest_index(pattern) == index
 
 
-def _config(tmp_path, search_server, index_pattern: str) -> str:
+def _config(tmp_path, search_server, index_pattern: str, time_format: str = "epoch_s") -> str:
     config = tmp_path / "watcher.yaml"
     store = "opensearch" if not search_server.external else "elasticsearch"
     auth = ""
@@ -89,8 +89,10 @@ def _config(tmp_path, search_server, index_pattern: str) -> str:
         auth = f", username: {search_server.username}, password: {search_server.password}"
     config.write_text(
         "sources:\n"
-        f"  logs: {{store: {store}, hosts: ['{search_server.url}'], index: '{index_pattern}'{auth}}}\n"
-        f"  local: {{store: embedded, path: {tmp_path / 'logs.duckdb'}}}\n"
+        f"  logs: {{store: {store}, hosts: ['{search_server.url}'], index: '{index_pattern}',"
+        f" time_format: {time_format}{auth}}}\n"
+        f"  local: {{store: embedded, path: {tmp_path / 'logs.duckdb'}, time_format: {time_format}}}\n"
+        f"state: {{path: {tmp_path / 'state.sqlite'}}}\n"
     )
     return str(config)
 
@@ -102,16 +104,16 @@ def test_watcher_ingest_command(tmp_path, search_server, fresh_index, capsys):
     config = _config(tmp_path, search_server, f"{prefix}-*")
     index = f"{prefix}-ingest"
     code = main(["ingest", "--config", config, "--source", "logs", str(log)])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     search_server.delete_index(index)
     assert code == 1
-    lines = out.splitlines()
-    assert lines[0].startswith(f"{log}: 3 of 8 documents loaded into {index} (")
-    assert lines[1] == (
-        "5 rejected: 1 invalid JSON, 1 not a JSON object, 1 missing timestamp, 1 unparsable timestamp, "
-        "1 mapper_parsing_exception"
+    assert out.startswith(f"{log}: 3 of 8 documents loaded into {index} (")
+    lines = err.splitlines()
+    assert lines[0] == (
+        "skipped 5 lines: 1 not JSON, 1 not a JSON object, 1 missing timestamp (field '@timestamp'), "
+        f"1 unparsable timestamp (field '@timestamp'), 1 mapper_parsing_exception; first at {log}:2"
     )
-    assert lines[2] == "  line 2: invalid JSON"
+    assert lines[1] == "  line 2: not JSON"
     assert lines[-1].startswith("  line 9: mapper_parsing_exception: failed to parse field [status]")
 
 
@@ -120,10 +122,9 @@ def test_watcher_ingest_into_the_embedded_store(tmp_path, search_server, capsys)
     log.write_text("\n".join(LINES[:3]) + "\n")
     code = main(["ingest", "--config", _config(tmp_path, search_server, "x"), "--source", "local", str(log)])
     assert code == 1
-    assert capsys.readouterr().out.splitlines() == [
-        f"{log}: 2 of 3 documents loaded into {tmp_path / 'logs.duckdb'}",
-        "1 rejected: 1 invalid JSON",
-    ]
+    out, err = capsys.readouterr()
+    assert out == f"{log}: 2 of 3 documents loaded into {tmp_path / 'logs.duckdb'}\n"
+    assert err == f"skipped 1 line: 1 not JSON; first at {log}:2\n"
 
 
 @pytest.mark.parametrize(
@@ -159,3 +160,52 @@ def test_watcher_ingest_with_the_store_down(tmp_path, capsys):
         "watcher ingest: cannot reach opensearch at http://127.0.0.1:9 (index l-*): "
         "connection refused (after 0 retries)"
     )
+
+
+def test_watcher_ingest_into_an_index_twice_loads_the_file_once(tmp_path, search_server, fresh_index, capsys):
+    prefix = fresh_index("watcher-again")
+    index = f"{prefix}-ingest"
+    log = tmp_path / "requests.jsonl"
+    log.write_text(LINES[0] + "\n" + LINES[2] + "\n")
+    config = _config(tmp_path, search_server, f"{prefix}-*")
+    ingest = ["ingest", "--config", config, "--source", "logs", str(log)]
+    try:
+        assert main(ingest) == 0
+        assert main(ingest) == 0
+        assert search_server.request("GET", f"/{index}/_count")["count"] == 2
+        with log.open("a") as handle:
+            handle.write(LINES[7] + "\n")
+        assert main(ingest) == 0
+        assert search_server.request("GET", f"/{index}/_count")["count"] == 3
+        assert main([*ingest[:-1], "--again", str(log)]) == 0
+        assert search_server.request("GET", f"/{index}/_count")["count"] == 6
+    finally:
+        search_server.delete_index(index)
+    out = capsys.readouterr().out.splitlines()
+    assert (
+        out[1] == f"{log}: already ingested into {index} (2 lines); nothing loaded (--again loads it again)"
+    )
+    assert out[2].startswith(f"{log}: 1 of 1 documents loaded (new lines after line 2) into {index} (")
+    assert out[3].startswith(f"{log}: 3 of 3 documents loaded into {index} (")
+
+
+def test_an_index_created_anew_forgets_what_was_loaded(tmp_path, search_server, fresh_index):
+    prefix = fresh_index("watcher-anew")
+    index = f"{prefix}-ingest"
+    log = tmp_path / "requests.jsonl"
+    log.write_text(LINES[0] + "\n")
+    ingest = [
+        "ingest",
+        "--config",
+        _config(tmp_path, search_server, f"{prefix}-*"),
+        "--source",
+        "logs",
+        str(log),
+    ]
+    assert main(ingest) == 0
+    search_server.delete_index(index)
+    try:
+        assert main(ingest) == 0
+        assert search_server.request("GET", f"/{index}/_count")["count"] == 1
+    finally:
+        search_server.delete_index(index)

@@ -15,6 +15,13 @@ from pydantic import Field, SecretStr
 from watcher.config.base import ConfigModel
 from watcher.duration import Duration
 
+TimeFormat = Literal["iso8601", "epoch_s", "epoch_ms"]
+TIME_FORMAT_HELP = (
+    "how numbers in the time field are read: epoch_s or epoch_ms; iso8601 (the default) reads "
+    "ISO 8601 strings only and refuses numbers, whose unit would be a guess. ISO 8601 strings are "
+    "read with every setting"
+)
+
 
 class EmbeddedSource(ConfigModel):
     """A DuckDB file fed from JSON-lines log files."""
@@ -23,6 +30,7 @@ class EmbeddedSource(ConfigModel):
     path: Path = Field(default=Path("data/logs.duckdb"), description="the DuckDB file")
     ingest: list[str] = Field(default_factory=list, description="globs of JSON-lines files to ingest")
     time_field: str = "@timestamp"
+    time_format: TimeFormat = Field(default="iso8601", description=TIME_FORMAT_HELP)
     retention: Duration = Field(default=timedelta(days=7), description="rows older than this are deleted")
     threads: int = Field(default=1, ge=1, le=64, description="DuckDB worker threads (more: faster, more RSS)")
     memory_limit: str = Field(default="512MB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
@@ -35,6 +43,9 @@ class SearchSource(ConfigModel):
     hosts: list[str] = Field(min_length=1)
     index: str = Field(description="index name or pattern, e.g. ml-api-*")
     time_field: str = "@timestamp"
+    time_format: TimeFormat = Field(
+        default="iso8601", description=TIME_FORMAT_HELP + " (used by `watcher ingest`)"
+    )
     api_key: SecretStr | None = None
     username: str | None = None
     password: SecretStr | None = None

@@ -2,8 +2,9 @@
 
 The same file can be replayed on the embedded store: lines are read with the embedded store's
 rules (``watcher.store.ingest``) -- a line that is not a JSON object or has no readable timestamp
-is skipped for the same reason on both stores -- and the timestamp is rewritten as an ISO 8601 UTC
-string, because the search store would read an epoch in seconds as milliseconds. What the server
+(a number needs the source's ``time_format``) is skipped for the same reason on both stores -- and
+the timestamp is rewritten as an ISO 8601 UTC string, because the search store would read an epoch
+in seconds as milliseconds. What the server
 refuses (a value that does not fit the mapping) is reported with its line number and the
 server's reason.
 """
@@ -11,23 +12,23 @@ server's reason.
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from watcher.config.sources import TimeFormat
 from watcher.store.answers import error_message
 from watcher.store.dsl import Json
 from watcher.store.ingest import (
-    SKIP_BAD_TIMESTAMP,
-    SKIP_INVALID_JSON,
-    SKIP_MISSING_TIMESTAMP,
-    SKIP_NOT_OBJECT,
-    TimestampError,
-    field_value,
-    parse_timestamp,
+    NOT_JSON,
+    FileCursor,
+    IngestReport,
+    Rejection,
+    decode_line,
+    document_time,
 )
 from watcher.store.search import SearchStore
 
@@ -51,23 +52,33 @@ def new_index_mappings(time_field: str) -> Json:
 
 @dataclass
 class BulkReport:
-    """What a load did. ``lines_read == indexed + rejected_total``; blank lines are not counted.
+    """What a load did. ``lines.skipped`` counts rejected lines by reason: the embedded store's
+    reasons (``not_json``, ``missing_timestamp``, ...) or the server's error type; ``examples``
+    keeps the first rejected lines with the full reason."""
 
-    ``rejected`` counts by reason (the embedded store's skip reasons, or the server's error
-    type); ``examples`` keeps the first rejected lines with the full reason.
-    """
-
-    lines_read: int = 0
-    indexed: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    lines: IngestReport = field(default_factory=IngestReport)
     examples: list[tuple[int, str]] = field(default_factory=list)
+    file: str | None = None
+    last_line: int = 0  # the number of the last line read, blank or not
+
+    @property
+    def lines_read(self) -> int:
+        return self.lines.lines_read
+
+    @property
+    def indexed(self) -> int:
+        return self.lines.rows_stored
+
+    @property
+    def rejected(self) -> Counter[str]:
+        return self.lines.skipped
 
     @property
     def rejected_total(self) -> int:
-        return sum(self.rejected.values())
+        return self.lines.skipped_total
 
     def reject(self, line: int, kind: str, reason: str) -> None:
-        self.rejected[kind] += 1
+        self.lines.reject(kind, Rejection(self.file, line, reason))
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append((line, reason))
 
@@ -83,28 +94,40 @@ def ingest_index(pattern: str) -> str:
     return name
 
 
-def load_file(store: SearchStore, path: Path, index: str, batch_size: int = BATCH_SIZE) -> BulkReport:
-    """Load one JSON-lines file into ``index`` (created with ``new_index_mappings`` if missing)."""
+def load_file(
+    store: SearchStore, path: Path, index: str, batch_size: int = BATCH_SIZE, resume: FileCursor | None = None
+) -> BulkReport:
+    """Load one JSON-lines file into ``index`` (created with ``new_index_mappings`` if missing),
+    from its start or from ``resume`` (its offset and line number)."""
     with path.open("rb") as handle:
-        return load_lines(store, handle, index, batch_size)
+        handle.seek(resume.offset if resume is not None else 0)
+        first = resume.line + 1 if resume is not None else 1
+        return load_lines(store, handle, index, batch_size, file=str(path), first_line=first)
 
 
 def load_lines(
-    store: SearchStore, lines: Iterable[str | bytes], index: str, batch_size: int = BATCH_SIZE
+    store: SearchStore,
+    lines: Iterable[str | bytes],
+    index: str,
+    batch_size: int = BATCH_SIZE,
+    *,
+    file: str | None = None,
+    first_line: int = 1,
 ) -> BulkReport:
     """Load JSON lines into ``index`` in ``_bulk`` requests of ``batch_size`` documents, then refresh."""
-    time_field = store.source.time_field
-    store.ensure_index(index, new_index_mappings(time_field))
-    report = BulkReport()
+    source = store.source
+    store.ensure_index(index, new_index_mappings(source.time_field))
+    report = BulkReport(file=file)
     batch: list[tuple[int, Json]] = []
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=first_line):
+        report.last_line = number
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
         if not text.strip():
             continue
-        report.lines_read += 1
-        doc, reason = _document(text, time_field)
-        if doc is None:
-            report.reject(number, reason, reason)
+        report.lines.lines_read += 1
+        doc = _document(text, source.time_field, source.time_format, report.lines)
+        if isinstance(doc, tuple):
+            report.reject(number, *doc)
             continue
         batch.append((number, doc))
         if len(batch) >= batch_size:
@@ -116,23 +139,19 @@ def load_lines(
     return report
 
 
-def _document(text: str, time_field: str) -> tuple[Json | None, str]:
-    """The document to index, or ``None`` and why the line is skipped."""
+def _document(
+    text: str, time_field: str, time_format: TimeFormat, lines: IngestReport
+) -> Json | tuple[str, str]:
+    """The document to index, or why the line is skipped: reason and detail."""
     try:
-        doc = json.loads(text)
+        doc = decode_line(text)
     except ValueError:
-        return None, SKIP_INVALID_JSON
-    if not isinstance(doc, dict):
-        return None, SKIP_NOT_OBJECT
-    value = field_value(doc, time_field)
-    if value is None:
-        return None, SKIP_MISSING_TIMESTAMP
-    try:
-        moment = parse_timestamp(value)
-    except TimestampError:
-        return None, SKIP_BAD_TIMESTAMP
+        return NOT_JSON, "not JSON"
+    moment = document_time(doc, time_field, time_format, lines)
+    if not isinstance(moment, datetime):
+        return moment
     _set_field(doc, time_field, moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
-    return doc, ""
+    return cast(Json, doc)
 
 
 def _set_field(doc: MutableMapping[str, Any], name: str, value: str) -> None:
@@ -157,7 +176,7 @@ def _send(store: SearchStore, index: str, batch: list[tuple[int, Json]], report:
         outcome: Mapping[str, Any] = next(iter(item.values()), {}) if isinstance(item, Mapping) else {}
         error = outcome.get("error")
         if error is None and int(outcome.get("status", 200)) < 300:
-            report.indexed += 1
+            report.lines.rows_stored += 1
             continue
         kind = error.get("type", "error") if isinstance(error, Mapping) else "error"
         report.reject(number, str(kind), error_message(error) if error else f"status {outcome.get('status')}")

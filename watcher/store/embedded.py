@@ -20,12 +20,13 @@ from typing import BinaryIO
 import duckdb
 
 from watcher.config import EmbeddedSource
+from watcher.config.sources import TimeFormat
 from watcher.query import Query, QueryResult
 from watcher.store.base import StoreError
 from watcher.store.field_columns import FIELD_COLUMNS, FieldColumn, FieldColumns
 from watcher.store.field_columns import SCHEMA as FIELD_COLUMNS_SCHEMA
 from watcher.store.ingest import (
-    SKIP_INVALID_JSON,
+    NOT_JSON,
     FileCursor,
     IngestReport,
     ParsedLines,
@@ -34,6 +35,7 @@ from watcher.store.ingest import (
     read_complete_lines,
     resume_cursor,
 )
+from watcher.store.rejections import RejectionLog
 from watcher.store.sql import FusedPlan, compile_batch, json_paths, naive_utc
 
 _SCHEMA = """
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS ingest_cursors (
     path VARCHAR NOT NULL, device UBIGINT NOT NULL, inode UBIGINT NOT NULL, "offset" BIGINT NOT NULL,
     head_len INTEGER NOT NULL, head_hash VARCHAR NOT NULL
 );
+ALTER TABLE ingest_cursors ADD COLUMN IF NOT EXISTS line BIGINT DEFAULT 0;
 """
 READ_CHUNK = 4 * 1024 * 1024
 """Bytes of a file parsed and committed at a time: bounds memory on a large backlog. A chunk
@@ -62,9 +65,13 @@ class EmbeddedStore:
         threads: int = 1,
         memory_limit: str = "512MB",
         field_columns: int = FIELD_COLUMNS,
+        time_format: TimeFormat = "iso8601",
+        rejections: RejectionLog | None = None,
     ) -> None:
         self.path = Path(path)
         self.time_field = time_field
+        self.time_format: TimeFormat = time_format
+        self.rejections = rejections  # warns about skipped lines (the daemon's); None: the caller tells
         self.retention = retention
         self._read_chunk = read_chunk
         # Serialises what writes: ingestion, retention, and adding or filling field columns.
@@ -93,16 +100,33 @@ class EmbeddedStore:
                 report.add(self._ingest_file(cur, path, known, self._not_before(now)))
             for gone in [p for p in known if not os.path.exists(p)]:
                 cur.execute("DELETE FROM ingest_cursors WHERE path = ?", [gone])
+        self._told(report)
         if now is not None:
             self.apply_retention(now)
         return report
 
+    def file_cursor(self, path: Path | str) -> FileCursor | None:
+        """How far ``path`` has been read into this store, or ``None`` when it never was."""
+        with self._cursor() as cur:
+            known = {c.path: c for c in _load_cursors(cur)}
+        return known.get(os.path.abspath(path))
+
+    def forget_file(self, path: Path | str) -> None:
+        """Drop the read offset of ``path``: the next pass reads it from its first line again."""
+        with self._write_lock, self._cursor() as cur:
+            cur.execute("DELETE FROM ingest_cursors WHERE path = ?", [os.path.abspath(path)])
+
     def ingest_lines(self, lines: Iterable[str | bytes], now: datetime | None = None) -> IngestReport:
         """Store JSON lines given directly (tests, the demo, backfills); no cursor is kept."""
-        parsed = parse_lines(lines, self.time_field, self._not_before(now))
+        parsed = parse_lines(lines, self.time_field, self._not_before(now), time_format=self.time_format)
         with self._write_lock, self._cursor() as cur:
             self._write(cur, parsed, None)
+        self._told(parsed.report)
         return parsed.report
+
+    def _told(self, report: IngestReport) -> None:
+        if self.rejections is not None and report.skipped:
+            self.rejections.record(report)
 
     def _ingest_file(
         self, cur: duckdb.DuckDBPyConnection, path: str, known: dict[str, FileCursor], not_before: int | None
@@ -128,7 +152,14 @@ class EmbeddedStore:
         """Parse and commit one chunk after ``cursor``. Its lines are dropped once parsed and its rows
         once stored, before the next chunk is read: a backlog costs one chunk of memory, not two."""
         lines, advanced = read_complete_lines(handle, cursor, self._read_chunk)
-        parsed = parse_lines(lines, self.time_field, not_before)
+        parsed = parse_lines(
+            lines,
+            self.time_field,
+            not_before,
+            time_format=self.time_format,
+            file=cursor.path,
+            first_line=cursor.line + 1,
+        )
         del lines  # parsed.docs holds the text; the bytes need not wait for the insert
         self._write(cur, parsed, advanced)
         return advanced, parsed.report
@@ -142,7 +173,7 @@ class EmbeddedStore:
                 parsed.report.rows_stored = _insert(cur, parsed, self._fields.columns)
                 rejected = len(parsed.docs) - parsed.report.rows_stored
                 if rejected:
-                    parsed.report.skipped[SKIP_INVALID_JSON] += rejected
+                    parsed.report.skipped[NOT_JSON] += rejected  # DuckDB's JSON parser refused them
             if cursor is not None:
                 _save_cursor(cur, cursor)
             cur.commit()
@@ -231,6 +262,8 @@ def from_source(source: EmbeddedSource) -> EmbeddedStore:
         source.retention,
         threads=source.threads,
         memory_limit=source.memory_limit,
+        time_format=source.time_format,
+        rejections=RejectionLog(),
     )
 
 
@@ -266,7 +299,7 @@ def _insert(cur: duckdb.DuckDBPyConnection, parsed: ParsedLines, fields: Sequenc
 
 def _load_cursors(cur: duckdb.DuckDBPyConnection) -> list[FileCursor]:
     rows = cur.execute(
-        'SELECT path, device, inode, "offset", head_len, head_hash FROM ingest_cursors'
+        'SELECT path, device, inode, "offset", head_len, head_hash, line FROM ingest_cursors'
     ).fetchall()
     return [FileCursor(*row) for row in rows]
 
@@ -274,6 +307,15 @@ def _load_cursors(cur: duckdb.DuckDBPyConnection) -> list[FileCursor]:
 def _save_cursor(cur: duckdb.DuckDBPyConnection, cursor: FileCursor) -> None:
     cur.execute("DELETE FROM ingest_cursors WHERE path = ?", [cursor.path])
     cur.execute(
-        "INSERT INTO ingest_cursors VALUES (?, ?, ?, ?, ?, ?)",
-        [cursor.path, cursor.device, cursor.inode, cursor.offset, cursor.head_len, cursor.head_hash],
+        'INSERT INTO ingest_cursors (path, device, inode, "offset", head_len, head_hash, line) '
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            cursor.path,
+            cursor.device,
+            cursor.inode,
+            cursor.offset,
+            cursor.head_len,
+            cursor.head_hash,
+            cursor.line,
+        ],
     )

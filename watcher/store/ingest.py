@@ -3,7 +3,8 @@
 Pure parts only: turning lines into ``(timestamp, document)`` rows with a count of what was
 skipped and why, and deciding where to resume reading a file. The DuckDB side (tables,
 transactions) lives in ``embedded.py``. A bad line never stops ingestion: it is counted under
-a ``SKIP_*`` reason and dropped.
+its reason (``NOT_JSON``, ``MISSING_TIMESTAMP``, ...), the first one per reason kept with its
+file and line number, and dropped; ``rejections.py`` logs and summarises them.
 """
 
 from __future__ import annotations
@@ -18,33 +19,58 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-SKIP_INVALID_JSON = "invalid JSON"
-SKIP_NOT_OBJECT = "not a JSON object"
-SKIP_MISSING_TIMESTAMP = "missing timestamp"
-SKIP_BAD_TIMESTAMP = "unparsable timestamp"
-SKIP_EXPIRED = "older than retention"
+from watcher.config.sources import TimeFormat
+
+NOT_JSON = "not_json"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_TIMESTAMP = "missing_timestamp"
+BAD_TIMESTAMP = "bad_timestamp"
+AMBIGUOUS_TIMESTAMP = "ambiguous_timestamp"
+EXPIRED = "expired"
+"""Why a line was skipped: the ``reason`` label of ``watcher_ingest_rejected_total``."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMERIC = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
-# Epoch magnitudes: seconds until year 5138, then milliseconds, microseconds, nanoseconds.
-_EPOCH_SCALES = ((1e11, 1_000_000), (1e14, 1_000), (1e17, 1))
+_MICROS_PER_UNIT = {"epoch_s": 1_000_000, "epoch_ms": 1_000}
+FIELDS_SEEN_MAX = 30
 HEAD_BYTES = 256
 """How much of a file's start is fingerprinted to tell a rotated file from the one we read."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Where a line was skipped (``file`` is ``None`` for lines given directly) and why, in words."""
+
+    file: str | None
+    line: int
+    detail: str
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}" if self.file else f"line {self.line}"
 
 
 @dataclass
 class IngestReport:
     """What one ingestion pass did. ``lines_read == rows_stored + sum(skipped.values())``;
-    blank lines are ignored and not counted."""
+    blank lines are ignored and not counted. ``first`` keeps the first skipped line per reason,
+    ``fields_seen`` the top-level fields of lines without the time field (at most 30 names)."""
 
     lines_read: int = 0
     rows_stored: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     files: int = 0
+    first: dict[str, Rejection] = field(default_factory=dict)
+    fields_seen: set[str] = field(default_factory=set)
 
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
+
+    def reject(self, reason: str, where: Rejection | None = None) -> None:
+        self.skipped[reason] += 1
+        if where is not None:
+            self.first.setdefault(reason, where)
 
     def add(self, other: IngestReport) -> None:
         """Fold another pass's counts into this one."""
@@ -52,49 +78,67 @@ class IngestReport:
         self.rows_stored += other.rows_stored
         self.skipped.update(other.skipped)
         self.files += other.files
+        for reason, where in other.first.items():
+            self.first.setdefault(reason, where)
+        self.see_fields(other.fields_seen)
+
+    def see_fields(self, names: Iterable[str]) -> None:
+        for name in names:
+            if len(self.fields_seen) >= FIELDS_SEEN_MAX:
+                return
+            self.fields_seen.add(name)
 
 
 class TimestampError(ValueError):
     """A time field value that is not a timestamp."""
 
 
-def parse_timestamp(value: Any) -> datetime:
+class AmbiguousTimestampError(TimestampError):
+    """A number in the time field of a source that did not say which unit its numbers are in."""
+
+
+def parse_timestamp(value: Any, time_format: TimeFormat = "iso8601") -> datetime:
     """Read a log timestamp as an aware UTC datetime.
 
-    Accepts ISO 8601 strings with any offset (``Z``, ``+02:00``; none means UTC) and epoch
-    numbers or numeric strings, whose unit (s, ms, us, ns) is told by magnitude -- so a
-    numeric string such as ``"20240101"`` is read as epoch seconds, not as a date.
+    ISO 8601 strings with any offset (``Z``, ``+02:00``; none means UTC) are always read. Numbers
+    and numeric strings are read in the unit ``time_format`` declares (``epoch_s``, ``epoch_ms``);
+    with ``iso8601`` (the default) they are refused: ``12345`` could be seconds, milliseconds or a
+    mistake, and guessing stored such lines in 1970.
     """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise TimestampError(f"timestamp must be a string or a number, got {type(value).__name__}")
-    if not isinstance(value, str):
-        return _from_epoch(value)
-    if value.isdigit():  # before ISO: "20240101" is a valid ISO date, but here an epoch
-        return _from_epoch(int(value))
+    number = _as_number(value)
+    if number is not None:
+        if time_format not in _MICROS_PER_UNIT:
+            raise AmbiguousTimestampError(
+                f"numeric timestamp {value!r} has no unit: set time_format: epoch_s or epoch_ms on the source"
+            )
+        return _from_epoch(number, _MICROS_PER_UNIT[time_format])
+    assert isinstance(value, str)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        if _NUMERIC.match(value):
-            return _from_epoch(float(value) if "." in value else int(value))
         raise TimestampError(f"not an ISO 8601 timestamp: {value!r}") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _from_epoch(number: float) -> datetime:
-    try:
-        return _EPOCH + timedelta(microseconds=_epoch_micros_of_number(number))
-    except OverflowError:
-        raise TimestampError(f"epoch timestamp out of range: {number!r}") from None
+def _as_number(value: int | float | str) -> int | float | None:
+    """A number, or a string holding one (``"1717243200"``, ``"1717243200.5"``); else ``None``."""
+    if not isinstance(value, str):
+        return value
+    if not _NUMERIC.match(value):
+        return None
+    return float(value) if "." in value else int(value)
 
 
-def _epoch_micros_of_number(number: float) -> int:
-    """Microseconds since the epoch for an epoch number in s, ms, us or ns (by magnitude)."""
+def _from_epoch(number: float, micros_per_unit: int) -> datetime:
     if number != number or number in (float("inf"), float("-inf")):
         raise TimestampError(f"epoch timestamp out of range: {number!r}")
-    for limit, scale in _EPOCH_SCALES:
-        if abs(number) < limit:
-            return int(number * scale) if isinstance(number, int) else round(number * scale)
-    return int(number) // 1000 if isinstance(number, int) else round(number / 1000)
+    micros = number * micros_per_unit if isinstance(number, int) else round(number * micros_per_unit)
+    try:
+        return _EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        raise TimestampError(f"epoch timestamp out of range: {number!r}") from None
 
 
 def epoch_micros(moment: datetime) -> int:
@@ -131,51 +175,96 @@ class ParsedLines:
     report: IngestReport = field(default_factory=IngestReport)
 
 
-def parse_lines(lines: Iterable[str | bytes], time_field: str, not_before: int | None = None) -> ParsedLines:
+def parse_lines(
+    lines: Iterable[str | bytes],
+    time_field: str,
+    not_before: int | None = None,
+    *,
+    time_format: TimeFormat = "iso8601",
+    file: str | None = None,
+    first_line: int = 1,
+) -> ParsedLines:
     """Parse JSON lines into rows; ``not_before`` (epoch microseconds) drops expired rows.
 
-    ``report.rows_stored`` is left at 0: the store sets it once rows are written.
+    ``file`` and ``first_line`` (the number of the first of ``lines`` in it) say where a skipped
+    line was. ``report.rows_stored`` is left at 0: the store sets it once rows are written.
     """
     out = ParsedLines()
-    skipped = out.report.skipped
-    for raw in lines:
+    reader = _LineReader(time_field, time_format, not_before)
+    for number, raw in enumerate(lines, start=first_line):
         line = raw.strip()  # also drops the \r of CRLF files
         if not line:
             continue
         out.report.lines_read += 1
-        reason = _parse_line(line, time_field, not_before, out)
-        if reason is not None:
-            skipped[reason] += 1
+        skipped = reader.read(line, out)
+        if skipped is not None:
+            reason, detail = skipped
+            out.report.reject(reason, Rejection(file, number, detail))
     return out
 
 
-def _parse_line(raw: str | bytes, time_field: str, not_before: int | None, out: ParsedLines) -> str | None:
-    """Append one line's row to ``out``, or return why it was skipped."""
-    try:
-        if isinstance(raw, bytes):
-            text = raw.decode("utf-8")
-        else:
-            text = raw
-            text.encode("utf-8")  # a lone surrogate would fail the whole batch insert
-        doc = _DECODER.decode(text)
-    except ValueError:
-        return SKIP_INVALID_JSON
+@dataclass(frozen=True)
+class _LineReader:
+    time_field: str
+    time_format: TimeFormat
+    not_before: int | None
+
+    def read(self, raw: str | bytes, out: ParsedLines) -> tuple[str, str] | None:
+        """Append one line's row to ``out``, or return why it was skipped: reason and detail."""
+        try:
+            if isinstance(raw, bytes):
+                text = raw.decode("utf-8")
+            else:
+                text = raw
+                text.encode("utf-8")  # a lone surrogate would fail the whole batch insert
+            doc = _DECODER.decode(text)
+        except ValueError:
+            return NOT_JSON, "not JSON"
+        moment = document_time(doc, self.time_field, self.time_format, out.report)
+        if not isinstance(moment, datetime):
+            return moment
+        micros = epoch_micros(moment)
+        if self.not_before is not None and micros < self.not_before:
+            return EXPIRED, "older than the retention"
+        if any(constant in text for constant in _CONSTANTS):
+            text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        out.micros.append(micros)
+        out.docs.append(text)
+        return None
+
+
+def decode_line(text: str) -> Any:
+    """A line's JSON value (NaN and Infinity read as null); ``ValueError`` when it is not JSON."""
+    return _DECODER.decode(text)
+
+
+def document_time(
+    doc: object, time_field: str, time_format: TimeFormat, report: IngestReport
+) -> datetime | tuple[str, str]:
+    """A decoded line's timestamp, or why it has none: reason and detail. The fields of a
+    document without the time field are noted in ``report.fields_seen``."""
     if not isinstance(doc, dict):
-        return SKIP_NOT_OBJECT
+        return NOT_AN_OBJECT, f"not a JSON object but {_json_kind(doc)}"
     value = field_value(doc, time_field)
     if value is None:
-        return SKIP_MISSING_TIMESTAMP
+        report.see_fields(doc)
+        return MISSING_TIMESTAMP, f"no time field {time_field!r}"
     try:
-        micros = epoch_micros(parse_timestamp(value))
-    except TimestampError:
-        return SKIP_BAD_TIMESTAMP
-    if not_before is not None and micros < not_before:
-        return SKIP_EXPIRED
-    if any(constant in text for constant in _CONSTANTS):
-        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-    out.micros.append(micros)
-    out.docs.append(text)
-    return None
+        return parse_timestamp(value, time_format)
+    except AmbiguousTimestampError as exc:
+        return AMBIGUOUS_TIMESTAMP, str(exc)
+    except TimestampError as exc:
+        return BAD_TIMESTAMP, str(exc)
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return "a number" if not isinstance(value, bool) else "a boolean"
 
 
 # --------------------------------------------------------------------------- file cursors
@@ -191,6 +280,8 @@ class FileCursor:
     offset: int
     head_len: int = 0
     head_hash: str = ""
+    line: int = 0
+    """Lines before ``offset``: the number of the next line is ``line + 1``."""
 
 
 def head_fingerprint(handle: BinaryIO, length: int) -> str:
@@ -236,10 +327,10 @@ def read_complete_lines(
         data += more
     if end < 0:
         return [], cursor
-    advanced = replace(cursor, offset=cursor.offset + end + 1)
+    lines = data.split(b"\n")  # no copy of the whole lines first: a chunk is held once, as lines
+    del lines[-1]  # what follows the last newline: an unfinished line, left for a later pass
+    advanced = replace(cursor, offset=cursor.offset + end + 1, line=cursor.line + len(lines))
     if cursor.head_len < HEAD_BYTES:
         length = min(HEAD_BYTES, advanced.offset)
         advanced = replace(advanced, head_len=length, head_hash=head_fingerprint(handle, length))
-    lines = data.split(b"\n")  # no copy of the whole lines first: a chunk is held once, as lines
-    del lines[-1]  # what follows the last newline: an unfinished line, left for a later pass
     return lines, advanced
