@@ -2,8 +2,9 @@
 
 A series minute of ``n`` events spreads them evenly over the minute (``n`` = 4: at :00, :15, :30,
 :45 seconds). Each event carries the series' ``fields``, the next value of each ``cycle`` list,
-and its time in the time field of every source the rules read, as that source's
-``time_format`` says (ISO 8601 by default, or epoch seconds / milliseconds).
+and its time in the time field of every source the rules read, as that source's ``time_format``
+says (ISO 8601 by default, or epoch seconds / milliseconds). A dotted name is a nested field:
+``features.country: DE`` is ``{"features": {"country": "DE"}}``, as rules read it.
 """
 
 from __future__ import annotations
@@ -51,11 +52,26 @@ def events(series: Series, day: date, clocks: dict[str, str]) -> Iterator[dict[s
     for minute, count in enumerate(per_minute(series, day)):
         for index in range(count):
             at = start + minute * MINUTE + index * MINUTE / count
-            event = dict(series.fields)
-            event.update({name: values[number % len(values)] for name, values in series.cycle.items()})
-            event.update({field: stamp(at, kind) for field, kind in clocks.items()})
+            event: dict[str, Any] = {}
+            for name, value in series.fields.items():
+                put(event, name, value)
+            for name, values in series.cycle.items():
+                put(event, name, values[number % len(values)])
+            for name, kind in clocks.items():
+                put(event, name, stamp(at, kind))
             number += 1
             yield event
+
+
+def put(event: dict[str, Any], name: str, value: Any) -> None:
+    """Set a field; a dotted name (``features.country``) is a nested field, as rules read it."""
+    *parents, last = name.split(".")
+    for parent in parents:
+        inner = event.setdefault(parent, {})
+        if not isinstance(inner, dict):
+            inner = event[parent] = {}
+        event = inner
+    event[last] = value
 
 
 def per_minute(series: Series, day: date) -> list[int]:

@@ -142,6 +142,11 @@ class RuleTest(ConfigModel):
     expect: list[Expected] = Field(default_factory=list)
     notifications: list[ExpectedNotification] | None = None
 
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _nothing(cls, value: Any) -> Any:
+        return [] if value is None else value  # `expect:` with nothing under it: nothing fires
+
 
 class RuleTestFile(ConfigModel):
     config: str | None = None

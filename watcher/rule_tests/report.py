@@ -47,12 +47,12 @@ def _diff(
 
 def line(happening: Happening, day: date) -> str:
     receiver = f"{happening.receiver}: " if happening.receiver else ""
-    incidents = ", ".join(f"{rule} {_labels(group)}" for rule, group in happening.incidents)
+    incidents = ", ".join(rule + _labels(group) for rule, group in happening.incidents)
     return f"{clock(happening.at, day)}  {happening.event:<8}  {receiver}{incidents}"
 
 
 def _labels(group: Group) -> str:
-    return "{" + ",".join(f"{name}={value}" for name, value in group) + "}"
+    return " {" + ",".join(f"{name}={value}" for name, value in group) + "}" if group else ""
 
 
 def _value(values: dict[Happening, float | None], happening: Happening) -> str:
