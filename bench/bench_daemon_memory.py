@@ -75,6 +75,12 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (``/proc/PID/stat``, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -137,9 +143,11 @@ def main() -> None:
         high_water = 0.0
         scraped: list[int] = []
         last_scrape = 0.0
+        cpu: list[tuple[float, float]] = []  # (time, CPU seconds)
         try:
             while time.monotonic() - started < args.seconds and proc.poll() is None:
                 samples.append((time.monotonic() - started, rss_mb(proc.pid)))
+                cpu.append((time.monotonic() - started, cpu_seconds(proc.pid)))
                 high_water = rss_mb(proc.pid, "VmHWM")
                 if args.scrape and time.monotonic() - last_scrape >= args.scrape:
                     last_scrape = time.monotonic()
@@ -160,6 +168,10 @@ def main() -> None:
             f"last third peak {late:.1f} MB (growth {late - early:+.1f} MB)"
         )
         print(f"high-water mark (VmHWM, also between samples) {high_water:.1f} MB")
+        # CPU after start-up (the first third: loading, the first ingest) per second of running.
+        (t0, c0), (t1, c1) = cpu[len(cpu) // 3], cpu[-1]
+        share = 100 * (c1 - c0) / (t1 - t0)
+        print(f"CPU after start-up {c1 - c0:.2f} s over {t1 - t0:.0f} s ({share:.1f} % of a core)")
         if args.scrape:
             answered = [size for size in scraped if size]
             largest = max(answered, default=0)

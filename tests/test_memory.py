@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 import duckdb
@@ -60,3 +62,30 @@ def _rss_mb() -> float:
 def test_config_survives_a_rebuild() -> None:
     config = Config.model_validate({"sources": {"app": {"store": "embedded", "path": "logs.duckdb"}}})
     assert memory.rebuilt(lambda: config) == config
+
+
+class _Node:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_after_freeze_ticks_still_collect_their_garbage_and_a_reload_frees_the_old_heap() -> None:
+    try:
+        old = _Node()  # e.g. a rule alive at start-up
+        old_ref = weakref.ref(old)
+        memory.freeze()
+        assert gc.get_freeze_count() > 0
+        del old  # replaced by a reload
+        memory.release()
+        assert old_ref() is not None  # frozen: per-tick collections never walk it (that is the point)
+        new = _Node()  # garbage a tick makes
+        new_ref = weakref.ref(new)
+        del new
+        memory.release()
+        assert new_ref() is None  # still collected at the tick's end
+        memory.freeze()  # the reload's freeze thaws first, so the replaced heap is collected
+        assert old_ref() is None
+    finally:
+        gc.unfreeze()

@@ -40,9 +40,20 @@ _searched = False
 
 
 def release() -> None:
-    """Collect garbage, then ``trim``."""
+    """Collect garbage, then ``trim``. After ``freeze`` the collection skips the long-lived heap:
+    at 10 rules a full collection of the daemon cost ~30 ms a tick, most of its CPU."""
     gc.collect()
     trim()
+
+
+def freeze() -> None:
+    """Move everything alive now (modules, config, rules, templates: what lives until the next
+    reload) to the collector's permanent generation, so later collections only walk what ticks
+    allocate. Called after start-up and after each reload; thawed first, so a reload's garbage
+    (the replaced rules) is collected before the new heap is frozen."""
+    gc.unfreeze()
+    release()
+    gc.freeze()
 
 
 def trim() -> None:
