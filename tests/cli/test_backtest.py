@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from watcher.cli import main
+from watcher.cli.progress import Progress
 from watcher.demo import DEMO_LENGTH, DEMO_START, score, write_log
 from watcher.rules.loader import load_config, load_rules
 
@@ -106,36 +109,178 @@ def test_missing_config_is_refused(
     assert f"config file {tmp_path / 'none.yaml'} not found" in capsys.readouterr().err
 
 
-def test_a_per_service_flatline_fires_for_the_service_that_goes_silent(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    start, stop = datetime(2026, 1, 5, 8, 0, tzinfo=UTC), datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
-    log = tmp_path / "app.jsonl"
-    lines = [
+FLATLINE_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+FLATLINE_RANGE = ["--start", "2026-01-05T08:10:00Z", "--end", "2026-01-05T08:44:00Z"]
+FLATLINE_RECORDS = [({"svc": "b"}, "firing", "2026-01-05T08:35:00Z")]  # b's first window without data
+
+
+def flatline_lines() -> list[str]:
+    """Services a, b, c every 2 s for 45 min; b stops at 08:30."""
+    start, stop = FLATLINE_START, FLATLINE_START + timedelta(minutes=30)
+    return [
         json.dumps({"ts": (start + timedelta(seconds=i)).isoformat(), "svc": svc, "status": 200})
         for i in range(0, 45 * 60, 2)
         for svc in ("a", "b", "c")
         if svc != "b" or start + timedelta(seconds=i) < stop
     ]
-    log.write_text("\n".join(lines) + "\n")
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "flat.yaml").write_text(
+
+
+def flatline_setup(
+    folder: Path, source: str = "{store: embedded, path: data/logs.duckdb, time_field: ts}"
+) -> Path:
+    """A per-service flatline rule on the source ``app``; the config's path."""
+    (folder / "rules").mkdir()
+    (folder / "rules" / "flat.yaml").write_text(
         "{name: per-svc-flatline, source: app, every: 1m, window: 5m, delay: 0s, group_by: [svc],"
         " signal: count, flatline: {below: 10}, severity: critical}\n"
     )
-    config = tmp_path / "watcher.yaml"
+    config = folder / "watcher.yaml"
     config.write_text(
-        "sources: {app: {store: embedded, path: data/logs.duckdb, time_field: ts}}\n"
+        f"sources: {{app: {source}}}\n"
         "state: {path: data/state.sqlite}\n"
         "receivers: {console: {console: {format: text}}}\n"
         "route: {receiver: console, group_by: [rule, svc], group_wait: 0s}\n"
         "rules: [rules]\n"
     )
-    code = main(["backtest", "--config", str(config), "--logs", str(log),
-                 "--start", "2026-01-05T08:10:00Z", "--end", "2026-01-05T08:44:00Z"])  # fmt: skip
-    out, _ = capsys.readouterr()
+    return config
+
+
+def records(out: str) -> list[tuple[dict[str, str], str, str]]:
+    return [(r["group"], r["event"], r["at"]) for r in map(json.loads, out.splitlines())]
+
+
+def test_a_per_service_flatline_fires_for_the_service_that_goes_silent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "app.jsonl"
+    log.write_text("\n".join(flatline_lines()) + "\n")
+    config = flatline_setup(tmp_path)
+    code = main(["backtest", "--config", str(config), "--logs", str(log), *FLATLINE_RANGE])
+    out, err = capsys.readouterr()
     assert code == 0
-    records = [json.loads(line) for line in out.splitlines()]
-    assert [(r["group"], r["event"], r["at"]) for r in records] == [
-        ({"svc": "b"}, "firing", "2026-01-05T08:35:00Z")  # its first window without data
-    ]
+    assert records(out) == FLATLINE_RECORDS
+    assert err == ""  # no line skipped, no progress bar for JSON
+
+
+def test_skipped_lines_are_summarised_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "app.jsonl"
+    lines = flatline_lines()
+    lines[16:16] = ["{oops", json.dumps({"time": "2026-01-05T08:00:00Z"}), json.dumps({"ts": 1767600000})]
+    log.write_text("\n".join(lines) + "\n")
+    code = main(["backtest", "--config", str(flatline_setup(tmp_path)), "--logs", str(log), *FLATLINE_RANGE])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert records(out) == FLATLINE_RECORDS
+    assert err == (
+        "watcher backtest: skipped 3 lines: 1 not JSON, 1 missing timestamp (field 'ts'), "
+        f"1 numeric timestamp without time_format; first at {log}:17\n"
+    )
+
+
+def test_logs_without_a_usable_line_are_an_error_naming_the_time_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "app.jsonl"
+    log.write_text("\n".join(line.replace('"ts"', '"@timestamp"') for line in flatline_lines()[:2]) + "\n")
+    code = main(["backtest", "--config", str(flatline_setup(tmp_path)), "--logs", str(log), *FLATLINE_RANGE])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"watcher backtest: no usable log lines in {log} (skipped 2 lines: 2 missing timestamp "
+        f"(field 'ts'); first at {log}:1); looked for the time field 'ts', saw the fields: "
+        "@timestamp, status, svc (set time_field)\n"
+    )
+
+
+def test_backtest_against_the_configured_embedded_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "app.jsonl"
+    log.write_text("\n".join(flatline_lines()) + "\n")
+    config = flatline_setup(tmp_path)
+    assert main(["ingest", "--config", str(config), "--source", "app", str(log)]) == 0
+    capsys.readouterr()
+    code = main(["backtest", "--config", str(config), "--source", "app", *FLATLINE_RANGE])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert records(out) == FLATLINE_RECORDS
+
+
+def test_backtest_against_a_source_without_data_in_the_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "app.jsonl"
+    log.write_text("\n".join(flatline_lines()) + "\n")
+    config = flatline_setup(tmp_path)
+    main(["ingest", "--config", str(config), "--source", "app", str(log)])
+    capsys.readouterr()
+    code = main(
+        [
+            "backtest",
+            "-c",
+            str(config),
+            "--source",
+            "app",
+            "--start",
+            "2026-02-01T00:00Z",
+            "--end",
+            "2026-02-01T01:00Z",
+        ]
+    )
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "watcher backtest: source 'app' has no documents from 2026-01-31T23:55:00Z to 2026-02-01T01:00:00Z "
+        "(time field 'ts')\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("nope", "unknown source 'nope' (defined: app)"),
+        ("app", "cannot open source 'app': no embedded store at {path} (nothing was ingested into it)"),
+    ],
+)
+def test_backtest_against_a_source_that_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, message: str
+) -> None:
+    config = flatline_setup(tmp_path)
+    code = main(["backtest", "-c", str(config), "--source", source, *FLATLINE_RANGE])
+    assert code == 2
+    path = tmp_path / "data" / "logs.duckdb"
+    assert capsys.readouterr().err == f"watcher backtest: {message.format(path=path)}\n"
+    assert not path.exists()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_progress_bar_on_a_terminal_for_the_text_format_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "app.jsonl"
+    log.write_text("\n".join(flatline_lines()) + "\n")
+    argv = ["backtest", "--config", str(flatline_setup(tmp_path)), "--logs", str(log), *FLATLINE_RANGE]
+    for form, shown in (("text", True), ("json", False)):
+        terminal = Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert main([*argv, "--format", form]) == 0
+        last = terminal.getvalue().rsplit("\r", 1)[-1]
+        assert (
+            last.startswith("[" + "#" * 30 + "] 100% 35/35 ticks 2026-01-05 08:44 ETA 0:00:00\n")
+        ) is shown
+        assert (terminal.getvalue() == "") is not shown
+
+
+def test_progress_shows_ticks_done_and_the_time_left() -> None:
+    clock = [0.0]
+    terminal = Terminal()
+    progress = Progress(4, terminal, clock=lambda: clock[0])
+    clock[0] = 10.0
+    progress.advance(FLATLINE_START)
+    assert (
+        terminal.getvalue()
+        == "\r[#######                       ]  25% 1/4 ticks 2026-01-05 08:00 ETA 0:00:30"
+    )
+    assert Progress(4, io.StringIO()).enabled is False  # not a terminal

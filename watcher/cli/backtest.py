@@ -1,4 +1,5 @@
-"""``watcher backtest``: replay rules over log files and print every notification they would send.
+"""``watcher backtest``: replay rules over log files, or over a configured source as it is, and
+print every notification they would send.
 
 The JSON output is a contract other tools read: one object per line,
 ``{"rule", "group", "event": "firing"|"resolved", "at", "value", "severity"}``.
@@ -14,10 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import duckdb
+
 from watcher.cli.common import LoadFailedError, add_config_argument, load
+from watcher.cli.progress import Progress
+from watcher.config import Config, EmbeddedSource
 from watcher.engine import Transition
 from watcher.incidents.model import Event
-from watcher.replay import Replay, Tick
+from watcher.query import Count, Query, Window
+from watcher.replay import Replay
+from watcher.rules.models import Rule
+from watcher.store.base import StoreError
+from watcher.store.rejections import no_usable_lines, summary
 
 REPORTED = (Event.FIRING, Event.RESOLVED)
 
@@ -25,10 +34,12 @@ REPORTED = (Event.FIRING, Event.RESOLVED)
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "backtest",
-        help="replay rules over JSON-lines logs and print the notifications they would send",
-        description="Replay the rules tick by tick over log files with the same code as `watcher run` "
-        "(store, detectors, state machine), on a simulated clock. The files are loaded into a fresh "
-        "embedded store for each source the rules use, with that source's time field from the config.",
+        help="replay rules over logs (files or a live source) and print the notifications they would send",
+        description="Replay the rules tick by tick with the same code as `watcher run` (store, "
+        "detectors, state machine), on a simulated clock. With --logs the files are loaded into a "
+        "fresh embedded store for each source the rules use, with that source's time field and "
+        "time_format; with --source the configured source is queried as it is. Skipped log lines "
+        "are summarised on stderr; no usable line at all is an error (exit 2).",
     )
     add_config_argument(parser)
     parser.add_argument(
@@ -38,13 +49,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="PATH",
         help="rule files or folders (repeatable; default: the config's `rules`)",
     )
-    parser.add_argument(
+    origin = parser.add_mutually_exclusive_group(required=True)
+    origin.add_argument(
         "--logs",
         type=Path,
         action="append",
-        required=True,
         metavar="FILE.jsonl",
-        help="JSON-lines log file (repeatable)",
+        help="JSON-lines log file (repeatable), loaded into a fresh embedded store per source",
+    )
+    origin.add_argument(
+        "--source",
+        metavar="NAME",
+        help="query the configured source NAME itself (Elasticsearch, OpenSearch or the embedded "
+        "store, read as it is) with the rules that use it",
     )
     parser.add_argument(
         "--start",
@@ -60,7 +77,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--format",
         choices=("json", "text"),
         default="json",
-        help="json: one object per line (default); text: a readable table",
+        help="json: one object per line (default); text: a readable table, with a progress bar on "
+        "stderr when it is a terminal",
     )
     parser.set_defaults(func=run)
 
@@ -78,41 +96,111 @@ def parse_time(text: str) -> datetime:
 
 def run(args: argparse.Namespace) -> int:
     if args.end < args.start:
-        print("watcher backtest: --end is before --start", file=sys.stderr)
-        return 2
-    missing = [str(path) for path in args.logs if not path.is_file()]
+        return _fail("--end is before --start")
+    missing = [str(path) for path in args.logs or () if not path.is_file()]
     if missing:
-        print(f"watcher backtest: log file not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        return _fail(f"log file not found: {', '.join(missing)}")
     try:
         loaded = load(args.config, args.rules)
     except LoadFailedError:
         return 1
-    if not loaded.rules:
-        print("watcher backtest: no rules to evaluate", file=sys.stderr)
+    rules = loaded.rules
+    if args.source is not None:
+        if args.source not in loaded.config.sources:
+            known = ", ".join(sorted(loaded.config.sources)) or "none"
+            return _fail(f"unknown source {args.source!r} (defined: {known})")
+        rules = [rule for rule in rules if rule.source == args.source]
+    if not rules:
+        on = f" on source {args.source!r}" if args.source is not None else ""
+        print(f"watcher backtest: no rules to evaluate{on}", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="watcher-backtest-") as workdir:
-        replay = Replay(loaded.config, loaded.rules, args.logs, Path(workdir))
         try:
-            transitions = _collect(replay, args.start, args.end)
+            replay = _replay(loaded.config, rules, args, Path(workdir))
+        except (StoreError, duckdb.Error, OSError) as exc:
+            return _fail(f"cannot open source {args.source!r}: {exc}")
+        try:
+            problem = _no_data(replay, loaded.config, args)
+            transitions = _collect(replay, args) if problem is None else []
         finally:
             replay.close()
-    if args.format == "json":
+    if problem is not None:
+        return _fail(problem)
+    _print(transitions, args.format)
+    return 0
+
+
+def _replay(config: Config, rules: list[Rule], args: argparse.Namespace, workdir: Path) -> Replay:
+    if args.source is None:
+        return Replay(config, rules, args.logs, workdir)
+    from watcher.store.factory import open_store  # the source's backend only
+
+    source = config.sources[args.source]
+    if isinstance(source, EmbeddedSource) and not source.path.is_file():
+        raise FileNotFoundError(f"no embedded store at {source.path} (nothing was ingested into it)")
+    store = open_store(source)
+    return Replay(config, rules, (), workdir, stores={args.source: store})
+
+
+def _no_data(replay: Replay, config: Config, args: argparse.Namespace) -> str | None:
+    """Why the backtest cannot be run on data: no usable log line of a source, or a live source
+    without documents in the range. Skipped lines are summarised on stderr."""
+    if args.source is not None:
+        return live_source_empty(replay, args.source, config.sources[args.source].time_field, args)
+    files = ", ".join(str(path) for path in args.logs)
+    for name, report in replay.ingested.items():
+        time_field = config.sources[name].time_field
+        label = f"source {name}: " if len(replay.ingested) > 1 else ""
+        if not report.rows_stored:
+            return label + no_usable_lines(report, time_field, files)
+        if report.skipped_total:
+            print(f"watcher backtest: {label}{summary(report, time_field)}", file=sys.stderr)
+    return None
+
+
+def live_source_empty(replay: Replay, name: str, time_field: str, args: argparse.Namespace) -> str | None:
+    """Whether source ``name`` holds documents from the first window's start to ``--end``."""
+    reach = max(rule.window + rule.delay for rule in replay.rules)
+    window = Window(args.start - reach, args.end)
+    try:
+        (result,) = replay.stores[name].evaluate([Query("backtest-data", window, {"n": Count()})])
+    except StoreError as exc:
+        return f"source {name!r}: {exc}"
+    if result.error is not None:
+        return f"source {name!r}: {result.error}"
+    count = result.groups[0].values.get("n") if result.groups else 0
+    if count:
+        return None
+    span = f"{_iso(window.start)} to {_iso(window.end)}"
+    return f"source {name!r} has no documents from {span} (time field {time_field!r})"
+
+
+def _collect(replay: Replay, args: argparse.Namespace) -> list[Transition]:
+    total = replay.tick_count(args.start, args.end)
+    progress = Progress(total, sys.stderr, enabled=args.format != "json")
+    found: list[Transition] = []
+    for tick in replay.ticks(args.start, args.end):
+        found += [t for t in tick.report.transitions if t.event in REPORTED]
+        progress.advance(tick.now)
+    progress.done()
+    return found
+
+
+def _print(transitions: list[Transition], form: str) -> None:
+    if form == "json":
         for transition in transitions:
             print(json.dumps(record(transition)))
     else:
         print_table(transitions, sys.stdout)
-    return 0
 
 
-def _collect(replay: Replay, start: datetime, end: datetime) -> list[Transition]:
-    progress = Progress(replay.tick_count(start, end), sys.stderr)
-    found: list[Transition] = []
-    for tick in replay.ticks(start, end):
-        found += [t for t in tick.report.transitions if t.event in REPORTED]
-        progress.advance(tick)
-    progress.done()
-    return found
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _fail(message: str) -> int:
+    print(f"watcher backtest: {message}", file=sys.stderr)
+    return 2
 
 
 def record(transition: Transition) -> dict[str, Any]:
@@ -121,7 +209,7 @@ def record(transition: Transition) -> dict[str, Any]:
         "rule": incident.rule,
         "group": dict(incident.group),
         "event": transition.event.value,
-        "at": transition.at.isoformat().replace("+00:00", "Z"),
+        "at": _iso(transition.at),
         "value": incident.value,
         "severity": incident.severity,
     }
@@ -146,23 +234,3 @@ def print_table(transitions: list[Transition], out: TextIO) -> None:
     for c in cells:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)), file=out)
     print(f"{len(rows)} notifications", file=out)
-
-
-class Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total, self.stream, self.done_count = max(total, 1), stream, 0
-        self.enabled = stream.isatty()
-
-    def advance(self, tick: Tick) -> None:
-        self.done_count += 1
-        if self.enabled and (self.done_count % 10 == 0 or self.done_count == self.total):
-            share = self.done_count / self.total
-            bar = "#" * int(share * 30)
-            self.stream.write(f"\r[{bar:<30}] {share:4.0%} {tick.now:%Y-%m-%d %H:%M}")
-            self.stream.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
