@@ -22,6 +22,7 @@ from watcher.baseline import (
     read_frame,
     save_profile,
 )
+from watcher.baseline_checks import ProfileRefusedError, check_profile, check_source_has_data
 from watcher.cli.backtest import parse_time
 from watcher.cli.common import add_config_argument
 from watcher.config import EmbeddedSource
@@ -32,6 +33,9 @@ from watcher.store.factory import open_store
 DESCRIPTION = """\
 Build a baseline profile: per feature its type, decile bins (numeric) or top values (categorical),
 missing rate and range. Commit the file next to the rules that use it (drift, validity).
+
+No profile is written when it would be empty or partial: no rows in the range (exit 1; exit 2 when
+the source holds no documents at all) or a feature without a value in any row (exit 1).
 """
 
 EPILOG = """\
@@ -89,6 +93,9 @@ class UsageError(Exception):
 def run(args: argparse.Namespace) -> int:
     try:
         profile = _from_file(args) if args.from_file is not None else _from_source(args)
+    except ProfileRefusedError as exc:
+        print(f"watcher baseline: {exc}; no profile written", file=sys.stderr)
+        return exc.code
     except (UsageError, ValueError) as exc:
         print(f"watcher baseline: {exc}", file=sys.stderr)
         return 2
@@ -126,7 +133,7 @@ def _from_file(args: argparse.Namespace) -> Profile:
     if args.start or args.end or args.where:
         raise UsageError("--start, --end and --where apply to --source; filter a file before profiling it")
     frame = read_frame(args.from_file)
-    return profile_from_frame(
+    profile = profile_from_frame(
         frame,
         built_at=datetime.now(UTC),
         source=str(args.from_file),
@@ -136,6 +143,8 @@ def _from_file(args: argparse.Namespace) -> Profile:
         top=args.top,
         max_values=args.max_values,
     )
+    check_profile(profile, str(args.from_file))
+    return profile
 
 
 def _from_source(args: argparse.Namespace) -> Profile:
@@ -162,7 +171,7 @@ def _from_source(args: argparse.Namespace) -> Profile:
     try:
         if isinstance(source, EmbeddedSource) and isinstance(store, EmbeddedStore) and source.ingest:
             store.ingest_files(source.ingest)  # catch up as the daemon would; cursors make it idempotent
-        return profile_from_store(
+        profile = profile_from_store(
             store,
             source=args.source,
             window=Window(args.start, args.end),
@@ -174,8 +183,18 @@ def _from_source(args: argparse.Namespace) -> Profile:
             top=args.top,
             max_values=args.max_values,
         )
+        if not profile.rows:
+            check_source_has_data(store, args.source, source.time_field)
     finally:
         store.close()
+    check_profile(profile, _origin(args))
+    return profile
+
+
+def _origin(args: argparse.Namespace) -> str:
+    """The rows a source profile reads, in words."""
+    span = f"{args.start:%Y-%m-%dT%H:%M:%SZ} to {args.end:%Y-%m-%dT%H:%M:%SZ}"
+    return f"source {args.source!r} from {span}" + (f" matching {args.where}" if args.where else "")
 
 
 def _where(text: str | None) -> Filter:
