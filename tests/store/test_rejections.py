@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.daemon import write_config
+from watcher.cli.common import load
 from watcher.config import EmbeddedSource
+from watcher.daemon import Daemon
 from watcher.metrics import Metrics
 from watcher.store.embedded import EmbeddedStore, from_source
 from watcher.store.ingest import AMBIGUOUS_TIMESTAMP, MISSING_TIMESTAMP, NOT_JSON, IngestReport, Rejection
@@ -132,3 +136,27 @@ def test_no_usable_lines_names_the_time_field_and_the_fields_seen(tmp_path: Path
         "line 1); looked for the time field 'ts', saw the fields: status, time (set time_field)"
     )
     assert no_usable_lines(IngestReport(), "ts", "empty.jsonl") == "no log lines in empty.jsonl"
+
+
+def test_the_daemons_ingest_counts_and_warns_about_skipped_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rule = {"name": "errors", "source": "app", "every": "1m", "window": "5m", "signal": "count"}
+    path = write_config(tmp_path, [{**rule, "threshold": {"above": 100}, "severity": "warning"}])
+    log = tmp_path / "logs" / "app.jsonl"
+    append(log, json.dumps({"ts": 1767600000.5}), "{oops", json.dumps({"time": 1}), "{oops")
+    loaded = load(path)
+    daemon = Daemon(loaded.config, loaded.rules, clock=lambda: datetime(2026, 1, 5, 8, 1, tzinfo=UTC))
+    daemon.scheduler.start(paused=True)
+    caplog.set_level(logging.WARNING, "watcher.store.ingest")
+    try:
+        daemon.tick()
+        body = daemon.operations.metrics.exposition()[0].decode()
+    finally:
+        daemon.stop()
+    assert 'watcher_ingest_rejected_total{reason="not_json",source="app"} 2.0' in body
+    assert 'watcher_ingest_rejected_total{reason="missing_timestamp",source="app"} 1.0' in body
+    assert warnings(caplog) == [
+        f"{log}:2: log line skipped (not_json): not JSON (and 1 more line skipped for not_json)",
+        f"{log}:3: log line skipped (missing_timestamp): no time field 'ts'",
+    ]
