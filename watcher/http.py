@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import socket
 import socketserver
 import threading
@@ -17,12 +16,12 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from watcher.config import listen_address
 from watcher.health import Health, Verdict
 from watcher.metrics import Metrics
 
 log = logging.getLogger("watcher.http")
 
-_LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
 _INDEX = b"watcher\n\n/metrics  Prometheus metrics\n/healthz  liveness\n/readyz   readiness\n"
 
 
@@ -32,11 +31,10 @@ class HttpError(Exception):
 
 def parse_listen(listen: str) -> tuple[str, int]:
     """``"127.0.0.1:9464"`` / ``"[::1]:9464"`` / ``"0.0.0.0:9464"`` -> (host, port)."""
-    match = _LISTEN.match(listen.strip())
-    port = int(match.group("port")) if match else -1
-    if not match or port > 65535:
-        raise HttpError(f"invalid http listen address {listen!r}: use host:port, e.g. 127.0.0.1:9464")
-    return match.group("v6") or match.group("host"), port
+    try:
+        return listen_address(listen)
+    except ValueError as exc:
+        raise HttpError(str(exc)) from None
 
 
 class _Server(ThreadingHTTPServer):

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from jinja2 import Environment, TemplateSyntaxError, nodes
+
 from watcher.config import Config
 from watcher.rules.loader import LoadError, RuleSet
 from watcher.rules.models import Rule
@@ -42,7 +44,8 @@ def rule_errors(templates: Templates, rules: Iterable[Rule], files: Mapping[str,
     errors: list[LoadError] = []
     for rule in rules:
         annotations = {
-            key: templates.check_annotation(key, source) for key, source in rule.annotations.items()
+            key: templates.check_annotation(key, source) + sandbox_refusals(key, source)
+            for key, source in rule.annotations.items()
         }
         overrides = [name for name in rule.templates.values() if templates.check([name])]
         if not overrides and not any(annotations.values()):
@@ -57,6 +60,25 @@ def rule_errors(templates: Templates, rules: Iterable[Rule], files: Mapping[str,
             ]
         errors += _overrides(templates, rule.templates.items(), path, located, (*root, "templates"))
     return sorted(set(errors))
+
+
+_EVERY_OBJECT_HAS = frozenset(dir(object()))
+
+
+def sandbox_refusals(name: str, source: str) -> list[TemplateProblem]:
+    """Attributes the template sandbox refuses on every value (``{{ ''.__class__ }}``): such an
+    annotation can never render, so it is a mistake to report, not a render-time surprise."""
+    try:
+        ast = Environment().parse(source)
+    except TemplateSyntaxError:
+        return []  # reported by Templates.check_annotation
+    return [
+        TemplateProblem(
+            name, node.lineno, f"the template sandbox refuses attribute {node.attr!r}: it never renders"
+        )
+        for node in ast.find_all(nodes.Getattr)
+        if node.attr.startswith("_") and node.attr in _EVERY_OBJECT_HAS
+    ]
 
 
 def _overrides(

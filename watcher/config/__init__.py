@@ -12,14 +12,15 @@ interpolation). Import every name from ``watcher.config``.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from watcher.config.base import ConfigModel
 from watcher.config.delivery import BreakerConfig, DeliveryConfig, RetryConfig
-from watcher.config.environment import MissingEnvError, interpolate
+from watcher.config.environment import MissingEnvError, interpolate, unresolved
 from watcher.config.receivers import (
     E164,
     RECEIVER_KINDS,
@@ -60,6 +61,7 @@ __all__ = [
     "StateConfig",
     "WebhookReceiver",
     "interpolate",
+    "listen_address",
 ]
 
 
@@ -117,9 +119,28 @@ class StateConfig(ConfigModel):
     path: Path = Path("data/state.sqlite")
 
 
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>[0-9]{1,5})$")
+
+
+def listen_address(listen: str) -> tuple[str, int]:
+    """``"127.0.0.1:9464"`` / ``"[::1]:9464"`` / ``"0.0.0.0:9464"`` -> (host, port); port 0 lets
+    the system pick a free one. ``ValueError`` for anything else, a port over 65535 included."""
+    match = _LISTEN.match(listen.strip())
+    if not match or int(match.group("port")) > 65535:
+        raise ValueError(f"invalid http listen address {listen!r}: use host:port, e.g. 127.0.0.1:9464")
+    return match.group("v6") or match.group("host"), int(match.group("port"))
+
+
 class HttpConfig(ConfigModel):
-    listen: str = "127.0.0.1:9464"
+    listen: str = Field(default="127.0.0.1:9464", description="host:port of /metrics, /healthz, /readyz")
     enabled: bool = True
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, listen: str) -> str:
+        if not unresolved(listen):
+            listen_address(listen)
+        return listen
 
 
 class ReloadConfig(ConfigModel):

@@ -13,17 +13,45 @@ from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validator
 
 from watcher.config.base import ConfigModel
+from watcher.config.environment import unresolved
 from watcher.duration import Duration
+
+
+def url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being an http(s) URL with a host, or None. Never quotes the URL:
+    it may hold a token."""
+    if unresolved(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises on a port that is not a number in 0-65535
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("https", "http"):
+        return "must start with https:// or http://"
+    if not host:
+        return "has no host (expected e.g. https://hooks.example.com/...)"
+    return None
 
 
 class ConsoleReceiver(ConfigModel):
     """Prints notifications to standard output (the demo, and a safe default)."""
 
     format: Literal["text", "json"] = "text"
+
+
+class PaceConfig(ConfigModel):
+    """How fast a receiver's messages go (``watcher.notify.pacing``): ``per_second`` on average,
+    ``burst`` at once after a quiet spell. Slack's limit is about one message a second per channel."""
+
+    per_second: float = Field(default=1.0, gt=0, description="messages a second, on average")
+    burst: int = Field(default=3, ge=1, description="messages at once after a quiet spell")
 
 
 class SlackReceiver(ConfigModel):
@@ -35,11 +63,22 @@ class SlackReceiver(ConfigModel):
     base_url: str | None = Field(default=None, description="Slack API base URL (tests, proxies)")
     charts: bool = Field(default=True, description="upload a chart of the signal in the thread (files:write)")
     timeout: Duration = Field(default=timedelta(seconds=10), description="how long one Slack call may take")
+    pace: PaceConfig | None = Field(
+        default_factory=lambda: PaceConfig(),
+        description="messages per second to the channel (Slack allows about 1); null: as fast as possible",
+    )
 
     @model_validator(mode="after")
     def _mode(self) -> SlackReceiver:
         if self.webhook_url is None and (self.token is None or not self.channel):
             raise ValueError("slack needs 'token' and 'channel', or 'webhook_url'")
+        if self.token is not None and not self.token.get_secret_value():
+            raise ValueError("slack 'token' is empty")
+        webhook = None if self.webhook_url is None else self.webhook_url.get_secret_value()
+        for key, url in {"webhook_url": webhook, "base_url": self.base_url}.items():
+            problem = None if url is None else url_problem(url)
+            if problem:
+                raise ValueError(f"slack '{key}' {problem}")
         return self
 
 
@@ -49,6 +88,8 @@ _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
 
 def _e164(number: str) -> str:
+    if unresolved(number):
+        return number
     if not _E164.fullmatch(number):
         raise ValueError(
             f"{number!r} is not an E.164 phone number: write + and the country code, then the number, "
@@ -59,6 +100,8 @@ def _e164(number: str) -> str:
 
 def _email_address(address: str) -> str:
     """``name@example.com`` or ``Name <name@example.com>``; never a line break (header injection)."""
+    if unresolved(address):
+        return address
     if any(char in address for char in "\r\n\x00") or not _ADDRESS.fullmatch(parseaddr(address)[1]):
         raise ValueError(f"{address!r} is not an email address (expected name@example.com)")
     return address
@@ -125,8 +168,9 @@ class WebhookReceiver(ConfigModel):
     @model_validator(mode="after")
     def _check(self) -> WebhookReceiver:
         # The messages name what is wrong, never the values: the URL and headers may hold secrets.
-        if not self.url.get_secret_value().startswith(("https://", "http://")):
-            raise ValueError("webhook 'url' must start with https:// or http://")
+        problem = url_problem(self.url.get_secret_value())
+        if problem:
+            raise ValueError(f"webhook 'url' {problem}")
         for name, value in self.headers.items():
             if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"webhook header name {name!r} is not a valid HTTP header name")
