@@ -20,19 +20,43 @@ from dataclasses import dataclass
 
 from watcher.incidents.model import Event
 
+_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "\u02cb"})
+# A mark that touches a space, punctuation or an end can open or close bold, italics or
+# strikethrough; inside a word (model_version) it never does, and is left alone.
+_MARK_AT_EDGE = re.compile(r"(?<![^\W_])[*_~]|[*_~](?![^\W_])")
+
 
 def escape_slack(text: str) -> str:
-    """Slack mrkdwn control characters; ``<!channel>``, ``<@U1>`` and ``<url|x>`` become inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack mrkdwn control characters: ``<!channel>``, ``<@U1>`` and ``<url|x>`` become inert, and
+    ``*``, ``_``, ``~`` and backticks from data format nothing and cannot end a code span.
+
+    mrkdwn has no escape character: a zero-width space on each side of a mark that could pair
+    keeps it (a copied value still reads as the log said) but stops the pairing; a backtick
+    becomes U+02CB (looks alike, cannot end a code span).
+    """
+    return _MARK_AT_EDGE.sub(lambda match: f"\u200b{match.group()}\u200b", text.translate(_ENTITIES))
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_OR_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def escape_console(text: str) -> str:
-    """Terminal control characters (ANSI escapes, carriage returns) from logs are shown, not obeyed."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    """Terminal control characters (ANSI escapes, carriage returns) from logs are shown, not obeyed;
+    line breaks and tabs are kept (the text part of an email)."""
+    return _CONTROL.sub(_shown, text)
+
+
+def escape_line(text: str) -> str:
+    """Every control character shown as ``\\xNN``, line breaks included: a value from logs stays on
+    its line of a terminal (the console receiver, ``watcher incidents``, ``watcher silence ls``)."""
+    return _CONTROL_OR_BREAK.sub(_shown, text)
 
 
 def escape_html(text: str) -> str:
@@ -71,7 +95,7 @@ class Channel:
 
 # One line per channel: a new channel adds its escaper here.
 CHANNELS: dict[str, Channel] = {
-    "console": Channel("console", escape_console, "txt"),
+    "console": Channel("console", escape_line, "txt"),
     "slack": Channel("slack", escape_slack, "md"),
     "email": Channel("email", escape_console, "txt"),
     "email_subject": Channel("email_subject", one_line, "subject.txt", folder="email"),
