@@ -121,5 +121,6 @@ def test_without_a_state_file_yet(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["incidents", "-c", str(path)]) == 0
     assert (
         capsys.readouterr().out
-        == f"no state file at {tmp_path / 'data' / 'state.sqlite'} yet: `watcher run` creates it\n"
+        == f"no incidents: no state file at {tmp_path / 'data' / 'state.sqlite'} yet (state.path of {path}); "
+        "`watcher run` creates it, and `watcher demo` prints where its own is\n"
     )

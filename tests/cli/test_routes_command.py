@@ -70,5 +70,5 @@ def test_show_prints_the_tree(config: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_a_missing_config_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nope.yaml"
-    assert main(["routes", "test", "-c", str(missing), "a=b"]) == 1
+    assert main(["routes", "test", "-c", str(missing), "a=b"]) == 2  # the environment, not the input
     assert capsys.readouterr().err == f"watcher: config file {missing} not found (use --config FILE)\n"

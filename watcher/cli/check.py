@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     config_path: Path = args.config
+    if not config_path.is_file() and not args.paths:
+        print(f"watcher check: config file {config_path} not found (use --config FILE)", file=sys.stderr)
+        return 2
     config: Config | None = None
     config_errors: list[LoadError] = []
     try:

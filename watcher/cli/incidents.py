@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from watcher.channels import escape_line
 from watcher.cli.common import LoadFailedError, add_config_argument, load_config_only, open_state
 from watcher.config import InhibitRule
 from watcher.incidents.model import Incident, State
 from watcher.incidents.state import OutboxItem, StateStore
 from watcher.routing.groups import Group, all_groups
+from watcher.routing.matchers import Matcher, matches_all
 from watcher.routing.mute import Inhibitor
 from watcher.routing.silences import Silences, load_silences
 
@@ -27,6 +30,8 @@ EPILOG = """\
 examples:
   watcher incidents                   every incident the state file holds
   watcher incidents --state firing    what is firing now
+  watcher incidents --rule prediction-5xx-rate model_version=v3   one rule, one group
+  watcher incidents 'severity=~critical|error'                    labels matching these matchers
   watcher incidents --format json     one JSON object per incident
 """
 
@@ -42,9 +47,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_config_argument(parser)
     parser.add_argument(
+        "matchers", nargs="*", metavar="MATCHER", help="only incidents whose labels match, e.g. team=ml"
+    )
+    parser.add_argument(
         "--state", choices=[state.value for state in State], help="only incidents in this state"
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--rule", metavar="NAME", help="only incidents of this rule")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="a table, or one JSON object per line"
+    )
     parser.set_defaults(func=run)
 
 
@@ -60,24 +71,35 @@ class Row:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = load_config_only(args.config)
-    except LoadFailedError:
-        return 1
+        wanted = [Matcher.parse(text) for text in args.matchers]
+    except ValueError as exc:
+        print(f"watcher incidents: {exc}", file=sys.stderr)
+        return 2
+    if args.rule is not None:
+        wanted.append(Matcher.equal("rule", args.rule))
+    try:
+        config = load_config_only(args.config, secrets=False)
+    except LoadFailedError as failed:
+        return failed.code
     if not config.state.path.exists():
-        print(f"no state file at {config.state.path} yet: `watcher run` creates it")
+        print(
+            f"no incidents: no state file at {config.state.path} yet (state.path of {args.config}); "
+            "`watcher run` creates it, and `watcher demo` prints where its own is"
+        )
         return 0
     try:
         opened = open_state(config, "incidents")
-    except LoadFailedError:
-        return 1
+    except LoadFailedError as failed:
+        return failed.code
     with opened as state:
         rows = collect(state, config.inhibit, datetime.now(UTC), State(args.state) if args.state else None)
+        rows = [row for row in rows if matches_all(wanted, row.incident.labels)]
         dead = len(state.dead_letters())
     if args.format == "json":
         for row in rows:
             print(json.dumps(record(row)))
         return 0
-    print(table(rows))
+    print(table(rows) if rows else f"no incidents in {config.state.path}")
     if dead:
         print(f"{dead} dead letter{'s' if dead != 1 else ''}: delivery gave up (status 'dead' above)")
     return 0
@@ -153,14 +175,18 @@ def table(rows: Sequence[Row]) -> str:
     if not rows:
         return "no incidents"
     header = ("STATE", "RULE", "GROUP", "SINCE", "VALUE", "LAST NOTIFICATION")
-    cells = [
-        (
-            row.incident.state.value + (" (muted)" if row.muted else ""),
-            row.incident.rule,
-            _labels(row.incident.group) or "-",
-            _time(_since(row.incident)),
-            "-" if row.incident.value is None else f"{row.incident.value:.4g}",
-            status(row) + (f" [{row.incident.note}]" if row.incident.note else ""),
+    # Values from logs (group labels, errors, notes) are shown escaped, never obeyed by the terminal.
+    cells: list[tuple[str, ...]] = [
+        tuple(
+            escape_line(cell)
+            for cell in (
+                row.incident.state.value + (" (muted)" if row.muted else ""),
+                row.incident.rule,
+                _labels(row.incident.group) or "-",
+                _time(_since(row.incident)),
+                "-" if row.incident.value is None else f"{row.incident.value:.4g}",
+                status(row) + (f" [{row.incident.note}]" if row.incident.note else ""),
+            )
         )
         for row in rows
     ]

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from watcher.channels import escape_console
 from watcher.cli.common import LoadFailedError, add_config_argument, load
 from watcher.config import (
     ConsoleReceiver,
@@ -75,8 +76,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_config_argument(parser)
     parser.add_argument("rule", metavar="RULE", help="the rule's name")
-    parser.add_argument("--event", choices=[e.value for e in Event], default="firing")
-    parser.add_argument("--channel", choices=sorted(PLACEHOLDERS), default="slack")
+    parser.add_argument(
+        "--event", choices=[e.value for e in Event], default="firing", help="which message (default: firing)"
+    )
+    parser.add_argument(
+        "--channel",
+        choices=sorted(PLACEHOLDERS),
+        default="slack",
+        help="the channel's message, with placeholder settings (default: slack)",
+    )
     parser.add_argument(
         "--receiver", metavar="NAME", help="a receiver of the config (its kind and overrides)"
     )
@@ -90,8 +98,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     try:
         loaded = load(args.config, strict=False)
-    except LoadFailedError:
-        return 1
+    except LoadFailedError as failed:
+        return failed.code
     rules = {rule.name: rule for rule in loaded.rules}
     rule = rules.get(args.rule)
     if rule is None:
@@ -109,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     notification = sample_notification(sample, Event(args.event), now, name)
     templates = Templates(loaded.config.templates, loaded.rules, loaded.config.sources)
     try:
-        print(preview(build_notifier(name, receiver, templates), notification))
+        # Control characters from the rule or log data are shown escaped, never sent to the terminal.
+        print(escape_console(preview(build_notifier(name, receiver, templates), notification)))
     except RenderError as err:
         print(f"watcher render: {err}", file=sys.stderr)
         return 1
@@ -158,7 +167,11 @@ def _write_chart(path: Path, sample: Incident, rule: Rule) -> int:
     if png is None:
         print("watcher render: the sample has no series to chart", file=sys.stderr)
         return 1
-    path.write_bytes(png)
+    try:
+        path.write_bytes(png)
+    except OSError as exc:
+        print(f"watcher render: cannot write the chart to {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(f"chart written to {path}", file=sys.stderr)
     return 0
 

@@ -58,12 +58,12 @@ def parse_labels(items: list[str]) -> dict[str, str]:
 def run_test(args: argparse.Namespace) -> int:
     try:
         labels = parse_labels(args.labels)
-        config = load_config_only(args.config)
+        config = load_config_only(args.config, secrets=False)
     except ValueError as exc:
         print(f"watcher routes test: {exc}", file=sys.stderr)
         return 2
-    except LoadFailedError:
-        return 1
+    except LoadFailedError as failed:
+        return failed.code
     matches = resolve(config.route, labels)
     receivers = [match.receiver for match in matches]
     print(",".join(receivers))
@@ -86,9 +86,9 @@ def run_test(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     try:
-        config = load_config_only(args.config)
-    except LoadFailedError:
-        return 1
+        config = load_config_only(args.config, secrets=False)
+    except LoadFailedError as failed:
+        return failed.code
     for line in tree_lines(config.route):
         print(line)
     return 0

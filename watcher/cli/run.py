@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 
 from watcher import memory
 from watcher.cli.common import LoadFailedError, add_config_argument, load
+from watcher.http import HttpError
 from watcher.logs import add_log_arguments, register_config_secrets, setup_logging
 
 
@@ -32,20 +34,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         # invalid rules are reported; the valid ones run. Rebuilt: they live as long as the daemon.
         loaded = memory.rebuilt(lambda: load(args.config, strict=False))
-    except LoadFailedError:
-        return 1
+    except LoadFailedError as failed:
+        return failed.code
     register_config_secrets(loaded.config)  # never printed, whatever logs them
     from watcher.daemon import Daemon
 
     try:
         daemon = Daemon(loaded.config, loaded.rules, config_path=args.config, files=loaded.files)
-    except Exception as exc:  # a start-up failure is reported in one line, not a traceback
+    except Exception as exc:  # a start-up failure (state file locked, store) in one line
         print(f"watcher run: cannot start: {exc}", file=sys.stderr)
-        return 1
+        return 2
     # Raises the watcher:rules-invalid alert, or resolves one left firing by the previous run
     # when the files were fixed while watcher was stopped.
     daemon.rule_errors_found(loaded.errors + daemon.template_problems(loaded.files))
     if not loaded.errors:  # with load errors a missing rule may only be broken: nothing is retired
         daemon.retire_orphans()
-    daemon.run_forever()
+    try:
+        daemon.run_forever()
+    except HttpError as exc:  # the port is taken, or the address is not this machine's
+        daemon.stop(flush_timeout=timedelta(0))
+        print(f"watcher run: {exc}", file=sys.stderr)
+        return 2
     return 0

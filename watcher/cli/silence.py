@@ -1,4 +1,7 @@
-"""``watcher silence add|ls|expire``: silences in the state file, usable while the daemon runs."""
+"""``watcher silence add|ls|extend|expire``: silences in the state file, usable while the daemon runs.
+
+None of them needs a secret: the config is loaded with its ``${VAR}`` left unresolved when unset.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 
-from watcher.cli.backtest import parse_time
-from watcher.cli.common import LoadFailedError, add_config_argument, load_config_only, open_state
+from watcher.channels import escape_line
+from watcher.cli.common import add_config_argument, load_failure_exits, parse_time, state_without_secrets
 from watcher.duration import format_duration, parse_duration
+from watcher.incidents.state import StateStore
 from watcher.routing.matchers import Matcher
 from watcher.routing.silences import Silence, SilenceError, SilenceStore, new_silence
 
@@ -18,7 +22,10 @@ EPILOG = """\
 examples:
   watcher silence add 'rule=prediction-5xx-rate' model_version=v3 --duration 2h -m "deploying v4"
   watcher silence add 'severity=~warning|info' 'team!=ml' --end 2026-01-05T18:00Z -m "maintenance"
-  watcher silence ls
+  watcher silence ls                                  (or: watcher silence list)
+  watcher silence ls --rule prediction-5xx-rate       the silences that can mute this rule
+  watcher silence ls team=ml                          the silences with this matcher
+  watcher silence extend 3f2a9c1b7e4d --duration 1h   one hour more (a new id replaces the old one)
   watcher silence expire 3f2a9c1b7e4d
 Silenced incidents are still tracked; they are notified when the silence ends if still firing.
 """
@@ -27,13 +34,32 @@ Silenced incidents are still tracked; they are notified when the silence ends if
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "silence",
-        help="add, list or expire silences",
+        help="add, list, extend or expire silences",
         description="Silences mute the notifications of incidents whose labels match all their matchers "
         "(name=value, name!=value, name=~regex, name!~regex) between a start and an end.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="silence_command", metavar="COMMAND", required=True)
+    _add_parser(commands)
+    _ls_parser(commands)
+    extend = commands.add_parser("extend", help="make a silence last longer (prints the id that replaces it)")
+    add_config_argument(extend)
+    extend.add_argument("id", metavar="ID", help="the silence to extend (see `watcher silence ls`)")
+    extend.add_argument(
+        "--duration",
+        "-d",
+        required=True,
+        help="how much longer it lasts, e.g. 30m, 2h (from its current end)",
+    )
+    extend.set_defaults(func=run_extend)
+    expire = commands.add_parser("expire", help="end silences now")
+    add_config_argument(expire)
+    expire.add_argument("ids", nargs="+", metavar="ID", help="the silences to end (see `watcher silence ls`)")
+    expire.set_defaults(func=run_expire)
+
+
+def _add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add = commands.add_parser("add", help="add a silence and print its id")
     add_config_argument(add)
     add.add_argument("matchers", nargs="+", metavar="MATCHER", help="e.g. severity=critical 'team=~ml|data'")
@@ -44,17 +70,26 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     ends.add_argument("--duration", "-d", default="1h", help="how long it lasts (default: 1h)")
     ends.add_argument("--end", type=parse_time, metavar="ISO8601", help="when it ends")
     add.set_defaults(func=run_add)
-    ls = commands.add_parser("ls", help="list pending and active silences")
+
+
+def _ls_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ls = commands.add_parser("ls", aliases=["list"], help="list pending and active silences")
     add_config_argument(ls)
+    ls.add_argument(
+        "matchers",
+        nargs="*",
+        metavar="MATCHER",
+        help="only silences that have all these matchers, e.g. team=ml",
+    )
+    ls.add_argument("--rule", metavar="NAME", help="only silences that can mute incidents of this rule")
     ls.add_argument("--expired", action="store_true", help="include expired silences")
-    ls.add_argument("--format", choices=("text", "json"), default="text")
+    ls.add_argument(
+        "--format", choices=("text", "json"), default="text", help="a table, or one JSON object per line"
+    )
     ls.set_defaults(func=run_ls)
-    expire = commands.add_parser("expire", help="end silences now")
-    add_config_argument(expire)
-    expire.add_argument("ids", nargs="+", metavar="ID")
-    expire.set_defaults(func=run_expire)
 
 
+@load_failure_exits
 def run_add(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     try:
@@ -66,10 +101,7 @@ def run_add(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"watcher silence add: {exc}", file=sys.stderr)
         return 2
-    try:
-        state = open_state(load_config_only(args.config), "silence add")
-    except LoadFailedError:
-        return 1
+    state = state_without_secrets(args, "silence add")
     with state:
         SilenceStore(state).add(silence)
     print(silence.id)
@@ -83,14 +115,18 @@ def _duration(text: str) -> timedelta:
     return value
 
 
+@load_failure_exits
 def run_ls(args: argparse.Namespace) -> int:
     try:
-        state = open_state(load_config_only(args.config), "silence ls")
-    except LoadFailedError:
-        return 1
+        wanted = [Matcher.parse(text) for text in args.matchers]
+    except ValueError as exc:
+        print(f"watcher silence ls: {exc}", file=sys.stderr)
+        return 2
+    state = state_without_secrets(args, "silence ls")
     now = datetime.now(UTC)
     with state:
         silences = SilenceStore(state).list(now, expired=args.expired)
+    silences = [s for s in silences if set(wanted) <= set(s.matchers) and _may_mute(s, args.rule)]
     if args.format == "json":
         for silence in silences:
             print(json.dumps(silence_record(silence, now)))
@@ -99,11 +135,50 @@ def run_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_expire(args: argparse.Namespace) -> int:
+def _may_mute(silence: Silence, rule: str | None) -> bool:
+    """Whether ``silence`` can mute an incident of ``rule``: its matchers on ``rule`` accept it."""
+    on_rule = [matcher for matcher in silence.matchers if matcher.name == "rule"]
+    return rule is None or all(matcher.matches({"rule": rule}) for matcher in on_rule)
+
+
+@load_failure_exits
+def run_extend(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
     try:
-        state = open_state(load_config_only(args.config), "silence expire")
-    except LoadFailedError:
-        return 1
+        more = _duration(args.duration)
+    except ValueError as exc:
+        print(f"watcher silence extend: {exc}", file=sys.stderr)
+        return 2
+    state = state_without_secrets(args, "silence extend")
+    with state:
+        try:
+            longer = extend(state, args.id, more, now)
+        except SilenceError as exc:
+            print(f"watcher silence extend: {exc}", file=sys.stderr)
+            return 1
+    print(longer.id)
+    print(f"silence {args.id} extended until {_iso(longer.ends_at)} as {longer.id}", file=sys.stderr)
+    return 0
+
+
+def extend(state: StateStore, silence_id: str, more: timedelta, now: datetime) -> Silence:
+    """A copy of a pending or active silence ending ``more`` later, stored; the old one expired.
+    The copy is stored first, so the incidents it mutes are never unmuted in between."""
+    store = SilenceStore(state)
+    found = {silence.id: silence for silence in store.list(now)}
+    if silence_id not in found:
+        raise SilenceError(f"no pending or active silence {silence_id!r} (see `watcher silence ls`)")
+    old = found[silence_id]
+    comment = old.comment
+    longer = new_silence(old.matchers, old.starts_at, old.ends_at + more, old.created_by, comment, now)
+    store.add(longer)
+    store.expire(old.id, now)
+    return longer
+
+
+@load_failure_exits
+def run_expire(args: argparse.Namespace) -> int:
+    state = state_without_secrets(args, "silence expire")
     code = 0
     with state:
         store = SilenceStore(state)
@@ -138,11 +213,11 @@ def silence_table(silences: list[Silence], now: datetime) -> str:
         (
             s.id,
             s.state(now),
-            " ".join(str(m) for m in s.matchers),
+            escape_line(" ".join(str(m) for m in s.matchers)),
             _iso(s.starts_at),
             f"{_iso(s.ends_at)} ({_left(s, now)})",
-            s.created_by,
-            s.comment,
+            escape_line(s.created_by),
+            escape_line(s.comment),
         )
         for s in silences
     ]
