@@ -4,6 +4,7 @@ pipeline (embedded store, detectors, state machine, outbox, the configured recei
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from datetime import datetime
@@ -41,8 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     try:
         loaded = load(args.config)
-    except LoadFailedError:
-        return 1
+    except LoadFailedError as failed:
+        return failed.code
     log_path = args.workdir / "requests.jsonl"
     print(f"Generating {DEMO_LENGTH} of prediction-API traffic from {DEMO_START:%Y-%m-%d %H:%M} UTC ...")
     documents = write_log(log_path, seed=args.seed)
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         replay.close()
     outcomes, stray = score(events, {rule.name for rule in loaded.rules})
     _summary(outcomes, stray)
+    _where_the_state_is(workdir, list(loaded.config.sources))
     return 0 if all(o.caught for o in outcomes) and not stray else 1
 
 
@@ -106,3 +108,16 @@ def _summary(outcomes: list[Outcome], stray: list[tuple[str, str, datetime]]) ->
             print(f"    {at:%H:%M} {rule} {event}", file=sys.stderr)
     else:
         print("  no notifications during quiet periods")
+
+
+def _where_the_state_is(workdir: Path, sources: list[str]) -> None:
+    """Write a config naming the demo's state file and say how to look at it: the demo keeps its
+    incidents apart from ./watcher.yaml's state, where `watcher incidents` looks by default."""
+    config = workdir / "watcher.yaml"
+    embedded = {name: {"store": "embedded", "path": f"{name}.duckdb"} for name in sources}
+    config.write_text(
+        "# Written by `watcher demo`: its state file, for `watcher incidents --config` this file.\n"
+        f"sources: {json.dumps(embedded)}\nstate: {{path: state.sqlite}}\nrules: []\n"
+    )
+    print(f"\nThe demo's incidents and notifications are in {workdir / 'state.sqlite'}; to look at them:")
+    print(f"  watcher incidents --config {config}")
