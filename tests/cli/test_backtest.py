@@ -105,7 +105,7 @@ def test_missing_config_is_refused(
             END,
         ]
     )
-    assert code == 1
+    assert code == 2  # an environment error
     assert f"config file {tmp_path / 'none.yaml'} not found" in capsys.readouterr().err
 
 

@@ -11,13 +11,13 @@ import argparse
 import json
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import duckdb
 
-from watcher.cli.common import LoadFailedError, add_config_argument, load
+from watcher.cli.common import LoadFailedError, add_config_argument, load, parse_time
 from watcher.cli.progress import Progress
 from watcher.config import Config, EmbeddedSource
 from watcher.engine import Transition
@@ -83,17 +83,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(func=run)
 
 
-def parse_time(text: str) -> datetime:
-    """ISO 8601; a time without an offset is UTC."""
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid time {text!r}: use ISO 8601, e.g. 2026-01-05T08:00:00Z"
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.end < args.start:
         return _fail("--end is before --start")
@@ -102,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"log file not found: {', '.join(missing)}")
     try:
         loaded = load(args.config, args.rules)
-    except LoadFailedError:
-        return 1
+    except LoadFailedError as failed:
+        return failed.code
     rules = loaded.rules
     if args.source is not None:
         if args.source not in loaded.config.sources:

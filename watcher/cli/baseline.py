@@ -23,8 +23,7 @@ from watcher.baseline import (
     save_profile,
 )
 from watcher.baseline_checks import ProfileRefusedError, check_profile, check_source_has_data
-from watcher.cli.backtest import parse_time
-from watcher.cli.common import add_config_argument
+from watcher.cli.common import add_config_argument, parse_time
 from watcher.config import EmbeddedSource
 from watcher.query import Filter, Window, parse_filter
 from watcher.rules.loader import ConfigError, load_config
