@@ -98,6 +98,9 @@ class SlackServer:
         self._lock = threading.Lock()
         self.on_call: Callable[[str, str], bool | None] | None = None
         self._limited_until = 0.0
+        self._channel_rate: tuple[float, int] | None = None
+        self._channel_tokens: dict[str, tuple[float, float]] = {}
+        self.rate_limited = 0  # 429s answered by the per-channel limit
         self._limit_wait: Callable[[], float] = lambda: 1.0
         self.posts: list[dict[str, Any]] = []  # every message as posted (chat.update rewrites .messages)
         self.clock: Callable[[], float] = time.time  # the time in ``ts``: tests with a fixed clock set it
@@ -170,7 +173,7 @@ class SlackServer:
         call = SlackCall(method, path, body, headers, time.time())
         with self._lock:
             self._calls.append(call)
-            scripted = self._next_scripted(method) or self._limited(method)
+            scripted = self._next_scripted(method) or self._limited(method, body)
             if scripted is not None:
                 return _scripted_reply(scripted, webhook=method == "webhook")
             if method == "webhook":
@@ -187,7 +190,23 @@ class SlackServer:
         with self._lock:
             self._limited_until, self._limit_wait = deadline, retry_after
 
-    def _limited(self, method: str) -> _Scripted | None:
+    def limit_channel_rate(self, per_second: float, burst: int) -> None:
+        """Answer ``chat.postMessage`` 429 (Retry-After 1) when a channel gets more than
+        ``per_second`` messages a second on average, ``burst`` at once: Slack's per-channel limit."""
+        with self._lock:
+            self._channel_rate = (per_second, burst)
+
+    def _limited(self, method: str, body: dict[str, Any]) -> _Scripted | None:
+        if method == "chat.postMessage" and self._channel_rate is not None:
+            per_second, burst = self._channel_rate
+            tokens, at = self._channel_tokens.get(str(body.get("channel")), (float(burst), time.time()))
+            now = time.time()
+            tokens = min(float(burst), tokens + (now - at) * per_second)
+            if tokens < 1:
+                self._channel_tokens[str(body.get("channel"))] = (tokens, now)
+                self.rate_limited += 1
+                return _Scripted(429, "ratelimited", 1, None, 1)
+            self._channel_tokens[str(body.get("channel"))] = (tokens - 1, now)
         if method in ("webhook", "upload") or time.time() >= self._limited_until:
             return None
         return _Scripted(429, "ratelimited", round(self._limit_wait()), None, 1)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from watcher.incidents.model import Event, Incident
+from watcher.notify.pacing import Pace
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ class Notifier(Protocol):
     """Talks to one service. Retries, pacing and dedup live in the outbox, not here."""
 
     def send(self, notification: Notification) -> Delivery: ...
+
+
+@runtime_checkable
+class Paced(Protocol):
+    """A notifier whose service limits how fast it takes messages (``watcher.notify.pacing``)."""
+
+    def pace(self, notification: Notification) -> tuple[str, Pace] | None:
+        """The pace key (e.g. the Slack channel) and its pace for this notification, or None."""
+        ...
 
 
 @runtime_checkable

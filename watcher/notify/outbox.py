@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING
 
 from watcher.duration import format_duration
 from watcher.incidents.state import OutboxItem, StateStore
-from watcher.notify.base import Delivery, Notification, Notifier, Reconciler
+from watcher.notify.base import Delivery, Notification, Notifier, Paced, Reconciler
 from watcher.notify.breaker import CircuitBreaker
+from watcher.notify.pacing import Pacer
 
 if TYPE_CHECKING:
     from watcher.config import RetryConfig
@@ -111,6 +112,9 @@ class DrainReport:
     dead_letters: list[str] = field(default_factory=list)  # ids, for a meta-alert
     deferred: int = 0  # held back: the receiver's circuit breaker is open
     reconciled: int = 0  # in doubt after a crash, found at the receiver: marked delivered, not re-sent
+    paced: int = 0  # held back: the service's pace (Slack: a message a second per channel)
+    next_token: datetime | None = field(default=None, compare=False)  # when a paced one may go
+    held: set[str] = field(default_factory=set, compare=False)  # pace keys that held one back
     delivered_to: set[str] = field(default_factory=set, compare=False)  # receivers that took one
     # The counts above per receiver, for /metrics (compare=False: tests compare the totals).
     sent_to: Counter[str] = field(default_factory=Counter, compare=False)
@@ -145,6 +149,7 @@ class Outbox:
         self._clock = clock
         self._rng = rng or random.Random()
         self.breaker = breaker  # None: every due notification is tried
+        self.pacer = Pacer()
 
     def drain(
         self, max_items: int | None = None, *, until: datetime | None = None, receiver: str | None = None
@@ -185,6 +190,8 @@ class Outbox:
         if self.breaker is not None and not self.breaker.allows(notification.receiver, now):
             report.deferred += 1
             return
+        if not self._paced_through(notifier, notification, now, report):
+            return
         claim = self._state.claim(notification.id, now, now + self.policy.lease)
         if claim is None:
             report.skipped += 1
@@ -207,6 +214,21 @@ class Outbox:
             report.delivered_to.add(notification.receiver)
             return
         self._fail(item, delivery, done, report)
+
+    def _paced_through(
+        self, notifier: Notifier, notification: Notification, now: datetime, report: DrainReport
+    ) -> bool:
+        """Whether the service's pace lets this send go now; if not, when it will."""
+        paced = notifier.pace(notification) if isinstance(notifier, Paced) else None
+        # Once a key held one notification, its later ones wait too in this drain, even if a token
+        # came meanwhile: they would overtake it.
+        if paced is None or (paced[0] not in report.held and self.pacer.take(*paced, now)):
+            return True
+        report.held.add(paced[0])
+        report.paced += 1
+        ready = self.pacer.ready_at(*paced, now)
+        report.next_token = ready if report.next_token is None else min(report.next_token, ready)
+        return False
 
     @staticmethod
     def _find(notifier: Reconciler, notification: Notification, since: datetime) -> Delivery | None:

@@ -22,6 +22,7 @@ SDK, and the token and webhook URL are scrubbed from anything that leaves this m
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -41,6 +42,7 @@ from watcher.incidents.series import samples
 from watcher.notify.answers import retry_after
 from watcher.notify.base import CHARTS, Delivery, Notification
 from watcher.notify.chart import MIN_SAMPLES, render_chart
+from watcher.notify.pacing import Pace
 from watcher.notify.slack_lookup import SlackLookup, SlackLookupError, metadata
 from watcher.templates import RenderError, Templates
 
@@ -88,6 +90,11 @@ class SlackNotifier:
         self._client: WebClient | None = None
         self._webhook: WebhookClient | None = None
         self._lookup: SlackLookup | None = None
+        pace = settings.pace
+        self._pace = None if pace is None else Pace(pace.per_second, pace.burst)
+        # The bucket is the channel's: receivers naming the same channel (or webhook) share it.
+        target = settings.channel or (settings.webhook_url.get_secret_value() if settings.webhook_url else "")
+        self._pace_key = "slack:" + hashlib.sha256(f"{settings.base_url}|{target}".encode()).hexdigest()[:16]
         timeout = max(1, round(settings.timeout.total_seconds()))
         if settings.token is not None and settings.channel:
             self._client = WebClient(
@@ -149,6 +156,13 @@ class SlackNotifier:
             return self._post_webhook(self._webhook, message)
         except SlackClientError as err:  # a misconfiguration the SDK refused before sending
             return Delivery(ok=False, error=self._redact(f"slack: {err}"), permanent=True)
+
+    def pace(self, notification: Notification) -> tuple[str, Pace] | None:
+        """Messages share their channel's pace (``watcher.notify.base.Paced``); chart uploads do not
+        count as messages (Slack limits files on their own, and answers 429 if they go too fast)."""
+        if self._pace is None or notification.part == CHARTS:
+            return None
+        return self._pace_key, self._pace
 
     def find(self, notification: Notification, since: datetime) -> Delivery | None:
         """The in-doubt ``notification`` if Slack has it already (``watcher.notify.base.Reconciler``):

@@ -53,14 +53,16 @@ class _Worker:
                 continue  # more may be due now (a thread's next message, a full batch)
             if self.stopping:
                 return  # nothing left that is due
-            self.wake.wait(self._idle_for())
+            self.wake.wait(self._idle_for(report))
             self.wake.clear()
 
-    def _idle_for(self) -> float:
-        """Seconds until something of this receiver can be sent: its next retry, or the end of an
-        open circuit; at most ``idle``."""
+    def _idle_for(self, report: DrainReport | None) -> float:
+        """Seconds until something of this receiver can be sent: its next retry, the end of an
+        open circuit, or its pace's next token; at most ``idle``."""
         pool, now = self.pool, self.pool.clock()
         waits = [pool.idle]
+        if report is not None and report.next_token is not None:
+            waits.append((report.next_token - now).total_seconds())
         try:
             due = pool.state.next_due(self.name)
         except Exception:  # the state file is in trouble: the guard reports it on the next drain
@@ -154,6 +156,7 @@ def _add(total: DrainReport, report: DrainReport) -> None:
     total.skipped += report.skipped
     total.deferred += report.deferred
     total.reconciled += report.reconciled
+    total.paced += report.paced
     total.dead_letters += report.dead_letters
     total.delivered_to |= report.delivered_to
     total.sent_to.update(report.sent_to)
