@@ -23,6 +23,7 @@ from watcher.baseline import (
 )
 from watcher.detect import DETECTORS, drift, stats
 from watcher.detect.base import Status
+from watcher.incidents.machine import step
 from watcher.query import Count, CountWhere, Eq, Group, Histogram, Missing, QueryResult, Terms
 from watcher.rules.models import Rule
 from watcher.store.embedded import EmbeddedStore
@@ -373,3 +374,25 @@ def test_rule_schema_accepts_features_by_name_or_mapping() -> None:
     bad = {"name": "d", "source": "s", "drift": {"baseline": "b.json", "features": [3]}}
     assert list(validator.iter_errors(good)) == []
     assert list(validator.iter_errors(bad)) != []
+
+
+@pytest.mark.parametrize(
+    ("income", "psi", "severity"),
+    [([0, 340, 1060, 600, 0], 0.11, "warning"), ([0, 320, 260, 1120, 300], 1.65, "critical")],
+)
+def test_the_psi_level_sets_the_incidents_severity(income: list[int], psi: float, severity: str) -> None:
+    rule = make_rule(features=[INCOME])
+
+    finding = evaluate(rule, values(income, {"DE": 1000, "FR": 600, "US": 400}))
+    incident, _ = step(None, finding, rule, AT, None)
+
+    assert finding.value == pytest.approx(psi, abs=5e-4)
+    assert incident is not None
+    assert (incident.severity, incident.labels["severity"]) == (severity, severity)
+
+
+def test_a_drift_rules_severity_is_its_warn_level() -> None:
+    rule = make_rule(features=[INCOME]).model_copy(update={"severity": "info"})
+    warned = evaluate(rule, values([0, 340, 1060, 600, 0], {"DE": 1000, "FR": 600, "US": 400}))
+    critical = evaluate(rule, values([0, 320, 260, 1120, 300], {"DE": 1000, "FR": 600, "US": 400}))
+    assert (warned.severity, critical.severity) == ("info", "critical")

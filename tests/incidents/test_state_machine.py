@@ -310,3 +310,92 @@ def test_any_sequence_alternates_firing_and_resolved(
         if incident is not None:
             assert (incident.state is State.FIRING) == (told[-1:] == [Event.FIRING])
     assert told == [Event.FIRING, Event.RESOLVED] * (len(told) // 2) + [Event.FIRING] * (len(told) % 2)
+
+
+# --------------------------------------------------------------------------- severity levels
+
+
+def at_level(severity: str, value: float = 0.2) -> Finding:
+    return Finding("api-5xx", GROUP, ALERTING, value=value, threshold=0.05, severity=severity)
+
+
+def levels(rule: Rule, *steps: tuple[int, Finding]) -> list[tuple[str, list[Event]]]:
+    """Feed findings at minute offsets; returns [(severity, events)] after each."""
+    incident: Incident | None = None
+    trace = []
+    for minute, seen in steps:
+        incident, events = step(incident, seen, rule, T0 + minute * MIN, None)
+        assert incident is not None
+        trace.append((incident.severity, events))
+    return trace
+
+
+def test_an_escalation_holds_for_for_then_is_one_update_and_the_severity_label_follows() -> None:
+    rule = make_rule(**{"for": "2m"})
+    incident: Incident | None = None
+    for minute in range(3):
+        incident, _ = step(incident, at_level("warning"), rule, T0 + minute * MIN, None)
+    assert incident is not None
+    assert incident.severity == "warning"
+    events = []
+    for minute in range(3, 6):
+        incident, seen = step(incident, at_level("critical"), rule, T0 + minute * MIN, None)
+        events.append(seen)
+    assert events == [[], [], [Event.UPDATE]]
+    assert incident is not None
+    assert (incident.severity, incident.severity_from, incident.labels["severity"]) == (
+        "critical",
+        "warning",
+        "critical",
+    )
+    incident, seen = step(incident, at_level("critical"), rule, T0 + 6 * MIN, None)
+    assert seen == []
+    assert incident is not None
+    assert incident.severity_from == ""
+
+
+def test_a_de_escalation_holds_for_keep_firing_for() -> None:
+    rule = make_rule(keep_firing_for="2m")
+    trace = levels(
+        rule,
+        (0, at_level("critical")),
+        (1, at_level("warning")),
+        (2, at_level("warning")),
+        (3, at_level("warning")),
+    )
+    assert trace == [
+        ("critical", [Event.FIRING]),
+        ("critical", []),
+        ("critical", []),
+        ("warning", [Event.UPDATE]),
+    ]
+
+
+def test_without_for_a_level_change_is_told_at_once_each_way() -> None:
+    trace = levels(make_rule(), (0, at_level("warning")), (1, at_level("critical")), (2, at_level("warning")))
+    assert trace == [("warning", [Event.FIRING]), ("critical", [Event.UPDATE]), ("warning", [Event.UPDATE])]
+
+
+def test_a_level_that_flaps_never_changes_the_severity() -> None:
+    rule = make_rule(**{"for": "2m"}, keep_firing_for="2m")
+    fired = [(minute, at_level("warning")) for minute in range(3)]
+    flapping = [(minute, at_level("critical" if minute % 2 else "warning")) for minute in range(3, 13)]
+    trace = levels(rule, *fired, *flapping)
+    assert {severity for severity, _ in trace} == {"warning"}
+    assert [events for _, events in trace[2:]] == [[Event.FIRING], *([[]] * 10)]
+
+
+def test_a_pending_incident_fires_at_the_level_of_the_evaluation_that_fires_it() -> None:
+    rule = make_rule(**{"for": "1m"})
+    trace = levels(rule, (0, at_level("warning")), (1, at_level("critical")))
+    assert trace == [("warning", []), ("critical", [Event.FIRING])]
+
+
+def test_clearing_inside_keep_firing_for_keeps_the_severity_and_restarts_a_change() -> None:
+    rule = make_rule(**{"for": "2m"}, keep_firing_for="5m")
+    fired = [(minute, at_level("warning")) for minute in range(3)]
+    cleared = [(3, at_level("critical")), (4, finding(OK, 0.01))]
+    again = [(minute, at_level("critical")) for minute in range(5, 8)]
+    trace = levels(rule, *fired, *cleared, *again)
+    assert [severity for severity, _ in trace] == ["warning"] * 7 + ["critical"]
+    assert trace[-1][1] == [Event.UPDATE]

@@ -37,6 +37,8 @@ class Finding:
     threshold: float | None = None
     reason: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
+    severity: str | None = None
+    """the severity the evidence reached (a threshold's levels, drift's critical); None: the rule's"""
 
 
 def rule_window(rule: Rule, at: datetime) -> Window:

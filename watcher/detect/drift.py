@@ -10,7 +10,8 @@ exact up to 100 distinct values per window, the rest folded into ``__other__``.
 
 One finding per group: alerting when any feature scores ``warn`` or more. ``details`` holds per
 feature the score, its level (ok / warning / critical), the sample sizes and the bins that moved
-most; ``details["severity"]`` is ``critical`` when a feature reached ``critical``.
+most. The finding's severity is ``critical`` when a feature reached ``critical``, else the rule's
+``severity`` (``warning`` unless the rule says otherwise); ``details["severity"]`` says the same.
 """
 
 from __future__ import annotations
@@ -233,7 +234,7 @@ def _judge(
         "method": spec.method,
         "warn": warn,
         "critical": critical,
-        "severity": _severity(scored, drifted),
+        "severity": _severity(rule, scored, drifted),
         "drifted": drifted,
         "features": scored,
         "not_enough_data": short,
@@ -242,7 +243,8 @@ def _judge(
     if not drifted:
         reason = f"no drift: max {spec.method} {value:.3g} ({worst})"
         return Finding(rule.name, group, Status.OK, value, warn, reason, details)
-    return Finding(rule.name, group, Status.ALERTING, value, warn, _reason(spec, scored, drifted), details)
+    reason, severity = _reason(spec, scored, drifted), details["severity"]
+    return Finding(rule.name, group, Status.ALERTING, value, warn, reason, details, severity=severity)
 
 
 def _too_small(spec: DriftSpec, data: Binned, from_window: bool) -> str:
@@ -288,10 +290,11 @@ def moved_bins(data: Binned, top: int) -> list[dict[str, Any]]:
     ]
 
 
-def _severity(scored: Mapping[str, Mapping[str, Any]], drifted: list[str]) -> str | None:
+def _severity(rule: Rule, scored: Mapping[str, Mapping[str, Any]], drifted: list[str]) -> str | None:
+    """``critical`` when a drifted feature reached the critical level, else the rule's severity."""
     if any(scored[name]["level"] == "critical" for name in drifted):
         return "critical"
-    return "warning" if drifted else None
+    return rule.severity if drifted else None
 
 
 def _reason(spec: DriftSpec, scored: Mapping[str, Mapping[str, Any]], drifted: list[str]) -> str:

@@ -1,9 +1,15 @@
-"""``threshold``: the rule's signal, per group, against fixed ``above`` / ``below`` bounds."""
+"""``threshold``: the rule's signal, per group, against fixed ``above`` / ``below`` bounds.
+
+A bound written as levels (``above: {warning: 0.02, critical: 0.05}``) makes the finding's
+severity the most severe level crossed; a plain number alerts at the rule's ``severity``. A group
+with an override (``overrides``, ``overrides_file``) is judged by the override's bounds.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from watcher.detect.base import Finding, Status, rule_query, rule_window
 from watcher.detect.groups import failed, groups_with_known
@@ -22,8 +28,7 @@ def evaluate(
     at: datetime,
     known_groups: Sequence[Mapping[str, str]] = (),
 ) -> list[Finding]:
-    spec = rule.threshold
-    assert spec is not None
+    assert rule.threshold is not None
     if (errors := failed(rule, results, known_groups)) is not None:
         return errors
     (result,) = results
@@ -45,14 +50,18 @@ def evaluate(
 
 
 def _judge(rule: Rule, group: Mapping[str, str], value: float, count: int, name: str) -> Finding:
-    spec = rule.threshold
-    assert spec is not None
-    details = {"signal": name, "events": count}
-    if spec.above is not None and value > spec.above:
-        reason = f"{name} {value:g} > {spec.above:g}"
-        return Finding(rule.name, group, Status.ALERTING, value, spec.above, reason, details)
-    if spec.below is not None and value < spec.below:
-        reason = f"{name} {value:g} < {spec.below:g}"
-        return Finding(rule.name, group, Status.ALERTING, value, spec.below, reason, details)
-    bound = spec.above if spec.above is not None else spec.below
-    return Finding(rule.name, group, Status.OK, value, bound, f"{name} {value:g} within bounds", details)
+    spec = rule.threshold_for(group)
+    details: dict[str, Any] = {"signal": name, "events": count}
+    override = rule.override_for(group)
+    if override is not None:
+        details["override"] = dict(override.group)
+    crossed = spec.crossed(value, rule.severity)
+    if crossed is None:
+        reason = f"{name} {value:g} within bounds"
+        bound = spec.alert_bound(rule.severity)
+        return Finding(rule.name, group, Status.OK, value, bound, reason, details)
+    level, bound, side = crossed
+    reason = f"{name} {value:g} {'>' if side == 'above' else '<'} {bound:g}"
+    if not isinstance(spec.above_levels if side == "above" else spec.below_levels, int | float):
+        reason += f" ({level})"
+    return Finding(rule.name, group, Status.ALERTING, value, bound, reason, details, severity=level)

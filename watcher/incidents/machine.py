@@ -23,6 +23,15 @@ flushes of the incident's group.
 
 A missing measurement (not enough data, a store error) is never evidence: it neither fires nor
 resolves, it only explains itself in ``note``.
+
+Severity follows the evidence: a finding carries the level it reached (a threshold's levels,
+drift's critical; else the rule's ``severity``). A pending incident takes the latest level, so its
+FIRING tells the level of the evaluation that fired it. A firing incident changes severity when
+the new level holds like a state does: an escalation for ``for_``, a de-escalation for
+``keep_firing_for`` (at once when they are 0), counted from the first evaluation at that level; an
+evaluation at another level, or one that clears, starts over. The change is one UPDATE
+(``severity_from`` names the level before), and the incident's ``severity`` label changes with it,
+so routing sees the new level. An OK finding inside ``keep_firing_for`` keeps the severity.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from watcher.detect.base import Finding, Status
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.series import recorded
 from watcher.rules.models import Rule
+from watcher.rules.thresholds import severity_rank
 
 NOT_ENOUGH_DATA = "not enough data"
 STORE_ERROR = "store error"
@@ -77,7 +87,10 @@ def _alerting(
     now: datetime,
     route_repeat: timedelta | None,
 ) -> tuple[Incident, list[Event]]:
+    level = finding.severity or rule.severity
     measured = _measured(finding, rule, now, incident) | {"last_alerting_at": now}
+    if incident is None or incident.state is State.RESOLVED or incident.state is State.PENDING:
+        measured |= _at_level(rule, finding.group, level)
     if incident is None or incident.state is State.RESOLVED:
         # A new episode: nothing of a resolved predecessor carries over (it is overwritten) but
         # the recent values of the signal, so a chart of the re-fire shows what came before.
@@ -92,12 +105,39 @@ def _alerting(
         return _fire_when_due(pending, rule, now)
     if incident.state is State.PENDING:
         return _fire_when_due(incident.evolve(**measured), rule, now)
-    updated = incident.evolve(**measured)
+    updated, changed = _leveled(incident.evolve(**measured), level, rule, now)
     repeat = rule.repeat_interval if rule.repeat_interval is not None else route_repeat
     last = incident.last_notified_at
-    if repeat and last is not None and now - last >= repeat:
+    if changed or (repeat and last is not None and now - last >= repeat):
         return updated, [Event.UPDATE]
     return updated, []
+
+
+def _leveled(incident: Incident, level: str, rule: Rule, now: datetime) -> tuple[Incident, bool]:
+    """A firing incident after an alerting evaluation at ``level``, and whether its severity
+    changed: a new level becomes the severity once it held for ``for_`` (higher) or
+    ``keep_firing_for`` (lower)."""
+    if level == incident.severity:
+        return incident.evolve(next_severity="", next_severity_since=None), False
+    since = incident.next_severity_since if incident.next_severity == level else None
+    since = since or now
+    hold = rule.for_ if severity_rank(level) > severity_rank(incident.severity) else rule.keep_firing_for
+    if now - since < hold:
+        until = (since + hold).isoformat()
+        note = f"{level} since {since.isoformat()}; becomes its severity at {until} if it holds"
+        return incident.evolve(next_severity=level, next_severity_since=since, note=note), False
+    changed = incident.evolve(severity_from=incident.severity, **_at_level(rule, incident.group, level))
+    return changed, True
+
+
+def _at_level(rule: Rule, group: Mapping[str, str], level: str) -> dict[str, Any]:
+    """The fields that set an incident's severity (its ``severity`` label too)."""
+    return {
+        "severity": level,
+        "labels": incident_labels(rule, group, level),
+        "next_severity": "",
+        "next_severity_since": None,
+    }
 
 
 def _fire_when_due(pending: Incident, rule: Rule, now: datetime) -> tuple[Incident, list[Event]]:
@@ -113,7 +153,8 @@ def _ok(
         return incident, []
     if incident.state is State.PENDING:
         return None, []  # never fired, so nobody is told it stopped
-    measured = _measured(finding, rule, now, incident)
+    # Clearing is no evidence for another level: a severity change waiting to hold starts over.
+    measured = _measured(finding, rule, now, incident) | {"next_severity": "", "next_severity_since": None}
     cleared_since = incident.last_alerting_at
     if rule.keep_firing_for and cleared_since is not None and now - cleared_since < rule.keep_firing_for:
         until = cleared_since + rule.keep_firing_for
@@ -155,21 +196,27 @@ def _note(prefix: str, reason: str) -> str:
 
 def _measured(finding: Finding, rule: Rule, now: datetime, incident: Incident | None) -> dict[str, Any]:
     """What every evaluated finding refreshes: the latest numbers and the rule's current metadata
-    (a reloaded rule's new labels or severity apply to its open incidents), and the series of
-    recent values that charts draw (``watcher.incidents.series``)."""
+    (a reloaded rule's new labels apply to its open incidents), and the series of recent values
+    that charts draw (``watcher.incidents.series``). The severity stays the incident's: only
+    alerting evidence changes it (a reloaded rule's new ``severity`` as well)."""
+    severity = incident.severity if incident is not None else finding.severity or rule.severity
     return {
         "value": finding.value,
         "threshold": finding.threshold,
         "details": recorded(finding.details, incident.details if incident else None, finding.value, now),
         "last_evaluated_at": now,
         "note": "",
-        "labels": incident_labels(rule, finding.group),
+        "labels": incident_labels(rule, finding.group, severity),
         "annotations": dict(rule.annotations),
-        "severity": rule.severity,
+        "severity_from": "",
     }
 
 
-def incident_labels(rule: Rule, group: Mapping[str, str]) -> dict[str, str]:
-    """The labels routing sees: the group's labels plus the rule's. On a name clash the rule's
-    label wins, so a log field called ``severity`` or ``rule`` cannot reroute an incident."""
-    return {**dict(group), **rule.all_labels()}
+def incident_labels(rule: Rule, group: Mapping[str, str], severity: str | None = None) -> dict[str, str]:
+    """The labels routing sees: the group's labels plus the rule's, and ``severity`` the incident's
+    (the rule's when not given). On a name clash the rule's label wins, so a log field called
+    ``severity`` or ``rule`` cannot reroute an incident."""
+    labels = {**dict(group), **rule.all_labels()}
+    if severity is not None and "severity" not in rule.labels:
+        labels["severity"] = severity
+    return labels

@@ -21,7 +21,7 @@ class Event(StrEnum):
     """What a notification says about an incident."""
 
     FIRING = "firing"  # it started firing
-    UPDATE = "update"  # still firing: repeat interval elapsed (or its group changed)
+    UPDATE = "update"  # still firing: repeat interval elapsed, its severity changed (or its group changed)
     RESOLVED = "resolved"
 
 
@@ -56,6 +56,12 @@ class Incident:
     # before its firing could be told (catch-up after a stop, a store outage): that message is
     # the first and only one about it. Defaults to False, so older state files load.
     found_late: bool = False
+    # Severity levels (see ``watcher.incidents.machine``): the level the latest evidence asks for
+    # while it has not held long enough to become ``severity``, and since when it has; and, on the
+    # snapshot of the UPDATE that tells a change, the severity told before.
+    next_severity: str = ""
+    next_severity_since: datetime | None = None
+    severity_from: str = ""
 
     def evolve(self, **changes: Any) -> Incident:
         return replace(self, **changes)
@@ -82,6 +88,7 @@ class Incident:
             "last_alerting_at",
             "last_notified_at",
             "last_evaluated_at",
+            "next_severity_since",
         ):
             if values.get(key):
                 values[key] = datetime.fromisoformat(values[key])

@@ -7,14 +7,33 @@ from that number whether the group is alerting.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    model_validator,
+)
 
 from watcher.duration import Duration, format_duration
 from watcher.query import Filter, parse_filter
 from watcher.rules.ml_specs import DriftSpec, SpikeSpec, ValiditySpec
+from watcher.rules.overrides import (
+    Override,
+    OverrideIndex,
+    OverridesFileRef,
+    check_override,
+    duplicate,
+)
+from watcher.rules.thresholds import FlatlineSpec, Severity, ThresholdSpec
+
+__all__ = ["FlatlineSpec", "Rule", "Severity", "Signal", "ThresholdSpec"]
 
 
 def _filter_schema() -> dict[str, Any]:
@@ -107,35 +126,15 @@ SIGNAL_KINDS: tuple[SignalKind, ...] = ("count", "ratio", "percentile", "stat", 
 # --------------------------------------------------------------------------- detectors
 
 
-class ThresholdSpec(_Model):
-    """Alert when the signal is above and/or below a fixed value."""
-
-    above: float | None = None
-    below: float | None = None
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> ThresholdSpec:
-        if self.above is None and self.below is None:
-            raise ValueError("threshold needs 'above' or 'below'")
-        return self
-
-
-class FlatlineSpec(_Model):
-    """Alert when traffic (the document count) falls below a floor. A store error is never a flatline."""
-
-    below: float = Field(ge=0, description="minimum number of documents expected in the window")
-
-
 DetectorKind = Literal["threshold", "flatline", "spike", "drift", "validity"]
 DETECTOR_KINDS: tuple[DetectorKind, ...] = ("threshold", "flatline", "spike", "drift", "validity")
 
 
 # --------------------------------------------------------------------------- the rule
 
-Severity = Literal["critical", "error", "warning", "info"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 _LABEL = r"^[A-Za-z_][A-Za-z0-9_]*$"
-GROUPED_ONLY = ("groups_from", "forget_after")
+GROUPED_ONLY = ("groups_from", "forget_after", "overrides", "overrides_file")
 """Rule options that only mean something with ``group_by``."""
 DEFAULT_GROUPS_FROM = timedelta(hours=1)
 """A grouped flatline's ``groups_from`` when the rule sets none (at least twice its window)."""
@@ -178,6 +177,16 @@ class Rule(_Model):
     spike: SpikeSpec | None = None
     drift: DriftSpec | None = None
     validity: ValiditySpec | None = None
+    overrides: tuple[Override, ...] = Field(
+        default=(),
+        description="other bounds for some groups: [{group: {tenant: a}, threshold: {above: 500}}]; "
+        "the first entry that matches a group wins",
+    )
+    overrides_file: OverridesFileRef | None = Field(
+        default=None,
+        description="overrides in a file next to the rules (CSV: group_by fields and settings as "
+        "columns, e.g. tenant,above; or a YAML list like 'overrides'), read after the inline ones",
+    )
     for_: Duration = Field(default=timedelta(0), alias="for", description="pending time before firing")
     keep_firing_for: Duration = Field(
         default=timedelta(0), description="stay firing this long after it clears"
@@ -185,7 +194,9 @@ class Rule(_Model):
     repeat_interval: Duration | None = Field(
         default=None, description="re-notify a still-firing incident this often (default: the route's)"
     )
-    severity: Severity = "warning"
+    severity: Severity = Field(
+        default="warning", description="the incident's severity (threshold levels set it instead)"
+    )
     labels: dict[Annotated[str, Field(pattern=_LABEL)], str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     templates: dict[str, str] = Field(
@@ -201,12 +212,48 @@ class Rule(_Model):
         if self.every <= timedelta(0) or self.window <= timedelta(0):
             raise ValueError("'every' and 'window' must be longer than 0s")
         self._check_known_groups()
+        self._check_levels()
+        self._check_overrides()
         return self
+
+    _overrides: OverrideIndex = PrivateAttr(default_factory=OverrideIndex)
+
+    def _check_levels(self) -> None:
+        if self.threshold is not None and self.threshold.leveled and "severity" in self.model_fields_set:
+            raise ValueError("'severity' comes from the levels of 'threshold': remove 'severity'")
+
+    def _check_overrides(self) -> None:
+        """Inline overrides fit the rule (the file's were checked as it was read); no group twice."""
+        for entry in self.overrides:
+            if problem := check_override(entry, self.group_by, self.detector):
+                raise ValueError(problem)
+        entries = [*self.overrides, *(self.overrides_file.entries if self.overrides_file else ())]
+        if (twice := duplicate(entries)) is not None:
+            raise ValueError(f"'overrides' name the group {twice.named()} twice")
+        self._overrides = OverrideIndex.of(entries)
+
+    def override_for(self, group: Mapping[str, str]) -> Override | None:
+        """The override whose group ``group`` includes (the first listed), or None."""
+        return self._overrides.find(group) if self._overrides.entries else None
+
+    def threshold_for(self, group: Mapping[str, str]) -> ThresholdSpec:
+        """The threshold that judges ``group``: its override's, else the rule's."""
+        override = self.override_for(group)
+        spec = override.threshold if override is not None else self.threshold
+        assert spec is not None, "threshold of a rule without 'threshold'"
+        return spec
+
+    def flatline_for(self, group: Mapping[str, str]) -> FlatlineSpec:
+        """The flatline floor that judges ``group``: its override's, else the rule's."""
+        override = self.override_for(group)
+        spec = override.flatline if override is not None else self.flatline
+        assert spec is not None, "flatline of a rule without 'flatline'"
+        return spec
 
     def _check_known_groups(self) -> None:
         """``groups_from`` and ``forget_after``: only with groups, and long enough to mean something."""
         for name in GROUPED_ONLY:
-            if getattr(self, name) is not None and not self.group_by:
+            if getattr(self, name) not in (None, ()) and not self.group_by:
                 raise ValueError(
                     f"'{name}' needs 'group_by': without it the rule has one group, always evaluated"
                 )
