@@ -93,14 +93,9 @@ class Reloader:
 
 
 def baselines(rules: Iterable[Rule]) -> list[Path]:
-    """The profile files drift and validity rules compare with: a rebuilt baseline is a reload."""
-    found: set[Path] = set()
-    for rule in rules:
-        spec = rule.drift or rule.validity
-        ref = getattr(spec, "baseline", None)
-        if ref is not None and ref.file is not None:
-            found.add(ref.file)
-    return sorted(found)
+    """The files rules read besides their own (``Rule.read_files``: the profiles drift and validity
+    compare with, overrides files): a rebuilt baseline or an edited overrides file is a reload."""
+    return sorted({path for rule in rules for path in rule.read_files()})
 
 
 def kept_restart_only(new: Config, running: Config) -> Config:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -289,6 +290,13 @@ class Rule(_Model):
             if getattr(self, name) is not None:
                 return name
         raise AssertionError("validated rule has a detector")
+
+    def read_files(self) -> list[Path]:
+        """The files the rule read when it was loaded, besides its own: a baseline profile, an
+        overrides file. An edit of one is a reload (``watcher.reload``)."""
+        spec = self.drift or self.validity
+        refs = [getattr(spec, "baseline", None), self.overrides_file]
+        return [ref.file for ref in refs if ref is not None and ref.file is not None]
 
     def all_labels(self) -> dict[str, str]:
         """The labels routing sees for this rule's incidents (group labels are added per incident)."""
