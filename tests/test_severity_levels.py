@@ -1,0 +1,147 @@
+"""Severity levels and per-group overrides through the real engine: a DuckDB store, the SQLite
+state file and the dispatcher. A change of severity is one UPDATE, in the incident's thread, routed
+by the new severity; an override judges its group only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from watcher.config import Route
+from watcher.engine import Engine
+from watcher.incidents.model import Event
+from watcher.incidents.state import StateStore
+from watcher.notify.base import Notification
+from watcher.rules.models import Rule
+from watcher.store.embedded import EmbeddedStore
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+FAST = {"group_by": ["rule"], "group_wait": "0s", "group_interval": "1m"}
+ONE_RECEIVER = Route.model_validate({"receiver": "slack", **FAST})
+BY_SEVERITY = Route.model_validate(
+    {"receiver": "slack", **FAST, "routes": [{"matchers": ["severity=critical"], "receiver": "pager"}]}
+)
+# 5xx share per minute from T0: warning (> 0.2), critical (> 0.6), warning again, then fine.
+SHARES = [0.3] * 3 + [0.8] * 3 + [0.3] * 3 + [0.0] * 2
+
+
+def rule(**fields: Any) -> Rule:
+    spec: dict[str, Any] = {
+        "name": "api-5xx",
+        "source": "app",
+        "every": "1m",
+        "window": "1m",
+        "delay": "0s",
+        "signal": {"ratio": {"of": {"status": {"gte": 500}}}},
+        "threshold": {"above": {"warning": 0.2, "critical": 0.6}},
+    }
+    return Rule.model_validate(spec | fields)
+
+
+def traffic(store: EmbeddedStore, shares: Sequence[float], tenant: str = "t") -> None:
+    """Ten requests a minute from T0, ``share`` of them answered 503."""
+    lines = []
+    for minute, share in enumerate(shares):
+        for i in range(10):
+            at = T0 + minute * MIN + i * timedelta(seconds=6)
+            status = 503 if i < round(share * 10) else 200
+            lines.append(json.dumps({"@timestamp": at.isoformat(), "status": status, "tenant": tenant}))
+    store.ingest_lines(lines)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    opened = EmbeddedStore(tmp_path / "logs.duckdb")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[StateStore]:
+    with StateStore(tmp_path / "state.sqlite") as opened:
+        yield opened
+
+
+def replay(engine: Engine, minutes: int) -> tuple[list[tuple[Event, str]], list[Notification]]:
+    """Tick each minute after T0; the transitions (event, severity) and notifications."""
+    transitions, sent = [], []
+    for minute in range(1, minutes + 1):
+        report = engine.tick(T0 + minute * MIN)
+        transitions += [(t.event, t.incident.severity) for t in report.transitions]
+        sent += report.notifications
+    return transitions, sent
+
+
+def told(sent: Sequence[Notification]) -> list[tuple[str, Event, str]]:
+    return [(n.receiver, n.event, n.incidents[0].severity) for n in sent]
+
+
+def test_an_escalation_and_a_de_escalation_are_one_update_each_in_the_incidents_thread(
+    store: EmbeddedStore, state: StateStore
+) -> None:
+    traffic(store, SHARES)
+    engine = Engine([rule()], {"app": store}, state, ONE_RECEIVER)
+
+    transitions, sent = replay(engine, len(SHARES))
+
+    assert transitions == [
+        (Event.FIRING, "warning"),
+        (Event.UPDATE, "critical"),
+        (Event.UPDATE, "warning"),
+        (Event.RESOLVED, "warning"),
+    ]
+    assert told(sent) == [
+        ("slack", Event.FIRING, "warning"),
+        ("slack", Event.UPDATE, "critical"),
+        ("slack", Event.UPDATE, "warning"),
+        ("slack", Event.RESOLVED, "warning"),
+    ]
+    assert len({n.thread_key for n in sent}) == 1
+    assert sent[1].incidents[0].labels["severity"] == "critical"
+
+
+def test_a_change_of_severity_is_routed_by_the_new_severity(store: EmbeddedStore, state: StateStore) -> None:
+    traffic(store, SHARES)
+    engine = Engine([rule()], {"app": store}, state, BY_SEVERITY)
+
+    _, sent = replay(engine, 8)
+
+    assert told(sent) == [
+        ("slack", Event.FIRING, "warning"),
+        ("pager", Event.FIRING, "critical"),  # the pager's first word about it
+        ("slack", Event.UPDATE, "warning"),
+    ]
+
+
+def test_an_escalation_waits_for_the_higher_level_to_hold_for_for(
+    store: EmbeddedStore, state: StateStore
+) -> None:
+    traffic(store, [0.3] * 3 + [0.8] + [0.3] + [0.8] * 3)
+    engine = Engine([rule(**{"for": "1m"})], {"app": store}, state, ONE_RECEIVER)
+
+    transitions, _ = replay(engine, 8)
+
+    assert transitions == [(Event.FIRING, "warning"), (Event.UPDATE, "critical")]
+
+
+def test_a_per_tenant_override_fires_for_the_small_tenant_only(
+    store: EmbeddedStore, state: StateStore
+) -> None:
+    traffic(store, [0.3] * 3, tenant="big")
+    traffic(store, [0.3] * 3, tenant="small")
+    quota = rule(
+        group_by=["tenant"],
+        threshold={"above": 0.1},
+        overrides=[{"group": {"tenant": "big"}, "threshold": {"above": 0.5}}],
+    )
+    engine = Engine([quota], {"app": store}, state, ONE_RECEIVER)
+
+    replay(engine, 3)
+
+    assert [(i.group, i.state.value) for i in state.incidents()] == [({"tenant": "small"}, "firing")]
