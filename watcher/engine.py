@@ -37,6 +37,10 @@ from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
 from watcher.schedule import DEFAULT_BACKLOG_PER_TICK, DEFAULT_CATCH_UP, Due, due
 from watcher.store.base import LogStore, StoreError
+from watcher.store.partials import Partials
+
+READ_AHEAD = timedelta(hours=6)
+"""How far a backtest reads each rule's buckets ahead of its clock: a few statements per day."""
 
 log = logging.getLogger("watcher.engine")
 
@@ -108,9 +112,13 @@ class Engine:
         route: Route,
         catch_up: timedelta = DEFAULT_CATCH_UP,
         dispatcher: Dispatcher | None = None,
+        partials: bool = True,
     ) -> None:
         self.route = route
         self.stores = stores
+        self.partials = partials
+        self._partials: dict[str, Partials] = {}
+        self._read_ahead: tuple[timedelta, datetime | None] = (timedelta(0), None)
         self.state = state
         self.catch_up = catch_up
         self.dispatcher = dispatcher or Dispatcher(state, route)
@@ -123,6 +131,12 @@ class Engine:
         groups of rules that did not change too (a new or edited rule's are looked up again)."""
         self.rules = {rule.name: rule for rule in rules}
         self.known.set_rules(rules)
+
+    def read_ahead(self, until: datetime, stretch: timedelta = READ_AHEAD) -> None:
+        """Replay mode: each fetch of a rule's buckets reads up to ``stretch`` further, not past
+        ``until`` (the end of the backtest), so the store answers many ticks per statement."""
+        self._read_ahead = (stretch, until)
+        self._partials.clear()
 
     # ------------------------------------------------------------------ the tick
 
@@ -174,7 +188,9 @@ class Engine:
         looked_back: set[str] = set()
         for item in plan:
             rule = item.rule
-            queries = [_tagged(query, item.at) for query in DETECTORS[rule.detector].queries(rule, item.at)]
+            queries = [
+                _tagged(q, item.at, rule.every) for q in DETECTORS[rule.detector].queries(rule, item.at)
+            ]
             seed = None if rule.name in looked_back else self.known.seed_query(rule, item.at)
             looked_back.add(rule.name)
             by_source[rule.source].append((item, queries, [seed] if seed else []))
@@ -190,8 +206,20 @@ class Engine:
                 answers[(item.rule.name, item.at)] = _Answer(queries, own, share, next(iter(seeded), None))
         return answers
 
-    def _evaluate(self, source: str, batch: list[Query], report: TickReport) -> list[QueryResult]:
+    def _store(self, source: str) -> LogStore | None:
+        """The source's store, behind its per-bucket partials (``watcher.store.partials``); a store
+        replaced by a reload gets fresh partials."""
         store = self.stores.get(source)
+        if store is None or not self.partials:
+            return store
+        partials = self._partials.get(source)
+        if partials is None or partials.store is not store:
+            stretch, until = self._read_ahead
+            partials = self._partials[source] = Partials(store, stretch, until)
+        return partials
+
+    def _evaluate(self, source: str, batch: list[Query], report: TickReport) -> list[QueryResult]:
+        store = self._store(source)
         report.round_trips[source] = report.round_trips.get(source, 0) + 1
         try:
             if store is None:
@@ -277,12 +305,14 @@ class _Changes:
             self.report.transitions.append(Transition(updated, event, item.at))
 
 
-def _tagged(query: Query, at: datetime) -> Query:
-    """Query ids unique within a batch that holds several evaluation times of one rule."""
+def _tagged(query: Query, at: datetime, every: timedelta) -> Query:
+    """Query ids unique within a batch that holds several evaluation times of one rule; ``every``
+    tells the partials how soon the same question comes back."""
     return Query(
         id=f"{query.id}@{at.isoformat()}",
         window=query.window,
         aggregates=query.aggregates,
         where=query.where,
         group_by=query.group_by,
+        every=every,
     )

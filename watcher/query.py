@@ -239,7 +239,25 @@ class Missing:
     field: str
 
 
-Aggregate: TypeAlias = Count | CountWhere | Percentiles | Stats | Cardinality | Histogram | Terms | Missing
+VALUES_LIMIT = 1000
+"""Distinct values a ``Values`` answer lists per group (per bucket): more and it is ``None``."""
+
+
+@dataclass(frozen=True)
+class Values:
+    """Every distinct value of a field with its count: the exact, mergeable form of ``Terms``,
+    ``Cardinality`` and (``numeric``) ``Percentiles`` that per-bucket partials keep
+    (``watcher.store.partials``). Result: ``{value: count}`` -- values as strings, or as floats
+    when ``numeric`` -- or ``None`` when there are more than ``limit`` distinct values."""
+
+    field: str
+    numeric: bool = False
+    limit: int = VALUES_LIMIT
+
+
+Aggregate: TypeAlias = (
+    Count | CountWhere | Percentiles | Stats | Cardinality | Histogram | Terms | Missing | Values
+)
 
 
 def aggregate_fields(agg: Aggregate) -> set[str]:
@@ -269,11 +287,21 @@ class Window:
         return Window(self.start - offset, self.end - offset)
 
 
+BUCKET = "@bucket"
+"""The group key a bucketed query's answer adds: the bucket's start, in epoch milliseconds."""
+
+
 @dataclass(frozen=True)
 class Query:
     """One question to a store: aggregates over ``where`` within ``window``, split by ``group_by``.
 
     ``id`` is unique within a batch; results come back in the order queries were given.
+
+    ``buckets`` asks for the answer per consecutive bucket of that length from ``window.start``
+    (it must divide the window, in whole milliseconds): each group's key gains ``BUCKET``, and
+    empty buckets are absent. ``every`` says how often the same question is asked again with its
+    window moved on by that much, which lets ``watcher.store.partials`` answer it from per-bucket
+    partial aggregates instead of re-reading the whole window.
     """
 
     id: str
@@ -281,14 +309,24 @@ class Query:
     aggregates: Mapping[str, Aggregate]
     where: Filter = MATCH_ALL
     group_by: tuple[str, ...] = ()
+    buckets: timedelta | None = None
+    every: timedelta | None = None
 
 
 AggValue: TypeAlias = (
-    int | float | dict[float, float | None] | dict[str, float | None] | dict[str, int] | list[int] | None
+    int
+    | float
+    | dict[float, float | None]
+    | dict[str, float | None]
+    | dict[str, int]
+    | dict[float, int]
+    | list[int]
+    | None
 )
 """What an aggregate yields: Count/CountWhere/Missing/Cardinality -> int; Percentiles -> {q: value};
 Stats -> {"avg","min","max","sum","count"} (None when no numeric value); Histogram -> list of
-len(edges)+1 bucket counts (see ``Histogram``); Terms -> {value: count}."""
+len(edges)+1 bucket counts (see ``Histogram``); Terms -> {value: count}; Values -> {value: count}
+or None (see ``Values``)."""
 
 
 @dataclass(frozen=True)

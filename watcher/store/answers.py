@@ -23,6 +23,7 @@ from watcher.query import (
     Percentiles,
     Stats,
     Terms,
+    Values,
 )
 
 _EMPTY_STATS: dict[str, float | None] = {"avg": None, "min": None, "max": None, "sum": None, "count": 0}
@@ -44,11 +45,26 @@ def read_aggregate(aggregate: Aggregate, count: int, body: Mapping[str, Any]) ->
         buckets = body.get("buckets", [])
         counts = [int(bucket.get("doc_count", 0)) for bucket in buckets]
         return counts if len(counts) == len(aggregate.edges) + 1 else [0] * (len(aggregate.edges) + 1)
+    if isinstance(aggregate, Values):
+        return _values(aggregate, body)
     terms: dict[str, int] = {}
     for bucket in body.get("buckets", []):
         text = bucket.get("key_as_string", key_text(bucket.get("key")))
         terms[str(text)] = int(bucket.get("doc_count", 0))
     return terms
+
+
+def _values(aggregate: Values, body: Mapping[str, Any]) -> dict[Any, int] | None:
+    """Every value with its count, from a ``terms`` asked one past the limit; ``None`` past it."""
+    buckets = body.get("buckets", [])
+    if len(buckets) > aggregate.limit or int(body.get("sum_other_doc_count") or 0):
+        return None
+    if aggregate.numeric:
+        return {float(bucket["key"]): int(bucket.get("doc_count", 0)) for bucket in buckets}
+    return {
+        str(bucket.get("key_as_string", key_text(bucket.get("key")))): int(bucket.get("doc_count", 0))
+        for bucket in buckets
+    }
 
 
 def _percentiles(aggregate: Percentiles, body: Mapping[str, Any]) -> dict[float, float | None]:
@@ -83,6 +99,13 @@ def merge_values(aggregate: Aggregate, first: AggValue, second: AggValue) -> Agg
     approximations, only ever needed when a group key has both missing and empty-string values."""
     if isinstance(aggregate, Cardinality) and isinstance(first, int) and isinstance(second, int):
         return max(first, second)
+    if isinstance(aggregate, Values):
+        if not isinstance(first, dict) or not isinstance(second, dict):
+            return None
+        values: dict[Any, int] = {value: int(count or 0) for value, count in first.items()}
+        for value, count in second.items():
+            values[value] = values.get(value, 0) + int(count or 0)
+        return values
     if isinstance(first, int) and isinstance(second, int):
         return first + second
     if isinstance(first, list) and isinstance(second, list):

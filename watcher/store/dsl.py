@@ -15,10 +15,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watcher.query import (
+    BUCKET,
     Aggregate,
     AggValue,
     And,
@@ -37,12 +38,14 @@ from watcher.query import (
     Query,
     Range,
     Stats,
+    Values,
     Window,
 )
 from watcher.store.answers import key_text, merge_values, read_aggregate
 from watcher.store.mapping_check import FieldCatalog, FieldMappingError, Use
 
 GROUPS = "g"
+BUCKET_SOURCE = "kb"
 CARDINALITY_PRECISION = 40000  # the maximum: counts are exact below it, approximate above
 
 Json = dict[str, Any]
@@ -59,6 +62,7 @@ class FusedSearch:
     window: Window
     where: Filter
     group_by: tuple[str, ...]
+    buckets: timedelta | None = None
     members: list[tuple[int, Query]] = field(default_factory=list)
     aggs: dict[str, Aggregate] = field(default_factory=dict)
     names: dict[tuple[int, str], str] = field(default_factory=dict)
@@ -79,7 +83,7 @@ class FusedSearch:
         """One search per member, to isolate the query that made a fused search fail."""
         singles = []
         for position, query in self.members:
-            single = FusedSearch(self.window, self.where, self.group_by)
+            single = FusedSearch(self.window, self.where, self.group_by, self.buckets)
             single.add(position, query)
             singles.append(single)
         return singles
@@ -96,12 +100,17 @@ class FusedSearch:
             out.append((position, groups))
         return out
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The group key's names: ``group_by``, then ``BUCKET`` for a bucketed search."""
+        return (*self.group_by, BUCKET) if self.buckets is not None else self.group_by
+
     def _merged_groups(self) -> list[tuple[dict[str, str], dict[str, AggValue]]]:
         """Groups with equal keys folded into one. A missing value and an empty string are both
         the key "" (as on the embedded store) but two buckets in a composite aggregation."""
         by_key: dict[tuple[str, ...], tuple[dict[str, str], dict[str, AggValue]]] = {}
         for key, values in self.groups:
-            slot = tuple(key[name] for name in self.group_by)
+            slot = tuple(key[name] for name in self.labels)
             if slot in by_key:
                 known = by_key[slot][1]
                 values = {
@@ -113,11 +122,11 @@ class FusedSearch:
 
 def fuse(members: Sequence[tuple[int, Query]]) -> list[FusedSearch]:
     """Group queries (with their batch positions) into fused searches, in first-seen order."""
-    fused: dict[tuple[Window, Filter, tuple[str, ...]], FusedSearch] = {}
+    fused: dict[tuple[Window, Filter, tuple[str, ...], timedelta | None], FusedSearch] = {}
     for position, query in members:
-        key = (query.window, query.where, query.group_by)
+        key = (query.window, query.where, query.group_by, query.buckets)
         if key not in fused:
-            fused[key] = FusedSearch(query.window, query.where, query.group_by)
+            fused[key] = FusedSearch(query.window, query.where, query.group_by, query.buckets)
         fused[key].add(position, query)
     return list(fused.values())
 
@@ -135,7 +144,7 @@ def search_body(
     aggs = {name: compile_aggregate(aggregate, catalog) for name, aggregate in fused.aggs.items()}
     aggs = {name: body for name, body in aggs.items() if body is not None}
     body: Json = {"size": 0, "query": {"bool": {"filter": filters}}}
-    if not fused.group_by:
+    if not fused.labels:
         body["track_total_hits"] = True
         if aggs:
             body["aggs"] = aggs
@@ -144,6 +153,8 @@ def search_body(
         {f"k{i}": {"terms": {"field": catalog.resolve(name, Use.EXACT), "missing_bucket": True}}}
         for i, name in enumerate(fused.group_by)
     ]
+    if fused.buckets is not None:
+        sources.append({BUCKET_SOURCE: _bucket_source(time_field, fused.window.start, fused.buckets)})
     composite: Json = {"size": page_size, "sources": sources}
     if after is not None:
         composite["after"] = after
@@ -152,6 +163,13 @@ def search_body(
         group_agg["aggs"] = aggs
     body["aggs"] = {GROUPS: group_agg}
     return body
+
+
+def _bucket_source(time_field: str, start: datetime, size: timedelta) -> Json:
+    """Buckets of ``size`` on the grid through ``start``, keyed by their start in epoch ms."""
+    millis = size // timedelta(milliseconds=1)
+    phase = _epoch_ms(start) % millis
+    return {"date_histogram": {"field": time_field, "fixed_interval": f"{millis}ms", "offset": f"{phase}ms"}}
 
 
 def time_range(time_field: str, window: Window) -> Json:
@@ -227,6 +245,9 @@ def compile_aggregate(aggregate: Aggregate, catalog: FieldCatalog) -> Json | Non
         return {
             "range": {"field": catalog.resolve(aggregate.field, Use.NUMERIC), "ranges": _ranges(aggregate)}
         }
+    if isinstance(aggregate, Values):
+        use = Use.NUMERIC if aggregate.numeric else Use.EXACT
+        return {"terms": {"field": catalog.resolve(aggregate.field, use), "size": aggregate.limit + 1}}
     return {"terms": {"field": catalog.resolve(aggregate.field, Use.EXACT), "size": aggregate.size}}
 
 
@@ -265,22 +286,26 @@ class Page:
 def read_page(fused: FusedSearch, response: Mapping[str, Any], page_size: int) -> Page:
     """Parse one search response of ``fused`` (a successful ``_msearch`` item)."""
     aggregations = response.get("aggregations") or {}
-    if not fused.group_by:
+    if not fused.labels:
         total = response.get("hits", {}).get("total", {})
         count = int(total.get("value", 0)) if isinstance(total, Mapping) else int(total)
         return Page([({}, _values(fused, count, aggregations))], None)
     composite = aggregations.get(GROUPS, {})
     buckets = composite.get("buckets", [])
     groups = [
-        (
-            {name: key_text(bucket["key"].get(f"k{i}")) for i, name in enumerate(fused.group_by)},
-            _values(fused, int(bucket.get("doc_count", 0)), bucket),
-        )
+        (_key(fused, bucket["key"]), _values(fused, int(bucket.get("doc_count", 0)), bucket))
         for bucket in buckets
     ]
     after = composite.get("after_key")
     more = after is not None and len(buckets) >= page_size
     return Page(groups, after if more else None)
+
+
+def _key(fused: FusedSearch, key: Mapping[str, Any]) -> dict[str, str]:
+    labels = {name: key_text(key.get(f"k{i}")) for i, name in enumerate(fused.group_by)}
+    if fused.buckets is not None:
+        labels[BUCKET] = str(int(key[BUCKET_SOURCE]))
+    return labels
 
 
 def _values(fused: FusedSearch, count: int, aggs: Mapping[str, Any]) -> dict[str, AggValue]:

@@ -7,11 +7,11 @@ are merged by group key, then each query decodes its own aggregates from the mer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from watcher.query import AggValue, Group, Query, QueryResult
+from watcher.query import BUCKET, AggValue, Group, Query, QueryResult
 
 Row = tuple[Any, ...]
 Decoder = Callable[[Sequence[Any]], AggValue]
@@ -30,10 +30,12 @@ class PartLayout(Protocol):
 
 @dataclass(frozen=True)
 class Planned:
-    """A query of the batch and how to read it: its group columns and one decoder per aggregate."""
+    """A query of the batch and how to read it: its group columns, the group key name each gives
+    (``BUCKET`` for a bucketed query's bucket) and one decoder per aggregate."""
 
     query: Query
     groups: tuple[str, ...]
+    labels: tuple[str, ...]
     scope_count: Decoder
     decoders: dict[str, Decoder]
 
@@ -44,7 +46,6 @@ class RowReader:
 
     planned: tuple[Planned, ...]
     parts: tuple[PartLayout, ...]
-    group_fields: Mapping[str, int]
     aggregate_count: int
 
     def results(self, columns: Sequence[str], rows: Sequence[Row]) -> dict[str, QueryResult]:
@@ -74,12 +75,12 @@ class RowReader:
 
     def _result(self, item: Planned, groups: dict[Row, list[Any]]) -> QueryResult:
         found = []
-        names = sorted(set(item.query.group_by), key=self.group_fields.__getitem__)
         for key, aggs in groups.items():
-            if item.query.group_by and not item.scope_count(aggs):
+            if item.labels and not item.scope_count(aggs):
                 continue  # the group exists in the scan, not in this query's window and filter
-            labels = dict(zip(names, key, strict=True))
+            labels = dict(zip(item.labels, key, strict=True))
             values = {name: decode(aggs) for name, decode in item.decoders.items()}
-            found.append(Group({name: str(labels[name]) for name in item.query.group_by}, values))
+            names = (*item.query.group_by, BUCKET) if item.query.buckets else item.query.group_by
+            found.append(Group({name: str(labels[name]) for name in names}, values))
         found.sort(key=lambda group: tuple(group.key.values()))
         return QueryResult(item.query.id, tuple(found))

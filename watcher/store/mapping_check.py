@@ -39,6 +39,7 @@ from watcher.query import (
     Range,
     Stats,
     Terms,
+    Values,
 )
 from watcher.rules.models import Rule
 from watcher.store.base import StoreError
@@ -160,6 +161,8 @@ def aggregate_uses(aggregate: Aggregate) -> Iterator[tuple[str, Use]]:
         yield aggregate.field, Use.EXACT
     elif isinstance(aggregate, Missing):
         yield aggregate.field, Use.PRESENCE
+    elif isinstance(aggregate, Values):
+        yield aggregate.field, Use.NUMERIC if aggregate.numeric else Use.EXACT
 
 
 def query_problem(catalog: FieldCatalog, time_field: str, query: Query) -> str | None:

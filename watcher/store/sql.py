@@ -32,33 +32,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watcher.query import (
+    BUCKET,
     And,
-    Cardinality,
     Count,
-    CountWhere,
     Eq,
     Exists,
     Filter,
-    Histogram,
     In,
-    Missing,
     Not,
     Or,
-    Percentiles,
     Query,
     QueryResult,
     Range,
-    Stats,
-    Terms,
     Window,
 )
-from watcher.store.fused_rows import Decoder, Planned, Row, RowReader
+from watcher.store.fused_rows import Planned, Row, RowReader
+from watcher.store.sql_aggregates import aggregate
 from watcher.store.supported import validate
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Span = tuple[datetime, datetime]
 """A half-open range of naive UTC timestamps, compared with the ``ts`` column."""
 
@@ -66,6 +62,11 @@ Span = tuple[datetime, datetime]
 def json_pointer(name: str) -> str:
     """The JSON pointer of a dotted field name (``features.age`` -> ``/features/age``)."""
     return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in name.split("."))
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch (whole: bucket grids are in whole milliseconds)."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -128,7 +129,7 @@ class _Part:
         return f"SELECT {select} FROM {source}{group_by}"
 
 
-class _Builder:
+class Builder:
     """Collects the fields, scopes, parts and aggregates of a batch, each once, then renders
     the statement."""
 
@@ -139,6 +140,7 @@ class _Builder:
         self.numeric: set[int] = set()
         self.json_fields: dict[str, int] = {}
         self.group_fields: dict[str, int] = {}
+        self.bucket_columns: dict[str, str] = {}
         self.scopes: dict[str, str] = {}
         self.wheres: dict[str, str] = {}
         self.parts: dict[tuple[tuple[str, ...], str | None], _Part] = {}
@@ -162,12 +164,25 @@ class _Builder:
     def json(self, name: str) -> str:
         return f"j{self.json_fields.setdefault(name, len(self.json_fields))}"
 
-    def group_columns(self, names: Sequence[str]) -> tuple[str, ...]:
-        """The ``g`` columns of a group_by, in one canonical order (so (a, b) and (b, a) share a part)."""
-        for name in names:
+    def group_columns(self, query: Query) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The ``g`` columns of a group_by, in one canonical order (so (a, b) and (b, a) share a part),
+        then a bucketed query's bucket column; and the group key name each column gives."""
+        for name in query.group_by:
             self.text(name)
             self.group_fields.setdefault(name, len(self.group_fields))
-        return tuple(f"g{i}" for i in sorted({self.group_fields[name] for name in names}))
+        names = tuple(sorted(set(query.group_by), key=self.group_fields.__getitem__))
+        columns = tuple(f"g{self.group_fields[name]}" for name in names)
+        if query.buckets is None:
+            return columns, names
+        return (*columns, self.bucket_column(query.window.start, query.buckets)), (*names, BUCKET)
+
+    def bucket_column(self, start: datetime, length: timedelta) -> str:
+        """A column holding the start (epoch ms) of each row's bucket on the grid of ``length``
+        through ``start``: one per distinct grid, shared by every query on it."""
+        size = int(length / timedelta(milliseconds=1))
+        phase = epoch_ms(start) % size
+        sql = f"(epoch_ms(ts) - (epoch_ms(ts) - {phase}) % {size})"
+        return self.bucket_columns.setdefault(sql, f"b{len(self.bucket_columns)}")
 
     def scope(self, query: Query) -> str:
         start, end = (self.param(naive_utc(bound)) for bound in (query.window.start, query.window.end))
@@ -259,6 +274,7 @@ class _Builder:
         field_cols += [
             f"COALESCE({text[self.text_fields[n]]}, '') AS g{i}" for n, i in self.group_fields.items()
         ]
+        field_cols += [f"{sql} AS {name}" for sql, name in self.bucket_columns.items()]
         where_cols = ["*"] + [f"{sql} AS {name}" for sql, name in self.wheres.items()]
         scope_cols = ["*"] + [f"{sql} AS {name}" for sql, name in self.scopes.items()]
         branches = "\nUNION ALL BY NAME\n".join(part.render() for part in self.parts.values())
@@ -271,66 +287,6 @@ class _Builder:
             f"scoped AS {materialized}(SELECT {', '.join(scope_cols)} FROM filtered)\n"
             f"{branches}"
         )
-
-
-# --------------------------------------------------------------------------- aggregates
-
-_STATS = ("avg", "min", "max", "sum", "count")
-
-
-def _count(index: int) -> Decoder:
-    return lambda aggs: int(aggs[index] or 0)
-
-
-def _aggregate(b: _Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Decoder:
-    """Register an aggregate's SQL; return how to read its value from a group's aggregate values."""
-    rows = b.part(groups)
-    if isinstance(agg, Count):
-        return _count(b.aggregate(rows, f"count_if({scope})"))
-    if isinstance(agg, CountWhere):
-        return _count(b.aggregate(rows, f"count_if({scope} AND {b.predicate(agg.filter)})"))
-    if isinstance(agg, Missing):
-        return _count(b.aggregate(rows, f"count_if({scope} AND {b.text(agg.field)} IS NULL)"))
-    if isinstance(agg, Percentiles):
-        fractions = ", ".join(repr(q / 100) for q in agg.qs)
-        values = f"CASE WHEN {scope} THEN {b.number(agg.field)} END"
-        index = b.aggregate(rows, f"quantile_cont({values}, [{fractions}])")
-        return lambda aggs: dict(zip(agg.qs, aggs[index] or [None] * len(agg.qs), strict=True))
-    if isinstance(agg, Stats):
-        values = f"CASE WHEN {scope} THEN {b.number(agg.field)} END"
-        parts = {fn: b.aggregate(rows, f"{fn}({values})") for fn in _STATS}
-        return lambda aggs: {fn: aggs[i] if fn != "count" else int(aggs[i] or 0) for fn, i in parts.items()}
-    return _value_aggregate(b, groups, scope, agg)
-
-
-def _value_aggregate(b: _Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Decoder:
-    """Cardinality, terms and histograms: outer aggregates over per-value counts ``c``."""
-    if isinstance(agg, Histogram):
-        column = b.number(agg.field)
-        bucket = " + ".join(f"CAST({column} >= {b.param(float(e))} AS INTEGER)" for e in agg.edges)
-        part = b.part(groups, bucket, f"{column} IS NOT NULL")
-    elif isinstance(agg, Cardinality | Terms):
-        column = b.text(agg.field)
-        part = b.part(groups, column, f"{column} IS NOT NULL")
-    else:
-        raise ValueError(f"unsupported aggregate {type(agg).__name__}")
-    count = part.count_column(scope)
-    if isinstance(agg, Cardinality):
-        return _count(b.aggregate(part, f"count_if({count} > 0)"))
-    pairs = f"list(struct_pack(v := v, c := {count}) ORDER BY {count} DESC, v) FILTER (WHERE {count} > 0)"
-    if isinstance(agg, Terms):
-        index = b.aggregate(part, f"list_slice({pairs}, 1, {int(agg.size)})")
-        return lambda aggs: {pair["v"]: int(pair["c"]) for pair in aggs[index] or ()}
-    index = b.aggregate(part, pairs)
-    size = len(agg.edges) + 1
-    return lambda aggs: _buckets(aggs[index] or (), size)
-
-
-def _buckets(pairs: Sequence[dict[str, int]], size: int) -> list[int]:
-    counts = [0] * size
-    for pair in pairs:
-        counts[pair["v"]] = int(pair["c"])
-    return counts
 
 
 # --------------------------------------------------------------------------- the batch
@@ -350,7 +306,7 @@ class FusedPlan:
     errors: dict[str, str]
     reader: RowReader
     params: dict[str, Any]
-    _builder: _Builder
+    _builder: Builder
     _where: str
 
     def sql(self, columns: Mapping[str, str] | None = None) -> str:
@@ -364,7 +320,7 @@ class FusedPlan:
 
 def compile_batch(queries: Sequence[Query]) -> FusedPlan:
     """Compile queries into one fused statement; invalid queries go to ``errors``."""
-    b = _Builder()
+    b = Builder()
     planned, errors = [], {}
     for query in queries:
         try:
@@ -372,11 +328,11 @@ def compile_batch(queries: Sequence[Query]) -> FusedPlan:
         except ValueError as exc:
             errors[query.id] = str(exc)
             continue
-        groups = b.group_columns(query.group_by)
+        groups, labels = b.group_columns(query)
         scope = b.scope(query)
-        decoders = {name: _aggregate(b, groups, scope, agg) for name, agg in query.aggregates.items()}
-        planned.append(Planned(query, groups, _aggregate(b, groups, scope, Count()), decoders))
+        decoders = {name: aggregate(b, groups, scope, agg) for name, agg in query.aggregates.items()}
+        planned.append(Planned(query, groups, labels, aggregate(b, groups, scope, Count()), decoders))
     ranges = tuple(merged_ranges([item.query.window for item in planned]))
     where = b.scan_filter(ranges)
-    reader = RowReader(tuple(planned), tuple(b.parts.values()), dict(b.group_fields), b.aggregate_count)
+    reader = RowReader(tuple(planned), tuple(b.parts.values()), b.aggregate_count)
     return FusedPlan(tuple(planned), tuple(b.text_fields), ranges, errors, reader, b.params, b, where)

@@ -2,12 +2,13 @@
 
 ``validate`` runs before a query is compiled into the fused DuckDB statement (``watcher.store.sql``),
 so a query it refuses gets its own error instead of failing the whole batch: window bounds must be
-timezone-aware, ``Eq``/``In`` values strings, numbers or booleans, percentiles within 0..100,
-histogram edges strictly increasing and terms at least one bucket wide.
+timezone-aware, buckets tiling the window, ``Eq``/``In`` values strings, numbers or booleans,
+percentiles within 0..100, histogram edges strictly increasing and terms at least one bucket wide.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from watcher.query import (
@@ -27,6 +28,7 @@ from watcher.query import (
     Range,
     Stats,
     Terms,
+    Values,
 )
 
 
@@ -35,11 +37,24 @@ def validate(query: Query) -> None:
     for bound in (query.window.start, query.window.end):
         if bound.tzinfo is None:
             raise ValueError(f"query {query.id!r}: window bounds must be timezone-aware, got {bound}")
-    problems = [("where", _filter_problem(query.where))]
+    problems = [("buckets", _buckets_problem(query)), ("where", _filter_problem(query.where))]
     problems += [(f"aggregate {name!r}", _aggregate_problem(agg)) for name, agg in query.aggregates.items()]
     for where, problem in problems:
         if problem:
             raise ValueError(f"query {query.id!r}, {where}: {problem}")
+
+
+def _buckets_problem(query: Query) -> str | None:
+    """Buckets must tile the window in whole milliseconds (their grid is in epoch milliseconds)."""
+    size = query.buckets
+    if size is None:
+        return None
+    length = query.window.end - query.window.start
+    if size <= timedelta(0) or size % timedelta(milliseconds=1) or length % size:
+        return f"buckets of {size} do not tile the window of {length} in whole milliseconds"
+    if query.window.start.microsecond % 1000:
+        return f"a bucketed window must start on a whole millisecond, got {query.window.start}"
+    return None
 
 
 def _filter_problem(flt: Any) -> str | None:
@@ -67,5 +82,7 @@ def _aggregate_problem(agg: Any) -> str | None:
         return None if increasing else f"histogram edges must increase strictly, got {agg.edges}"
     if isinstance(agg, Terms):
         return None if agg.size >= 1 else f"terms size must be at least 1, got {agg.size}"
+    if isinstance(agg, Values):
+        return None if agg.limit >= 1 else f"values limit must be at least 1, got {agg.limit}"
     known = isinstance(agg, Count | Stats | Cardinality | Missing)
     return None if known else f"unsupported aggregate {type(agg).__name__}"

@@ -1,0 +1,145 @@
+"""Per-bucket partials (``watcher.store.partials``) on the embedded store: each row is read once per
+rule, and every answer -- and every notification of a minute-by-minute replay of the demo -- is
+the one re-reading each window gives."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.store.partials_replay import assert_same, replay
+from watcher.demo import DEMO_LENGTH, DEMO_START, generate
+from watcher.query import (
+    Cardinality,
+    Count,
+    CountWhere,
+    Histogram,
+    Missing,
+    Percentiles,
+    Query,
+    QueryResult,
+    Range,
+    Stats,
+    Terms,
+    Window,
+)
+from watcher.store.embedded import EmbeddedStore
+from watcher.store.partials import Partials
+
+EVERY = timedelta(minutes=1)
+AGGREGATES = {
+    "count": Count(),
+    "errors": CountWhere(Range("status", gte=500)),
+    "no-tenure": Missing("features.tenure_months"),
+    "latency": Stats("latency_ms"),
+    "p": Percentiles("latency_ms", (50.0, 99.0)),
+    "age": Histogram("features.age", (25.0, 40.0, 60.0)),
+    "countries": Terms("features.country", 3),
+    "clients": Cardinality("client_id"),
+}
+
+
+class Counting:
+    """The embedded store, remembering the bucketed windows it was asked for."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self.store, self.windows = store, []
+
+    def evaluate(self, queries):
+        self.windows += [(q.window, q.buckets) for q in queries if q.buckets is not None]
+        return self.store.evaluate(queries)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory) -> EmbeddedStore:
+    store = EmbeddedStore(tmp_path_factory.mktemp("partials") / "logs.duckdb")
+    store.ingest_lines(json.dumps(doc) for doc in generate(DEMO_START, DEMO_LENGTH, seed=7))
+    yield store
+    store.close()
+
+
+def rule_query(end, group_by=(), window=timedelta(minutes=5)) -> Query:
+    return Query("q", Window(end - window, end), AGGREGATES, group_by=group_by, every=EVERY)
+
+
+def assert_equal(got: QueryResult, expected: QueryResult) -> None:
+    assert got.error is None
+    assert expected.error is None
+    assert [g.key for g in got.groups] == [g.key for g in expected.groups]
+    for mine, theirs in zip(got.groups, expected.groups, strict=True):
+        for name, value in theirs.values.items():
+            if name in ("latency", "p"):  # floats: summed in another order
+                assert mine.values[name] == pytest.approx(value, rel=1e-12), name
+            else:
+                assert mine.values[name] == value, name
+
+
+def test_a_steady_tick_asks_the_store_for_the_newest_minute_only(demo_store):
+    counting = Counting(demo_store)
+    partials = Partials(counting)
+    end = DEMO_START + timedelta(minutes=64, seconds=30)
+    for minute in range(4):
+        at = end + minute * EVERY
+        (got,) = partials.evaluate([rule_query(at, ("model_version",))])
+        assert_equal(got, demo_store.evaluate([rule_query(at, ("model_version",))])[0])
+    first, *steady = counting.windows
+    assert first == (Window(end - timedelta(minutes=5), end), EVERY)  # the whole window, once
+    assert steady == [(Window(end + (k - 1) * EVERY, end + k * EVERY), EVERY) for k in (1, 2, 3)]
+    assert partials.buckets_asked == 5 + 3
+
+
+def test_windows_of_a_rule_share_buckets_and_memory_stays_bounded(demo_store):
+    partials = Partials(demo_store)
+    end = DEMO_START + timedelta(minutes=90)
+    for minute in range(30):
+        at = end + minute * EVERY
+        # a spike rule: its window and the three windows before it, in one batch
+        queries = [rule_query(at - k * timedelta(minutes=5)) for k in range(4)]
+        queries = [Query(f"q{k}", q.window, q.aggregates, every=EVERY) for k, q in enumerate(queries)]
+        for got, expected in zip(partials.evaluate(queries), demo_store.evaluate(queries), strict=True):
+            assert_equal(got, expected)
+    assert partials.buckets_asked == 20 + 29
+    assert sum(len(held.buckets) for held in partials.held.values()) == 20
+
+
+def test_a_bucket_with_too_many_values_is_answered_by_re_reading(demo_store):
+    partials = Partials(demo_store, values_limit=10)
+    query = Query("q", Window(DEMO_START, DEMO_START + timedelta(minutes=5)),
+                  {"p": Percentiles("latency_ms", (99.0,))}, every=EVERY)  # fmt: skip
+    (got,) = partials.evaluate([query])
+    assert got == demo_store.evaluate([query])[0]
+    assert len(partials.direct) == 1  # and asked directly from then on
+    (again,) = partials.evaluate([query])
+    assert again == got
+
+
+def test_a_row_arriving_after_its_bucket_was_read_is_not_counted(tmp_path: Path):
+    store = EmbeddedStore(tmp_path / "late.duckdb")
+    start = DEMO_START
+
+    def row(second: int) -> str:
+        return json.dumps({"@timestamp": (start + timedelta(seconds=second)).isoformat(), "status": 200})
+
+    store.ingest_lines([row(s) for s in range(0, 300, 10)])
+    partials = Partials(store)
+    (first,) = partials.evaluate([Query("q", Window(start, start + timedelta(minutes=5)), {"n": Count()},
+                                        every=EVERY)])  # fmt: skip
+    store.ingest_lines([row(5)])  # late: its minute was read already
+    later = Window(start + EVERY, start + timedelta(minutes=6))
+    (second,) = partials.evaluate([Query("q", later, {"n": Count()}, every=EVERY)])
+    assert first.groups[0].values["n"] == 30
+    assert second.groups[0].values["n"] == 24  # minute 0 left the window; the late row is in none
+    store.close()
+
+
+def test_the_demo_replayed_minute_by_minute_tells_the_same(demo_store, tmp_path: Path):
+    start, end = DEMO_START + timedelta(minutes=10), DEMO_START + DEMO_LENGTH
+    reread = replay(demo_store, tmp_path, start, end, partials=False)
+    assert len(reread.events) >= 14  # every injected incident fired and resolved
+    assert_same(replay(demo_store, tmp_path, start, end, partials=True), reread, rel=1e-12)

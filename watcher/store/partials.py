@@ -1,0 +1,269 @@
+"""Each log row aggregated once per rule: windows answered from per-bucket partial aggregates.
+
+A rule evaluated every minute over a 5-minute window used to make the store re-read its whole
+window every minute (five times each row); a backtest re-read every row ``window / every`` times.
+``Partials`` wraps any ``LogStore``. A query that says how often it comes back (``Query.every``) is
+cut into buckets of ``gcd(window, every)``, aligned on its window's end so that consecutive
+evaluations share bucket edges. The store is asked, in the tick's one batched call, only for the
+buckets not held yet -- at a steady tick, the newest one -- as one bucketed query per run of
+missing buckets (``Query.buckets``: one DuckDB statement branch, or searches of the run); the
+window's answer is the sum of its buckets' partials (``partial_values``), equal to re-reading it.
+
+What is kept: per *series* (same ``where``, ``group_by``, partial aggregates and bucket length)
+the buckets inside the windows asked in the last batch that asked it, plus, in a backtest, those
+read ahead (``read_ahead``). A series not asked for three of its intervals (and an hour) is
+dropped. Nothing survives a restart: the first evaluation asks for all its buckets.
+
+Late data: a bucket once read is final. Rows arriving later than the rule's ``delay`` are not
+counted (before, a later window re-read them), as with ElastAlert 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from watcher.query import BUCKET, VALUES_LIMIT, Aggregate, Count, Filter, Group, Query, QueryResult, Window
+from watcher.store.base import LogStore
+from watcher.store.partial_values import PartialValues, add, answerable, final, partial_of
+
+log = logging.getLogger("watcher.store.partials")
+
+MS = timedelta(milliseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_COUNT: Aggregate = Count()
+MAX_BUCKETS = 1440
+"""Buckets per window: a longer window (a day evaluated every minute) is asked directly."""
+FORGET_AFTER = timedelta(hours=1)
+
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Series:
+    """What a bucket's partials depend on: the rows (``where``), the groups and the aggregates."""
+
+    where: Filter
+    group_by: tuple[str, ...]
+    aggregates: tuple[Aggregate, ...]
+    size: timedelta
+
+
+@dataclass
+class _Held:
+    """One series' buckets (start -> group key -> partials) and when it was last asked."""
+
+    every: timedelta
+    last_end: datetime
+    buckets: dict[datetime, dict[Key, PartialValues]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one query is answered: from a series' buckets, or asked directly (``series`` None)."""
+
+    query: Query
+    series: Series | None = None
+    starts: tuple[datetime, ...] = ()
+
+
+class Partials:
+    """A ``LogStore`` answering repeated queries from per-bucket partials of ``store``.
+
+    ``read_ahead`` (a backtest) makes each fetch of a series read up to that much further, not
+    past ``horizon``, so a replay asks the store once per stretch instead of once per tick.
+    """
+
+    def __init__(
+        self,
+        store: LogStore,
+        read_ahead: timedelta = timedelta(0),
+        horizon: datetime | None = None,
+        values_limit: int = VALUES_LIMIT,
+    ) -> None:
+        self.store = store
+        self.values_limit = values_limit
+        self.read_ahead = read_ahead
+        self.horizon = horizon
+        self.held: dict[Series, _Held] = {}
+        self.direct: set[Series] = set()  # a bucket had too many distinct values: asked directly
+        self.buckets_asked = 0  # buckets the store was asked for (tests and benches count them)
+
+    def evaluate(self, queries: Sequence[Query]) -> list[QueryResult]:
+        plans = [self._plan(query) for query in queries]
+        fetches = self._fetches(plans)
+        asked = [plan.query for plan in plans if plan.series is None] + [query for _, query in fetches]
+        answers = iter(self.store.evaluate(asked) if asked else [])
+        direct = {plan.query.id: next(answers) for plan in plans if plan.series is None}
+        failed = self._take(fetches, answers)
+        results = [self._answer(plan, direct, failed) for plan in plans]
+        again = [i for i, result in enumerate(results) if result is None]
+        if again:  # a bucket past VALUES_LIMIT: those queries are asked as they are, once
+            for i, result in zip(again, self.store.evaluate([plans[i].query for i in again]), strict=True):
+                results[i] = result
+        self._prune(plans)
+        return [result for result in results if result is not None]
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------ planning
+
+    def _plan(self, query: Query) -> _Plan:
+        size = _bucket(query)
+        if size is None or (query.every is not None and query.every >= query.window.end - query.window.start
+                            and not self.read_ahead):  # fmt: skip
+            return _Plan(query)
+        try:
+            aggregates = tuple(
+                sorted(
+                    {partial_of(agg, self.values_limit) for agg in query.aggregates.values()} | {_COUNT},
+                    key=repr,
+                )
+            )
+        except ValueError:
+            return _Plan(query)
+        series = Series(query.where, query.group_by, aggregates, size)
+        if series in self.direct:
+            return _Plan(query)
+        count = (query.window.end - query.window.start) // size
+        return _Plan(query, series, tuple(query.window.start + k * size for k in range(count)))
+
+    def _fetches(self, plans: Sequence[_Plan]) -> list[tuple[Series, Query]]:
+        """One bucketed query per run of consecutive buckets not held, per series."""
+        missing: dict[Series, set[datetime]] = {}
+        for plan in plans:
+            if plan.series is None:
+                continue
+            held = self.held.get(plan.series)
+            wanted = missing.setdefault(plan.series, set())
+            wanted.update(start for start in plan.starts if held is None or start not in held.buckets)
+        fetches = []
+        for series, starts in missing.items():
+            for number, (first, end) in enumerate(_runs(sorted(starts), series.size)):
+                end = self._ahead(series, end)
+                window = Window(first, end)
+                query = Query(f"partials:{id(series)}:{number}", window,
+                              {f"p{i}": agg for i, agg in enumerate(series.aggregates)},
+                              series.where, series.group_by, buckets=series.size)  # fmt: skip
+                self.buckets_asked += (end - first) // series.size
+                fetches.append((series, query))
+        return fetches
+
+    def _ahead(self, series: Series, end: datetime) -> datetime:
+        if not self.read_ahead or self.horizon is None or end >= self.horizon:
+            return end
+        limit = min(end + self.read_ahead, self.horizon)
+        return end + math.ceil((limit - end) / series.size) * series.size
+
+    # ------------------------------------------------------------------ answers
+
+    def _take(
+        self, fetches: Sequence[tuple[Series, Query]], answers: Iterable[QueryResult]
+    ) -> dict[Series, str]:
+        """Keep the fetched buckets (an empty one as read, with no group); return the failed series."""
+        failed: dict[Series, str] = {}
+        for (series, query), answer in zip(fetches, answers, strict=False):
+            if not answer.ok:
+                failed.setdefault(series, answer.error or "query failed")
+                continue
+            held = self.held.setdefault(series, _Held(series.size, query.window.end))
+            size, start = series.size, query.window.start
+            fresh: dict[datetime, dict[Key, PartialValues]] = {
+                start + k * size: {} for k in range((query.window.end - start) // size)
+            }
+            for group in answer.groups:
+                bucket = _from_ms(int(group.key[BUCKET]))
+                key = tuple(group.key[name] for name in series.group_by)
+                fresh[bucket][key] = {series.aggregates[int(name[1:])]: v for name, v in group.values.items()}
+            held.buckets.update(fresh)
+        return failed
+
+    def _answer(
+        self, plan: _Plan, direct: dict[str, QueryResult], failed: dict[Series, str]
+    ) -> QueryResult | None:
+        query = plan.query
+        if plan.series is None:
+            return direct[query.id]
+        if plan.series in failed:
+            return QueryResult(query.id, error=failed[plan.series])
+        held = self.held[plan.series]
+        held.last_end = max(held.last_end, query.window.end)
+        totals: dict[Key, PartialValues] = {}
+        for start in plan.starts:
+            for key, values in held.buckets[start].items():
+                add(totals.setdefault(key, {}), values)
+        if not all(answerable(total) for total in totals.values()):
+            log.info(
+                "a bucket of query %s has more than its values limit: asked directly from now on", query.id
+            )
+            self.direct.add(plan.series)
+            return None
+        return QueryResult(query.id, _groups(query, totals, self.values_limit))
+
+    # ------------------------------------------------------------------ memory
+
+    def _prune(self, plans: Sequence[_Plan]) -> None:
+        """Keep each asked series' buckets inside the windows asked (and read ahead of them)."""
+        keep: dict[Series, list[tuple[datetime, datetime]]] = {}
+        latest = None
+        for plan in plans:
+            if plan.series is not None and plan.series in self.held:
+                spans = keep.setdefault(plan.series, [])
+                spans.append((plan.query.window.start, plan.query.window.end + self.read_ahead))
+            latest = plan.query.window.end if latest is None else max(latest, plan.query.window.end)
+        for series, spans in keep.items():
+            held = self.held[series]
+            held.buckets = {s: v for s, v in held.buckets.items() if any(lo <= s < hi for lo, hi in spans)}
+        if latest is not None:
+            for series in [
+                s for s, h in self.held.items() if latest - h.last_end > 3 * h.every + FORGET_AFTER
+            ]:
+                del self.held[series]
+
+
+def _bucket(query: Query) -> timedelta | None:
+    """The bucket length of a query that comes back ``every``: gcd(window, every) in whole ms,
+    when its window starts on a whole millisecond and holds at most ``MAX_BUCKETS`` buckets."""
+    length = query.window.end - query.window.start
+    if query.every is None or query.buckets is not None or length <= timedelta(0):
+        return None
+    if length % MS or query.every % MS or query.window.start.microsecond % 1000:
+        return None
+    size = math.gcd(length // MS, query.every // MS) * MS
+    return size if length // size <= MAX_BUCKETS else None
+
+
+def _runs(starts: Sequence[datetime], size: timedelta) -> Iterable[tuple[datetime, datetime]]:
+    """Consecutive bucket starts as ``[first, end)`` ranges."""
+    run: list[datetime] = []
+    for start in starts:
+        if run and start != run[-1] + size:
+            yield run[0], run[-1] + size
+            run = []
+        run.append(start)
+    if run:
+        yield run[0], run[-1] + size
+
+
+def _from_ms(millis: int) -> datetime:
+    return EPOCH + millis * MS
+
+
+def _groups(query: Query, totals: dict[Key, PartialValues], limit: int) -> tuple[Group, ...]:
+    """The window's groups: one always without ``group_by``, else those with rows, by key."""
+    if not query.group_by:
+        totals = {(): totals.get((), {})}
+    groups = [
+        Group(
+            dict(zip(query.group_by, key, strict=True)),
+            {name: final(agg, total, limit) for name, agg in query.aggregates.items()},
+        )
+        for key, total in totals.items()
+        if not query.group_by or total.get(_COUNT)
+    ]
+    groups.sort(key=lambda group: tuple(group.key.values()))
+    return tuple(groups)
