@@ -42,9 +42,11 @@ def test_reports_every_injected_incident_and_nothing_in_quiet_periods(
     assert records, "no notifications"
     for record in records:
         assert set(record) == {"rule", "group", "event", "at", "value", "severity"}
-        assert record["event"] in ("firing", "resolved")
+        assert record["event"] in ("firing", "resolved", "update")  # update: a change of severity
         datetime.fromisoformat(record["at"])
-    events = [(r["rule"], r["event"], datetime.fromisoformat(r["at"])) for r in records]
+    events = [
+        (r["rule"], r["event"], datetime.fromisoformat(r["at"])) for r in records if r["event"] != "update"
+    ]
     rules = {rule.name for rule in load_rules([ROOT / "rules"], load_config(ROOT / "watcher.yaml")).rules}
     outcomes, stray = score(events, rules)
     assert [o.injection.kind for o in outcomes if not o.caught] == []
@@ -53,6 +55,20 @@ def test_reports_every_injected_incident_and_nothing_in_quiet_periods(
     assert five_xx[0]["group"] == {"model_version": "v3"}
     assert five_xx[0]["severity"] == "critical"
     assert five_xx[0]["value"] > 0.05
+
+
+def test_a_change_of_severity_is_a_line_of_its_own(
+    demo_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = backtest(capsys, "--logs", str(demo_log), "--start", START, "--end", END)
+    assert code == 0
+    drift = [json.loads(line) for line in out.splitlines() if '"feature-drift"' in line]
+    # PSI 0.63 is past drift's critical level (0.25); it falls to 0.14 (warning) before it clears.
+    assert [(r["event"], r["severity"]) for r in drift] == [
+        ("firing", "critical"),
+        ("update", "warning"),
+        ("resolved", "warning"),
+    ]
 
 
 def test_text_format_prints_a_table(demo_log: Path, capsys: pytest.CaptureFixture[str]) -> None:

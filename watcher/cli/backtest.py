@@ -29,6 +29,7 @@ from watcher.store.base import StoreError
 from watcher.store.rejections import no_usable_lines, summary
 
 REPORTED = (Event.FIRING, Event.RESOLVED)
+"""Events printed, and an UPDATE that changes the incident's severity (``severity_from``)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -169,7 +170,7 @@ def _collect(replay: Replay, args: argparse.Namespace) -> list[Transition]:
     progress = Progress(total, sys.stderr, enabled=args.format != "json")
     found: list[Transition] = []
     for tick in replay.ticks(args.start, args.end):
-        found += [t for t in tick.report.transitions if t.event in REPORTED]
+        found += [t for t in tick.report.transitions if t.event in REPORTED or t.incident.severity_from]
         progress.advance(tick.now)
     progress.done()
     return found
