@@ -61,6 +61,7 @@ class Replay:
     ) -> Iterator[Tick]:
         """Evaluate every tick in ``[start, end]`` (on the tick grid), oldest first."""
         step = tick_interval(self.rules)
+        self.engine.read_ahead(end)  # each rule's buckets read a stretch at a time, not per tick
         now = start
         while now <= end:
             tick = Tick(now, self.engine.tick(now))

@@ -105,7 +105,8 @@ def test_windows_of_a_rule_share_buckets_and_memory_stays_bounded(demo_store):
         for got, expected in zip(partials.evaluate(queries), demo_store.evaluate(queries), strict=True):
             assert_equal(got, expected)
     assert partials.buckets_asked == 20 + 29
-    assert sum(len(held.buckets) for held in partials.held.values()) == 20
+    (held,) = partials.held.values()
+    assert len(held.buckets) + len(held.answers) <= 2 * 20 + 16  # pruned, amortised: 20 are in use
 
 
 def test_a_bucket_with_too_many_values_is_answered_by_re_reading(demo_store):

@@ -59,6 +59,11 @@ class _Held:
     every: timedelta
     last_end: datetime
     buckets: dict[datetime, dict[Key, PartialValues]] = field(default_factory=dict)
+    answers: dict[tuple[Window, tuple[tuple[str, Aggregate], ...]], tuple[Group, ...]] = field(
+        default_factory=dict
+    )
+    """Windows answered, by window and aggregates: a spike's earlier windows are answered again
+    at later ticks, a catch-up's too."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,9 @@ class Partials:
             return QueryResult(query.id, error=failed[plan.series])
         held = self.held[plan.series]
         held.last_end = max(held.last_end, query.window.end)
+        memo = (query.window, tuple(query.aggregates.items()))
+        if memo in held.answers:
+            return QueryResult(query.id, held.answers[memo])
         totals: dict[Key, PartialValues] = {}
         for start in plan.starts:
             for key, values in held.buckets[start].items():
@@ -202,7 +210,8 @@ class Partials:
             )
             self.direct.add(plan.series)
             return None
-        return QueryResult(query.id, _groups(query, totals, self.values_limit))
+        held.answers[memo] = _groups(query, totals, self.values_limit)
+        return QueryResult(query.id, held.answers[memo])
 
     # ------------------------------------------------------------------ memory
 
@@ -217,12 +226,19 @@ class Partials:
             latest = plan.query.window.end if latest is None else max(latest, plan.query.window.end)
         for series, spans in keep.items():
             held = self.held[series]
-            held.buckets = {s: v for s, v in held.buckets.items() if any(lo <= s < hi for lo, hi in spans)}
+            needed = sum((hi - lo) // series.size for lo, hi in spans)
+            if len(held.buckets) + len(held.answers) > 2 * needed + 16:  # amortised: not every tick
+                held.buckets = {s: v for s, v in held.buckets.items() if _within(s, s, spans)}
+                held.answers = {m: a for m, a in held.answers.items() if _within(m[0].start, m[0].end, spans)}
         if latest is not None:
             for series in [
                 s for s, h in self.held.items() if latest - h.last_end > 3 * h.every + FORGET_AFTER
             ]:
                 del self.held[series]
+
+
+def _within(start: datetime, end: datetime, spans: Sequence[tuple[datetime, datetime]]) -> bool:
+    return any(lo <= start and end <= hi for lo, hi in spans)
 
 
 def _bucket(query: Query) -> timedelta | None:
