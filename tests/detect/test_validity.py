@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from watcher.baseline import OTHER, CategoricalFeature, NumericFeature, Profile
 from watcher.detect import DETECTORS, validity
 from watcher.detect.base import Status
+from watcher.incidents.machine import step
 from watcher.query import (
     And,
     Count,
@@ -196,7 +197,17 @@ def test_bounds_only_rule_without_baseline() -> None:
         ),
         ({"bounds": {AGE: {}}}, "bounds need 'min', 'max' or both"),
         ({"bounds": {AGE: {"min": 5, "max": 1}}}, "bounds min 5 is above max 1"),
-        ({"unseen_share_above": 2}, "Input should be less than or equal to 1"),
+        ({"unseen_share_above": 2}, "'unseen_share_above' must be a share between 0 and 1, got 2"),
+        (
+            {"missing_share_above": {"warning": 0.1, "critical": 0.05}},
+            "'missing_share_above': 'critical' (0.05) must be above 'warning' (0.1), "
+            "a more severe level is crossed later",
+        ),
+        (
+            {"out_of_range_share_above": {"warning": 0.01, "critical": 1.5}},
+            "'out_of_range_share_above' level 'critical' must be a share between 0 and 1, got 1.5",
+        ),
+        ({"unseen_share_above": {"warn": 0.01}}, "unknown level 'warn' (did you mean 'warning'?)"),
     ],
 )
 def test_bad_validity_specs_are_refused(spec: dict[str, Any], message: str) -> None:
@@ -229,3 +240,50 @@ def test_validity_against_the_embedded_store(tmp_path: Path) -> None:
     assert checks[(COUNTRY, "missing")]["count"] == 10
     assert checks[(AGE, "out_of_range")]["count"] == 20
     assert finding.details["violations"] == [f"{AGE}:out_of_range", f"{COUNTRY}:unseen"]
+
+
+# --------------------------------------------------------------------------- severity levels
+
+LEVELS = {"warning": 0.01, "critical": 0.05}
+
+
+@pytest.mark.parametrize(
+    ("changes", "severity", "reason"),
+    [
+        ({COUNTRY_UNSEEN: 30}, "warning", f"{COUNTRY}: 3.0% unseen values (warning: over 1.0%)"),
+        ({COUNTRY_UNSEEN: 80}, "critical", f"{COUNTRY}: 8.0% unseen values (critical: over 5.0%)"),
+        ({COUNTRY_MISSING: 100}, "critical", f"{COUNTRY}: 10.0% missing (critical: over 7.0%)"),
+        (
+            {AGE_OUT_OF_RANGE: 20},
+            "warning",
+            f"{AGE}: 2.0% out of range (warning: over 1.0%) outside [18.5, 88]",
+        ),
+    ],
+)
+def test_validity_levels_set_the_incidents_severity(
+    changes: dict[str, int], severity: str, reason: str
+) -> None:
+    rule = make_rule(
+        unseen_share_above=LEVELS,
+        missing_share_above={"warning": 0.02, "critical": 0.05},  # over the baseline's 2% missing rate
+        out_of_range_share_above=LEVELS,
+    )
+
+    finding = evaluate(rule, group(changes=changes))
+    incident, _ = step(None, finding, rule, AT, None)
+
+    assert (finding.status, finding.severity, finding.reason) == (Status.ALERTING, severity, reason)
+    assert incident is not None
+    assert (incident.severity, incident.labels["severity"]) == (severity, severity)
+
+
+def test_the_most_severe_level_of_any_check_is_the_findings() -> None:
+    rule = make_rule(unseen_share_above=LEVELS, out_of_range_share_above=LEVELS)
+    finding = evaluate(rule, group(changes={COUNTRY_UNSEEN: 30, AGE_OUT_OF_RANGE: 60}))
+    assert finding.severity == "critical"
+    assert [c["level"] for c in finding.details["checks"] if c["alerting"]] == ["critical", "warning"]
+
+
+def test_a_plain_share_alerts_at_the_rules_severity() -> None:
+    rule = make_rule().model_copy(update={"severity": "info"})
+    assert evaluate(rule, group(changes={COUNTRY_UNSEEN: 80})).severity == "info"

@@ -9,7 +9,9 @@ Three checks per feature, all counted exactly in the store (see ``ValiditySpec``
 - out of range: present numeric values outside the rule's ``bounds`` or the profile's p0.1..p99.9.
 
 One finding per group; ``value`` is the share of the check nearest to (or furthest over) its
-limit and ``threshold`` that limit; ``details["checks"]`` lists every check.
+limit and ``threshold`` that limit; ``details["checks"]`` lists every check. A limit written as
+levels (``{warning: 0.01, critical: 0.05}``) makes the finding's severity the most severe level a
+check crosses; a plain share alerts at the rule's ``severity``.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from watcher.query import (
     Range,
     Terms,
 )
-from watcher.rules.ml_specs import ValiditySpec
+from watcher.rules.ml_specs import ValidityCheck, ValiditySpec
 from watcher.rules.models import Rule
+from watcher.rules.thresholds import Severity, severity_rank
 
 COUNT = "count"
 Values = Mapping[str, AggValue]
@@ -140,7 +143,7 @@ def _judge(rule: Rule, spec: ValiditySpec, group: Mapping[str, str], values: Val
         return Finding(
             rule.name, group, Status.NO_DATA, reason=f"not enough data: {count} documents < {needed}"
         )
-    checks = [check for plan in plans(spec) for check in _checks(spec, plan, values, count)]
+    checks = [check for plan in plans(spec) for check in _checks(rule, spec, plan, values, count)]
     if not checks:
         return Finding(rule.name, group, Status.NO_DATA, reason="no feature had values to check")
     violations = [check for check in checks if check["alerting"]]
@@ -150,47 +153,54 @@ def _judge(rule: Rule, spec: ValiditySpec, group: Mapping[str, str], values: Val
         reason = f"{len(checks)} check{'s' if len(checks) > 1 else ''} within limits"
         return Finding(rule.name, group, Status.OK, worst["share"], worst["limit"], reason, details)
     reason = "; ".join(_describe(check) for check in violations)
-    return Finding(rule.name, group, Status.ALERTING, worst["share"], worst["limit"], reason, details)
+    severity = max((check["level"] for check in violations), key=severity_rank)
+    details["severity"] = severity
+    return Finding(
+        rule.name, group, Status.ALERTING, worst["share"], worst["limit"], reason, details, severity=severity
+    )
 
 
-def _checks(spec: ValiditySpec, plan: Plan, values: Values, count: int) -> list[dict[str, Any]]:
+def _checks(rule: Rule, spec: ValiditySpec, plan: Plan, values: Values, count: int) -> list[dict[str, Any]]:
     missing = _int(values, f"{plan.name}/missing")
     present = count - missing
     checks = []
+
+    def check(kind: ValidityCheck, hits: int, total: int, base: float = 0.0) -> dict[str, Any]:
+        levels = [(level, base + share) for level, share in spec.levels(kind, rule.severity)]
+        checks.append(_check(plan.name, kind, hits, total, levels))
+        return checks[-1]
+
     if spec.missing_share_above is not None:
-        checks.append(
-            _check(plan.name, "missing", missing, count, plan.missing_rate + spec.missing_share_above)
-        )
+        check("missing", missing, count, plan.missing_rate)
     if present > 0 and f"{plan.name}/unseen" in values and spec.unseen_share_above is not None:
-        check = _check(
-            plan.name, "unseen", _int(values, f"{plan.name}/unseen"), present, spec.unseen_share_above
-        )
-        check["values"] = _unseen_values(values, plan, spec.top_values)
-        checks.append(check)
+        unseen = check("unseen", _int(values, f"{plan.name}/unseen"), present)
+        unseen["values"] = _unseen_values(values, plan, spec.top_values)
     if present > 0 and f"{plan.name}/out_of_range" in values and spec.out_of_range_share_above is not None:
-        check = _check(
-            plan.name,
-            "out_of_range",
-            _int(values, f"{plan.name}/out_of_range"),
-            present,
-            spec.out_of_range_share_above,
-        )
-        check["range"] = [plan.low, plan.high]
-        checks.append(check)
+        outside = check("out_of_range", _int(values, f"{plan.name}/out_of_range"), present)
+        outside["range"] = [plan.low, plan.high]
     return checks
 
 
-def _check(feature: str, kind: str, hits: int, total: int, limit: float) -> dict[str, Any]:
+def _check(
+    feature: str, kind: str, hits: int, total: int, levels: Sequence[tuple[Severity, float]]
+) -> dict[str, Any]:
+    """One check; ``levels`` most severe first. ``limit`` is where it starts alerting, ``level``
+    the most severe level its share is over (None within limits)."""
     share = hits / total
-    return {
+    level = next(((name, limit) for name, limit in levels if share > limit), None)
+    check = {
         "feature": feature,
         "check": kind,
         "count": hits,
         "of": total,
         "share": share,
-        "limit": limit,
-        "alerting": share > limit,
+        "limit": levels[-1][1],
+        "alerting": level is not None,
+        "level": level[0] if level is not None else None,
     }
+    if len(levels) > 1:
+        check["levels"] = dict(levels)
+    return check
 
 
 def _unseen_values(values: Values, plan: Plan, top: int) -> dict[str, int]:
@@ -210,7 +220,11 @@ def _label(check: Mapping[str, Any]) -> str:
 
 def _describe(check: Mapping[str, Any]) -> str:
     what = {"missing": "missing", "unseen": "unseen values", "out_of_range": "out of range"}[check["check"]]
-    text = f"{check['feature']}: {check['share']:.1%} {what} (limit {check['limit']:.1%})"
+    if "levels" in check:
+        limit = f"{check['level']}: over {check['levels'][check['level']]:.1%}"
+    else:
+        limit = f"limit {check['limit']:.1%}"
+    text = f"{check['feature']}: {check['share']:.1%} {what} ({limit})"
     if check.get("values"):
         text += ": " + ", ".join(check["values"])
     if check["check"] == "out_of_range":

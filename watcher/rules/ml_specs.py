@@ -29,6 +29,7 @@ from pydantic_core import CoreSchema
 
 from watcher.baseline import FeatureType, Profile, load_profile
 from watcher.duration import Duration
+from watcher.rules.thresholds import Bound, Levels, Severity, severity_rank
 
 
 class _Model(BaseModel):
@@ -283,6 +284,10 @@ class Bounds(_Model):
         return self
 
 
+ValidityCheck = Literal["unseen", "missing", "out_of_range"]
+SHARE_LEVELS = "a share, or levels: {warning: 0.01, critical: 0.05}"
+
+
 class ValiditySpec(_Model):
     """Checks of each feature's values in the window; a group alerts when any share is over its limit.
 
@@ -293,16 +298,20 @@ class ValiditySpec(_Model):
     - ``out_of_range_share_above``: share of present numeric values outside ``bounds`` (else the
       baseline's p0.1 .. p99.9, which by construction leaves ~0.2% outside).
 
-    A check set to null is off. Fewer than ``min_samples`` documents is "not enough data".
+    Each limit is a share (crossing it alerts at the rule's ``severity``) or severity levels,
+    ``{warning: 0.01, critical: 0.05}``: the finding's severity is the most severe level any check
+    crosses. A check set to null is off. Fewer than ``min_samples`` documents is "not enough data".
     """
 
     baseline: Baseline | None = None
     features: tuple[str, ...] = Field(
         default=(), description="default: every baseline feature and bounds key"
     )
-    unseen_share_above: float | None = Field(default=0.01, ge=0, le=1)
-    missing_share_above: float | None = Field(default=0.05, ge=0, le=1)
-    out_of_range_share_above: float | None = Field(default=0.01, ge=0, le=1)
+    unseen_levels: Bound | None = Field(default=0.01, alias="unseen_share_above", description=SHARE_LEVELS)
+    missing_levels: Bound | None = Field(default=0.05, alias="missing_share_above", description=SHARE_LEVELS)
+    out_of_range_levels: Bound | None = Field(
+        default=0.01, alias="out_of_range_share_above", description=SHARE_LEVELS
+    )
     bounds: dict[str, Bounds] = Field(default_factory=dict)
     min_samples: int = Field(default=100, ge=1)
     top_values: int = Field(default=5, ge=0, le=50, description="unseen values named in the incident")
@@ -315,6 +324,8 @@ class ValiditySpec(_Model):
                 "validity needs at least one of unseen_share_above, missing_share_above, "
                 "out_of_range_share_above"
             )
+        for check in ("unseen", "missing", "out_of_range"):
+            _check_share_levels(f"{check}_share_above", self.limit(check))
         if not self.checked_features():
             raise ValueError("validity needs 'baseline', or 'features' / 'bounds' to check")
         if self.baseline is not None:
@@ -333,3 +344,59 @@ class ValiditySpec(_Model):
             return list(self.features)
         names = list(self.baseline.profile.features) if self.baseline else []
         return names + [name for name in self.bounds if name not in names]
+
+    @property
+    def unseen_share_above(self) -> float | None:
+        """The share of unseen values that alerts (the least severe level's), or None (off)."""
+        return _least(self.levels("unseen", "warning"))
+
+    @property
+    def missing_share_above(self) -> float | None:
+        """The missing share's margin that alerts (the least severe level's), or None (off)."""
+        return _least(self.levels("missing", "warning"))
+
+    @property
+    def out_of_range_share_above(self) -> float | None:
+        """The share out of range that alerts (the least severe level's), or None (off)."""
+        return _least(self.levels("out_of_range", "warning"))
+
+    def limit(self, check: ValidityCheck) -> float | Levels | None:
+        """The limit of ``check`` as written: a share, levels, or None (off)."""
+        return {
+            "unseen": self.unseen_levels,
+            "missing": self.missing_levels,
+            "out_of_range": self.out_of_range_levels,
+        }[check]
+
+    def levels(self, check: ValidityCheck, default: Severity) -> list[tuple[Severity, float]]:
+        """The limit of ``check`` as (level, share), most severe first; a plain share is ``default``."""
+        limit = self.limit(check)
+        if limit is None:
+            return []
+        if not isinstance(limit, dict):
+            return [(default, limit)]
+        return sorted(limit.items(), key=lambda item: -severity_rank(item[0]))
+
+
+def _least(levels: list[tuple[Severity, float]]) -> float | None:
+    return levels[-1][1] if levels else None
+
+
+def _check_share_levels(name: str, limit: float | Levels | None) -> None:
+    """Shares within 0..1; a more severe level is a larger share."""
+    if limit is None:
+        return
+    levels = limit if isinstance(limit, dict) else {"share": limit}
+    if not levels:
+        raise ValueError(f"'{name}' has no level: write {{warning: ..., critical: ...}}")
+    for level, share in levels.items():
+        if not 0 <= share <= 1:
+            where = f"'{name}'" if level == "share" else f"'{name}' level '{level}'"
+            raise ValueError(f"{where} must be a share between 0 and 1, got {share:g}")
+    ordered = sorted(levels.items(), key=lambda item: severity_rank(item[0]))
+    for (low, low_share), (high, high_share) in itertools.pairwise(ordered):
+        if high_share <= low_share:
+            raise ValueError(
+                f"'{name}': '{high}' ({high_share:g}) must be above '{low}' ({low_share:g}), "
+                "a more severe level is crossed later"
+            )
