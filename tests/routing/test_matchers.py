@@ -88,6 +88,28 @@ MISTAKES = {
     "(put it in quotes)",
     "config.unknown-meta-receiver.yaml": "6:13: meta names unknown receiver 'pager' (defined: console)",
     "config.zero-group-interval.yaml": "6:3: 'group_interval' must be longer than 0s",
+    "config.interval-bad-time.yaml": "6:30: '9:00' is not a time of day: use HH:MM, e.g. 09:00",
+    "config.interval-time-past-midnight.yaml": "6:49: '24:01' is not a time of day: "
+    "use HH:MM between 00:00 and 24:00",
+    "config.interval-end-before-start.yaml": "7:35: 'end_time' must be after 'start_time' "
+    "(a range over midnight is two ranges, one ending at 24:00 and one starting at 00:00)",
+    "config.interval-bad-weekday.yaml": "6:20: unknown weekday 'sundy' (expected one of: monday, "
+    "tuesday, wednesday, thursday, friday, saturday, sunday)",
+    "config.interval-weekdays-backwards.yaml": "6:20: weekday range 'sunday:saturday' ends before it starts",
+    "config.interval-bad-day.yaml": "6:32: '0' is not a day of the month: use 1 to 31, or -1 to -31 "
+    "from the end",
+    "config.interval-days-backwards.yaml": "6:25: days_of_month range '-1:-3' ends before it starts",
+    "config.interval-bad-month.yaml": "6:30: unknown month 'janury' (expected one of: january, "
+    "february, march, april, may, june, july, august, september, october, november, december)",
+    "config.interval-bad-year.yaml": "6:17: year range '2027:2026' ends before it starts",
+    "config.interval-bad-location.yaml": "7:19: unknown location 'Europe/Berln': use an IANA time zone "
+    "such as Europe/Berlin",
+    "config.interval-unknown-key.yaml": "6:9: unknown key 'weekday' (did you mean 'weekdays'?)",
+    "config.interval-unknown-name.yaml": "12:29: route names unknown time interval 'bussiness-hours' "
+    "(defined: business-hours)",
+    "config.interval-defined-twice.yaml": "4:11: time interval 'office' is defined twice",
+    "config.interval-on-root.yaml": "10:3: the root route cannot have 'mute_time_intervals' or "
+    "'active_time_intervals'",
 }
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 
-from watcher.cli.common import LoadFailedError, add_config_argument, load_config_only
-from watcher.config import Route
+from watcher.cli.common import LoadFailedError, add_config_argument, load_config_only, parse_time
+from watcher.config import Config, Route
 from watcher.duration import format_duration
 from watcher.routing.matchers import LABEL_NAME
-from watcher.routing.tree import resolve
+from watcher.routing.mute import TimeMute
+from watcher.routing.tree import RouteMatch, resolve
 
 EPILOG = """\
 examples:
   watcher routes test severity=critical team=ml
   watcher routes test rule=prediction-5xx-rate --verify-receivers oncall-sms,ml-slack
+  watcher routes test team=ml --at 2026-03-07T22:00:00Z
   watcher routes show
 An incident's labels are its group labels plus rule, severity, source and the rule's labels.
 """
@@ -38,6 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="exit 1 unless exactly these receivers (in this order) are reached",
     )
     test.add_argument("--verbose", "-v", action="store_true", help="also print grouping and timings")
+    test.add_argument(
+        "--at",
+        type=parse_time,
+        metavar="TIME",
+        help="also say whether each receiver is muted then by its route's time intervals (ISO 8601)",
+    )
     test.set_defaults(func=run_test)
     show = commands.add_parser("show", help="print the route tree")
     add_config_argument(show)
@@ -76,12 +85,21 @@ def run_test(args: argparse.Namespace) -> int:
                 f"group_interval {format_duration(match.group_interval)}, "
                 f"repeat_interval {format_duration(match.repeat_interval)}"
             )
+    if args.at is not None:
+        for match in matches:
+            print(f"  {match.receiver}: {muted_at(config, match, args.at)}")
     if args.verify_receivers is not None:
         expected = [name.strip() for name in args.verify_receivers.split(",") if name.strip()]
         if expected != receivers:
             print(f"expected {','.join(expected)}, got {','.join(receivers)}", file=sys.stderr)
             return 1
     return 0
+
+
+def muted_at(config: Config, match: RouteMatch, at: datetime) -> str:
+    """Whether the route ``match`` sends at ``at``, and why not."""
+    intervals = {named.name: named.time_intervals for named in config.time_intervals}
+    return TimeMute(match, intervals, at).reason() or f"sends at {at.isoformat()}"
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -109,6 +127,9 @@ def tree_lines(route: Route, depth: int = 0) -> list[str]:
             parts.append(f"{name} {format_duration(value)}")
     if route.continue_:
         parts.append("continue")
+    for name in ("mute_time_intervals", "active_time_intervals"):
+        if names := getattr(route, name):
+            parts.append(f"{name} [{', '.join(names)}]")
     lines = ["  " * depth + " ".join(parts)]
     for child in route.routes:
         lines += tree_lines(child, depth + 1)

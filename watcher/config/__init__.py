@@ -33,6 +33,7 @@ from watcher.config.receivers import (
     WebhookReceiver,
 )
 from watcher.config.sources import EmbeddedSource, SearchSource, Source
+from watcher.config.time_intervals import NamedTimeInterval, TimeInterval, TimeRange
 from watcher.duration import Duration, PositiveDuration, format_duration
 from watcher.routing.matchers import Matchers
 
@@ -50,6 +51,7 @@ __all__ = [
     "InhibitRule",
     "MetaConfig",
     "MissingEnvError",
+    "NamedTimeInterval",
     "Receiver",
     "ReloadConfig",
     "RetryConfig",
@@ -59,6 +61,8 @@ __all__ = [
     "SmsReceiver",
     "Source",
     "StateConfig",
+    "TimeInterval",
+    "TimeRange",
     "WebhookReceiver",
     "interpolate",
     "listen_address",
@@ -80,6 +84,12 @@ class Route(ConfigModel):
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
     continue_: bool = Field(default=False, alias="continue")
+    mute_time_intervals: list[str] = Field(
+        default_factory=list, description="names of time_intervals during which this route sends nothing"
+    )
+    active_time_intervals: list[str] = Field(
+        default_factory=list, description="names of time_intervals outside which this route sends nothing"
+    )
     routes: list[Route] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -168,6 +178,24 @@ class Config(ConfigModel):
     meta: MetaConfig = MetaConfig()
     reload: ReloadConfig = ReloadConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    time_intervals: list[NamedTimeInterval] = Field(
+        default_factory=list,
+        description="named times for routes' mute_time_intervals / active_time_intervals",
+    )
+
+    @model_validator(mode="after")
+    def _time_intervals_exist(self) -> Config:
+        names = [named.name for named in self.time_intervals]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"time interval {name!r} is defined twice")
+        if self.route.mute_time_intervals or self.route.active_time_intervals:
+            raise ValueError("the root route cannot have 'mute_time_intervals' or 'active_time_intervals'")
+        for name in _route_intervals(self.route):
+            if name not in names:
+                known = ", ".join(names) or "none"
+                raise ValueError(f"route names unknown time interval {name!r} (defined: {known})")
+        return self
 
     @model_validator(mode="after")
     def _meta_receiver_exists(self) -> Config:
@@ -198,6 +226,13 @@ class Config(ConfigModel):
                     "lease ends would be sent again"
                 )
         return self
+
+
+def _route_intervals(route: Route) -> list[str]:
+    found = [*route.mute_time_intervals, *route.active_time_intervals]
+    for child in route.routes:
+        found += _route_intervals(child)
+    return found
 
 
 def _route_receivers(route: Route) -> list[str]:

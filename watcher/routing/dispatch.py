@@ -16,6 +16,9 @@ re-sends one:
 - muted incidents (silences, inhibition; ``watcher.routing.mute``) are left out and stay new, so
   they are notified at the first flush after the mute ends; one that resolves while muted is
   dropped silently;
+- a route's mute / active time intervals hold its groups whole: nothing is sent, firing episodes
+  are sent at the first flush after the interval ends, a resolved episode whose firing was told
+  is told then too, and one whose firing never was is dropped;
 - no flap damping here: an incident that resolves and fires again between two flushes is told
   resolved, then firing again (the machine's ``for`` and ``keep_firing_for`` damp flaps);
 - a group whose incidents have all resolved is deleted; the next incident starts a new group
@@ -52,7 +55,7 @@ from watcher.routing.groups import (
     save_groups,
     told_episodes,
 )
-from watcher.routing.mute import Inhibitor, Muter, MuteStage
+from watcher.routing.mute import Inhibitor, Intervals, Muter, MuteStage, TimeMute
 from watcher.routing.silences import Silences, load_silences
 from watcher.routing.tree import RouteMatch, resolve
 
@@ -100,15 +103,18 @@ class Dispatcher:
         route: Route,
         inhibit: Sequence[InhibitRule] = (),
         meta_receiver: str | None = None,
+        intervals: Intervals | None = None,
     ) -> None:
         self.state = state
         self.route = route
         self.inhibit = tuple(inhibit)
         self.meta_receiver = meta_receiver
+        self.intervals = dict(intervals or {})
 
     @classmethod
     def from_config(cls, config: Config, state: StateStore) -> Dispatcher:
-        return cls(state, config.route, config.inhibit, config.meta.receiver)
+        intervals = {named.name: named.time_intervals for named in config.time_intervals}
+        return cls(state, config.route, config.inhibit, config.meta.receiver, intervals)
 
     def routes(self, incident: Incident) -> list[RouteMatch]:
         """Where an incident goes. watcher's own alerts go to ``meta.receiver`` when configured,
@@ -123,6 +129,14 @@ class Dispatcher:
         if not kept:
             log.error("watcher alert %s has no receiver but %s: set meta.receiver", incident.rule, about)
         return kept
+
+    def time_mute(self, group: Group, now: datetime) -> TimeMute | None:
+        """The time intervals of the route ``group`` is on, at ``now`` (None: the route is gone)."""
+        for member in group.members:
+            for match in self.routes(member.incident):
+                if group_key(match, match.group_labels(member.incident.labels)) == group.key:
+                    return TimeMute(match, self.intervals, now)
+        return None
 
     # ------------------------------------------------------------------ planning
 
@@ -156,7 +170,8 @@ class Dispatcher:
         firing = [incident for incident in current.values() if incident.state is State.FIRING]
         mute = MuteStage([Silences(silences, now), Inhibitor(self.inhibit, firing)])
         for group in due:
-            flushed, sent = flush(group, now, mute, current, self.state.incident)
+            held = self.time_mute(group, now)
+            flushed, sent = flush(group, now, mute, current, self.state.incident, held)
             dispatch.notifications += sent
             if flushed is None:
                 dispatch.groups.pop(group.key, None)
@@ -203,15 +218,19 @@ def flush(
     mute: Muter,
     current: Mapping[str, Incident],
     stored: Callable[[str], Incident | None] = lambda fingerprint: None,
+    held: Muter | None = None,
 ) -> tuple[Group | None, list[Notification]]:
     """One flush of a due group: its notifications, and the group after it (None once empty).
 
     ``current`` holds the open incidents. A firing member whose episode is not among them (its
     route changed on a reload, so its RESOLVED went to another group) is reconciled with the
-    ``stored`` incident: resolved if that episode resolved, dropped if it is gone.
+    ``stored`` incident: resolved if that episode resolved, dropped if it is gone. ``held``
+    mutes the whole group and defers what it holds (the route's time intervals).
     """
     refreshed = [_refreshed(member, current, stored) for member in group.members]
     members = [member for member in refreshed if member is not None]
+    if held is not None and held.mutes(group.labels):
+        return _held(group, members, now), []
     unmuted = [member for member in members if not mute.mutes(member.incident.labels)]
     firing = [member for member in unmuted if member.state is State.FIRING]
     resolved = [member for member in unmuted if member.state is State.RESOLVED]
@@ -231,6 +250,16 @@ def flush(
         return None, sent
     later = _next_flush(group.next_flush_at, group.group_interval, now)
     return group.evolve(members=remaining, next_flush_at=later), sent
+
+
+def _held(group: Group, members: Sequence[Member], now: datetime) -> Group | None:
+    """A flush in a mute time interval sends nothing: firing episodes wait, and so do resolved
+    ones whose firing was told; a resolved episode never told firing is dropped."""
+    kept = tuple(member for member in members if member.state is State.FIRING or member.told)
+    if not kept:
+        return None
+    later = _next_flush(group.next_flush_at, group.group_interval, now)
+    return group.evolve(members=kept, next_flush_at=later)
 
 
 def _episode(incident: Incident) -> Episode:

@@ -4,8 +4,9 @@ A node matches when all its matchers (``match`` and ``matchers``) match. Childre
 order; the first matching child wins unless it sets ``continue: true``, in which case later
 siblings are tried too. A
 node none of whose children match handles the alert itself. Settings (receiver, group_by,
-timings) are inherited from the parent when a child leaves them unset. ``group_by: ["..."]``
-groups by every label, i.e. one incident per group.
+timings) are inherited from the parent when a child leaves them unset; ``mute_time_intervals``
+and ``active_time_intervals`` are not (they hold for the node that names them, as in
+Alertmanager). ``group_by: ["..."]`` groups by every label, i.e. one incident per group.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class RouteMatch:
     group_interval: timedelta
     repeat_interval: timedelta
     path: tuple[int, ...]  # child indexes from the root: identifies the route for grouping
+    # Names of time intervals of the matching node itself (not inherited, as in Alertmanager).
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
 
     def group_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
         """The labels naming the aggregation group an incident with ``labels`` joins on this route
@@ -81,6 +85,8 @@ def _inherit(child: Route, parent: RouteMatch, index: int) -> RouteMatch:
         group_interval=_either(child.group_interval, parent.group_interval),
         repeat_interval=_either(child.repeat_interval, parent.repeat_interval),
         path=(*parent.path, index),
+        mute_time_intervals=tuple(child.mute_time_intervals),
+        active_time_intervals=tuple(child.active_time_intervals),
     )
 
 
