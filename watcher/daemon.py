@@ -28,8 +28,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from watcher import memory
 from watcher.config import Config, EmbeddedSource
 from watcher.engine import Engine
-from watcher.incidents.lock import DaemonLock
-from watcher.incidents.state import StateStore
 from watcher.meta import Watchdog
 from watcher.notify.base import Notifier
 from watcher.notify.breaker import CircuitBreaker
@@ -42,6 +40,7 @@ from watcher.routing.dispatch import Dispatcher
 from watcher.rules.loader import ConfigError
 from watcher.rules.models import Rule
 from watcher.schedule import aligned, tick_interval
+from watcher.state.factory import daemon_lock, open_state
 from watcher.store.base import LogStore
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.factory import open_store, open_stores
@@ -75,10 +74,9 @@ class Daemon:
         self.clock = clock
         self.stopping = threading.Event()
         self.stores: dict[str, LogStore] = open_stores(config.sources, {r.source for r in rules})
-        config.state.path.parent.mkdir(parents=True, exist_ok=True)
-        self.lock = DaemonLock(config.state.path)
+        self.lock = daemon_lock(config.state)
         self.lock.acquire()
-        self.state = StateStore(config.state.path)
+        self.state = open_state(config.state)
         self.state.release_claims()  # sends a crashed predecessor left unfinished are retried now
         self.dispatcher = Dispatcher.from_config(config, self.state)
         self.engine = Engine(rules, self.stores, self.state, config.route, dispatcher=self.dispatcher)

@@ -99,8 +99,7 @@ def test_a_full_disk_fails_the_tick_whole_and_writes_resume_once_space_is_freed(
         for n in range(1, 20):
             with pytest.raises(sqlite3.OperationalError, match="full"):
                 tick(state, n)
-        with state.reading() as db:
-            assert not db.in_transaction
+        assert not state.backend.db.in_transaction
         assert state.writes == writes
         assert state.checkpoint("api-5xx") == T0  # the failed ticks advanced nothing
         assert [i.fingerprint for i in state.incidents()] == ["fp0"]

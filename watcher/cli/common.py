@@ -15,6 +15,7 @@ from watcher.config.environment import secrets_deferred
 from watcher.incidents.state import StateStore, StateStoreError
 from watcher.rules.loader import ConfigError, load_config, load_rules
 from watcher.rules.models import Rule
+from watcher.state.factory import open_state as open_state_of
 
 DEFAULT_CONFIG = Path("watcher.yaml")
 
@@ -98,9 +99,10 @@ def _exists(config_path: Path) -> None:
 
 
 def open_state(config: Config, command: str) -> StateStore:
-    """The config's state file, for commands that read or edit it while the daemon runs."""
+    """The config's state (a file or PostgreSQL), for commands that read or edit it while the
+    daemon runs."""
     try:
-        return StateStore(config.state.path)
+        return open_state_of(config.state)
     except StateStoreError as exc:
         print(f"watcher {command}: {exc}", file=sys.stderr)
         raise LoadFailedError(2) from exc

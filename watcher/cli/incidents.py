@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config_only(args.config, secrets=False)
     except LoadFailedError as failed:
         return failed.code
-    if not config.state.path.exists():
+    if config.state.url is None and not config.state.path.exists():
         print(
             f"no incidents: no state file at {config.state.path} yet (state.path of {args.config}); "
             "`watcher run` creates it, and `watcher demo` prints where its own is"
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(record(row)))
         return 0
-    print(table(rows) if rows else f"no incidents in {config.state.path}")
+    print(table(rows) if rows else f"no incidents in {config.state.where}")
     if dead:
         print(f"{dead} dead letter{'s' if dead != 1 else ''}: delivery gave up (status 'dead' above)")
     return 0

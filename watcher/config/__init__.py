@@ -33,6 +33,7 @@ from watcher.config.receivers import (
     WebhookReceiver,
 )
 from watcher.config.sources import EmbeddedSource, SearchSource, Source
+from watcher.config.state import StateConfig
 from watcher.config.time_intervals import NamedTimeInterval, TimeInterval, TimeRange
 from watcher.duration import Duration, PositiveDuration, format_duration
 from watcher.routing.matchers import Matchers
@@ -123,10 +124,6 @@ class MetaConfig(ConfigModel):
         default=None, description="send watcher's own alerts here instead of through the route tree"
     )
     store_failures: int = Field(default=3, ge=1, description="failed ticks in a row before a store alert")
-
-
-class StateConfig(ConfigModel):
-    path: Path = Path("data/state.sqlite")
 
 
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>[0-9]{1,5})$")

@@ -11,13 +11,36 @@ from __future__ import annotations
 
 import fcntl
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from watcher.incidents.schema import StateStoreError
 
 
-class DaemonLock:
+class StateLock(ABC):
+    """One daemon per state, whatever holds it (a file here, PostgreSQL in
+    ``watcher.state.postgres``): taken at start, released at stop or when the process dies."""
+
+    @abstractmethod
+    def acquire(self) -> None:
+        """Take the lock or raise ``StateStoreError`` naming the daemon that holds it."""
+
+    @abstractmethod
+    def release(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+class DaemonLock(StateLock):
     def __init__(self, state_path: Path) -> None:
         self.path = state_path.with_name(state_path.name + ".lock")
         self._fd: int | None = None
@@ -42,12 +65,3 @@ class DaemonLock:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
-
-    def __enter__(self) -> DaemonLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.release()

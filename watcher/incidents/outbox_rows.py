@@ -1,15 +1,16 @@
-"""The outbox's rows in the state file: enqueue, claim, mark, list (``StateStore`` inherits them).
+"""The outbox's rows in the state: enqueue, claim, mark, list (``StateStore`` inherits them).
 
-Kept apart from ``watcher.incidents.state`` (connection, transactions, incidents, checkpoints) so
-each module reads on its own; both share one connection, lock and transaction helper, which
-``StateStore`` provides. All writes here run inside ``StateStore``'s transactions: delivery
-bookkeeping (claim, delivered, failed, expedite) commits without fsync (see ``state``).
+Kept apart from ``watcher.incidents.state`` (transactions, incidents, checkpoints) so each module
+reads on its own; both share one backend, lock and transaction helper, which ``StateStore``
+provides. All writes here run inside ``StateStore``'s transactions: delivery bookkeeping (claim,
+delivered, failed, expedite) commits without waiting for the disk (see the backends). A claim
+locks its row where the database can (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), so drainers in
+several processes never take the same row.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -25,6 +26,7 @@ from watcher.incidents.encoding import (
     notification_to_json,
 )
 from watcher.notify.base import Notification
+from watcher.state.base import Backend
 
 OutboxStatus = Literal["pending", "delivered", "dead"]
 _ITEM_COLUMNS = "payload, attempts, status, last_error, next_attempt_at, delivered_at"
@@ -52,7 +54,7 @@ class OutboxItem:
 class OutboxRows:
     """The outbox half of ``StateStore``."""
 
-    _db: sqlite3.Connection
+    _db: Backend
     _lock: threading.RLock
 
     def _transaction(self, durable: bool = True) -> AbstractContextManager[None]:
@@ -79,7 +81,8 @@ class OutboxRows:
                 continue
             for incident in notification.incidents:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO outbox_incidents (fingerprint, notification_id) VALUES (?, ?)",
+                    "INSERT INTO outbox_incidents (fingerprint, notification_id) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING",
                     (incident.fingerprint, notification.id),
                 )
                 previous = notified.get(incident.fingerprint)
@@ -137,7 +140,7 @@ class OutboxRows:
         with self._lock, self._transaction(durable=False):
             row = self._db.execute(
                 "SELECT attempt_started_at FROM outbox "
-                "WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?",
+                "WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?" + self._db.dialect.skip_locked,
                 (notification_id, micros(now)),
             ).fetchone()
             if row is None:
@@ -181,8 +184,8 @@ class OutboxRows:
             )
             if ref is not None:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO thread_refs (receiver, thread_key, ref, created_at) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT INTO thread_refs (receiver, thread_key, ref, created_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (*row, dumps(dict(ref)), micros(now)),
                 )
             self._enqueue(followups)
@@ -200,15 +203,15 @@ class OutboxRows:
         Ignored unless the notification is still pending (it may have been delivered meanwhile).
         ``maybe_sent``: the service may have taken it (no answer came back), so the attempt stays
         in doubt and the next claim says so."""
-        next_at = None if next_attempt_at is None else micros(next_attempt_at)
+        status = "dead" if next_attempt_at is None else "pending"
+        next_at = micros(now if next_attempt_at is None else next_attempt_at)
         with self._lock, self._transaction(durable=False):
             self._thread_of(notification_id)
             self._db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, claimed_at = NULL, "
-                "status = CASE WHEN ? IS NULL THEN 'dead' ELSE 'pending' END, "
-                "attempt_started_at = CASE WHEN ? THEN attempt_started_at END, "
-                "next_attempt_at = coalesce(?, ?) WHERE id = ? AND status = 'pending'",
-                (error, next_at, int(maybe_sent), next_at, micros(now), notification_id),
+                "status = ?, attempt_started_at = CASE WHEN ? THEN attempt_started_at END, "
+                "next_attempt_at = ? WHERE id = ? AND status = 'pending'",
+                (error, status, bool(maybe_sent), next_at, notification_id),
             )
 
     def expedite(self, receiver: str, now: datetime) -> int:

@@ -1,14 +1,18 @@
-"""The state file's schema and its migrations (``PRAGMA user_version``).
+"""The state's schema and its migrations, one list for every backend.
 
 ``MIGRATIONS[n]`` upgrades version ``n`` to ``n + 1``; ``migrate`` runs the missing ones inside
-the transaction that bumps the version. Migrations are additive (new tables, new nullable
-columns), so an older file keeps its rows and a restart after an upgrade resumes where it was.
+the transaction that bumps the version (SQLite keeps it in ``PRAGMA user_version``, PostgreSQL in
+``watcher_schema``). Migrations are additive (new tables, new nullable columns), so an older
+state keeps its rows and a restart after an upgrade resumes where it was. They are written in
+SQLite's terms; ``watcher.state.dialect`` rewrites the column types for PostgreSQL.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watcher.state.base import Backend
 
 _V1 = (
     """CREATE TABLE incidents (
@@ -102,33 +106,24 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StateStoreError(Exception):
-    """The state file cannot be used (not SQLite, or written by a newer watcher)."""
+    """The state cannot be used (not SQLite, unreachable, or written by a newer watcher)."""
 
 
-def migrate(db: sqlite3.Connection, path: Path | str = "state file") -> int:
-    """Bring the schema to ``SCHEMA_VERSION``; returns the version found. Runs in one immediate
-    transaction, so two processes opening a new file at once migrate it exactly once."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        found = int(db.execute("PRAGMA user_version").fetchone()[0])
+def migrate(backend: Backend) -> int:
+    """Bring the schema to ``SCHEMA_VERSION``; returns the version found. Runs in one transaction
+    holding the backend's migration lock, so two processes opening a new state at once migrate it
+    exactly once. The statements are SQLite's; the backend's dialect rewrites their types."""
+    with backend.transaction():
+        backend.lock_schema()
+        found = backend.schema_version()
         if found > SCHEMA_VERSION:
             raise StateStoreError(
-                f"{path}: schema version {found} is newer than this watcher's ({SCHEMA_VERSION}); "
+                f"{backend.name}: schema version {found} is newer than this watcher's ({SCHEMA_VERSION}); "
                 "upgrade watcher"
             )
         for statements in MIGRATIONS[found:]:
             for statement in statements:
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except BaseException:
-        rollback(db)
-        raise
-    db.execute("COMMIT")
+                backend.execute(backend.dialect.ddl(statement))
+        if found != SCHEMA_VERSION:
+            backend.set_schema_version(SCHEMA_VERSION)
     return found
-
-
-def rollback(db: sqlite3.Connection) -> None:
-    """Roll back if a transaction is open. SQLite rolls back by itself on some errors (disk full,
-    I/O); a second ROLLBACK would fail and hide the original error."""
-    if db.in_transaction:
-        db.execute("ROLLBACK")

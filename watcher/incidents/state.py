@@ -1,27 +1,17 @@
 """The durable state of watcher: incidents, the notification outbox, checkpoints, thread refs.
 
-One SQLite file. A tick's incident changes, the notifications they cause and the rules'
-checkpoints are written in ONE transaction (``StateStore.commit``), so a crash leaves either all
-of a tick or none of it: a notification is never lost (its transition was committed with it)
-and never enqueued twice (re-evaluating the tick finds the transition already made, and outbox
-ids are unique). The outbox drainer (``watcher.notify.outbox``) marks rows delivered, so a
-restart never re-sends a delivered notification.
+A tick's incident changes, the notifications they cause and the rules' checkpoints are written
+in ONE transaction (``StateStore.commit``), so a crash leaves either all of a tick or none of it:
+a notification is never lost (its transition was committed with it) and never enqueued twice
+(re-evaluating the tick finds the transition already made, and outbox ids are unique). The
+outbox drainer (``watcher.notify.outbox``) marks rows delivered, so a restart never re-sends a
+delivered notification.
 
-Durability settings, and why:
-
-- WAL journal: the CLI reads (and edits silences) while the daemon writes; readers never block
-  the writer nor each other.
-- ``synchronous=FULL``: with WAL, NORMAL may drop the last commits on power loss, and losing an
-  outbox row means a lost message. Ticks and their outbox rows are committed FULL. Delivery
-  bookkeeping (claim, delivered, failed) is committed NORMAL: no process crash can lose it (WAL),
-  only power loss can drop the latest marks (until the next FULL commit syncs them), which re-sends
-  those notifications -- at least once, never lost. Skipping that fsync shrinks the window in which
-  a crash between a send and its "delivered" mark re-sends a message from ~4 ms to well under 1 ms.
-- ``busy_timeout``: two processes wait for each other's write lock instead of failing, and writes
-  start with ``BEGIN IMMEDIATE`` so a lock upgrade can never deadlock.
-- ``journal_size_limit`` and ``truncate_wal`` (the daemon calls it every 30s): the WAL gives its
-  space back, so after a full disk the journal cannot refill it and keep writes failing.
-- The schema is versioned with ``PRAGMA user_version`` (``watcher.incidents.schema``).
+Where the rows live is a backend's business (``watcher.state``: a SQLite file by default,
+PostgreSQL with ``state.url``); the SQL here is written once, SQLite-style, and the backend's
+dialect translates it. ``watcher.state.factory.open_state`` opens the one the config names. The
+durability settings of each backend are in its module (``watcher.state.sqlite``,
+``watcher.state.postgres``).
 
 All times are stored as integer microseconds since the Unix epoch (UTC), so they sort and
 compare in SQL; naive datetimes are refused.
@@ -48,45 +38,41 @@ from watcher.incidents.encoding import (
 )
 from watcher.incidents.model import Incident, State
 from watcher.incidents.outbox_rows import Claim, OutboxItem, OutboxRows, OutboxStatus
-from watcher.incidents.schema import MIGRATIONS, SCHEMA_VERSION, StateStoreError, migrate, rollback
+from watcher.incidents.schema import MIGRATIONS, SCHEMA_VERSION, StateStoreError, migrate
 from watcher.notify.base import Notification
+from watcher.state.base import Backend, Db
+from watcher.state.sqlite import JOURNAL_SIZE_LIMIT, SQLiteBackend
 
-Write = Callable[[sqlite3.Connection], None]
+Write = Callable[[Db], None]
 """A stage's own rows (routing groups), written inside ``StateStore.commit``'s transaction."""
 
 _NO_CHECKPOINTS: Mapping[str, datetime] = MappingProxyType({})
-JOURNAL_SIZE_LIMIT = 1024 * 1024
-"""The WAL is checkpointed once it holds this much (SQLite's default, 1,000 pages, is 4 MB: more
-than a small disk has) and cut back to it when it restarts, so it stays near 1 MB."""
 
 
 class StateStore(OutboxRows):
-    """The SQLite state file. Safe to open from several processes (daemon + CLI) and to share
-    between threads of one process (calls are serialised by a lock)."""
+    """watcher's state on one backend. Safe to open from several processes (daemon + CLI) and to
+    share between threads of one process (calls are serialised by a lock)."""
 
-    def __init__(self, path: Path, *, busy_timeout: timedelta = timedelta(seconds=5)) -> None:
-        self.path = path
-        self._busy_timeout = busy_timeout
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, where: Path | Backend, *, busy_timeout: timedelta = timedelta(seconds=5)) -> None:
+        """``where``: a SQLite file, or an open backend (``watcher.state.factory``), which the
+        store then owns (``close`` closes it)."""
         self._lock = threading.RLock()
-        self.writes = 0  # transactions committed: a write after a failed one says the file works again
-        self._db = sqlite3.connect(
-            path, timeout=busy_timeout.total_seconds(), isolation_level=None, check_same_thread=False
-        )
+        self.writes = 0  # transactions committed: a write after a failed one says the state works again
+        self._db = where if isinstance(where, Backend) else _sqlite(where, busy_timeout)
+        self.path: Path | None = getattr(self._db, "path", None)  # the SQLite file, if it is one
+        self.name = self._db.name
         try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout.total_seconds() * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-            self._db.execute(f"PRAGMA wal_autocheckpoint = {JOURNAL_SIZE_LIMIT // 4096}")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            migrate(self._db, path)
+            migrate(self._db)
         except sqlite3.DatabaseError as exc:
             self._db.close()
-            raise StateStoreError(f"{path}: cannot use the state file ({exc})") from exc
+            raise StateStoreError(f"{self.name}: cannot use the state file ({exc})") from exc
         except BaseException:
             self._db.close()
             raise
+
+    @property
+    def backend(self) -> Backend:
+        return self._db
 
     def close(self) -> None:
         with self._lock:
@@ -153,7 +139,8 @@ class StateStore(OutboxRows):
             self._db.executemany("DELETE FROM incidents WHERE fingerprint = ?", [(fp,) for fp in deletes])
             self._db.executemany(
                 "INSERT INTO checkpoints (rule, evaluated_at) VALUES (?, ?) ON CONFLICT (rule) "
-                "DO UPDATE SET evaluated_at = max(evaluated_at, excluded.evaluated_at)",
+                "DO UPDATE SET evaluated_at = excluded.evaluated_at "
+                "WHERE excluded.evaluated_at > checkpoints.evaluated_at",
                 [(rule, micros(at)) for rule, at in checkpoints.items()],
             )
             for write in writes:
@@ -188,50 +175,43 @@ class StateStore(OutboxRows):
     # ------------------------------------------------------------------ tables of other stages
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
+    def reading(self) -> Iterator[Db]:
         """The connection, for a stage reading its own tables (routing groups, silences)."""
         with self._lock:
             yield self._db
 
     @contextmanager
-    def writing(self) -> Iterator[sqlite3.Connection]:
-        """The connection inside one immediate transaction, committed when the block ends (rolled
-        back if it raises): for a stage's own writes outside a tick (``watcher silence add``)."""
+    def writing(self) -> Iterator[Db]:
+        """The connection inside one transaction, committed when the block ends (rolled back if
+        it raises): for a stage's own writes outside a tick (``watcher silence add``)."""
         with self._lock, self._transaction():
             yield self._db
 
     def truncate_wal(self) -> bool:
-        """Copy the write-ahead log into the file and cut it to zero bytes (``wal_checkpoint(TRUNCATE)``),
-        so a WAL grown while the disk was full gives its space back. Never waits: False when a
-        reader or writer (the CLI) is in the way, to try again later."""
+        """Give back the space of the backend's journal (SQLite: cut the WAL to zero bytes, so a
+        WAL grown while the disk was full frees it). Never waits: False when a reader or writer
+        (the CLI) is in the way, to try again later."""
         with self._lock:
-            self._db.execute("PRAGMA busy_timeout = 0")
-            try:
-                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            finally:
-                self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout.total_seconds() * 1000)}")
-        return not busy
+            return self._db.truncate_journal()
 
     @contextmanager
     def _transaction(self, durable: bool = True) -> Iterator[None]:
-        """One immediate transaction; ``durable=False`` commits it without an fsync (see above)."""
-        if not durable:
-            self._db.execute("PRAGMA synchronous = NORMAL")
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                self._db.execute("COMMIT")  # a full disk fails here: roll back, never stay inside
-            except BaseException:
-                rollback(self._db)
-                raise
-            self.writes += 1
-        finally:
-            if not durable:
-                self._db.execute("PRAGMA synchronous = FULL")
+        """One transaction; ``durable=False`` may commit it without a flush to disk (delivery
+        bookkeeping: see the backends' modules)."""
+        with self._db.transaction(durable):
+            yield
+        self.writes += 1
+
+
+def _sqlite(path: Path, busy_timeout: timedelta) -> SQLiteBackend:
+    try:
+        return SQLiteBackend(path, busy_timeout=busy_timeout)
+    except sqlite3.DatabaseError as exc:
+        raise StateStoreError(f"{path}: cannot use the state file ({exc})") from exc
 
 
 __all__ = [
+    "JOURNAL_SIZE_LIMIT",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Claim",

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -58,6 +57,7 @@ from watcher.routing.groups import (
 from watcher.routing.mute import Inhibitor, Intervals, Muter, MuteStage, TimeMute
 from watcher.routing.silences import Silences, load_silences
 from watcher.routing.tree import RouteMatch, resolve
+from watcher.state.base import Db
 
 log = logging.getLogger("watcher.dispatch")
 
@@ -90,7 +90,7 @@ class Dispatch:
     def empty(self) -> bool:
         return not (self.notifications or self.groups or self.deleted)
 
-    def write(self, db: sqlite3.Connection) -> None:
+    def write(self, db: Db) -> None:
         save_groups(db, self.groups.values(), self.deleted - self.groups.keys())
 
 

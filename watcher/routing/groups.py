@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -20,6 +19,7 @@ from typing import Any
 from watcher.incidents.encoding import dumps, from_micros, micros, span_micros
 from watcher.incidents.model import Incident, State
 from watcher.routing.tree import RouteMatch
+from watcher.state.base import Db
 
 Episode = tuple[str, datetime]
 """One episode of an incident: its fingerprint and when it started (became pending)."""
@@ -96,9 +96,7 @@ _GROUP_COLUMNS = (
 )
 
 
-def load_groups(
-    db: sqlite3.Connection, keys: Collection[str] = (), due_by: datetime | None = None
-) -> dict[str, Group]:
+def load_groups(db: Db, keys: Collection[str] = (), due_by: datetime | None = None) -> dict[str, Group]:
     """The groups named in ``keys`` plus, with ``due_by``, every group due to flush by then."""
     clauses: list[str] = []
     args: list[str | int] = []
@@ -115,12 +113,12 @@ def load_groups(
     return _with_members(db, [_group(row) for row in rows])
 
 
-def all_groups(db: sqlite3.Connection) -> list[Group]:
+def all_groups(db: Db) -> list[Group]:
     rows = db.execute(f"SELECT {_GROUP_COLUMNS} FROM dispatch_groups ORDER BY created_at, key").fetchall()
     return list(_with_members(db, [_group(row) for row in rows]).values())
 
 
-def told_episodes(db: sqlite3.Connection, episodes: Collection[Episode]) -> set[Episode]:
+def told_episodes(db: Db, episodes: Collection[Episode]) -> set[Episode]:
     """Which of ``episodes`` (fingerprint, start) some group has told firing. A route change on a
     reload sends an incident's RESOLVED to a group that never held it; it was told all the same."""
     fingerprints = sorted({fingerprint for fingerprint, _ in episodes})
@@ -134,13 +132,13 @@ def told_episodes(db: sqlite3.Connection, episodes: Collection[Episode]) -> set[
     return {(fingerprint, from_micros(started)) for fingerprint, started in rows} & set(episodes)
 
 
-def next_flush(db: sqlite3.Connection) -> datetime | None:
+def next_flush(db: Db) -> datetime | None:
     """When the earliest group is due, or None without groups."""
     (value,) = db.execute("SELECT min(next_flush_at) FROM dispatch_groups").fetchone()
     return None if value is None else from_micros(value)
 
 
-def save_groups(db: sqlite3.Connection, groups: Iterable[Group], deleted: Iterable[str]) -> None:
+def save_groups(db: Db, groups: Iterable[Group], deleted: Iterable[str]) -> None:
     """Replace the stored rows of ``groups`` and delete the groups in ``deleted`` (and members)."""
     gone = [(key,) for key in deleted]
     db.executemany("DELETE FROM dispatch_members WHERE group_key = ?", gone)
@@ -197,7 +195,7 @@ def _group(row: tuple[Any, ...]) -> Group:
     )
 
 
-def _with_members(db: sqlite3.Connection, groups: list[Group]) -> dict[str, Group]:
+def _with_members(db: Db, groups: list[Group]) -> dict[str, Group]:
     if not groups:
         return {}
     keys = [group.key for group in groups]

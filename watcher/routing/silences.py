@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any, Literal
 from watcher.incidents.encoding import from_micros, micros
 from watcher.incidents.state import StateStore
 from watcher.routing.matchers import Matcher, matches_all
+from watcher.state.base import Db
 
 SilenceState = Literal["pending", "active", "expired"]
 _COLUMNS = "id, matchers, starts_at, ends_at, created_by, comment, created_at"
@@ -130,7 +130,7 @@ class SilenceStore:
         return Silence(**{**silence.__dict__, "starts_at": starts, "ends_at": now})
 
 
-def load_silences(db: sqlite3.Connection, not_ended_by: datetime | None = None) -> list[Silence]:
+def load_silences(db: Db, not_ended_by: datetime | None = None) -> list[Silence]:
     """Stored silences, by start; with ``not_ended_by`` only those ending after it."""
     sql, args = f"SELECT {_COLUMNS} FROM silences", []
     if not_ended_by is not None:
