@@ -21,10 +21,10 @@ from watcher.baseline import (
     decile_edges,
     load_profile,
     profile_from_frame,
-    profile_from_store,
     read_frame,
     save_profile,
 )
+from watcher.baseline_store import profile_from_store
 from watcher.cli import main
 from watcher.query import Eq, Window
 from watcher.store.embedded import EmbeddedStore
@@ -182,7 +182,7 @@ def test_profile_round_trips_through_json_with_readable_keys(tmp_path: Path) -> 
             "baseline {path}: not valid JSON (Expecting property name enclosed in double quotes at line 1)",
         ),
         ("[]", "baseline {path}: expected a JSON object"),
-        ('{"version": 2}', "baseline {path}: version 2 is not supported (this watcher reads version 1)"),
+        ('{"version": 3}', "baseline {path}: version 3 is not supported (this watcher reads versions 1, 2)"),
         (
             '{"version": 1, "built_at": "2026-01-05T00:00:00Z", "source": "t", "rows": -1, "features": {}}',
             "baseline {path}: rows: Input should be greater than or equal to 0",

@@ -9,8 +9,13 @@ against it). Every feature has its missing rate. Bins follow ``watcher.query.His
 e0 < ... < ek give buckets (-inf, e0), [e0, e1), ..., [ek, +inf).
 
 Profiles are built from training data (CSV, Parquet, JSON-lines; read into pandas) or from a log
-store through aggregations (no raw rows leave the store). NaN and null are missing; +-inf count
-as present values (they land in the under/overflow bins) but are left out of quantiles and ranges.
+store through aggregations (``watcher.baseline_store``; no raw rows leave the store). NaN and null
+are missing; +-inf count as present values (they land in the under/overflow bins) but are left out
+of quantiles and ranges.
+
+Format version 2 adds seasonal profiles (``by: hour`` or ``weekday_hour``, one slot per hour of
+the day or of the week, see ``watcher.baseline_slots``); a profile without slots is still written
+as version 1, so older watchers read it, and every version 1 file still loads.
 """
 
 from __future__ import annotations
@@ -22,30 +27,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from watcher.query import (
-    MATCH_ALL,
-    Aggregate,
-    AggValue,
-    Count,
-    Filter,
-    Histogram,
-    Missing,
-    Percentiles,
-    Query,
-    Stats,
-    Terms,
-    Window,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from watcher.baseline_slots import Slot, SlotBy
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from watcher.store.base import LogStore
-
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
+"""the newest format: version 1 (no slots) still loads, and is still written for a whole-range profile"""
+VERSIONS = (1, 2)
 OTHER = "__other__"
 FeatureType = Literal["numeric", "categorical"]
 DECILES = tuple(float(q) for q in range(10, 100, 10))
@@ -95,9 +86,10 @@ Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="ty
 
 
 class Profile(_Model):
-    """A baseline profile (file format version 1)."""
+    """A baseline profile: the whole range's features and, in a seasonal profile (version 2),
+    the same features per slot of ``by``."""
 
-    version: Literal[1] = 1
+    version: Literal[1, 2] = 1
     built_at: datetime
     source: str = Field(description="a file path or a source name")
     where: str | None = Field(default=None, description="the filter the rows were selected with")
@@ -105,6 +97,23 @@ class Profile(_Model):
     end: datetime | None = None
     rows: int = Field(ge=0)
     features: dict[str, Feature]
+    by: SlotBy | None = Field(default=None, description="seasonal: one slot per hour or weekday hour (UTC)")
+    slots: dict[str, Slot] | None = Field(default=None, description="slot name -> its rows and features")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seasonal_is_version_2(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("by") is not None and "version" not in data:
+            return {**data, "version": 2}
+        return data
+
+    @model_validator(mode="after")
+    def _slots_match_by(self) -> Profile:
+        if (self.by is None) != (self.slots is None):
+            raise ValueError("'by' and 'slots' go together")
+        if self.by is not None and self.version < 2:
+            raise ValueError("a seasonal profile ('by') is version 2")
+        return self
 
 
 # --------------------------------------------------------------------------- files
@@ -125,10 +134,10 @@ def load_profile(path: Path) -> Profile:
         raise ValueError(f"baseline {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict):
         raise ValueError(f"baseline {path}: expected a JSON object")
-    if data.get("version") != PROFILE_VERSION:
+    if data.get("version") not in VERSIONS:
         raise ValueError(
             f"baseline {path}: version {data.get('version')!r} is not supported "
-            f"(this watcher reads version {PROFILE_VERSION})"
+            f"(this watcher reads versions {', '.join(map(str, VERSIONS))})"
         )
     try:
         return Profile.model_validate(data)
@@ -157,11 +166,11 @@ def bucket_counts(values: np.ndarray, edges: Sequence[float]) -> list[int]:
     return [int(c) for c in np.bincount(index, minlength=len(edges) + 1)]
 
 
-def _shares(counts: Sequence[float], total: float) -> tuple[float, ...]:
+def shares_of(counts: Sequence[float], total: float) -> tuple[float, ...]:
     return tuple((c / total) if total else 0.0 for c in counts)
 
 
-def _categorical(
+def categorical(
     counts: Mapping[str, int], present: int, missing_rate: float, top: int, max_values: int
 ) -> CategoricalFeature:
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
@@ -254,7 +263,7 @@ def _numeric_from_column(column: pd.Series) -> NumericFeature:
             count=len(present),
             missing_rate=missing_rate,
             edges=(),
-            shares=_shares([len(present)], len(present)),
+            shares=shares_of([len(present)], len(present)),
         )
     low, *inner, high = np.quantile(finite, (0.0, *(q / 100 for q in DECILES), 1.0)).tolist()
     tail_low, tail_high = np.quantile(finite, tuple(q / 100 for q in TAILS)).tolist()
@@ -263,7 +272,7 @@ def _numeric_from_column(column: pd.Series) -> NumericFeature:
         count=len(present),
         missing_rate=missing_rate,
         edges=edges,
-        shares=_shares(bucket_counts(present, edges), len(present)),
+        shares=shares_of(bucket_counts(present, edges), len(present)),
         min=low,
         max=high,
         p0_1=tail_low,
@@ -275,125 +284,4 @@ def _categorical_from_column(column: pd.Series, top: int, max_values: int) -> Ca
     present = column.dropna().astype(str)
     missing_rate = 1 - len(present) / len(column) if len(column) else 0.0
     counts = {str(k): int(v) for k, v in present.value_counts().items()}
-    return _categorical(counts, len(present), missing_rate, top, max_values)
-
-
-# --------------------------------------------------------------------------- from a log store
-
-
-def profile_from_store(
-    store: LogStore,
-    *,
-    source: str,
-    window: Window,
-    features: Sequence[str],
-    built_at: datetime,
-    where: Filter = MATCH_ALL,
-    where_text: str | None = None,
-    types: Mapping[str, FeatureType] | None = None,
-    top: int = 20,
-    max_values: int = 1000,
-) -> Profile:
-    """Profile ``features`` of the documents in ``window`` matching ``where`` with three rounds of
-    aggregations: counts and stats (to infer types), then deciles or terms, then bin counts.
-    A feature is numeric when every present value is a number, unless ``types`` says."""
-    ask = _Asker(store, window, where)
-    first = ask(
-        {"rows": Count()}
-        | {f"{f}/missing": Missing(f) for f in features}
-        | {f"{f}/stats": Stats(f) for f in features}
-    )
-    rows = _int(first["rows"])
-    present = {f: rows - _int(first[f"{f}/missing"]) for f in features}
-    kinds = {f: (types or {}).get(f) or _store_type(first[f"{f}/stats"], present[f]) for f in features}
-    numeric = [f for f in features if kinds[f] == "numeric"]
-    shape = ask(
-        {f"{f}/tails": Percentiles(f, (*TAILS, *DECILES)) for f in numeric}
-        | {f"{f}/terms": Terms(f, size=max_values + 1) for f in features if f not in numeric}
-    )
-    edges = {f: _edges(first[f"{f}/stats"], shape[f"{f}/tails"]) for f in numeric}
-    bins = ask({f"{f}/bins": Histogram(f, edges[f]) for f in numeric if edges[f]})
-    profiled: dict[str, Feature] = {}
-    for f in features:
-        missing_rate = 1 - present[f] / rows if rows else 0.0
-        if f in edges:
-            profiled[f] = _numeric_from_aggregates(
-                first[f"{f}/stats"],
-                shape[f"{f}/tails"],
-                bins.get(f"{f}/bins"),
-                edges[f],
-                present[f],
-                missing_rate,
-            )
-        else:
-            terms = shape[f"{f}/terms"]
-            counts = {str(k): _int(v) for k, v in terms.items()} if isinstance(terms, dict) else {}
-            profiled[f] = _categorical(counts, present[f], missing_rate, top, max_values)
-    return Profile(
-        built_at=built_at,
-        source=source,
-        where=where_text,
-        start=window.start,
-        end=window.end,
-        rows=rows,
-        features=profiled,
-    )
-
-
-def _store_type(stats: AggValue, present: int) -> FeatureType:
-    numbers = _int(_number(stats, "count"))
-    return "numeric" if present and numbers == present else "categorical"
-
-
-class _Asker:
-    """One round of aggregations over the baseline's window and filter."""
-
-    def __init__(self, store: LogStore, window: Window, where: Filter) -> None:
-        self._store, self._window, self._where = store, window, where
-
-    def __call__(self, aggregates: Mapping[str, Aggregate]) -> dict[str, AggValue]:
-        if not aggregates:
-            return {}
-        query = Query(id="baseline", window=self._window, aggregates=aggregates, where=self._where)
-        (result,) = self._store.evaluate([query])
-        if result.error is not None:
-            raise ValueError(f"the store could not build the baseline: {result.error}")
-        return dict(result.groups[0].values) if result.groups else {}
-
-
-def _int(value: object) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-def _number(mapping: object, key: object) -> float | None:
-    value = mapping.get(key) if isinstance(mapping, dict) else None
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def _edges(stats: object, percentiles: object) -> tuple[float, ...]:
-    low, high = _number(stats, "min"), _number(stats, "max")
-    if low is None or high is None:
-        return ()
-    inner = [v for v in (_number(percentiles, q) for q in DECILES) if v is not None]
-    return decile_edges(low, inner, high)
-
-
-def _numeric_from_aggregates(
-    stats: object,
-    percentiles: object,
-    bins: object,
-    edges: tuple[float, ...],
-    present: int,
-    missing_rate: float,
-) -> NumericFeature:
-    counts = [_int(c) for c in bins] if isinstance(bins, list) else [present]
-    return NumericFeature(
-        count=present,
-        missing_rate=missing_rate,
-        edges=edges,
-        shares=_shares(counts, sum(counts)),
-        min=_number(stats, "min"),
-        max=_number(stats, "max"),
-        p0_1=_number(percentiles, TAILS[0]),
-        p99_9=_number(percentiles, TAILS[1]),
-    )
+    return categorical(counts, len(present), missing_rate, top, max_values)

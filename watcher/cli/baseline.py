@@ -14,15 +14,10 @@ from typing import cast
 
 import yaml
 
-from watcher.baseline import (
-    FeatureType,
-    Profile,
-    profile_from_frame,
-    profile_from_store,
-    read_frame,
-    save_profile,
-)
-from watcher.baseline_checks import ProfileRefusedError, check_profile, check_source_has_data
+from watcher.baseline import FeatureType, Profile, profile_from_frame, read_frame, save_profile
+from watcher.baseline_checks import ProfileRefusedError, check_profile, check_slots, check_source_has_data
+from watcher.baseline_seasonal import seasonal_from_frame
+from watcher.baseline_store import profile_from_store, seasonal_from_store
 from watcher.cli.common import add_config_argument, parse_time
 from watcher.config import EmbeddedSource
 from watcher.query import Filter, Window, parse_filter
@@ -33,8 +28,13 @@ DESCRIPTION = """\
 Build a baseline profile: per feature its type, decile bins (numeric) or top values (categorical),
 missing rate and range. Commit the file next to the rules that use it (drift, validity).
 
+With --by hour (or weekday_hour) the profile also holds one slot per hour of the day (of the
+week), in UTC: drift and validity compare a window with the slots it falls in, so features that
+follow the clock do not drift all day. A source's range must then start and end on whole hours.
+
 No profile is written when it would be empty or partial: no rows in the range (exit 1; exit 2 when
-the source holds no documents at all) or a feature without a value in any row (exit 1).
+the source holds no documents at all), a feature without a value in any row (exit 1), or a slot
+with fewer than --min-slot-rows rows (exit 1).
 """
 
 EPILOG = """\
@@ -42,6 +42,8 @@ examples:
   watcher baseline build --source ml-api --start 2026-01-04T00:00Z --end 2026-01-05T00:00Z \\
       --where '{service: prediction-api}' --features features.age,features.country -o baselines/ml-api.json
   watcher baseline build --from-file training.parquet --prefix features. -o baselines/churn.json
+  watcher baseline build --source ml-api --start 2026-01-01T00:00Z --end 2026-01-29T00:00Z \\
+      --features features.age --by weekday_hour -o baselines/ml-api-weekly.json
 """
 
 
@@ -80,6 +82,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--max-values", type=int, default=1000, help="values listed for unseen checks (default 1000)"
     )
     build.add_argument(
+        "--by",
+        choices=("hour", "weekday_hour"),
+        help="also profile each hour of the day (24 slots) or of the week (168 slots), UTC",
+    )
+    build.add_argument(
+        "--min-slot-rows", type=int, default=100, metavar="N", help="rows each slot needs (--by; default 100)"
+    )
+    build.add_argument(
+        "--time-field",
+        metavar="COLUMN",
+        help="the time column of a file (--by; default: a source's time_field)",
+    )
+    build.add_argument(
         "-o", "--output", type=Path, required=True, metavar="FILE.json", help="profile to write"
     )
     build.set_defaults(func=run)
@@ -100,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     save_profile(profile, args.output)
     kinds = ", ".join(f"{name} ({feature.type})" for name, feature in profile.features.items())
-    print(f"wrote {args.output}: {profile.rows} rows, {len(profile.features)} features: {kinds}")
+    slots = f", {len(profile.slots)} slots by {profile.by}" if profile.slots else ""
+    print(f"wrote {args.output}: {profile.rows} rows, {len(profile.features)} features{slots}: {kinds}")
     return 0
 
 
@@ -125,24 +141,36 @@ def _types(args: argparse.Namespace) -> dict[str, FeatureType]:
 def _options(args: argparse.Namespace) -> None:
     if args.top < 1 or args.max_values < 1:
         raise UsageError("--top and --max-values must be at least 1")
+    if args.min_slot_rows < 0:
+        raise UsageError("--min-slot-rows must be 0 or more")
 
 
 def _from_file(args: argparse.Namespace) -> Profile:
     _options(args)
     if args.start or args.end or args.where:
         raise UsageError("--start, --end and --where apply to --source; filter a file before profiling it")
+    if args.by and not args.time_field:
+        raise UsageError("--by needs --time-field: the file's column with each row's time")
     frame = read_frame(args.from_file)
+    if args.time_field and args.time_field not in frame.columns:
+        raise UsageError(f"--time-field {args.time_field!r} is not a column of {args.from_file}")
+    features = _features(args) or [str(c) for c in frame.columns if c != args.time_field]
     profile = profile_from_frame(
         frame,
         built_at=datetime.now(UTC),
         source=str(args.from_file),
-        features=_features(args),
+        features=features,
         types=_types(args),
         prefix=args.prefix,
         top=args.top,
         max_values=args.max_values,
     )
     check_profile(profile, str(args.from_file))
+    if args.by:
+        profile = seasonal_from_frame(
+            profile, frame, time_field=args.time_field, by=args.by, prefix=args.prefix
+        )
+        check_slots(profile, str(args.from_file), args.min_slot_rows)
     return profile
 
 
@@ -155,6 +183,10 @@ def _from_source(args: argparse.Namespace) -> Profile:
         raise UsageError("--end must be after --start")
     if args.prefix:
         raise UsageError("--prefix applies to --from-file; name the log fields in --features")
+    if args.time_field:
+        raise UsageError("--time-field applies to --from-file; a source reads its time_field")
+    if args.by and not (_whole_hour(args.start) and _whole_hour(args.end)):
+        raise UsageError("--by needs --start and --end on whole hours (UTC), e.g. 2026-01-04T00:00Z")
     where = _where(args.where)
     try:
         config = load_config(args.config)
@@ -184,10 +216,18 @@ def _from_source(args: argparse.Namespace) -> Profile:
         )
         if not profile.rows:
             check_source_has_data(store, args.source, source.time_field)
+        check_profile(profile, _origin(args))
+        if args.by:
+            window = Window(args.start, args.end)
+            profile = seasonal_from_store(store, profile, window=window, where=where, by=args.by)
+            check_slots(profile, _origin(args), args.min_slot_rows)
     finally:
         store.close()
-    check_profile(profile, _origin(args))
     return profile
+
+
+def _whole_hour(time: datetime) -> bool:
+    return time == time.replace(minute=0, second=0, microsecond=0)
 
 
 def _origin(args: argparse.Namespace) -> str:

@@ -8,6 +8,10 @@ exact at any cardinality, and a ``Terms`` names the new values. Without a profil
 window and ``type: categorical``) the bins are the values either window's ``Terms`` returned:
 exact up to 100 distinct values per window, the rest folded into ``__other__``.
 
+A seasonal profile (``watcher baseline build --by hour``) supplies the reference of the slots the
+window falls in (``watcher.baseline_slots.expected_counts``): the same bins, each slot's shares
+mixed by the time the window spends in it and its traffic; ``details["slots"]`` names them.
+
 One finding per group: alerting when any feature scores ``warn`` or more. ``details`` holds per
 feature the score, its level (ok / warning / critical), the sample sizes and the bins that moved
 most. The finding's severity is ``critical`` when a feature reached ``critical``, else the rule's
@@ -24,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from watcher.baseline import OTHER, CategoricalFeature, NumericFeature
+from watcher.baseline_slots import expected_counts, slot_spans
 from watcher.detect import stats
 from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.groups import failed, group_key, groups_with_known, values_by_group
@@ -38,6 +43,7 @@ from watcher.query import (
     Query,
     QueryResult,
     Terms,
+    Window,
 )
 from watcher.rules.ml_specs import DriftFeature, DriftSpec
 from watcher.rules.models import Rule
@@ -106,9 +112,10 @@ def evaluate(
     current = results[0]
     reference = values_by_group(results[1]) if spec.reference is not None else None
     findings = []
+    window = rule_window(rule, at)
     for group, values in groups_with_known(current, known_groups):
         earlier = reference.get(group_key(group), {}) if reference is not None else None
-        findings.append(_judge(rule, spec, group, values, earlier))
+        findings.append(_judge(rule, spec, group, values, earlier, window))
     return findings
 
 
@@ -125,28 +132,52 @@ class Binned:
     new_values: dict[str, int] = field(default_factory=dict)
 
 
-def binned(spec: DriftSpec, feature: DriftFeature, values: Values, earlier: Values | None) -> Binned:
-    """Align the current window's counts with the reference's (profile or earlier window)."""
+def binned(
+    spec: DriftSpec,
+    feature: DriftFeature,
+    values: Values,
+    earlier: Values | None,
+    window: Window | None = None,
+) -> Binned:
+    """Align the current window's counts with the reference's (earlier window, or profile: the
+    slots of ``window`` in a seasonal one)."""
     stored = _stored(spec, feature.name)
+    seasonal = _seasonal(spec, feature.name, window) if earlier is None else None
     if feature.edges is not None:
         labels = bin_labels(feature.edges, maximum=stored.max if isinstance(stored, NumericFeature) else None)
         current = _histogram(values, feature.name, len(labels))
         if earlier is not None:
             return Binned(labels, _histogram(earlier, feature.name, len(labels)), current)
         assert isinstance(stored, NumericFeature)
-        return Binned(labels, stored.bin_counts(), current)
+        return Binned(labels, seasonal or stored.bin_counts(), current)
     if isinstance(stored, CategoricalFeature):
         labels = [*stored.categories, OTHER]
         current = _profile_categories(values, feature.name, len(stored.categories))
         if earlier is not None:
             reference = _profile_categories(earlier, feature.name, len(stored.categories))
         else:
-            reference = [stored.shares.get(label, 0.0) * stored.count for label in labels]
+            reference = seasonal or [stored.shares.get(label, 0.0) * stored.count for label in labels]
         return Binned(labels, reference, current, _new_values(values, feature.name, stored))
     terms, old_terms = _terms(values, feature.name), _terms(earlier or {}, feature.name)
     names = sorted(old_terms.keys() | terms.keys(), key=lambda v: (-old_terms.get(v, 0), v))
     reference = _window_categories(earlier or {}, feature.name, old_terms, names)
     return Binned([*names, OTHER], reference, _window_categories(values, feature.name, terms, names))
+
+
+def _seasonal(spec: DriftSpec, name: str, window: Window | None) -> list[float] | None:
+    """The expected counts of ``window``'s slots, when the profile is seasonal."""
+    profile = spec.baseline.profile if spec.baseline is not None else None
+    if profile is None or profile.slots is None or profile.by is None or window is None:
+        return None
+    return expected_counts(profile.slots, name, window, profile.by)
+
+
+def _slots(spec: DriftSpec, window: Window) -> dict[str, float] | None:
+    """The slots a seasonal profile compares ``window`` with, and the share of it in each."""
+    profile = spec.baseline.profile if spec.baseline is not None else None
+    if spec.reference is not None or profile is None or profile.by is None:
+        return None
+    return {name: round(share, 6) for name, share in slot_spans(window, profile.by).items()}
 
 
 def _present(values: Values, name: str) -> int:
@@ -210,13 +241,18 @@ def bin_labels(edges: Sequence[float], *, maximum: float | None = None) -> list[
 
 
 def _judge(
-    rule: Rule, spec: DriftSpec, group: Mapping[str, str], values: Values, earlier: Values | None
+    rule: Rule,
+    spec: DriftSpec,
+    group: Mapping[str, str],
+    values: Values,
+    earlier: Values | None,
+    window: Window,
 ) -> Finding:
     scored: dict[str, dict[str, Any]] = {}
     short: dict[str, str] = {}
     for feature in spec.resolved_features():
         try:
-            data = binned(spec, feature, values, earlier)
+            data = binned(spec, feature, values, earlier, window)
             problem = _too_small(spec, data, earlier is not None)
             if not problem:
                 scored[feature.name] = _score(spec, data)
@@ -239,6 +275,8 @@ def _judge(
         "features": scored,
         "not_enough_data": short,
     }
+    if (slots := _slots(spec, window)) is not None:
+        details["slots"] = slots
     value = float(scored[worst]["score"])
     if not drifted:
         reason = f"no drift: max {spec.method} {value:.3g} ({worst})"

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from watcher.baseline import CategoricalFeature, NumericFeature
+from watcher.baseline_slots import expected_missing_rate
 from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.groups import failed, groups_with_known
 from watcher.query import (
@@ -40,6 +41,7 @@ from watcher.query import (
     QueryResult,
     Range,
     Terms,
+    Window,
 )
 from watcher.rules.ml_specs import ValidityCheck, ValiditySpec
 from watcher.rules.models import Rule
@@ -69,13 +71,17 @@ class Plan:
         return self.low is not None or self.high is not None
 
 
-def plans(spec: ValiditySpec) -> list[Plan]:
-    """One plan per checked feature, from the profile and the rule's explicit bounds."""
+def plans(spec: ValiditySpec, window: Window | None = None) -> list[Plan]:
+    """One plan per checked feature, from the profile and the rule's explicit bounds. A seasonal
+    profile's missing rate is that of ``window``'s slots; the known values and the range stay
+    the whole range's (what the model was trained on, at any hour)."""
     profile = spec.baseline.profile if spec.baseline is not None else None
     out = []
     for name in spec.checked_features():
         stored = profile.features.get(name) if profile is not None else None
         rate = stored.missing_rate if stored is not None else 0.0
+        if stored is not None and profile is not None and profile.slots and profile.by and window is not None:
+            rate = expected_missing_rate(profile.slots, name, window, profile.by)
         bounds = spec.bounds.get(name)
         if bounds is not None:
             out.append(Plan(name, rate, low=bounds.min, high=bounds.max))
@@ -128,7 +134,11 @@ def evaluate(
     if (errors := failed(rule, results, known_groups)) is not None:
         return errors
     (result,) = results
-    return [_judge(rule, spec, group, values) for group, values in groups_with_known(result, known_groups)]
+    checked = plans(spec, rule_window(rule, at))
+    return [
+        _judge(rule, spec, checked, group, values)
+        for group, values in groups_with_known(result, known_groups)
+    ]
 
 
 def _int(values: Values, key: str) -> int:
@@ -136,14 +146,16 @@ def _int(values: Values, key: str) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-def _judge(rule: Rule, spec: ValiditySpec, group: Mapping[str, str], values: Values) -> Finding:
+def _judge(
+    rule: Rule, spec: ValiditySpec, checked: Sequence[Plan], group: Mapping[str, str], values: Values
+) -> Finding:
     count = _int(values, COUNT)
     needed = max(spec.min_samples, rule.min_events)
     if count < needed:
         return Finding(
             rule.name, group, Status.NO_DATA, reason=f"not enough data: {count} documents < {needed}"
         )
-    checks = [check for plan in plans(spec) for check in _checks(rule, spec, plan, values, count)]
+    checks = [check for plan in checked for check in _checks(rule, spec, plan, values, count)]
     if not checks:
         return Finding(rule.name, group, Status.NO_DATA, reason="no feature had values to check")
     violations = [check for check in checks if check["alerting"]]
