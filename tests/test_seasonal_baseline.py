@@ -145,9 +145,10 @@ def test_weekday_hour_slots_tell_the_weekend_from_the_week(tmp_path: Path) -> No
     store.close()
 
     assert (profile.version, profile.by) == (2, "weekday_hour")
-    assert profile.slots is not None and len(profile.slots) == 168
-    assert list(profile.slots)[:2] == ["mon 00", "mon 01"] and list(profile.slots)[-1] == "sun 23"
-    assert profile.slots["sat 12"].rows == 60 and profile.slots["sat 12"].hours == 2
+    assert profile.slots is not None
+    assert len(profile.slots) == 168
+    assert (list(profile.slots)[:2], list(profile.slots)[-1]) == (["mon 00", "mon 01"], "sun 23")
+    assert (profile.slots["sat 12"].rows, profile.slots["sat 12"].hours) == (60, 2)
     assert by_hour.status is Status.ALERTING
     assert by_weekday_hour.status is Status.OK
     assert by_weekday_hour.details["slots"] == {"sat 12": 1.0}
@@ -208,3 +209,62 @@ def test_old_profiles_still_load_and_whole_range_profiles_stay_version_1(tmp_pat
     assert _build(config, out, DAY0, DAY0 + timedelta(days=1), "--features", HOUR) == 0
     written = json.loads(out.read_text())
     assert (written["version"], written["by"], written["slots"]) == (1, None, None)
+
+
+# --------------------------------------------------------------------------- clock features
+
+HOUR_WARNING = (
+    "watcher baseline: warning: feature 'features.hour' is the clock: it equals the hour of '@timestamp' "
+    "in 100.0% of rows, so it drifts against a whole-range profile all the time; leave it out of "
+    "--features, or build a seasonal profile (--by hour)\n"
+)
+
+
+def _clocked(stamp: datetime, index: int) -> dict[str, Any]:
+    return {
+        "hour": stamp.hour,
+        "minute": stamp.minute,
+        "daypart": "night" if stamp.hour < 6 else "day",
+        "amount": index % 7,
+        "flag": "a" if index % 2 else "b",
+    }
+
+
+def test_the_builder_warns_of_features_that_are_the_clock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, list(_lines(DAY0, 72, 60, _clocked)))
+    names = ",".join(f"features.{n}" for n in ("hour", "minute", "daypart", "amount", "flag"))
+
+    assert _build(config, tmp_path / "p.json", DAY0, DAY0 + timedelta(days=3), "--features", names) == 0
+
+    assert capsys.readouterr().err == HOUR_WARNING + (
+        "watcher baseline: warning: feature 'features.minute' is the clock: it equals the minute of "
+        "'@timestamp' in 100.0% of rows, so it drifts against a whole-range profile all the time; leave it "
+        "out of --features\n"
+        "watcher baseline: warning: feature 'features.daypart' is the clock: it is one value per hour of "
+        "'@timestamp' in 100.0% of rows, so it drifts against a whole-range profile all the time; leave it "
+        "out of --features, or build a seasonal profile (--by hour)\n"
+    )
+
+
+def test_an_hourly_profile_is_not_warned_of_its_hour_feature(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, list(_lines(DAY0, 72, 120)))
+    args = ("--features", f"{HOUR},{AMOUNT}", "--by", "hour")
+    assert _build(config, tmp_path / "p.json", DAY0, DAY0 + timedelta(days=3), *args) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_training_file_is_checked_against_its_time_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [json.loads(line) for line in _lines(DAY0, 48, 30)]
+    train = tmp_path / "train.jsonl"
+    train.write_text(
+        "".join(json.dumps({"@timestamp": r["@timestamp"], **r["features"]}) + "\n" for r in rows)
+    )
+    args = ["--from-file", str(train), "--time-field", "@timestamp", "--prefix", "features."]
+    assert main(["baseline", "build", *args, "-o", str(tmp_path / "p.json")]) == 0
+    assert capsys.readouterr().err == HOUR_WARNING

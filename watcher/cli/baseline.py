@@ -16,6 +16,7 @@ import yaml
 
 from watcher.baseline import FeatureType, Profile, profile_from_frame, read_frame, save_profile
 from watcher.baseline_checks import ProfileRefusedError, check_profile, check_slots, check_source_has_data
+from watcher.baseline_clock import frame_tallies, store_tallies, warnings
 from watcher.baseline_seasonal import seasonal_from_frame
 from watcher.baseline_store import profile_from_store, seasonal_from_store
 from watcher.cli.common import add_config_argument, parse_time
@@ -166,6 +167,9 @@ def _from_file(args: argparse.Namespace) -> Profile:
         max_values=args.max_values,
     )
     check_profile(profile, str(args.from_file))
+    if args.time_field:
+        tallies = frame_tallies(profile, frame, args.time_field, args.prefix)
+        _warn(warnings(profile, tallies, args.time_field, args.by))
     if args.by:
         profile = seasonal_from_frame(
             profile, frame, time_field=args.time_field, by=args.by, prefix=args.prefix
@@ -217,6 +221,8 @@ def _from_source(args: argparse.Namespace) -> Profile:
         if not profile.rows:
             check_source_has_data(store, args.source, source.time_field)
         check_profile(profile, _origin(args))
+        tallies = store_tallies(store, profile, Window(args.start, args.end), where)
+        _warn(warnings(profile, tallies, source.time_field, args.by))
         if args.by:
             window = Window(args.start, args.end)
             profile = seasonal_from_store(store, profile, window=window, where=where, by=args.by)
@@ -224,6 +230,11 @@ def _from_source(args: argparse.Namespace) -> Profile:
     finally:
         store.close()
     return profile
+
+
+def _warn(found: list[str]) -> None:
+    for warning in found:
+        print(f"watcher baseline: warning: {warning}", file=sys.stderr)
 
 
 def _whole_hour(time: datetime) -> bool:
