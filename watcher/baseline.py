@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
 from watcher.baseline_slots import Slot, SlotBy
+from watcher.rules.reader import Limits, MissingFileError, ReadError, read_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 PROFILE_VERSION = 2
 """the newest format: version 1 (no slots) still loads, and is still written for a whole-range profile"""
 VERSIONS = (1, 2)
+PROFILE_LIMITS = Limits(max_bytes=64 * 1024 * 1024)
+"""a profile holds every categorical value seen: allowed to be larger than a rule file"""
 OTHER = "__other__"
 FeatureType = Literal["numeric", "categorical"]
 DECILES = tuple(float(q) for q in range(10, 100, 10))
@@ -125,13 +129,19 @@ def save_profile(profile: Profile, path: Path) -> None:
 
 
 def load_profile(path: Path) -> Profile:
-    """Read a profile; raise ``ValueError`` naming the file and the problem."""
+    """Read a profile; raise ``ValueError`` naming the file and the problem (the rule loader shows
+    it at the rule's ``baseline:``). Read by the reader every file goes through (``read_text``):
+    a folder, an unreadable or oversized file is a message, never an ``OSError``."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        data = json.loads(read_text(path, PROFILE_LIMITS))
+    except MissingFileError:
         raise ValueError(f"baseline {path}: file not found") from None
+    except ReadError as exc:
+        raise ValueError(f"baseline {path}: {exc.message}") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"baseline {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (ValueError, RecursionError) as exc:  # a number of 4,300 digits, arrays 1,000 deep
+        raise ValueError(f"baseline {path}: not a profile ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError(f"baseline {path}: expected a JSON object")
     if data.get("version") not in VERSIONS:

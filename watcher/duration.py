@@ -1,7 +1,9 @@
 """The one duration parser: ``"30s"``, ``"5m"``, ``"1h30m"``, ``"7d"``, ``"2w"``, ``"250ms"``.
 
 Rule files and ``watcher.yaml`` use it through the pydantic ``Duration`` type, so a bad
-value such as ``5mins`` is reported by the loader with its file position.
+value such as ``5mins`` is reported by the loader with its file position. A duration is at most
+``MAX_DURATION`` (10 years): longer ones overflowed ``timedelta`` (``99999999999999w``) or, later,
+the window arithmetic of a tick (``now - history * window`` before the year 1).
 """
 
 from __future__ import annotations
@@ -23,19 +25,29 @@ _UNITS = {
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$")
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$"
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse a duration string; raise ``ValueError`` with a message fit for a user."""
     cleaned = text.strip()
     if not _WHOLE.match(cleaned):
+        hint = "use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m"
+        raise ValueError(f"invalid duration {_shown(text)}: {hint}")
+    parts = [(float(number), _UNITS[unit]) for number, unit in _PART.findall(cleaned)]
+    # Summed in seconds first: a float too large for a timedelta is refused, not an OverflowError.
+    if sum(number * unit.total_seconds() for number, unit in parts) > MAX_DURATION.total_seconds():
         raise ValueError(
-            f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m"
+            f"invalid duration {_shown(text)}: at most {format_duration(MAX_DURATION)} (10 years)"
         )
     total = timedelta()
-    for number, unit in _PART.findall(cleaned):
-        total += float(number) * _UNITS[unit]
+    for number, unit in parts:
+        total += number * unit
     return total
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
 
 
 def format_duration(value: timedelta) -> str:

@@ -36,6 +36,8 @@ MISTAKES = {
     "(while scanning for the next token)",
     "config.empty.yaml": "1:1: empty file: expected settings such as 'sources'",
     "config.not-a-mapping.yaml": "1:1: expected a mapping of settings such as 'sources', got a list",
+    "config.reload-interval-overflow.yaml": "3:20: invalid duration '99999999999999w': "
+    "at most 3650d (10 years)",
 }
 
 

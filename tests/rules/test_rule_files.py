@@ -29,7 +29,7 @@ MISTAKES = {
     "rule.two-detectors.yaml": "1:1: a rule has exactly one detector of threshold, flatline, spike, drift, "
     "validity; got threshold, flatline",
     "rule.bad-filter-operator.yaml": "5:12: unknown operator 'gtee' for field 'status' "
-    "(allowed: eq, exists, gt, gte, in, lt, lte, ne, not_in)",
+    "(allowed: eq, exists, gt, gte, in, lt, lte, ne, not_in); for the nested field write 'status.gtee: 500'",
     "rule.bad-ratio-filter.yaml": "4:25: 'in' for field 'status' takes a list",
     "rule.filter-not-a-mapping.yaml": "3:8: a filter must be a mapping of field: condition, got str",
     "rule.bad-severity.yaml": "4:11: 'severity' must be one of 'critical', 'error', 'warning' or 'info', "
@@ -65,6 +65,17 @@ MISTAKES = {
     "rule.rule-not-a-mapping.yaml": "5:5: a rule must be a mapping, got 'just-a-name'",
     "rule.key-next-to-rules.yaml": "1:1: unknown key 'source' next to 'rules' "
     "(put it inside a rule of the list)",
+    # Hostile files (issue 12): each was a traceback, or ran the machine out of memory.
+    "rule.control-character.yaml": "1:8: invalid YAML: control character U+001E is not allowed "
+    '(write it as "\\x1e" inside double quotes)',
+    "rule.duration-overflow.yaml": "4:9: invalid duration '99999999999999w': at most 3650d (10 years)",
+    "rule.float-tag-not-a-number.yaml": "4:8: invalid YAML: 'x' is not a valid !!float",
+    "rule.integer-too-long.yaml": "5:13: integer too large: 5,001 digits (at most 18)",
+    "rule.filter-nested-too-deep.yaml": "5:302: nested too deeply: more than 50 levels",
+    "rule.alias-bomb.yaml": "7:8: aliases expand this document past 100,000 values (the alias *e adds "
+    "66,430): write the values out or use fewer aliases",
+    "rule.baseline-empty.yaml": "4:19: baseline .: cannot read file: it is a folder",
+    "rule.baseline-folder.yaml": "4:19: baseline duplicate-name: cannot read file: it is a folder",
 }
 # Files whose mistake is outside their (valid) rules: those rules still load.
 STILL_LOADED = {"rule.rule-not-a-mapping.yaml": ["fine"], "rule.key-next-to-rules.yaml": ["fine"]}
@@ -195,7 +206,7 @@ def test_a_missing_path_and_an_unreadable_file_are_errors(tmp_path: Path) -> Non
 
     assert [str(error) for error in ruleset.errors] == [
         f"{tmp_path / 'missing'}:1:1: no such rule file or folder",
-        f"{tmp_path / 'latin1.yaml'}:1:1: cannot read file: it is not UTF-8 text",
+        f"{tmp_path / 'latin1.yaml'}:1:10: cannot read file: it is not UTF-8 text (byte 0xe9)",
     ]
 
 

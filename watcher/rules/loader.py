@@ -20,6 +20,7 @@ from watcher.config import Config, EmbeddedSource, MissingEnvError, SearchSource
 from watcher.rules.diagnostics import explain, show
 from watcher.rules.models import Rule
 from watcher.rules.positions import START, DataPath, Located, Mark, YamlSyntaxError, parse
+from watcher.rules.reader import ReadError, gc_paused, read_text
 
 RULE_SUFFIXES = (".yaml", ".yml")
 
@@ -62,17 +63,15 @@ def _error(path: Path, mark: Mark, message: str) -> LoadError:
 
 
 def _read(path: Path, errors: list[LoadError]) -> Located | None:
-    """The parsed file, or None (with the reason in ``errors``) when it cannot be read or parsed."""
+    """The parsed file, or None (with the reason in ``errors``) when it cannot be read or parsed.
+
+    The one way watcher reads a YAML file (``check``, start-up and hot reload alike): the reader's
+    limits hold, and every failure, of the file or of its text, is an error at its position."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        errors.append(_error(path, START, "cannot read file: it is not UTF-8 text"))
+        located = parse(read_text(path))
+    except ReadError as exc:
+        errors.append(_error(path, exc.mark, exc.message))
         return None
-    except OSError as exc:
-        errors.append(_error(path, START, f"cannot read file: {exc.strerror or exc}"))
-        return None
-    try:
-        located = parse(text)
     except YamlSyntaxError as exc:
         errors.append(_error(path, exc.problem.mark, exc.problem.message))
         return None
@@ -91,10 +90,11 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     with every mistake found.
     """
     errors: list[LoadError] = []
-    located = _read(path, errors)
-    config = None
-    if located is not None:
-        config = _validate_config(path, located, environ, errors)
+    with gc_paused():
+        located = _read(path, errors)
+        config = None
+        if located is not None:
+            config = _validate_config(path, located, environ, errors)
     if errors or config is None:
         raise ConfigError(sorted(errors))
     return _resolve_paths(config, path.parent)
@@ -195,15 +195,27 @@ def load_rules(paths: Sequence[Path], config: Config | None = None) -> RuleSet:
     for path in _rule_files(paths, ruleset.errors):
         ruleset.scanned.append(path)
         errors: list[LoadError] = []
-        located = _read(path, errors)
-        if located is not None:
-            for root in _rule_roots(path, located, errors):
-                rule = _load_rule(path, located, root, config, names, errors)
-                if rule is not None:
-                    ruleset.rules.append(rule)
-                    ruleset.files[rule.name] = path
+        with gc_paused():  # one file at a time: its cycles are collected before the next
+            _load_file(path, config, names, ruleset, errors)
         ruleset.errors.extend(sorted(errors))
     return ruleset
+
+
+def _load_file(
+    path: Path,
+    config: Config | None,
+    names: dict[str, tuple[Path, Mark]],
+    ruleset: RuleSet,
+    errors: list[LoadError],
+) -> None:
+    located = _read(path, errors)
+    if located is None:
+        return
+    for root in _rule_roots(path, located, errors):
+        rule = _load_rule(path, located, root, config, names, errors)
+        if rule is not None:
+            ruleset.rules.append(rule)
+            ruleset.files[rule.name] = path
 
 
 def _rule_files(paths: Sequence[Path], errors: list[LoadError]) -> Iterator[Path]:
@@ -296,7 +308,8 @@ def _load_rule(
             names[name] = (path, mark)
     try:
         # ml_specs resolves a relative 'baseline:' against the rule file's folder through this context.
-        rule = Rule.model_validate(raw, context={"base_dir": path.parent})
+        context = {"base_dir": path.parent, "flapping": config.flapping if config is not None else None}
+        rule = Rule.model_validate(raw, context=context)
     except ValidationError as exc:
         errors.extend(_error(path, p.mark, p.message) for p in explain(exc, Rule, located, root))
         return None

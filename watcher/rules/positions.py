@@ -5,10 +5,10 @@ builds the data from it, recording the 1-based ``line:col`` of each key and valu
 *data path* (the tuple of mapping keys and list indexes that reaches it). Validation errors,
 which pydantic reports as such paths, can then be shown where the user wrote the mistake.
 
-The text is read with libyaml (``CSafeLoader``) when PyYAML has it: 4-5x faster than the pure
-Python reader and a quarter less garbage, which matters for 1,000 rules loaded at start and on
-every reload. Its line and column marks are the same; its error messages are not, so a text
-libyaml refuses is read again by the pure Python reader, whose messages the tests pin.
+The document is composed by ``reader.compose`` (bounded: depth, aliases, integers; libyaml when
+PyYAML has it, the pure Python reader's words for a text it refuses), then built here. Expanding
+an alias records the positions of the anchored values again under the alias's path, which is why
+the reader bounds what aliases may add.
 """
 
 from __future__ import annotations
@@ -17,22 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+
+from watcher.rules.reader import LIMITS, START, Limits, Mark, Node, ReadError, compose
+
+__all__ = ["START", "DataPath", "Located", "Mark", "Problem", "YamlSyntaxError", "parse"]
 
 DataPath = tuple[Any, ...]
-_MERGE = "tag:yaml.org,2002:merge"
-_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
-
-
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """A 1-based line and column in a YAML text."""
-
-    line: int
-    col: int
-
-
-START = Mark(1, 1)
 
 
 @dataclass(frozen=True)
@@ -79,38 +69,32 @@ class Located:
 
 
 class YamlSyntaxError(Exception):
-    """The text is not YAML. ``problem`` says where and what, in the user's terms."""
+    """The text cannot be read as a document: not YAML, or past one of the reader's ``Limits``.
+    ``problem`` says where and what, in the user's terms."""
 
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.message)
         self.problem = problem
 
 
-def parse(text: str) -> Located:
-    """Parse one YAML document; raise ``YamlSyntaxError`` when the text is not valid YAML.
+def parse(text: str, limits: Limits = LIMITS) -> Located:
+    """Parse one YAML document; raise ``YamlSyntaxError`` when the text is not valid YAML or
+    passes a limit. Nothing else is raised, whatever the text.
 
     Duplicate keys (which PyYAML would silently resolve to the last one) and non-scalar keys
     are recorded in ``problems`` rather than raised, so every other mistake is still reported.
     """
-    if _FAST_LOADER is not None:
-        try:
-            return _parse(text, _FAST_LOADER)
-        except YamlSyntaxError:
-            pass  # the pure reader says what is wrong in its own words
-    return _parse(text, yaml.SafeLoader)
-
-
-def _parse(text: str, loader_class: type[yaml.SafeLoader]) -> Located:
-    loader = loader_class(text)
-    located = Located()
     try:
-        node = loader.get_single_node()
-        if node is not None:
-            located.data = _build(loader, node, (), located, frozenset())
+        root = compose(text, limits)
+    except ReadError as exc:
+        raise YamlSyntaxError(Problem(exc.mark, exc.message)) from None
     except yaml.MarkedYAMLError as exc:
-        raise YamlSyntaxError(_syntax_problem(exc)) from exc
-    finally:
-        loader.dispose()
+        raise YamlSyntaxError(_syntax_problem(exc)) from None
+    except yaml.YAMLError as exc:  # unmarked: the reader refused the text as a whole
+        raise YamlSyntaxError(Problem(START, f"invalid YAML: {exc}")) from None
+    located = Located()
+    if root is not None:
+        located.data = _build(root, (), located)
     return located
 
 
@@ -120,52 +104,61 @@ def _syntax_problem(exc: yaml.MarkedYAMLError) -> Problem:
     if exc.problem and exc.context:
         where = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
         message += f" ({exc.context}{where})"
-    return Problem(_mark(mark) if mark else START, message)
+    return Problem(Mark(mark.line + 1, mark.column + 1) if mark else START, message)
 
 
-def _mark(mark: yaml.Mark) -> Mark:
-    return Mark(mark.line + 1, mark.column + 1)
+def _build(node: Node, path: DataPath, located: Located) -> Any:
+    """The data of ``node``, recording where each value (and key) under ``path`` was written.
+    Recursive, which is safe: the reader refuses documents nested deeper than its limit."""
+    located.values[path] = node.mark
+    if node.items is None:
+        return node.value
+    if node.mapping:
+        return _build_mapping(node, path, located)
+    return [_build(child, (*path, index), located) for index, child in enumerate(node.items)]
 
 
-def _build(
-    loader: yaml.SafeLoader, node: Node, path: DataPath, located: Located, stack: frozenset[int]
-) -> Any:
-    located.values[path] = _mark(node.start_mark)
-    if id(node) in stack:
-        message = "an alias may not refer to its own parent"
-        located.problems.append(Problem(_mark(node.start_mark), message, path))
-        return None
-    inner = stack | {id(node)}
-    if isinstance(node, MappingNode):
-        return _build_mapping(loader, node, path, located, inner)
-    if isinstance(node, SequenceNode):
-        return [
-            _build(loader, child, (*path, index), located, inner) for index, child in enumerate(node.value)
-        ]
-    return loader.construct_object(node, deep=True)
-
-
-def _build_mapping(
-    loader: yaml.SafeLoader, node: MappingNode, path: DataPath, located: Located, stack: frozenset[int]
-) -> dict[Any, Any]:
-    own = {id(key) for key, _ in node.value if key.tag != _MERGE}
-    loader.flatten_mapping(node)  # resolves merge keys (<<: *defaults) the way safe_load does
+def _build_mapping(node: Node, path: DataPath, located: Located) -> dict[Any, Any]:
+    merged, own = _flatten(node)
     out: dict[Any, Any] = {}
     written: set[Any] = set()  # keys written in this mapping itself; merged ones may be overridden
-    for key_node, value_node in node.value:
-        mark = _mark(key_node.start_mark)
-        if isinstance(key_node, MappingNode | SequenceNode):
-            message = "a key must be a plain value, not a mapping or a list"
-            located.problems.append(Problem(mark, message, path))
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        if key in written:
-            first = located.keys[(*path, key)]
-            message = f"duplicate key {key!r} (first at line {first.line})"
-            located.problems.append(Problem(mark, message, path))
-            continue
-        if id(key_node) in own:
-            written.add(key)
-        located.keys[(*path, key)] = mark
-        out[key] = _build(loader, value_node, (*path, key), located, stack)
+    for pairs, is_own in ((merged, False), (own, True)):
+        for key_node, value_node in pairs:
+            if key_node.items is not None:
+                message = "a key must be a plain value, not a mapping or a list"
+                located.problems.append(Problem(key_node.mark, message, path))
+                continue
+            key = key_node.value
+            if key in written:
+                first = located.keys[(*path, key)]
+                message = f"duplicate key {key!r} (first at line {first.line})"
+                located.problems.append(Problem(key_node.mark, message, path))
+                continue
+            if is_own:
+                written.add(key)
+            located.keys[(*path, key)] = key_node.mark
+            out[key] = _build(value_node, (*path, key), located)
     return out
+
+
+Pairs = list[tuple[Node, Node]]
+
+
+def _flatten(node: Node) -> tuple[Pairs, Pairs]:
+    """The pairs merge keys (``<<: *defaults``) bring in, and the mapping's own, the way PyYAML's
+    ``flatten_mapping`` orders them: of several merged mappings, the first one wins."""
+    assert node.items is not None
+    merged: Pairs = []
+    own: Pairs = []
+    for key, value in node.items:
+        if not key.merge:
+            own.append((key, value))
+            continue
+        sources = value.items if value.items is not None and not value.mapping else [value]
+        for source in reversed(sources):
+            if source.items is None or not source.mapping:
+                message = "invalid YAML: '<<' merges a mapping or a list of mappings, not a single value"
+                raise YamlSyntaxError(Problem(source.mark, message))
+            inner, inner_own = _flatten(source)
+            merged.extend(inner + inner_own)
+    return merged, own
