@@ -436,3 +436,69 @@ def test_a_bad_reload_setting_is_reported_at_its_value(tmp_path: Path, reload: s
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == f"{path}:{expected}"
+
+
+# ---------------------------------------------------------------------- hostile saves (issue 12)
+
+TESTDATA = Path(__file__).parent / "rules" / "testdata"
+HOSTILE = [
+    "rule.control-character.yaml",
+    "rule.duration-overflow.yaml",
+    "rule.float-tag-not-a-number.yaml",
+    "rule.integer-too-long.yaml",
+    "rule.filter-nested-too-deep.yaml",
+    "rule.alias-bomb.yaml",
+    "rule.baseline-empty.yaml",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hostile_rule_file_saved_while_running_keeps_the_last_good_rule_and_alerts(
+    daemon: Daemon, tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    rule_file = tmp_path / "rules" / "app-errors.yaml"
+    good, before = rule_file.read_bytes(), daemon.engine.rules["app-errors"]
+    rule_file.write_bytes((TESTDATA / name).read_bytes().replace(b"source: local", b"source: app"))
+    with caplog.at_level(logging.ERROR, logger="watcher.daemon"):
+        reloaded(daemon)
+    assert daemon.engine.rules == {"app-errors": before}
+    (alert,) = daemon.state.incidents(rule=RULES_INVALID)
+    assert alert.state is State.FIRING
+    assert any(
+        m.startswith(f"rule file error, keeping the last good version: {rule_file}:") for m in caplog.messages
+    )
+    assert reloads(daemon, "failure") == 1
+
+    rule_file.write_bytes(good)
+    reloaded(daemon)
+    (alert,) = daemon.state.incidents(rule=RULES_INVALID)
+    assert alert.state is State.RESOLVED
+
+
+def test_a_watcher_yaml_whose_reload_interval_overflows_keeps_the_running_config(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    path = tmp_path / "watcher.yaml"
+    before = daemon.config
+    path.write_text(
+        yaml.safe_dump(yaml.safe_load(path.read_text()) | {"reload": {"interval": "99999999999999w"}})
+    )
+    reloaded(daemon)
+    assert daemon.config is before
+    (alert,) = daemon.state.incidents(rule=RULES_INVALID)
+    assert alert.state is State.FIRING
+    assert reloads(daemon, "failure") == 1
+
+
+def test_an_unexpected_error_while_loading_fails_the_reload_not_the_daemon(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the loader")
+
+    monkeypatch.setattr("watcher.reload.load_rules", broken)
+    reloaded(daemon)
+    assert list(daemon.engine.rules) == ["app-errors"]
+    (alert,) = daemon.state.incidents(rule=RULES_INVALID)
+    assert alert.state is State.FIRING
+    assert reloads(daemon, "failure") == 1

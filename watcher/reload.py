@@ -7,8 +7,10 @@ on its worker thread, between ticks, so a tick never sees half a reload.
 
 A broken watcher.yaml changes nothing: the running config and rules stay, the errors are logged
 with ``file:line:col`` and the ``watcher:rules-invalid`` meta-alert fires until a good version
-is saved. Settings that a running daemon cannot swap (``state``, ``http``) are kept and a
-warning says they apply at the next restart.
+is saved. A broken rule file keeps its last good rules, with the same alert. Both are read by
+the loader ``watcher check`` uses, so a file that ``check`` refuses is refused the same way here.
+Settings that a running daemon cannot swap (``state``, ``http``) are kept and a warning says
+they apply at the next restart.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from watcher.incidents.machine import retire
 from watcher.incidents.model import Incident, State
 from watcher.incidents.state import StateStore
 from watcher.routing.dispatch import META_PREFIX, Dispatcher
-from watcher.rules.loader import load_config, load_rules
+from watcher.rules.loader import ConfigError, LoadError, load_config, load_rules
 from watcher.rules.models import Rule
 from watcher.rules.reload import Retired, RuleChanges, merge
 from watcher.rules.watch import FileWatch, Stamp, snapshot
@@ -77,7 +79,22 @@ class Reloader:
         return self.watch.changed()
 
     def load(self, running: Mapping[str, Rule]) -> Reload:
-        """Read watcher.yaml and the rules; raises ``ConfigError`` when watcher.yaml is invalid."""
+        """Read watcher.yaml and the rules; raises ``ConfigError`` when watcher.yaml is invalid.
+
+        The loader reports every mistake of a file as an error, whatever the file holds. Should a
+        file still find a way to raise (a bug), the reload fails as for an invalid watcher.yaml
+        rather than with a traceback: the running rules stay, the failure is counted, and
+        ``watcher:rules-invalid`` says so."""
+        try:
+            return self._load(running)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            log.exception("reload failed on an unexpected error")
+            error = LoadError(self.config_path, 1, 1, f"reload failed: {type(exc).__name__}: {exc}")
+            raise ConfigError([error]) from exc
+
+    def _load(self, running: Mapping[str, Rule]) -> Reload:
         config = kept_restart_only(load_config(self.config_path), self.config)
         stamps = snapshot(self._watched(config, running.values()))  # first: a later save is a change
         changes = merge(running, self.files, load_rules(list(config.rules), config))
