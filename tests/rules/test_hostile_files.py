@@ -43,10 +43,12 @@ def test_an_alias_cannot_nest_a_document_past_the_depth_limit(tmp_path: Path) ->
         ("a: *nowhere\n", "1:4: invalid YAML: found undefined alias 'nowhere'"),
         ("a: &x [1, *x]\n", "1:11: invalid YAML: the alias *x refers to its own parent"),
         ("a: &x 1\nb: &x 2\n", "2:4: invalid YAML: duplicate anchor &x"),
-        ("a: {<<: 5}\n", "1:9: invalid YAML: '<<' merges a mapping or a list of mappings, not a single value"),
+        ("a: {<<: 5}\n", "1:9: invalid YAML: '<<' merges a mapping or a list of mappings, "
+         "not a single value"),
         ("a: !!bool maybe\n", "1:4: invalid YAML: 'maybe' is not a valid !!bool"),
         ("a: !!timestamp never\n", "1:4: invalid YAML: 'never' is not a valid !!timestamp"),
-        ("a: 1\n---\nb: 2\n", "2:1: invalid YAML: expected a single document in the stream, but found another document"),
+        ("a: 1\n---\nb: 2\n", "2:1: invalid YAML: expected a single document in the stream, "
+         "but found another document"),
     ],
 )  # fmt: skip
 def test_documents_pyyaml_would_refuse_or_crash_on_are_positioned_errors(

@@ -113,7 +113,7 @@ def _read_at_most(handle: BinaryIO, count: int) -> bytes:
     pieces: list[bytes] = []
     left = count
     while left > 0:
-        piece = handle.read(min(left, max(expected + 1, 1024 * 1024)))
+        piece = handle.read(min(left, max(expected + 1, 64 * 1024)))
         if not piece:
             break
         pieces.append(piece)
