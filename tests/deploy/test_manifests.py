@@ -37,8 +37,9 @@ SECRET_ENV = {
     "SLACK_ONCALL_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x",
 }
 _REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# The external validators this module knows; WATCHER_REQUIRE_TOOLS may name only these.
-TOOLS = ("systemd-analyze", "kubectl", "docker-compose")
+# The external tools the suite knows (postgres: the server tests/conftest.py starts for the state
+# tests); WATCHER_REQUIRE_TOOLS may name only these.
+TOOLS = ("systemd-analyze", "kubectl", "docker-compose", "postgres")
 
 
 def required_tools() -> set[str]:

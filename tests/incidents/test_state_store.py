@@ -1,4 +1,5 @@
-"""The SQLite state store on real files: atomic ticks, restarts, the outbox, two processes."""
+"""The state store on both backends (a SQLite file, a real PostgreSQL): atomic ticks, restarts, the
+outbox, two processes. Tests of the SQLite file itself (its PRAGMAs, its write lock) take ``path``."""
 
 import sqlite3
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import StateAt
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import (
     SCHEMA_VERSION,
@@ -66,8 +68,8 @@ def path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(path: Path) -> Iterator[StateStore]:
-    with StateStore(path) as opened:
+def store(state_at: StateAt) -> Iterator[StateStore]:
+    with state_at.open() as opened:
         yield opened
 
 
@@ -80,10 +82,16 @@ def integrity(path: Path) -> str:
         return str(db.execute("PRAGMA integrity_check").fetchone()[0])
 
 
+def intact(state_at: StateAt) -> bool:
+    """A SQLite file passes its integrity check (PostgreSQL keeps its own files whole)."""
+    return state_at.kind != "sqlite" or integrity(state_at.config.path) == "ok"
+
+
 # ---------------------------------------------------------------------- the file
 
 
-def test_new_file_is_created_with_the_current_schema_in_wal_mode(path: Path, store: StateStore) -> None:
+def test_new_file_is_created_with_the_current_schema_in_wal_mode(path: Path) -> None:
+    StateStore(path).close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -92,11 +100,11 @@ def test_new_file_is_created_with_the_current_schema_in_wal_mode(path: Path, sto
     assert integrity(path) == "ok"
 
 
-def test_reopening_does_not_migrate_again(path: Path) -> None:
-    StateStore(path).close()
-    with StateStore(path) as store:
+def test_reopening_does_not_migrate_again(state_at: StateAt) -> None:
+    state_at.open().close()
+    with state_at.open() as store:
         store.commit([incident()])
-    with StateStore(path) as store:
+    with state_at.open() as store:
         assert len(store.incidents()) == 1
 
 
@@ -122,14 +130,14 @@ def test_a_file_that_is_not_sqlite_is_refused(path: Path) -> None:
 # ---------------------------------------------------------------------- commit
 
 
-def test_commit_survives_a_restart(path: Path) -> None:
-    with StateStore(path) as store:
+def test_commit_survives_a_restart(state_at: StateAt) -> None:
+    with state_at.open() as store:
         store.commit([incident()], [], [notification("n1")], {"api-5xx": T0})
-    with StateStore(path) as store:
+    with state_at.open() as store:
         assert store.incidents() == [incident(last_notified_at=T0)]
         assert due_ids(store, T0) == ["n1"]
         assert store.checkpoints() == {"api-5xx": T0}
-    assert integrity(path) == "ok"
+    assert intact(state_at)
 
 
 def test_incidents_filter_by_rule_and_state(store: StateStore) -> None:
@@ -165,11 +173,11 @@ def test_enqueue_is_idempotent_on_the_notification_id(store: StateStore) -> None
     assert store.outbox_depth() == 1
 
 
-def test_a_delivered_notification_enqueued_again_after_a_crash_is_not_due_again(path: Path) -> None:
-    with StateStore(path) as store:
+def test_a_delivered_notification_enqueued_again_after_a_crash_is_not_due_again(state_at: StateAt) -> None:
+    with state_at.open() as store:
         store.commit([incident()], [], [notification("n1")])
         store.mark_delivered("n1", T0 + SEC, None)
-    with StateStore(path) as store:  # the restarted daemon re-evaluates the same tick
+    with state_at.open() as store:  # the restarted daemon re-evaluates the same tick
         store.commit([incident()], [], [notification("n1")])
         assert store.due_notifications(T0 + timedelta(days=1)) == []
         item = store.outbox_item("n1")
@@ -356,8 +364,8 @@ def test_odd_detail_values_are_stored_rather_than_failing_the_tick(store: StateS
 # ---------------------------------------------------------------------- two processes
 
 
-def test_one_store_reads_while_another_writes(path: Path) -> None:
-    writer, reader = StateStore(path), StateStore(path)
+def test_one_store_reads_while_another_writes(state_at: StateAt) -> None:
+    writer, reader = state_at.open(), state_at.open()
     writer.commit([incident()], [], [notification("n1")])
     assert reader.incidents() == [incident(last_notified_at=T0)]
     reader.mark_delivered("n1", T0, {"ts": "1"})  # the CLI may write too
@@ -403,8 +411,10 @@ CHILD = textwrap.dedent(
     from watcher.incidents.model import Event, Incident, State
     from watcher.incidents.state import StateStore
     from watcher.notify.base import Notification
+    from watcher.state.postgres import PostgresBackend
 
-    store = StateStore(Path(sys.argv[1]))
+    where = sys.argv[1]
+    store = StateStore(PostgresBackend(where) if where.startswith("postgresql:") else Path(where))
     t0 = datetime(2026, 1, 5, tzinfo=UTC)
     for n in range(int(sys.argv[2])):
         at = t0 + timedelta(seconds=n)
@@ -419,15 +429,20 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_another_process_commits_while_this_one_reads(path: Path) -> None:
-    StateStore(path).close()
+def where(state_at: StateAt) -> str:
+    """The state as the child process gets it on its command line."""
+    return state_at.config.url or str(state_at.config.path)
+
+
+def test_another_process_commits_while_this_one_reads(state_at: StateAt) -> None:
+    state_at.open().close()
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), "1000"], stdout=subprocess.PIPE, stdin=subprocess.PIPE
+        [sys.executable, "-c", CHILD, where(state_at), "1000"], stdout=subprocess.PIPE, stdin=subprocess.PIPE
     )
     assert child.stdout is not None
     assert child.stdin is not None
     assert child.stdout.readline() == b"committing\n"
-    with StateStore(path) as store:
+    with state_at.open() as store:
         counts = [len(store.incidents())]
         child.stdin.write(b"go\n")
         child.stdin.close()
@@ -438,19 +453,19 @@ def test_another_process_commits_while_this_one_reads(path: Path) -> None:
         assert counts == sorted(counts)
         assert any(0 < count < 1000 for count in counts)
         assert (len(store.incidents()), store.outbox_depth()) == (1000, 1000)
-    assert integrity(path) == "ok"
+    assert intact(state_at)
 
 
-def test_a_killed_writer_leaves_whole_ticks_only(path: Path) -> None:
-    StateStore(path).close()
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "100000"], stdout=subprocess.PIPE)
+def test_a_killed_writer_leaves_whole_ticks_only(state_at: StateAt) -> None:
+    state_at.open().close()
+    child = subprocess.Popen([sys.executable, "-c", CHILD, where(state_at), "100000"], stdout=subprocess.PIPE)
     assert child.stdout is not None
     assert child.stdout.readline() == b"committing\n"
     time.sleep(0.2)
     child.kill()
     child.wait()
-    assert integrity(path) == "ok"
-    with StateStore(path) as store:
+    assert intact(state_at)
+    with state_at.open() as store:
         checkpoint = store.checkpoint("r")
         assert checkpoint is not None
         ticks = int((checkpoint - datetime(2026, 1, 5, tzinfo=UTC)).total_seconds()) + 1

@@ -12,13 +12,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from tests.conftest import StateAt
 from watcher.incidents.lock import DaemonLock
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.schema import MIGRATIONS, SCHEMA_VERSION
 from watcher.incidents.state import StateStore, StateStoreError
 from watcher.notify.base import Notification
+from watcher.state.base import Db
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SEC = timedelta(seconds=1)
@@ -59,8 +62,8 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path
         assert db.execute("SELECT count(*) FROM dispatch_groups").fetchone() == (0,)
 
 
-def test_released_claims_are_due_again_at_once_but_backoffs_are_kept(tmp_path: Path) -> None:
-    with StateStore(tmp_path / "state.sqlite") as store:
+def test_released_claims_are_due_again_at_once_but_backoffs_are_kept(state_at: StateAt) -> None:
+    with state_at.open() as store:
         store.commit(
             notifications=[notification("sending"), notification("backing-off"), notification("done")]
         )
@@ -74,12 +77,12 @@ def test_released_claims_are_due_again_at_once_but_backoffs_are_kept(tmp_path: P
         assert store.release_claims() == 0
 
 
-def test_a_stage_write_that_fails_rolls_back_the_whole_tick(tmp_path: Path) -> None:
-    def broken(db: sqlite3.Connection) -> None:
+def test_a_stage_write_that_fails_rolls_back_the_whole_tick(state_at: StateAt) -> None:
+    def broken(db: Db) -> None:
         db.execute("INSERT INTO dispatch_groups (key) VALUES ('incomplete')")
 
-    with StateStore(tmp_path / "state.sqlite") as store:
-        with pytest.raises(sqlite3.IntegrityError):
+    with state_at.open() as store:
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.NotNullViolation)):
             store.commit([incident()], notifications=[notification("n1")], writes=[broken])
         assert (store.incidents(), store.outbox_depth()) == ([], 0)
 

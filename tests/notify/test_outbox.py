@@ -5,10 +5,10 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import StateAt
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Delivery, Notification
@@ -72,13 +72,9 @@ def notification(id: str, thread: str = "t1", at: datetime = T0, receiver: str =
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state.sqlite"
-
-
-@pytest.fixture
-def store(path: Path) -> Iterator[StateStore]:
-    with StateStore(path) as opened:
+def store(state_at: StateAt) -> Iterator[StateStore]:
+    """The outbox on each backend (tests/conftest.py: SQLite, PostgreSQL)."""
+    with state_at.open() as opened:
         yield opened
 
 
@@ -114,31 +110,31 @@ def test_due_notifications_are_sent_once_and_marked_delivered(store: StateStore,
     assert store.outbox_depth() == 0
 
 
-def test_a_restart_does_not_resend_what_was_delivered(path: Path, clock: Clock) -> None:
+def test_a_restart_does_not_resend_what_was_delivered(state_at: StateAt, clock: Clock) -> None:
     slack = Recorder()
-    with StateStore(path) as store:
+    with state_at.open() as store:
         enqueue(store, notification("n1"))
         outbox(store, clock, slack=slack).drain()
-    with StateStore(path) as store:
+    with state_at.open() as store:
         enqueue(store, notification("n1"))  # the restarted daemon re-evaluates the same tick
         clock.advance(timedelta(days=1))
         assert outbox(store, clock, slack=slack).drain().sent == 0
     assert slack.ids == ["n1"]
 
 
-def test_a_pending_notification_is_sent_after_a_restart(path: Path, clock: Clock) -> None:
-    with StateStore(path) as store:
+def test_a_pending_notification_is_sent_after_a_restart(state_at: StateAt, clock: Clock) -> None:
+    with state_at.open() as store:
         enqueue(store, notification("n1"))
     slack = Recorder()
-    with StateStore(path) as store:
+    with state_at.open() as store:
         outbox(store, clock, slack=slack).drain()
     assert slack.ids == ["n1"]
 
 
 def test_a_notification_delivered_by_another_drainer_meanwhile_is_not_sent_again(
-    path: Path, store: StateStore, clock: Clock
+    state_at: StateAt, store: StateStore, clock: Clock
 ) -> None:
-    other_process = StateStore(path)
+    other_process = state_at.open()
     enqueue(store, notification("n1", "a"), notification("n2", "b", receiver="email"))
 
     class DeliversN2Elsewhere(Recorder):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import StateAt
 from watcher.config import Config, InhibitRule, Route
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
@@ -84,8 +85,9 @@ class Run:
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(tmp_path / "state.sqlite") as opened:
+def state(state_at: StateAt) -> Iterator[StateStore]:
+    """Groups on each backend (tests/conftest.py: SQLite, PostgreSQL)."""
+    with state_at.open() as opened:
         yield opened
 
 

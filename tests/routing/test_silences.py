@@ -7,10 +7,10 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import StateAt
 from watcher.incidents.state import StateStore
 from watcher.routing.matchers import Matcher
 from watcher.routing.silences import Silence, SilenceError, Silences, SilenceStore, new_silence
@@ -20,8 +20,9 @@ HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(tmp_path / "state.sqlite") as opened:
+def state(state_at: StateAt) -> Iterator[StateStore]:
+    """Silences on each backend (tests/conftest.py: SQLite, PostgreSQL)."""
+    with state_at.open() as opened:
         yield opened
 
 
@@ -86,17 +87,17 @@ def test_bad_silences_are_refused(
 
 
 def test_a_silence_added_by_another_process_is_seen_by_an_open_store(
-    tmp_path: Path, state: StateStore
+    state_at: StateAt, state: StateStore
 ) -> None:
     script = textwrap.dedent(
         f"""
         from datetime import datetime, timedelta, UTC
-        from pathlib import Path
-        from watcher.incidents.state import StateStore
+        from watcher.config import StateConfig
+        from watcher.state.factory import open_state
         from watcher.routing.matchers import Matcher
         from watcher.routing.silences import SilenceStore, new_silence
         now = datetime.now(UTC)
-        with StateStore(Path({str(tmp_path / "state.sqlite")!r})) as state:
+        with open_state(StateConfig.model_validate_json({state_at.config.model_dump_json()!r})) as state:
             SilenceStore(state).add(new_silence([Matcher.parse("team=ml")], now, now + timedelta(hours=1),
                                                 "cli", "from another process", now))
         """

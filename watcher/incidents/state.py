@@ -94,6 +94,8 @@ class StateStore(OutboxRows):
             sql, args = sql + " AND rule = ?", [*args, rule]
         if states is not None:
             wanted = [State(state).value for state in states]
+            if not wanted:
+                return []  # PostgreSQL refuses an empty IN ()
             sql, args = sql + f" AND state IN ({', '.join('?' * len(wanted))})", [*args, *wanted]
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
