@@ -38,6 +38,7 @@ COMMANDS = (
     "routes",
     "test",
     "notify",
+    "state",
 )
 
 OK, INVALID, ENVIRONMENT, INTERNAL = 0, 1, 2, 70
