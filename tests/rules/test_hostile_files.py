@@ -47,6 +47,7 @@ def test_an_alias_cannot_nest_a_document_past_the_depth_limit(tmp_path: Path) ->
          "not a single value"),
         ("a: !!bool maybe\n", "1:4: invalid YAML: 'maybe' is not a valid !!bool"),
         ("a: !!timestamp never\n", "1:4: invalid YAML: 'never' is not a valid !!timestamp"),
+        ("a: !!float ''\n", "1:4: invalid YAML: '' is not a valid !!float"),  # found by the bench's fuzzer
         ("a: 1\n---\nb: 2\n", "2:1: invalid YAML: expected a single document in the stream, "
          "but found another document"),
     ],

@@ -335,7 +335,7 @@ class _Composer:
             value = self.loader.construct_object(node, deep=True)
         except yaml.MarkedYAMLError:
             raise
-        except (ArithmeticError, AttributeError, KeyError, TypeError, ValueError):
+        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError):
             short = tag.replace("tag:yaml.org,2002:", "!!")
             raise ReadError(f"invalid YAML: {_shown(text)} is not a valid {short}", mark) from None
         finally:
