@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
@@ -237,3 +238,22 @@ def test_the_catch_up_bound_covers_a_150s_gap_of_a_1s_rule_in_two_ticks() -> Non
     assert [item.at for item in first] == [T0 + n * SEC for n in range(1, 121)]
     second = due([rule], T0 + 151 * SEC, {"r": first[-1].at}, DEFAULT_CATCH_UP, DEFAULT_BACKLOG_PER_TICK)
     assert [item.at for item in second] == [T0 + n * SEC for n in range(121, 152)]
+
+
+def test_a_postgresql_state_that_cannot_be_reached_is_a_state_write_failure(
+    state: StateStore, clock: Clock, ops: Receiver
+) -> None:
+    # A real psycopg error: nothing listens on the port (the state database is down).
+    psycopg = pytest.importorskip("psycopg")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def database_down() -> None:
+        psycopg.connect(f"postgresql://watcher@127.0.0.1:{port}/watcher", connect_timeout=2)
+
+    guard, health, metrics = guard_for(state, clock, ops)
+    guard.run("tick", database_down)
+    assert metrics.registry.get_sample_value("watcher_state_write_errors_total") == 1
+    assert health.readiness().reasons[0].startswith("cannot write the state file")
+    assert ops.events() == ["firing"]  # watcher:state-unwritable, sent without the database

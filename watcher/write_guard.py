@@ -70,7 +70,17 @@ def failed_part(error: BaseException) -> str | None:
         return error.part
     if isinstance(error, sqlite3.Error) or (isinstance(error, OSError) and error.errno in _DISK_ERRNOS):
         return STATE_FILE
+    if _postgres_error(error):
+        return STATE_FILE  # the state database: down, unreachable, or refusing the write
     return None
+
+
+def _postgres_error(error: BaseException) -> bool:
+    """Whether ``error`` is psycopg's (a PostgreSQL state); psycopg is imported only for such a
+    state, so it is recognised by its class rather than imported here."""
+    return any(
+        cls.__module__.split(".")[0] == "psycopg" and cls.__name__ == "Error" for cls in type(error).__mro__
+    )
 
 
 class DirectAlert:
