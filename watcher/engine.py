@@ -29,7 +29,7 @@ from watcher.detect import DETECTORS
 from watcher.detect.base import Finding, Status
 from watcher.detect.known import Known, KnownGroups, forgotten_note
 from watcher.incidents.machine import retire, step
-from watcher.incidents.model import Event, Incident, State, fingerprint
+from watcher.incidents.model import OPEN, Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
 from watcher.query import Query, QueryResult
@@ -146,9 +146,9 @@ class Engine:
             self.rules.values(), now, self.state.checkpoints(), self.catch_up, DEFAULT_BACKLOG_PER_TICK
         )
         results = self._query(plan, report) if plan else {}
-        changes = _Changes(
-            {i.fingerprint: i for i in self.state.incidents(states=(State.PENDING, State.FIRING))}, report
-        )
+        changes = _Changes({i.fingerprint: i for i in self.state.incidents(states=OPEN)}, report)
+        # Resolved incidents that may still start flapping (their recent status changes) step too.
+        changes.ended = {i.fingerprint: i for i in self.state.incidents(states=(State.RESOLVED,)) if i.flips}
         checkpoints: dict[str, datetime] = {}
         failed: set[str] = set()
         for item in plan:
@@ -264,13 +264,14 @@ class _Changes:
     report: TickReport
     changed: dict[str, Incident] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
+    ended: dict[str, Incident] = field(default_factory=dict)
 
     def apply(self, item: Due, finding: Finding) -> None:
         """Step the finding's incident through the state machine."""
         key = fingerprint(item.rule.name, finding.group)
         if finding.status is Status.ERROR:
             self.report.errors[item.rule.name] = finding.reason
-        current = self.open.get(key)
+        current = self.open.get(key) or self.ended.get(key)
         # The route's repeat_interval is the dispatcher's (per group); only a rule's own
         # repeat_interval makes the machine ask for an UPDATE of one incident.
         self._record(item, key, current, *step(current, finding, item.rule, item.at, None))
@@ -299,6 +300,7 @@ class _Changes:
             self.changed[key] = updated
         if updated.state is State.RESOLVED:
             self.open.pop(key, None)
+            self.ended[key] = updated
         else:
             self.open[key] = updated
         for event in events:

@@ -25,7 +25,7 @@ from pathlib import Path
 from watcher.config import Config
 from watcher.engine import Transition
 from watcher.incidents.machine import retire
-from watcher.incidents.model import Incident, State
+from watcher.incidents.model import OPEN, Incident
 from watcher.incidents.state import StateStore
 from watcher.routing.dispatch import META_PREFIX, Dispatcher
 from watcher.rules.loader import ConfigError, LoadError, load_config, load_rules
@@ -134,7 +134,7 @@ def retire_incidents(
     changes: list[Incident] = []
     deletes: list[str] = []
     transitions: list[Transition] = []
-    for incident in state.incidents(states=(State.PENDING, State.FIRING)):
+    for incident in state.incidents(states=OPEN):
         if incident.rule not in reasons:
             continue
         ended, events = retire(incident, now, reasons[incident.rule])
@@ -153,7 +153,7 @@ def retire_incidents(
 def orphans(state: StateStore, rules: Mapping[str, Rule]) -> list[Retired]:
     """Open incidents of rules not in ``rules`` or disabled (while watcher was stopped);
     watcher's own alerts are never orphans."""
-    names = {i.rule for i in state.incidents(states=(State.PENDING, State.FIRING))}
+    names = {i.rule for i in state.incidents(states=OPEN)}
     found = []
     for name in sorted(names):
         rule = rules.get(name)

@@ -88,7 +88,7 @@ def test_fired_incident_remembers_when_it_started_pending() -> None:
 
 
 def test_pending_that_clears_goes_back_to_inactive_silently() -> None:
-    trace = run(make_rule(**{"for": "5m"}), (0, finding(ALERTING)), (1, finding(OK, 0.01)))
+    trace = run(make_rule(**{"for": "5m", "flapping": False}), (0, finding(ALERTING)), (1, finding(OK, 0.01)))
     assert trace == [(State.PENDING, []), (None, [])]
 
 

@@ -36,6 +36,7 @@ from watcher.config.sources import EmbeddedSource, SearchSource, Source
 from watcher.config.state import StateConfig
 from watcher.config.time_intervals import NamedTimeInterval, TimeInterval, TimeRange
 from watcher.duration import Duration, PositiveDuration, format_duration
+from watcher.incidents.flapping import DEFAULT_FLAPPING, FlappingSpec
 from watcher.routing.matchers import Matchers
 
 __all__ = [
@@ -175,6 +176,9 @@ class Config(ConfigModel):
     meta: MetaConfig = MetaConfig()
     reload: ReloadConfig = ReloadConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    flapping: FlappingSpec = Field(
+        default=DEFAULT_FLAPPING, description="every rule's flapping unless it sets its own; false: off"
+    )
     time_intervals: list[NamedTimeInterval] = Field(
         default_factory=list,
         description="named times for routes' mute_time_intervals / active_time_intervals",

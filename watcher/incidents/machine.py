@@ -21,8 +21,21 @@ keeps the machine a function of one snapshot. This is the only flap damping: the
 (``watcher.routing.dispatch``) tells every episode, even a resolve and re-fire between two
 flushes of the incident's group.
 
-A missing measurement (not enough data, a store error) is never evidence: it neither fires nor
-resolves, it only explains itself in ``note``.
+A missing measurement (not enough data, a store error) is never evidence by default
+(``on_nodata: keep``, ``on_error: keep``): it neither fires nor resolves, it only explains itself
+in ``note``. A rule may say otherwise: ``ok`` takes it as an OK finding, ``alerting`` as an
+alerting one, and ``nodata`` / ``error`` as alerting into that visible state (pending for
+``for_``, then told with a FIRING; a change between firing, nodata and error is one UPDATE of the
+same episode; an OK finding resolves it like a firing).
+
+Flapping (``watcher.incidents.flapping``, on unless the rule or watcher.yaml says ``false``):
+every ALERTING/OK evaluation whose status differs from the one before is a change, remembered for
+the rule's flapping window (a pending incident that clears is kept, resolved without firing, while
+it has changes; the engine steps resolved incidents that have some). When the changes reach
+``changes`` the incident starts flapping: it is raised (FIRING when it was not told, else an
+UPDATE) with the count in ``note``; while flapping it stays raised and nothing is told; it settles
+when fewer than half as many changes remain, with one UPDATE (still alerting) or RESOLVED,
+``flap_ended`` set on that snapshot.
 
 Severity follows the evidence: a finding carries the level it reached (a threshold's levels,
 drift's critical; else the rule's ``severity``). A pending incident takes the latest level, so its
@@ -41,7 +54,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watcher.detect.base import Finding, Status
-from watcher.incidents.model import Event, Incident, State, fingerprint
+from watcher.incidents.flapping import ALERTING, OK, FlappingSpec, recent_flips
+from watcher.incidents.model import RAISED, Event, Incident, State, fingerprint
 from watcher.incidents.series import recorded
 from watcher.rules.models import Rule
 from watcher.rules.thresholds import severity_rank
@@ -73,11 +87,38 @@ def step(
             f"incident {incident.fingerprint} is not the incident of rule {rule.name!r} "
             f"group {dict(finding.group)!r}"
         )
-    if finding.status is Status.ALERTING:
-        return _alerting(incident, finding, rule, now, repeat_interval)
-    if finding.status is Status.OK:
-        return _ok(incident, finding, rule, now)
-    return _kept(incident, finding, now), []
+    status, raised = _policy(finding.status, rule)
+    updated: Incident | None
+    if status is Status.ALERTING:
+        updated, events = _alerting(incident, finding, rule, now, repeat_interval, raised)
+    elif status is Status.OK:
+        updated, events = _ok(incident, finding, rule, now)
+    else:
+        return _kept(incident, finding, now), []
+    if status is not finding.status and updated is not None and updated is not incident:
+        updated = updated.evolve(note=_note(_taken_as(finding.status, rule), finding.reason))
+    if rule.flapping is None or not rule.flapping.enabled:
+        return updated, events
+    return _flap(incident, updated, events, status is Status.ALERTING, rule.flapping, rule.every, now)
+
+
+def _policy(status: Status, rule: Rule) -> tuple[Status, State]:
+    """What a finding counts as under the rule's ``on_nodata`` / ``on_error``, and the state an
+    alerting one raises (firing, or the visible nodata / error)."""
+    policy = {Status.NO_DATA: rule.on_nodata, Status.ERROR: rule.on_error}.get(status)
+    if policy is None or policy == "keep":
+        return status, State.FIRING
+    if policy == "ok":
+        return Status.OK, State.FIRING
+    if policy == "alerting":
+        return Status.ALERTING, State.FIRING
+    return Status.ALERTING, State.NODATA if status is Status.NO_DATA else State.ERROR
+
+
+def _taken_as(status: Status, rule: Rule) -> str:
+    if status is Status.NO_DATA:
+        return f"{NOT_ENOUGH_DATA} (on_nodata: {rule.on_nodata})"
+    return f"{STORE_ERROR} (on_error: {rule.on_error})"
 
 
 def _alerting(
@@ -86,6 +127,7 @@ def _alerting(
     rule: Rule,
     now: datetime,
     route_repeat: timedelta | None,
+    raised: State = State.FIRING,
 ) -> tuple[Incident, list[Event]]:
     level = finding.severity or rule.severity
     measured = _measured(finding, rule, now, incident) | {"last_alerting_at": now}
@@ -102,10 +144,15 @@ def _alerting(
             started_at=now,
             **measured,
         )
-        return _fire_when_due(pending, rule, now)
+        return _fire_when_due(pending, rule, now, raised)
     if incident.state is State.PENDING:
-        return _fire_when_due(incident.evolve(**measured), rule, now)
-    updated, changed = _leveled(incident.evolve(**measured), level, rule, now)
+        return _fire_when_due(incident.evolve(**measured), rule, now, raised)
+    if incident.state is not raised:  # firing <-> nodata <-> error: the same episode, told as an update
+        return incident.evolve(**measured, state=raised), [Event.UPDATE]
+    if raised is State.FIRING:
+        updated, changed = _leveled(incident.evolve(**measured), level, rule, now)
+    else:  # no data and errors are no evidence of a level
+        updated, changed = incident.evolve(**measured), False
     repeat = rule.repeat_interval if rule.repeat_interval is not None else route_repeat
     last = incident.last_notified_at
     if changed or (repeat and last is not None and now - last >= repeat):
@@ -140,9 +187,11 @@ def _at_level(rule: Rule, group: Mapping[str, str], level: str) -> dict[str, Any
     }
 
 
-def _fire_when_due(pending: Incident, rule: Rule, now: datetime) -> tuple[Incident, list[Event]]:
+def _fire_when_due(
+    pending: Incident, rule: Rule, now: datetime, raised: State = State.FIRING
+) -> tuple[Incident, list[Event]]:
     if now - pending.started_at >= rule.for_:
-        return pending.evolve(state=State.FIRING, fired_at=now), [Event.FIRING]
+        return pending.evolve(state=raised, fired_at=now), [Event.FIRING]
     return pending, []
 
 
@@ -209,6 +258,7 @@ def _measured(finding: Finding, rule: Rule, now: datetime, incident: Incident | 
         "labels": incident_labels(rule, finding.group, severity),
         "annotations": dict(rule.annotations),
         "severity_from": "",
+        "flap_ended": False,
     }
 
 
@@ -220,3 +270,62 @@ def incident_labels(rule: Rule, group: Mapping[str, str], severity: str | None =
     if severity is not None and "severity" not in rule.labels:
         labels["severity"] = severity
     return labels
+
+
+# --------------------------------------------------------------------------- flapping
+
+
+def _flap(
+    before: Incident | None,
+    updated: Incident | None,
+    events: list[Event],
+    alerting: bool,
+    spec: FlappingSpec,
+    every: timedelta,
+    now: datetime,
+) -> tuple[Incident | None, list[Event]]:
+    """``updated`` and its events once flapping is judged (``watcher.incidents.flapping``): the
+    start is one notification with the count of changes, the end another; in between the incident
+    stays raised and nothing is told."""
+    status = ALERTING if alerting else OK
+    old = before.flips if before is not None else ()
+    flips = recent_flips(old, before.last_status if before else "", status, spec, every, now)
+    if updated is None:  # a pending incident cleared: remembered, resolved unfired, while it may flap
+        if before is None or not flips:
+            return None, events
+        note = "cleared before it fired; kept while it may flap"
+        updated = before.evolve(state=State.RESOLVED, resolved_at=now, last_evaluated_at=now, note=note)
+    if (updated.flips, updated.last_status) != (flips, status):  # else the very same snapshot
+        updated = updated.evolve(flips=flips, last_status=status)
+    flapping = before is not None and before.flapping
+    if not flapping and len(flips) >= spec.changes:
+        return _flap_started(before, updated, spec, now)
+    if flapping and len(flips) < spec.settle_below:
+        ended = updated.evolve(flapping=False, flap_ended=True, note="flapping ended")
+        return ended, [Event.RESOLVED if ended.state is State.RESOLVED else Event.UPDATE]
+    if flapping and before is not None:
+        held = updated if updated.state in RAISED else _reraised(updated, before.state)
+        return held.evolve(note=_flapping_note(flips, spec)), []
+    return updated, events
+
+
+def _flap_started(
+    before: Incident | None, updated: Incident, spec: FlappingSpec, now: datetime
+) -> tuple[Incident, list[Event]]:
+    told = before is not None and before.state in RAISED
+    if told and before is not None:
+        raised = updated if updated.state in RAISED else _reraised(updated, before.state)
+    elif updated.state in RAISED:
+        raised = updated
+    else:
+        raised = updated.evolve(state=State.FIRING, fired_at=now, resolved_at=None)
+    note = _flapping_note(updated.flips, spec)
+    return raised.evolve(flapping=True, note=note), [Event.UPDATE if told else Event.FIRING]
+
+
+def _reraised(incident: Incident, state: State) -> Incident:
+    return incident.evolve(state=state, resolved_at=None)
+
+
+def _flapping_note(flips: tuple[datetime, ...], spec: FlappingSpec) -> str:
+    return f"flapping: {len(flips)} status changes in the last {spec.window} evaluations"

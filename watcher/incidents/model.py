@@ -15,6 +15,14 @@ class State(StrEnum):
     PENDING = "pending"  # alerting, but not yet for the rule's `for`
     FIRING = "firing"
     RESOLVED = "resolved"
+    NODATA = "nodata"  # no data for `for`, with the rule's `on_nodata: nodata`: told like a firing
+    ERROR = "error"  # the store failed for `for`, with the rule's `on_error: error`: told like a firing
+
+
+RAISED = (State.FIRING, State.NODATA, State.ERROR)
+"""States told as firing: the dispatcher groups and notifies them alike; templates tell them apart."""
+OPEN = (State.PENDING, *RAISED)
+"""States of an incident that is not over."""
 
 
 class Event(StrEnum):
@@ -62,6 +70,13 @@ class Incident:
     next_severity: str = ""
     next_severity_since: datetime | None = None
     severity_from: str = ""
+    # Flapping (``watcher.incidents.flapping``): whether it is flapping now, when its evaluations
+    # changed status within the rule's flapping window, the status of the last one that counted
+    # (alerting or ok), and, on the snapshot of the notification that tells flapping ended, True.
+    flapping: bool = False
+    flips: tuple[datetime, ...] = ()
+    last_status: str = ""
+    flap_ended: bool = False
 
     def evolve(self, **changes: Any) -> Incident:
         return replace(self, **changes)
@@ -72,6 +87,7 @@ class Incident:
         for key, value in data.items():
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
+        data["flips"] = [flip.isoformat() for flip in self.flips]
         data["group"] = dict(self.group)
         data["labels"] = dict(self.labels)
         data["annotations"] = dict(self.annotations)
@@ -92,4 +108,5 @@ class Incident:
         ):
             if values.get(key):
                 values[key] = datetime.fromisoformat(values[key])
+        values["flips"] = tuple(datetime.fromisoformat(flip) for flip in values.get("flips", ()))
         return cls(**values)

@@ -101,7 +101,23 @@ _V3 = (
     "ALTER TABLE outbox ADD COLUMN attempt_started_at INTEGER",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_V4 = (
+    # Incidents may be in the states nodata and error (a rule's on_nodata / on_error). A CHECK
+    # constraint cannot be altered in SQLite: the table is copied into one with the new check.
+    """CREATE TABLE incidents_v4 (
+        fingerprint TEXT PRIMARY KEY,
+        rule TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'firing', 'resolved', 'nodata', 'error')),
+        data TEXT NOT NULL
+    )""",
+    "INSERT INTO incidents_v4 (fingerprint, rule, state, data) "
+    "SELECT fingerprint, rule, state, data FROM incidents",
+    "DROP TABLE incidents",
+    "ALTER TABLE incidents_v4 RENAME TO incidents",
+    "CREATE INDEX incidents_by_rule ON incidents (rule, state)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from watcher.config import Config, InhibitRule, Route
-from watcher.incidents.model import Event, Incident, State
+from watcher.incidents.model import RAISED, Event, Incident, State
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
 from watcher.routing.groups import (
@@ -165,9 +165,9 @@ class Dispatcher:
         if not due:
             return dispatch
         if current is None:
-            current = {i.fingerprint: i for i in self.state.incidents(states=(State.FIRING,))}
+            current = {i.fingerprint: i for i in self.state.incidents(states=RAISED)}
             current |= {change.incident.fingerprint: change.incident for change in changes}
-        firing = [incident for incident in current.values() if incident.state is State.FIRING]
+        firing = [incident for incident in current.values() if incident.state in RAISED]
         mute = MuteStage([Silences(silences, now), Inhibitor(self.inhibit, firing)])
         for group in due:
             held = self.time_mute(group, now)

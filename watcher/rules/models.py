@@ -19,10 +19,13 @@ from pydantic import (
     Field,
     PlainSerializer,
     PrivateAttr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from watcher.duration import Duration, format_duration
+from watcher.incidents.flapping import DEFAULT_FLAPPING, FlappingSpec
 from watcher.query import Filter, parse_filter
 from watcher.rules.ml_specs import DriftSpec, SpikeSpec, ValiditySpec
 from watcher.rules.overrides import (
@@ -198,11 +201,35 @@ class Rule(_Model):
     severity: Severity = Field(
         default="warning", description="the incident's severity (threshold levels set it instead)"
     )
+    on_nodata: Literal["keep", "ok", "alerting", "nodata"] = Field(
+        default="keep",
+        description="what too few documents (min_events) mean: keep the state, ok, alerting, or the "
+        "visible state nodata (told like a firing)",
+    )
+    on_error: Literal["keep", "ok", "alerting", "error"] = Field(
+        default="keep",
+        description="what a store error means: keep the state, ok, alerting, or the visible state error",
+    )
+    flapping: FlappingSpec | None = Field(
+        default=None,
+        validate_default=True,
+        description="{window: 20, changes: 4}: flapping after this many status changes in the last "
+        "window evaluations (default: watcher.yaml's flapping); false turns it off",
+    )
     labels: dict[Annotated[str, Field(pattern=_LABEL)], str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     templates: dict[str, str] = Field(
         default_factory=dict, description="per-channel template overrides, e.g. {slack: my-slack.j2}"
     )
+
+    @field_validator("flapping")
+    @classmethod
+    def _flapping_default(cls, flapping: FlappingSpec | None, info: ValidationInfo) -> FlappingSpec:
+        """Unset: watcher.yaml's ``flapping`` (the loader puts it in the context), else Kibana's."""
+        if flapping is not None:
+            return flapping
+        default = (info.context or {}).get("flapping")
+        return DEFAULT_FLAPPING if default is None else default
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
