@@ -16,7 +16,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from watcher.incidents.model import State
+from watcher.incidents.model import OPEN
 from watcher.rule_metrics import RuleMetrics
 
 # Rule evaluations are one batched store call plus pure detection: milliseconds when healthy,
@@ -50,6 +50,7 @@ class Metrics:
             "watcher_config_reloads", "Reloads of watcher.yaml and the rule files.", ["result"], registry=reg
         )
         self.incidents = Gauge("watcher_incidents", "Incidents by state.", ["state"], registry=reg)
+        self.flapping = Gauge("watcher_incidents_flapping", "Incidents flapping now.", registry=reg)
         self.notifications_sent = Counter(
             "watcher_notifications_sent", "Notifications delivered.", ["receiver"], registry=reg
         )
@@ -106,7 +107,7 @@ class Metrics:
 
     def set_incidents(self, counts: Mapping[str, int]) -> None:
         """Set the incident gauge from ``{state: count}``; open states missing from ``counts`` read 0."""
-        for open_state in (State.PENDING, State.FIRING):
+        for open_state in OPEN:
             self.incidents.labels(state=open_state.value).set(0)
         for state, count in counts.items():
             self.incidents.labels(state=str(state)).set(count)

@@ -14,7 +14,7 @@ from watcher.config import Config
 from watcher.engine import TickReport
 from watcher.health import Health
 from watcher.http import HttpServer, start_http_server
-from watcher.incidents.model import State
+from watcher.incidents.model import OPEN
 from watcher.incidents.state import StateStore
 from watcher.metrics import Metrics
 from watcher.notify.outbox import DrainReport
@@ -72,9 +72,10 @@ class Operations:
                 self.health.store_reached(source, now)
             else:
                 self.health.store_failed(source, "evaluation failed: see the log")
-        active = state.incidents(states=(State.PENDING, State.FIRING))
+        active = state.incidents(states=OPEN)
         counts = Counter(incident.state.value for incident in active)
         self.metrics.set_incidents(counts)
+        self.metrics.flapping.set(sum(incident.flapping for incident in active))
         self.metrics.outbox_depth.set(state.outbox_depth())
 
     def drain_done(self, report: DrainReport, outbox_depth: int | None = None) -> None:

@@ -203,6 +203,8 @@ class Templates:
             "fired_at": incident.fired_at,
             "resolved_at": incident.resolved_at,
             "found_late": incident.found_late,
+            "flapping": incident.flapping,
+            "flap_ended": incident.flap_ended,
             "active_for": (incident.resolved_at or now) - began,
             "note": incident.note,
             "details": dict(incident.details),

@@ -3,7 +3,9 @@
 Read-only, so it is safe while the daemon runs. A notification's status is ``delivered``,
 ``pending`` (with its attempts, next try and last error) or ``dead`` (a dead letter: delivery
 gave up, and the ``watcher:receiver-dead`` incident says so). A firing incident not notified
-yet is either waiting for its group's flush, or muted by a silence or an inhibition.
+yet is either waiting for its group's flush, or muted by a silence or an inhibition. The states
+nodata and error (a rule's ``on_nodata`` / ``on_error``) are told like firing; a flapping incident
+shows ``(flapping)`` after its state.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from watcher.channels import escape_line
 from watcher.cli.common import LoadFailedError, add_config_argument, load_config_only, open_state
 from watcher.config import InhibitRule
-from watcher.incidents.model import Incident, State
+from watcher.incidents.model import RAISED, Incident, State
 from watcher.incidents.state import OutboxItem, StateStore
 from watcher.routing.groups import Group, all_groups
 from watcher.routing.matchers import Matcher, matches_all
@@ -110,7 +112,7 @@ def collect(
 ) -> list[Row]:
     """The rows for every incident (or those in ``only``), firing first."""
     incidents = state.incidents(states=None if only is None else (only,))
-    firing = state.incidents(states=(State.FIRING,))
+    firing = state.incidents(states=RAISED)
     with state.reading() as db:
         silences = Silences(load_silences(db, now), now)
         groups = all_groups(db)
@@ -128,7 +130,7 @@ def collect(
                 muted = f"inhibited by {source.get('rule', '?')}"
         key = (incident.fingerprint, incident.started_at)
         rows.append(Row(incident, state.last_notification(incident.fingerprint), muted, waiting.get(key)))
-    order = {State.FIRING: 0, State.PENDING: 1, State.RESOLVED: 2}
+    order = {State.FIRING: 0, State.NODATA: 0, State.ERROR: 0, State.PENDING: 1, State.RESOLVED: 2}
     return sorted(rows, key=lambda row: (order[row.incident.state], row.incident.rule, _since(row.incident)))
 
 
@@ -180,7 +182,9 @@ def table(rows: Sequence[Row]) -> str:
         tuple(
             escape_line(cell)
             for cell in (
-                row.incident.state.value + (" (muted)" if row.muted else ""),
+                row.incident.state.value
+                + (" (flapping)" if row.incident.flapping else "")
+                + (" (muted)" if row.muted else ""),
                 row.incident.rule,
                 _labels(row.incident.group) or "-",
                 _time(_since(row.incident)),
@@ -203,6 +207,7 @@ def record(row: Row) -> dict[str, Any]:
         "fingerprint": incident.fingerprint,
         "rule": incident.rule,
         "state": incident.state.value,
+        "flapping": incident.flapping,
         "group": dict(incident.group),
         "severity": incident.severity,
         "value": incident.value,
