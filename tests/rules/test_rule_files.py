@@ -14,6 +14,8 @@ TESTDATA = Path(__file__).parent / "testdata"
 MISTAKES = {
     "rule.unknown-key-did-you-mean.yaml": "3:1: unknown key 'windw' (did you mean 'window'?)",
     "rule.unknown-key.yaml": "4:1: unknown key 'foo'",
+    # A name from other tools (Prometheus, Datadog) gets the signal to write instead.
+    "rule.signal-alias-p99.yaml": "3:10: unknown key 'p99': write percentile: {field: FIELD, q: 99}",
     "rule.unknown-nested-key.yaml": "4:42: unknown key 'interpolaton'",
     "rule.key-outside-its-detector.yaml": "4:1: unknown key 'above' (it belongs under 'threshold')",
     "rule.wrong-type.yaml": "3:13: 'min_events' must be an integer, got 'lots'",

@@ -228,11 +228,34 @@ def _mapping_mark(located: Located, full: DataPath, root: DataPath) -> Mark:
     return located.value_mark(full) if len(full) <= len(root) else located.key_mark(full)
 
 
+_PERCENTILE = re.compile(r"^p(\d{2,3})$")
+_STATS = ("avg", "mean", "min", "max", "sum")
+
+
+def _signal_alias(key: str) -> str | None:
+    """The signal a common name from other tools means (``p99`` in Prometheus and Datadog)."""
+    if found := _PERCENTILE.match(key):
+        digits = found.group(1)
+        q = digits if len(digits) == 2 else f"{digits[:2]}.{digits[2:]}"
+        return f"percentile: {{field: FIELD, q: {q}}}"
+    if key == "median":
+        return "percentile: {field: FIELD, q: 50}"
+    if key in _STATS:
+        return f"stat: {{field: FIELD, fn: {'avg' if key == 'mean' else key}}}"
+    if key in ("distinct", "unique", "uniques"):
+        return "cardinality: {field: FIELD}"
+    if key in ("rate", "share", "error_rate"):
+        return "ratio: {of: FILTER}"
+    return None
+
+
 def _unknown_key(key: Any, owner: type[BaseModel] | None, container: Any) -> str:
     noun = "key" if isinstance(container, dict) else "value"
     message = f"unknown {noun} {str(key)!r}"
     if owner is None:
         return message
+    if owner.__name__ == "Signal" and (alias := _signal_alias(str(key))) is not None:
+        return f"{message}: write {alias}"
     # 0.7 rather than difflib's 0.6: 'windw' -> 'window', but 'foo' is not offered 'for'.
     close = difflib.get_close_matches(str(key), _field_names(owner), n=1, cutoff=0.7)
     if close:
