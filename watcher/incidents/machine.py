@@ -16,10 +16,10 @@ Transitions (``for_``, ``keep_firing_for`` and ``repeat_interval`` come from the
 
 Flap damping: an alert must hold for ``for_`` to fire, and a firing incident must stay clear
 for ``keep_firing_for`` to resolve. A resolved incident that alerts again starts a new episode
-at pending, so ``for_`` damps re-fires too. Nothing else is remembered across episodes; that
-keeps the machine a function of one snapshot. This is the only flap damping: the dispatcher
-(``watcher.routing.dispatch``) tells every episode, even a resolve and re-fire between two
-flushes of the incident's group.
+at pending, so ``for_`` damps re-fires too. Across episodes only the recent values of the signal
+and its recent status changes (flapping, below) are remembered, on the one snapshot, so the
+machine stays a function of it. The dispatcher (``watcher.routing.dispatch``) does not damp: it
+tells every episode, even a resolve and re-fire between two flushes of the incident's group.
 
 A missing measurement (not enough data, a store error) is never evidence by default
 (``on_nodata: keep``, ``on_error: keep``): it neither fires nor resolves, it only explains itself
