@@ -13,6 +13,12 @@ in one tick, twice (cold: the field mapping is fetched; warm: it is cached) and 
 * ``unfused`` -- every rule has its own filter (per-client traffic): one search per rule, so the
   cost of ``_msearch`` batching alone shows.
 
+With ``--partials``: 10 rules of the five shipped kinds (ratio, percentile, flatline, drift,
+validity), each with its own filter, 5-minute windows every minute, evaluated ``--ticks`` minutes
+in a row by re-reading every window and through per-bucket partials (``watcher.store.partials``),
+interleaved tick by tick: prints osmem-server's CPU (``/proc/<pid>/stat``) per rule-tick, watcher's
+own CPU per evaluation, and how many answers differ.
+
 Prints, per run: HTTP round trips per rule, response bytes per rule (bytes received from the
 server, uncompressed), tick wall time, searches sent, query errors; then the peak RSS of this
 process and of the server. Response bytes do not depend on the document count (compare the
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import resource
 import sys
@@ -62,6 +69,7 @@ from watcher.query import (
     Window,
 )
 from watcher.store.bulk import new_index_mappings
+from watcher.store.partials import Partials
 from watcher.store.search import SearchStore
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -246,6 +254,95 @@ def tick(store: SearchStore, queries: list[Query]) -> TickFigures:
     )
 
 
+# --------------------------------------------------------------------------- partials
+
+
+EVERY = timedelta(minutes=1)
+KINDS = ("ratio", "percentile", "flatline", "drift", "validity")
+
+
+def kind_rules(at: datetime) -> list[Query]:
+    """10 rules of the five shipped kinds (as their detectors ask), each with its own filter:
+    5-minute windows ending 30s before ``at``, evaluated every minute."""
+    window = Window.ending_at(at - timedelta(seconds=30), timedelta(minutes=5))
+    edges = tuple(float(e) for e in range(20, 90, 5))
+    queries = []
+    for i in range(10):
+        where: Filter = Eq("service", SERVICES[i % 3]) if i < 5 else Eq("model_version", VERSIONS[i % 4])
+        kind = KINDS[i % 5]
+        aggregates: dict[str, Aggregate] = {"count": Count()}
+        if kind == "ratio":
+            aggregates["value"] = CountWhere(Range("status", gte=500))
+        elif kind == "percentile":
+            aggregates["value"] = Percentiles("latency_ms", (99.0,))
+        elif kind == "drift":
+            aggregates |= {"age": Histogram("features.age", edges), "age/missing": Missing("features.age"),
+                           "country": Terms("features.country", 11)}  # fmt: skip
+        elif kind == "validity":
+            unseen = CountWhere(In("features.country", ("FR", "US", "DE")))
+            aggregates |= {"missing": Missing("features.age"), "unseen": unseen,
+                           "terms": Terms("features.country", 8)}  # fmt: skip
+        group_by = ("model_version",) if kind == "ratio" else ()
+        queries.append(Query(f"{kind}-{i}", window, aggregates, where, group_by, every=EVERY))
+    return queries
+
+
+def server_cpu(pid: int) -> float:
+    """The server process's user + system CPU seconds so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def partials_run(server: OsmemServer, source: SearchSource, ticks: int) -> None:
+    """Both paths minute by minute, interleaved tick by tick: server CPU and watcher CPU per
+    rule-tick, and whether the answers agree."""
+    reread = SearchStore(source)
+    partial = Partials(SearchStore(source))
+    start = NOW - timedelta(hours=2)
+    partial.evaluate(kind_rules(start))  # the first evaluation reads every bucket of its windows
+    reread.evaluate(kind_rules(start))
+    spent = {"reread": [0.0, 0.0], "partials": [0.0, 0.0]}
+    unequal = 0
+    for k in range(1, ticks + 1):
+        queries = kind_rules(start + k * EVERY)
+        answers = {}
+        for name, store in (("reread", reread), ("partials", partial)):
+            cpu, own = server_cpu(server.pid), time.process_time()
+            answers[name] = store.evaluate(queries)
+            spent[name][0] += server_cpu(server.pid) - cpu
+            spent[name][1] += time.process_time() - own
+        unequal += sum(not _agree(a, b) for a, b in zip(answers["partials"], answers["reread"], strict=True))
+    evaluations = ticks * len(queries)
+    for name, (server_s, own_s) in spent.items():
+        print(f"  {name:<9} server CPU {server_s / evaluations * 1000:.2f} ms per rule-tick, "
+              f"watcher CPU {own_s / evaluations * 1000:.2f} ms per evaluation")  # fmt: skip
+    ratio = spent["reread"][0] / max(spent["partials"][0], 1e-9)
+    print(f"  server CPU {ratio:.1f}x lower with partials; {unequal} of {evaluations} answers differ")
+    reread.close()
+    partial.close()
+
+
+def _agree(one: Any, other: Any) -> bool:
+    """Equal answers; percentiles within the server's t-digest estimate (5 %), floats to 1e-9."""
+    if not (one.ok and other.ok) or len(one.groups) != len(other.groups):
+        return False
+    for mine, theirs in zip(one.groups, other.groups, strict=True):
+        if mine.key != theirs.key:
+            return False
+        for name, value in theirs.values.items():
+            if not _close(mine.values[name], value, 0.05 if name == "value" else 1e-9):
+                return False
+    return True
+
+
+def _close(one: Any, other: Any, rel: float) -> bool:
+    if isinstance(one, dict) and isinstance(other, dict):
+        return one.keys() == other.keys() and all(_close(one[k], other[k], rel) for k in one)
+    if isinstance(one, float) or isinstance(other, float):
+        return one is not None and other is not None and abs(one - other) <= rel * max(abs(other), 1e-12)
+    return bool(one == other)
+
+
 def report(label: str, rules: int, figures: TickFigures) -> None:
     print(
         f"  {label:<16} round trips/rule {figures.round_trips / rules:.4f} ({figures.round_trips})   "
@@ -269,6 +366,10 @@ def run_size(docs: int, args: argparse.Namespace) -> int:
                 "timeout": args.timeout,
             }
         )
+        if args.partials:
+            print(f"10 rules of the five kinds, 5m windows every minute, {args.ticks} ticks:")
+            partials_run(server, source, args.ticks)
+            return _peak_rss_kb(server.pid)
         for name, queries in (
             ("mixed", mixed_rules(args.rules, args.seed, NOW)),
             ("unfused", unfused_rules(args.rules, NOW)),
@@ -303,6 +404,10 @@ def main() -> None:
         help="request timeout (default 10m: osmem-server aggregates far slower than Elasticsearch)",
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--partials", action="store_true", help="per-bucket partials against re-reading, minute by minute"
+    )
+    parser.add_argument("--ticks", type=int, default=30, help="minutes evaluated with --partials")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="    log: %(message)s")
     print(f"{args.rules} rules on one source, one tick; msearch_max {args.msearch_max}; client opensearch-py")

@@ -35,8 +35,18 @@ def demo_rules() -> tuple[object, list[Rule]]:
     return config, list(load_rules([ROOT / "rules"], config).rules)
 
 
-def replay(store: LogStore, workdir: Path, start: datetime, end: datetime, *, partials: bool) -> Replayed:
+def replay(
+    store: LogStore,
+    workdir: Path,
+    start: datetime,
+    end: datetime,
+    *,
+    partials: bool,
+    only: tuple[str, ...] = (),
+) -> Replayed:
+    """The shipped rules (``only`` those named) replayed minute by minute over ``store``."""
     config, rules = demo_rules()
+    rules = [rule for rule in rules if not only or rule.name in only]
     state = StateStore(workdir / f"state-{partials}.sqlite")
     dispatcher = Dispatcher.from_config(config, state)  # type: ignore[arg-type]
     engine = Engine(rules, {"demo": store}, state, config.route, dispatcher=dispatcher, partials=partials)  # type: ignore[attr-defined]

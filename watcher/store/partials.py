@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -48,8 +48,19 @@ class Series:
 
     where: Filter
     group_by: tuple[str, ...]
-    aggregates: tuple[Aggregate, ...]
+    aggregates: frozenset[Aggregate]
     size: timedelta
+    hashed: int = field(default=0, compare=False, repr=False)
+    order: tuple[Aggregate, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Hashed once: a series is a key of several maps per query and per tick, and a filter's
+        # hash walks its whole tree every time. ``order`` names the store query's aggregates.
+        object.__setattr__(self, "hashed", hash((self.where, self.group_by, self.aggregates, self.size)))
+        object.__setattr__(self, "order", tuple(self.aggregates))
+
+    def __hash__(self) -> int:
+        return self.hashed
 
 
 @dataclass
@@ -59,7 +70,7 @@ class _Held:
     every: timedelta
     last_end: datetime
     buckets: dict[datetime, dict[Key, PartialValues]] = field(default_factory=dict)
-    answers: dict[tuple[Window, tuple[tuple[str, Aggregate], ...]], tuple[Group, ...]] = field(
+    answers: dict[tuple[Window, tuple[str, ...]], tuple[Mapping[str, Aggregate], tuple[Group, ...]]] = field(
         default_factory=dict
     )
     """Windows answered, by window and aggregates: a spike's earlier windows are answered again
@@ -123,15 +134,10 @@ class Partials:
                             and not self.read_ahead):  # fmt: skip
             return _Plan(query)
         try:
-            aggregates = tuple(
-                sorted(
-                    {partial_of(agg, self.values_limit) for agg in query.aggregates.values()} | {_COUNT},
-                    key=repr,
-                )
-            )
+            aggregates = frozenset(partial_of(agg, self.values_limit) for agg in query.aggregates.values())
         except ValueError:
             return _Plan(query)
-        series = Series(query.where, query.group_by, aggregates, size)
+        series = Series(query.where, query.group_by, aggregates | {_COUNT}, size)
         if series in self.direct:
             return _Plan(query)
         count = (query.window.end - query.window.start) // size
@@ -152,7 +158,7 @@ class Partials:
                 end = self._ahead(series, end)
                 window = Window(first, end)
                 query = Query(f"partials:{id(series)}:{number}", window,
-                              {f"p{i}": agg for i, agg in enumerate(series.aggregates)},
+                              {f"p{i}": agg for i, agg in enumerate(series.order)},
                               series.where, series.group_by, buckets=series.size)  # fmt: skip
                 self.buckets_asked += (end - first) // series.size
                 fetches.append((series, query))
@@ -183,7 +189,7 @@ class Partials:
             for group in answer.groups:
                 bucket = _from_ms(int(group.key[BUCKET]))
                 key = tuple(group.key[name] for name in series.group_by)
-                fresh[bucket][key] = {series.aggregates[int(name[1:])]: v for name, v in group.values.items()}
+                fresh[bucket][key] = {series.order[int(name[1:])]: v for name, v in group.values.items()}
             held.buckets.update(fresh)
         return failed
 
@@ -197,9 +203,10 @@ class Partials:
             return QueryResult(query.id, error=failed[plan.series])
         held = self.held[plan.series]
         held.last_end = max(held.last_end, query.window.end)
-        memo = (query.window, tuple(query.aggregates.items()))
-        if memo in held.answers:
-            return QueryResult(query.id, held.answers[memo])
+        memo = (query.window, tuple(query.aggregates))
+        known = held.answers.get(memo)
+        if known is not None and known[0] == query.aggregates:  # equal, not hashed: filters are shared
+            return QueryResult(query.id, known[1])
         totals: dict[Key, PartialValues] = {}
         for start in plan.starts:
             for key, values in held.buckets[start].items():
@@ -210,8 +217,9 @@ class Partials:
             )
             self.direct.add(plan.series)
             return None
-        held.answers[memo] = _groups(query, totals, self.values_limit)
-        return QueryResult(query.id, held.answers[memo])
+        groups = _groups(query, totals, self.values_limit)
+        held.answers[memo] = (query.aggregates, groups)
+        return QueryResult(query.id, groups)
 
     # ------------------------------------------------------------------ memory
 
@@ -226,7 +234,7 @@ class Partials:
             latest = plan.query.window.end if latest is None else max(latest, plan.query.window.end)
         for series, spans in keep.items():
             held = self.held[series]
-            needed = sum((hi - lo) // series.size for lo, hi in spans)
+            needed = sum((hi - lo) // series.size for lo, hi in _union(spans))
             if len(held.buckets) + len(held.answers) > 2 * needed + 16:  # amortised: not every tick
                 held.buckets = {s: v for s, v in held.buckets.items() if _within(s, s, spans)}
                 held.answers = {m: a for m, a in held.answers.items() if _within(m[0].start, m[0].end, spans)}
@@ -235,6 +243,16 @@ class Partials:
                 s for s, h in self.held.items() if latest - h.last_end > 3 * h.every + FORGET_AFTER
             ]:
                 del self.held[series]
+
+
+def _union(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    merged: list[tuple[datetime, datetime]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
 
 
 def _within(start: datetime, end: datetime, spans: Sequence[tuple[datetime, datetime]]) -> bool:
