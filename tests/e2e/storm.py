@@ -38,6 +38,10 @@ RULE = {
     "min_events": 3,
     "severity": "critical",
     "annotations": {"summary": "{{ group.svc }} fails"},
+    # Every bad stretch must be told as its own episode here (the storm's ground truth): a 1s rule
+    # whose services fail every ~10 s would count as flapping (4 changes in 20 evaluations), which
+    # tests/incidents/test_flapping.py and tests/test_flapping_engine.py cover.
+    "flapping": False,
 }
 ROUTE = {
     "receiver": "hook",
