@@ -39,6 +39,7 @@ COMMANDS = (
     "test",
     "notify",
     "state",
+    "import",
 )
 
 OK, INVALID, ENVIRONMENT, INTERNAL = 0, 1, 2, 70
