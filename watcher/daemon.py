@@ -79,7 +79,13 @@ class Daemon:
         self.state = open_state(config.state)
         self.state.release_claims()  # sends a crashed predecessor left unfinished are retried now
         self.dispatcher = Dispatcher.from_config(config, self.state)
-        self.engine = Engine(rules, self.stores, self.state, config.route, dispatcher=self.dispatcher)
+        # Live ticks re-read their windows: per-bucket partials (``watcher.store.partials``) made the
+        # embedded tick slower (200 rules over 1M rows: 0.74 s CPU against 0.57 s), cut osmem's CPU
+        # by only 1.1x, and cost ~13 MB with 1,000 rules (a 154 MB peak, over the 150 MB budget).
+        # The backtest keeps them: each row read once there is 5.7x faster over 3 days of logs.
+        self.engine = Engine(
+            rules, self.stores, self.state, config.route, dispatcher=self.dispatcher, partials=False
+        )
         self.watchdog = Watchdog(self.state, self.dispatcher, config.meta.store_failures)
         self.templates = Templates(config.templates, rules, config.sources)
         self.outbox = Outbox(
