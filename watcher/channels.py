@@ -34,7 +34,19 @@ def escape_slack(text: str) -> str:
     keeps it (a copied value still reads as the log said) but stops the pairing; a backtick
     becomes U+02CB (looks alike, cannot end a code span).
     """
-    return _MARK_AT_EDGE.sub(lambda match: f"\u200b{match.group()}\u200b", text.translate(_ENTITIES))
+    parts = _URL.split(text)  # URLs at odd indexes: a zero-width space would break the link
+    return "".join(
+        part.translate(_URL_ENTITIES) if index % 2 else _marks_inert(part.translate(_ENTITIES))
+        for index, part in enumerate(parts)
+    )
+
+
+_URL = re.compile(r"(\bhttps?://[^\s<>|`]+)")
+_URL_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def _marks_inert(text: str) -> str:
+    return _MARK_AT_EDGE.sub(lambda match: f"\u200b{match.group()}\u200b", text)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

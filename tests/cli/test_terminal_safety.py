@@ -85,6 +85,11 @@ def test_render_shows_control_characters_escaped(tmp_path: Path, capsys: pytest.
         ("_it_ ~gone~", "\u200b_\u200bit\u200b_\u200b \u200b~\u200bgone\u200b~\u200b"),
         ("model_version a*b", "model_version a*b"),  # inside a word a mark never formats
         ("x` <!channel>", "x\u02cb &lt;!channel&gt;"),
+        # A link keeps its underscores (a zero-width space would break it); only & < > are escaped.
+        (
+            "https://d.io/app/discover#/?_g=(x)&_a=1 _it_",
+            "https://d.io/app/discover#/?_g=(x)&amp;_a=1 \u200b_\u200bit\u200b_\u200b",
+        ),
     ],
 )
 def test_slack_markup_in_data_is_inert(data: str, escaped: str) -> None:

@@ -27,12 +27,7 @@ from tests.e2e.storm import (
     RULE,
     BadStretch,
     CrashResult,
-    Storm,
-    schedule,
-    score_webhook,
-    storm_env,
-    wait_for_checkpoint,
-    wait_until_settled,
+    kill_loop,
 )
 from tests.e2e.webhook_server import RecordingProcess
 from tests.notify.slack_server import SlackServer
@@ -121,42 +116,23 @@ def slack_storm(
     """Run the storm for ``length`` seconds, killing the daemon at least ``min_kills`` times, then
     let a last daemon deliver everything and compare what Slack and the webhook received."""
     config = _config(workdir, slack, webhook)
-    env = storm_env(workdir.parent / "pycache")
     rng = random.Random(seed)
     aim = Aim()
     slack.on_call = aim
-    start = time.time()
-    stretches = schedule(services, start + 6, length, seed)
-    storm = Storm(workdir / "logs" / "app.jsonl", services, stretches)
-    storm.start()
-    crash = CrashResult(stretches=len(stretches))
-    began = time.monotonic()
-    first = WatcherProcess(config, env)
-    first.wait_started(60)
-    wait_for_checkpoint(workdir)
-    first.kill()
-    crash.kills = 1
-    end = start + 6 + length + 4
-    while time.time() < end or crash.kills < min_kills:
-        process = WatcherProcess(config, env)
-        process.wait_started(60)
-        if crash.kills % 4:
-            aim.arm(process, STEPS[crash.kills % len(STEPS)])
+
+    def life(process: WatcherProcess, kills: int) -> None:
+        if kills % 4:  # aimed at the next step, in turn
+            aim.arm(process, STEPS[kills % len(STEPS)])
             aim.killed.wait(aim_wait)
+            aim.disarm()
         else:
             time.sleep(rng.uniform(0, max_life))
-        aim.disarm()
-        process.kill()
-        crash.kills += 1
-    last = WatcherProcess(config, env)
-    last.wait_started(60)
-    wait_until_settled(workdir, end, timeout=180)
-    assert last.terminate() == 0, last.stderr()
-    storm.stop()
-    crash.seconds = time.monotonic() - began
-    score_webhook(crash, stretches, webhook.snapshot())
+
+    crash, stretches = kill_loop(
+        workdir, config, webhook, life, services=services, length=length, min_kills=min_kills, seed=seed,
+        settle=180,
+    )  # fmt: skip
     with sqlite3.connect(workdir / "data" / "state.sqlite") as db:
-        crash.integrity = str(db.execute("PRAGMA integrity_check").fetchone()[0])
         (dead,) = db.execute("SELECT count(*) FROM outbox WHERE status = 'dead'").fetchone()
         steps = dict(
             db.execute("SELECT status, count(*) FROM outbox WHERE id LIKE '%.charts' GROUP BY status")

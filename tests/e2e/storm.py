@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -145,6 +146,10 @@ def storm_env(cache: Path) -> dict[str, str]:
     return {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(cache)}
 
 
+Life = Callable[[WatcherProcess, int], None]
+"""How long a started daemon lives before the loop kills it (given the kill count so far)."""
+
+
 def crash_loop(
     workdir: Path,
     webhook: RecordingProcess,
@@ -155,11 +160,34 @@ def crash_loop(
     max_life: float = 1.5,
     seed: int = 5,
 ) -> CrashResult:
-    """Run the storm for ``length`` seconds while killing the daemon (at least ``min_kills`` times),
-    then let a last daemon finish every notification, and compare what the webhook received."""
+    """Run the storm for ``length`` seconds while killing the daemon at random moments (at least
+    ``min_kills`` times), then let a last daemon finish every notification, and compare what the
+    webhook received."""
     config = write_config(workdir, [RULE], receivers={"hook": {"webhook": {"url": webhook.url}}}, route=ROUTE)
-    env = storm_env(workdir.parent / "pycache")
     rng = random.Random(seed)
+    result, _ = kill_loop(
+        workdir, config, webhook, lambda process, kills: time.sleep(rng.uniform(0, max_life)),
+        services=services, length=length, min_kills=min_kills, seed=seed, settle=120,
+    )  # fmt: skip
+    return result
+
+
+def kill_loop(
+    workdir: Path,
+    config: Path,
+    webhook: RecordingProcess,
+    life: Life,
+    *,
+    services: int,
+    length: float,
+    min_kills: int,
+    seed: int,
+    settle: float,
+) -> tuple[CrashResult, list[BadStretch]]:
+    """The storm for ``length`` seconds; a daemon started, let live (``life``) and SIGKILLed, again
+    and again (at least ``min_kills`` times); then a last daemon delivers everything. Returns the
+    webhook's view of it, with the state file's integrity, and the storm's bad stretches."""
+    env = storm_env(workdir.parent / "pycache")
     began = time.monotonic()
     start = time.time()
     stretches = schedule(services, start + 6, length, seed)
@@ -167,7 +195,7 @@ def crash_loop(
     storm.start()
     result = CrashResult(stretches=len(stretches))
     first = WatcherProcess(config, env)
-    first.wait_started()
+    first.wait_started(60)
     wait_for_checkpoint(workdir)  # from here on, catch-up covers every window
     first.kill()
     result.kills = 1
@@ -175,19 +203,19 @@ def crash_loop(
     while time.time() < end or result.kills < min_kills:
         process = WatcherProcess(config, env)
         process.wait_started(60)
-        time.sleep(rng.uniform(0, max_life))
-        process.kill()  # SIGKILL
+        life(process, result.kills)
+        process.kill()  # SIGKILL (if the aimed kill has not already)
         result.kills += 1
     last = WatcherProcess(config, env)
     last.wait_started(60)
-    wait_until_settled(workdir, end, timeout=120)
+    wait_until_settled(workdir, end, timeout=settle)
     assert last.terminate() == 0, last.stderr()
     storm.stop()
     result.seconds = time.monotonic() - began
     score_webhook(result, stretches, webhook.snapshot())
     with sqlite3.connect(workdir / "data" / "state.sqlite") as db:
         result.integrity = str(db.execute("PRAGMA integrity_check").fetchone()[0])
-    return result
+    return result, stretches
 
 
 def wait_for_checkpoint(workdir: Path, timeout: float = 60) -> None:
