@@ -37,6 +37,7 @@ from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
 from watcher.schedule import DEFAULT_BACKLOG_PER_TICK, DEFAULT_CATCH_UP, Due, due
 from watcher.store.base import LogStore, StoreError
+from watcher.store.coverage import Coverage
 from watcher.store.partials import Partials
 
 READ_AHEAD = timedelta(hours=6)
@@ -118,6 +119,7 @@ class Engine:
         self.stores = stores
         self.partials = partials
         self._partials: dict[str, Partials] = {}
+        self._coverage = Coverage(stores)
         self._read_ahead: tuple[timedelta, datetime | None] = (timedelta(0), None)
         self.state = state
         self.catch_up = catch_up
@@ -146,6 +148,7 @@ class Engine:
             self.rules.values(), now, self.state.checkpoints(), self.catch_up, DEFAULT_BACKLOG_PER_TICK
         )
         results = self._query(plan, report) if plan else {}
+        self._coverage = Coverage(self.stores)  # asked once per source per tick, when needed
         changes = _Changes({i.fingerprint: i for i in self.state.incidents(states=OPEN)}, report)
         # Resolved incidents that may still start flapping (their recent status changes) step too.
         changes.ended = {i.fingerprint: i for i in self.state.incidents(states=(State.RESOLVED,)) if i.flips}
@@ -247,6 +250,13 @@ class Engine:
                     "rule %s: evaluation failed: %s", rule.name, answer.error, extra={"rule": rule.name}
                 )
         started = time.perf_counter()
+        uncovered = (
+            None if errors_in(answers) else self._coverage.uncovered(rule.source, share.queries, rule.every)
+        )
+        if uncovered is not None:  # before the first log line: never a fire, never a resolve
+            groups = known.groups if rule.group_by else [{}]
+            findings = [Finding(rule.name, group, Status.NO_DATA, reason=uncovered) for group in groups]
+            return _Outcome(findings, Known(known.groups), None, share.store_seconds)
         findings = DETECTORS[rule.detector].evaluate(rule, answers, item.at, known.groups)
         seconds = share.store_seconds + time.perf_counter() - started
         errors = [answer.error or "query failed" for answer in answers if not answer.ok]
@@ -305,6 +315,10 @@ class _Changes:
             self.open[key] = updated
         for event in events:
             self.report.transitions.append(Transition(updated, event, item.at))
+
+
+def errors_in(answers: Sequence[QueryResult]) -> bool:
+    return any(not answer.ok for answer in answers)
 
 
 def _tagged(query: Query, at: datetime, every: timedelta) -> Query:

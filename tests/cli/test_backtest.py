@@ -300,3 +300,21 @@ def test_progress_shows_ticks_done_and_the_time_left() -> None:
         == "\r[#######                       ]  25% 1/4 ticks 2026-01-05 08:00 ETA 0:00:30"
     )
     assert Progress(4, io.StringIO()).enabled is False  # not a terminal
+
+
+def test_a_backtest_from_the_first_log_line_fires_no_flatline_before_the_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The first windows reach back before 08:00, the first line: not an empty service, no data.
+    # (Evaluated as empty, they fired a total flatline at 08:00, the backtest's first minute.)
+    log = tmp_path / "app.jsonl"
+    log.write_text("\n".join(flatline_lines()) + "\n")
+    config = flatline_setup(tmp_path)
+    (tmp_path / "rules" / "total.yaml").write_text(
+        "{name: total-flatline, source: app, every: 1m, window: 5m, delay: 0s, signal: count,"
+        " flatline: {below: 10}, severity: critical}\n"
+    )
+    code = main(["backtest", "--config", str(config), "--logs", str(log), "--start", "2026-01-05T08:00:00Z",
+                 "--end", "2026-01-05T08:44:00Z"])  # fmt: skip
+    assert code == 0
+    assert records(capsys.readouterr().out) == FLATLINE_RECORDS  # only b going silent at 08:30

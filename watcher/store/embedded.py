@@ -84,6 +84,7 @@ class EmbeddedStore:
         )
         self._con.execute(_SCHEMA + FIELD_COLUMNS_SCHEMA)
         self._fields = FieldColumns(field_columns)
+        self._first: tuple[datetime | None] | None = None  # first_time's answer until rows change
 
     # ------------------------------------------------------------------ ingestion
 
@@ -180,6 +181,8 @@ class EmbeddedStore:
         except BaseException:
             cur.rollback()
             raise
+        if parsed.docs:
+            self._first = None
 
     def _not_before(self, now: datetime | None) -> int | None:
         if now is None or self.retention is None:
@@ -192,6 +195,7 @@ class EmbeddedStore:
             return 0
         with self._write_lock, self._cursor() as cur:
             row = cur.execute("DELETE FROM logs WHERE ts < ?", [naive_utc(now - self.retention)]).fetchone()
+        self._first = None
         return int(row[0]) if row else 0
 
     # ------------------------------------------------------------------ queries
@@ -234,6 +238,14 @@ class EmbeddedStore:
         with self._cursor() as cur:
             row = cur.execute("SELECT count(*) FROM logs").fetchone()
         return int(row[0]) if row else 0
+
+    def first_time(self) -> datetime | None:
+        """The oldest stored timestamp (``None``: the store is empty): where its data coverage
+        starts (``watcher.store.coverage``). Kept until ingestion or retention changes the rows."""
+        if self._first is None:
+            found = self.time_range()
+            self._first = (None if found is None else found[0],)
+        return self._first[0]
 
     def time_range(self) -> tuple[datetime, datetime] | None:
         """The oldest and newest stored timestamps, or ``None`` when the store is empty."""
