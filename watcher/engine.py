@@ -250,9 +250,8 @@ class Engine:
                     "rule %s: evaluation failed: %s", rule.name, answer.error, extra={"rule": rule.name}
                 )
         started = time.perf_counter()
-        uncovered = (
-            None if errors_in(answers) else self._coverage.uncovered(rule.source, share.queries, rule.every)
-        )
+        judged = share.queries if reads_absence(rule) else past_windows(share.queries, item.at - rule.delay)
+        uncovered = None if errors_in(answers) else self._coverage.uncovered(rule.source, judged, rule.every)
         if uncovered is not None:  # before the first log line: never a fire, never a resolve
             groups = known.groups if rule.group_by else [{}]
             findings = [Finding(rule.name, group, Status.NO_DATA, reason=uncovered) for group in groups]
@@ -315,6 +314,18 @@ class _Changes:
             self.open[key] = updated
         for event in events:
             self.report.transitions.append(Transition(updated, event, item.at))
+
+
+def reads_absence(rule: Rule) -> bool:
+    """Whether a low value means trouble (a flatline, a ``below`` bound): then a window before the
+    data would look like an outage. A rule alerting on high values judges what its window holds,
+    however little (``min_events`` guards small samples); only its reference windows must be covered."""
+    return rule.flatline is not None or (rule.threshold is not None and rule.threshold.below is not None)
+
+
+def past_windows(queries: Sequence[Query], end: datetime) -> list[Query]:
+    """The reference and history windows of an evaluation: those ending before its own window."""
+    return [query for query in queries if query.window.end < end]
 
 
 def errors_in(answers: Sequence[QueryResult]) -> bool:
