@@ -22,6 +22,7 @@ from watcher.config import StateConfig
 from watcher.incidents.state import StateStore
 from watcher.state.factory import open_state
 from watcher.state.postgres import PostgresBackend
+from watcher.store.embedded import EmbeddedStore
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -78,3 +79,18 @@ def state_at(request: pytest.FixtureRequest, tmp_path: Path) -> StateAt:
         return StateAt("sqlite", StateConfig(path=tmp_path / "data" / "state.sqlite"))
     url = request.getfixturevalue("postgres_url")
     return StateAt("postgresql", StateConfig(url=url))
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[StateStore]:
+    """A fresh SQLite state file (for tests of one backend; the contract suite takes ``state_at``)."""
+    with StateStore(tmp_path / "state.sqlite") as opened:
+        yield opened
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    """A fresh embedded store (a real DuckDB file), time field ``@timestamp``."""
+    opened = EmbeddedStore(tmp_path / "logs.duckdb")
+    yield opened
+    opened.close()

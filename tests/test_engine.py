@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from watcher.config import Route
 from watcher.engine import Engine
@@ -66,19 +64,6 @@ def requests(store: EmbeddedStore, start: datetime, minutes: int, model: str, st
         for i in range(minutes * 6)
     ]
     store.ingest_lines(lines)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
-    opened = EmbeddedStore(tmp_path / "logs.duckdb")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(tmp_path / "state.sqlite") as opened:
-        yield opened
 
 
 def test_incidents_of_one_group_are_notified_together_after_group_wait(

@@ -86,12 +86,6 @@ def store(tmp_path: Path) -> Iterator[Recorder]:
     opened.close()
 
 
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(tmp_path / "state.sqlite") as opened:
-        yield opened
-
-
 def test_a_per_group_flatline_fires_for_the_one_group_that_drops_to_zero(
     store: Recorder, state: StateStore
 ) -> None:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from watcher.config import Route
 from watcher.engine import TickReport
@@ -33,12 +29,6 @@ RULES = {
         {"name": "api-5xx", "source": "es", "threshold": {"above": 1}, "signal": {"count": {}}}
     )
 }
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(tmp_path / "state.sqlite") as opened:
-        yield opened
 
 
 def failing_tick(error: str = "connection refused") -> TickReport:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,12 +37,6 @@ def operations(monkeypatch: pytest.MonkeyPatch) -> Operations:
     for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         monkeypatch.delenv(name, raising=False)
     return Operations(CONFIG, [rule(), rule(name="other", source="other")])
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(tmp_path / "state.sqlite") as opened:
-        yield opened
 
 
 def scrape(operations: Operations) -> list[str]:

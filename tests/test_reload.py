@@ -67,12 +67,6 @@ def opened(state: StateStore, dispatcher: Dispatcher, *incidents: Incident) -> N
         state.mark_delivered(item.notification.id, T0)
 
 
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(tmp_path / "state.sqlite") as store:
-        yield store
-
-
 # ---------------------------------------------------------------------- retire_incidents
 
 

@@ -5,12 +5,9 @@ by the new severity; an override judges its group only."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from watcher.config import Route
 from watcher.engine import Engine
@@ -53,19 +50,6 @@ def traffic(store: EmbeddedStore, shares: Sequence[float], tenant: str = "t") ->
             status = 503 if i < round(share * 10) else 200
             lines.append(json.dumps({"@timestamp": at.isoformat(), "status": status, "tenant": tenant}))
     store.ingest_lines(lines)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
-    opened = EmbeddedStore(tmp_path / "logs.duckdb")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(tmp_path / "state.sqlite") as opened:
-        yield opened
 
 
 def replay(engine: Engine, minutes: int) -> tuple[list[tuple[Event, str]], list[Notification]]:

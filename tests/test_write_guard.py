@@ -6,9 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 import sqlite3
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -47,12 +45,6 @@ class Receiver:
 
     def events(self) -> list[str]:
         return [n.event.value for n in self.sent]
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(tmp_path / "state.sqlite") as opened:
-        yield opened
 
 
 @pytest.fixture
