@@ -121,6 +121,22 @@ class DrainReport:
     retried_to: Counter[str] = field(default_factory=Counter, compare=False)
     dead_to: Counter[str] = field(default_factory=Counter, compare=False)
 
+    def add(self, other: DrainReport) -> None:
+        """Count ``other`` (another drain, e.g. another receiver's worker) into this report. Kept
+        beside the fields: a field added above must be added here too."""
+        self.sent += other.sent
+        self.retried += other.retried
+        self.dead += other.dead
+        self.skipped += other.skipped
+        self.deferred += other.deferred
+        self.reconciled += other.reconciled
+        self.paced += other.paced
+        self.dead_letters += other.dead_letters
+        self.delivered_to |= other.delivered_to
+        self.sent_to.update(other.sent_to)
+        self.retried_to.update(other.retried_to)
+        self.dead_to.update(other.dead_to)
+
     @property
     def failed(self) -> int:
         return self.retried + self.dead

@@ -28,6 +28,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import WebClient
 
+from watcher.notify.answers import retry_after
+
 log = logging.getLogger("watcher.notify.slack")
 
 EVENT_TYPE = "watcher_notification"
@@ -167,10 +169,9 @@ class SlackLookup:
             if code in CANNOT_LOOK:
                 log.warning("Slack %s refused (%s): in-doubt sends are posted without a lookup", method, code)
                 return None
-            wait = err.response.headers.get("Retry-After")
             raise SlackLookupError(
                 f"slack {method}: {code or 'error'} (HTTP {err.response.status_code})",
-                float(wait) if wait and str(wait).replace(".", "", 1).isdigit() else None,
+                retry_after(err.response.headers),
             ) from None
         except (OSError, HTTPException) as err:
             raise SlackLookupError(f"slack {method}: network error: {type(err).__name__}") from None

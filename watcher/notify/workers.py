@@ -125,7 +125,7 @@ class DeliveryWorkers:
         met (a state file that cannot be written), for the daemon's scheduler thread to report."""
         total, errors = DrainReport(), []
         while not self.reports.empty():
-            _add(total, self.reports.get_nowait())
+            total.add(self.reports.get_nowait())
         while not self.errors.empty():
             errors.append(self.errors.get_nowait())
         return total, errors
@@ -147,18 +147,3 @@ class DeliveryWorkers:
                 log.warning(
                     "delivery to %s still running at shutdown; it is retried at the next start", worker.name
                 )
-
-
-def _add(total: DrainReport, report: DrainReport) -> None:
-    total.sent += report.sent
-    total.retried += report.retried
-    total.dead += report.dead
-    total.skipped += report.skipped
-    total.deferred += report.deferred
-    total.reconciled += report.reconciled
-    total.paced += report.paced
-    total.dead_letters += report.dead_letters
-    total.delivered_to |= report.delivered_to
-    total.sent_to.update(report.sent_to)
-    total.retried_to.update(report.retried_to)
-    total.dead_to.update(report.dead_to)
