@@ -37,7 +37,7 @@ from slack_sdk.webhook import WebhookClient
 
 from watcher.config import SlackReceiver
 from watcher.filters import labels
-from watcher.incidents.model import Event
+from watcher.incidents.model import Event, Incident
 from watcher.incidents.series import samples
 from watcher.notify.answers import retry_after
 from watcher.notify.base import CHARTS, Delivery, Notification
@@ -126,7 +126,7 @@ class SlackNotifier:
     def charts(self, notification: Notification) -> list[dict[str, Any]]:
         """The ``files_upload_v2`` uploads for a message: a PNG per incident that has a series."""
         uploads = []
-        for incident in notification.incidents[:MAX_CHARTS]:
+        for incident in _charted(notification):
             png = render_chart(incident, self._templates.signal(incident.rule))
             if png is None:
                 continue
@@ -174,7 +174,7 @@ class SlackNotifier:
             if notification.part == CHARTS:
                 if thread is None:
                     return None
-                names = {upload["filename"] for upload in self.charts(notification)}
+                names = {chart_name(incident.rule, notification.id) for incident in _charted(notification)}
                 return Delivery(ok=True) if self._lookup.files(*thread, names, since) else None
             reply = notification.event is not Event.FIRING and thread is not None
             channel = thread[0] if reply and thread else self._settings.channel or ""
@@ -207,9 +207,7 @@ class SlackNotifier:
         UPDATE posted on its own -- an episode found after the fact, whose FIRING was never told --
         must not become the thread a later episode's RESOLVED rewrites and replies to."""
         kept = ref if notification.event is Event.FIRING or notification.thread_ref is not None else None
-        if not self._settings.charts or not any(
-            len(samples(incident.details)) >= MIN_SAMPLES for incident in notification.incidents[:MAX_CHARTS]
-        ):
+        if not self._settings.charts or not _charted(notification):
             return Delivery(ok=True, ref=kept)
         thread = {"channel": ref["channel"], "ts": ref.get("thread_ts") or ref["ts"]}
         step = replace(notification, id=f"{notification.id}.{CHARTS}", part=CHARTS, thread_ref=thread)
@@ -361,6 +359,13 @@ def _thread(ref: Mapping[str, Any] | None) -> tuple[str, str] | None:
     if not ref or not ref.get("channel") or not ref.get("ts"):
         return None
     return str(ref["channel"]), str(ref["ts"])
+
+
+def _charted(notification: Notification) -> list[Incident]:
+    """The incidents of a message that get a chart: the first ``MAX_CHARTS``, those with a series
+    (``render_chart`` draws nothing for fewer samples). Read without drawing: the in-doubt lookup
+    needs only their file names."""
+    return [i for i in notification.incidents[:MAX_CHARTS] if len(samples(i.details)) >= MIN_SAMPLES]
 
 
 def chart_name(rule: str, notification_id: str) -> str:
