@@ -13,7 +13,7 @@ from watcher.engine import Engine
 from watcher.incidents.model import Event, State
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
-from watcher.operations import Operations
+from watcher.process.operations import Operations
 from watcher.store.embedded import EmbeddedStore
 
 

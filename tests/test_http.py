@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from watcher.health import Health
-from watcher.http import HttpError, HttpServer, parse_listen, start_http_server
-from watcher.metrics import Metrics
+from watcher.process.health import Health
+from watcher.process.http import HttpError, HttpServer, parse_listen, start_http_server
+from watcher.process.metrics import Metrics
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 

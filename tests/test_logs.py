@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from watcher.config import Config
-from watcher.logs import (
+from watcher.process.logs import (
     CHATTY_LOGGERS,
     Redactor,
     add_log_arguments,

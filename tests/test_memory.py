@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from watcher import memory
 from watcher.config import Config
+from watcher.process import memory
 from watcher.rules.loader import load_rules
 
 

@@ -8,9 +8,9 @@ from watcher.config import Route
 from watcher.engine import TickReport
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
-from watcher.meta import RECEIVER_DEAD, RULES_INVALID, STORE_UNREACHABLE, Watchdog, observe
 from watcher.notify.base import Notification
 from watcher.notify.outbox import DrainReport
+from watcher.process.meta import RECEIVER_DEAD, RULES_INVALID, STORE_UNREACHABLE, Watchdog, observe
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
 

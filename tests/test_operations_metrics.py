@@ -17,7 +17,7 @@ from watcher.engine import Engine
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Delivery
 from watcher.notify.outbox import Outbox, RetryPolicy
-from watcher.operations import Operations
+from watcher.process.operations import Operations
 from watcher.store.embedded import EmbeddedStore
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -19,14 +19,14 @@ from tests.e2e.daemon import write_config
 from tests.test_engine import rule
 from watcher.cli.common import load
 from watcher.config import Config, Route
-from watcher.daemon import Daemon
 from watcher.engine import Transition
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
-from watcher.meta import RULES_INVALID
 from watcher.notify.base import Delivery
 from watcher.notify.outbox import RetryPolicy
-from watcher.reload import Reloader, kept_restart_only, orphans, retire_incidents
+from watcher.process.daemon import Daemon
+from watcher.process.meta import RULES_INVALID
+from watcher.process.reload import Reloader, kept_restart_only, orphans, retire_incidents
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.loader import ConfigError, load_config
 from watcher.rules.models import ThresholdSpec
@@ -141,7 +141,7 @@ def test_state_and_http_changes_wait_for_a_restart(caplog: pytest.LogCaptureFixt
         http={"listen": "127.0.0.1:9999"},
         route={"receiver": "console", "group_wait": "5s"},
     )
-    with caplog.at_level(logging.WARNING, logger="watcher.reload"):
+    with caplog.at_level(logging.WARNING, logger="watcher.process.reload"):
         kept = kept_restart_only(new, running)
     assert (kept.state, kept.http) == (running.state, running.http)
     assert kept.route == new.route
@@ -150,7 +150,7 @@ def test_state_and_http_changes_wait_for_a_restart(caplog: pytest.LogCaptureFixt
 
 def test_a_config_with_the_same_state_and_http_is_used_as_it_is(caplog: pytest.LogCaptureFixture) -> None:
     new = config(route={"receiver": "console", "group_wait": "5s"})
-    with caplog.at_level(logging.WARNING, logger="watcher.reload"):
+    with caplog.at_level(logging.WARNING, logger="watcher.process.reload"):
         assert kept_restart_only(new, config()) is new
     assert caplog.messages == []
 
@@ -249,7 +249,7 @@ def test_a_broken_watcher_yaml_keeps_the_running_config_and_alerts(
     path = tmp_path / "watcher.yaml"
     good, before = path.read_text(), daemon.config
     path.write_text(good.replace("receiver: console", "receiver: nowhere", 1))
-    with caplog.at_level(logging.ERROR, logger="watcher.daemon"):
+    with caplog.at_level(logging.ERROR, logger="watcher.process.daemon"):
         reloaded(daemon)
     assert daemon.config is before
     assert list(daemon.engine.rules) == ["app-errors"]
@@ -398,7 +398,7 @@ def test_a_template_mistake_in_an_edited_rule_raises_the_alert_but_the_rule_runs
     rule_file = tmp_path / "rules" / "app-errors.yaml"
     broken = {**RULE, "threshold": {"above": 0.3}, "annotations": {"summary": "rate {{ valeu }}"}}
     rule_file.write_text(yaml.safe_dump(broken))
-    with caplog.at_level(logging.ERROR, logger="watcher.daemon"):
+    with caplog.at_level(logging.ERROR, logger="watcher.process.daemon"):
         reloaded(daemon)
     assert daemon.engine.rules["app-errors"].threshold == ThresholdSpec(above=0.3)  # the edit runs
     (problem,) = [r.getMessage() for r in caplog.records if "template mistake" in r.getMessage()]
@@ -453,7 +453,7 @@ def test_a_hostile_rule_file_saved_while_running_keeps_the_last_good_rule_and_al
     rule_file = tmp_path / "rules" / "app-errors.yaml"
     good, before = rule_file.read_bytes(), daemon.engine.rules["app-errors"]
     rule_file.write_bytes((TESTDATA / name).read_bytes().replace(b"source: local", b"source: app"))
-    with caplog.at_level(logging.ERROR, logger="watcher.daemon"):
+    with caplog.at_level(logging.ERROR, logger="watcher.process.daemon"):
         reloaded(daemon)
     assert daemon.engine.rules == {"app-errors": before}
     (alert,) = daemon.state.incidents(rule=RULES_INVALID)
@@ -490,7 +490,7 @@ def test_an_unexpected_error_while_loading_fails_the_reload_not_the_daemon(
     def broken(*args: object) -> None:
         raise RuntimeError("a bug in the loader")
 
-    monkeypatch.setattr("watcher.reload.load_rules", broken)
+    monkeypatch.setattr("watcher.process.reload.load_rules", broken)
     reloaded(daemon)
     assert list(daemon.engine.rules) == ["app-errors"]
     (alert,) = daemon.state.incidents(rule=RULES_INVALID)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.e2e.daemon import write_config
 from watcher.cli.common import load
-from watcher.reload import Reloader
+from watcher.process.reload import Reloader
 
 QUOTA = {
     "name": "tenant-429",

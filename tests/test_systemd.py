@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.systemd import Notify, Watchdog, watchdog_interval
+from watcher.process.systemd import Notify, Watchdog, watchdog_interval
 
 
 class Systemd:

@@ -12,14 +12,14 @@ import pytest
 
 from tests.notify.test_outbox import T0, Clock
 from watcher.config import Route
-from watcher.health import Health
 from watcher.incidents.state import StateStore
-from watcher.metrics import Metrics
 from watcher.notify.base import Delivery, Notification, Notifier
+from watcher.process.health import Health
+from watcher.process.metrics import Metrics
+from watcher.process.write_guard import STATE_UNWRITABLE, DirectAlert, WriteError, WriteGuard
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
 from watcher.schedule import DEFAULT_BACKLOG_PER_TICK, DEFAULT_CATCH_UP, due
-from watcher.write_guard import STATE_UNWRITABLE, DirectAlert, WriteError, WriteGuard
 
 SEC = timedelta(seconds=1)
 ROUTE = Route.model_validate(

@@ -19,7 +19,7 @@ def _loaded_after(code: str) -> list[str]:
 
 
 def test_the_daemon_imports_no_other_command_nor_their_libraries() -> None:
-    started = "from watcher.cli import build_parser\nbuild_parser('run')\nimport watcher.daemon"
+    started = "from watcher.cli import build_parser\nbuild_parser('run')\nimport watcher.process.daemon"
     assert _loaded_after(started) == []
 
 

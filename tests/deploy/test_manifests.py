@@ -22,9 +22,9 @@ from typing import Any, NoReturn
 import pytest
 import yaml
 
-from watcher.health import Health
-from watcher.http import start_http_server
-from watcher.metrics import Metrics
+from watcher.process.health import Health
+from watcher.process.http import start_http_server
+from watcher.process.metrics import Metrics
 from watcher.rules.loader import load_config, load_rules
 
 ROOT = Path(__file__).resolve().parents[2]

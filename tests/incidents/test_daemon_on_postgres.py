@@ -12,9 +12,9 @@ import pytest
 from tests.e2e.daemon import write_config
 from watcher.cli.common import load
 from watcher.config import StateConfig
-from watcher.daemon import Daemon
 from watcher.incidents.model import State
 from watcher.incidents.state import StateStoreError
+from watcher.process.daemon import Daemon
 from watcher.state.factory import open_state
 
 NOW = datetime(2026, 1, 5, 8, 1, tzinfo=UTC)

@@ -13,8 +13,8 @@ import pytest
 from tests.e2e.daemon import write_config
 from watcher.cli.common import load
 from watcher.config import EmbeddedSource
-from watcher.daemon import Daemon
-from watcher.metrics import Metrics
+from watcher.process.daemon import Daemon
+from watcher.process.metrics import Metrics
 from watcher.store.embedded import EmbeddedStore, from_source
 from watcher.store.ingest import AMBIGUOUS_TIMESTAMP, MISSING_TIMESTAMP, NOT_JSON, IngestReport, Rejection
 from watcher.store.rejections import RejectionLog, no_usable_lines, summary

@@ -6,10 +6,10 @@ import argparse
 import sys
 from datetime import timedelta
 
-from watcher import memory
 from watcher.cli.common import LoadFailedError, add_config_argument, load
-from watcher.http import HttpError
-from watcher.logs import add_log_arguments, register_config_secrets, setup_logging
+from watcher.process import memory
+from watcher.process.http import HttpError
+from watcher.process.logs import add_log_arguments, register_config_secrets, setup_logging
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     except LoadFailedError as failed:
         return failed.code
     register_config_secrets(loaded.config)  # never printed, whatever logs them
-    from watcher.daemon import Daemon
+    from watcher.process.daemon import Daemon
 
     try:
         daemon = Daemon(loaded.config, loaded.rules, config_path=args.config, files=loaded.files)

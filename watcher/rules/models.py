@@ -320,7 +320,7 @@ class Rule(_Model):
 
     def read_files(self) -> list[Path]:
         """The files the rule read when it was loaded, besides its own: a baseline profile, an
-        overrides file. An edit of one is a reload (``watcher.reload``)."""
+        overrides file. An edit of one is a reload (``watcher.process.reload``)."""
         spec = self.drift or self.validity
         refs = [getattr(spec, "baseline", None), self.overrides_file]
         return [ref.file for ref in refs if ref is not None and ref.file is not None]

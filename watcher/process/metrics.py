@@ -17,7 +17,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from watcher.incidents.model import OPEN
-from watcher.rule_metrics import RuleMetrics
+from watcher.process.rule_metrics import RuleMetrics
 
 # Rule evaluations are one batched store call plus pure detection: milliseconds when healthy,
 # up to the store timeout (30s by default) when not.
@@ -30,7 +30,7 @@ class Metrics:
     Attributes are the prometheus-client metric objects themselves, so a stage may also use the
     library API directly (``metrics.outbox_depth.set(3)``); the methods below cover the common
     updates in one call each. The per-rule series (three per rule) are ``rules``, a compact
-    collector (``watcher.rule_metrics``): with 1,000 rules prometheus-client's own objects took
+    collector (``watcher.process.rule_metrics``): with 1,000 rules prometheus-client's own objects took
     4.6 MB.
     """
 

@@ -12,17 +12,17 @@ from datetime import datetime, timedelta
 
 from watcher.config import Config
 from watcher.engine import TickReport
-from watcher.health import Health
-from watcher.http import HttpServer, start_http_server
 from watcher.incidents.model import OPEN
 from watcher.incidents.state import StateStore
-from watcher.metrics import Metrics
 from watcher.notify.outbox import DrainReport
+from watcher.process.health import Health
+from watcher.process.http import HttpServer, start_http_server
+from watcher.process.metrics import Metrics
+from watcher.process.systemd import Notify, Watchdog, watchdog_interval
 from watcher.rules.models import Rule
 from watcher.schedule import tick_interval
-from watcher.systemd import Notify, Watchdog, watchdog_interval
 
-log = logging.getLogger("watcher.operations")
+log = logging.getLogger("watcher.process.operations")
 
 
 class Operations:

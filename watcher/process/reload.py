@@ -33,7 +33,7 @@ from watcher.rules.models import Rule
 from watcher.rules.reload import Retired, RuleChanges, merge
 from watcher.rules.watch import FileWatch, Stamp, snapshot
 
-log = logging.getLogger("watcher.reload")
+log = logging.getLogger("watcher.process.reload")
 
 RESTART_ONLY = ("state", "http")
 """watcher.yaml sections a running daemon keeps: the state file is locked and the port bound."""

@@ -17,10 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from watcher.config import listen_address
-from watcher.health import Health, Verdict
-from watcher.metrics import Metrics
+from watcher.process.health import Health, Verdict
+from watcher.process.metrics import Metrics
 
-log = logging.getLogger("watcher.http")
+log = logging.getLogger("watcher.process.http")
 
 _INDEX = b"watcher\n\n/metrics  Prometheus metrics\n/healthz  liveness\n/readyz   readiness\n"
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-log = logging.getLogger("watcher.systemd")
+log = logging.getLogger("watcher.process.systemd")
 
 
 def _address(path: str) -> str | None:

@@ -8,7 +8,7 @@ delivery worker thread per receiver (``watcher.notify.workers``), so a receiver 
 no other; the workers only claim, send and record outbox rows (the state file serialises them). The scheduler
 runs its jobs through a ``WriteGuard``: a job that cannot write watcher's files (a full disk) is caught
 there, logged once a minute, turns ``/readyz`` 503 and sends ``watcher:state-unwritable``
-directly (``watcher.write_guard``).
+directly (``watcher.process.write_guard``).
 """
 
 from __future__ import annotations
@@ -25,17 +25,18 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher import memory
 from watcher.config import Config, EmbeddedSource
 from watcher.engine import Engine
-from watcher.meta import Watchdog
 from watcher.notify.base import Notifier
 from watcher.notify.breaker import CircuitBreaker
 from watcher.notify.outbox import Outbox, RetryPolicy
 from watcher.notify.registry import build_notifier
 from watcher.notify.workers import DeliveryWorkers
-from watcher.operations import Operations
-from watcher.reload import Reload, Reloader, orphans, retire_incidents
+from watcher.process import memory
+from watcher.process.meta import Watchdog
+from watcher.process.operations import Operations
+from watcher.process.reload import Reload, Reloader, orphans, retire_incidents
+from watcher.process.write_guard import TICK, DirectAlert, WriteError, WriteGuard
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.loader import ConfigError
 from watcher.rules.models import Rule
@@ -46,9 +47,8 @@ from watcher.store.embedded import EmbeddedStore
 from watcher.store.factory import open_store, open_stores
 from watcher.template_errors import rule_errors
 from watcher.templates import Templates
-from watcher.write_guard import TICK, DirectAlert, WriteError, WriteGuard
 
-log = logging.getLogger("watcher.daemon")
+log = logging.getLogger("watcher.process.daemon")
 Clock = Callable[[], datetime]
 
 
@@ -155,7 +155,7 @@ class Daemon:
     def release_memory() -> None:
         """Hand freed heap back to the OS after a tick (glibc and DuckDB's jemalloc keep it
         otherwise): a tick's fused query, a backlog of log lines or 1,000 rule files leave tens of
-        MB of free arenas behind (``watcher.memory``)."""
+        MB of free arenas behind (``watcher.process.memory``)."""
         memory.release()
 
     def rule_errors_found(self, errors: list[str]) -> None:

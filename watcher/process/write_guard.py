@@ -30,16 +30,16 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from watcher.duration import format_duration
-from watcher.health import Health
 from watcher.incidents.model import Event, Incident
 from watcher.incidents.state import StateStore
-from watcher.meta import observe
-from watcher.metrics import Metrics
 from watcher.notify.base import Delivery, Notification, Notifier
+from watcher.process.health import Health
+from watcher.process.meta import observe
+from watcher.process.metrics import Metrics
 from watcher.routing.dispatch import META_PREFIX
 from watcher.routing.tree import RouteMatch
 
-log = logging.getLogger("watcher.write_guard")
+log = logging.getLogger("watcher.process.write_guard")
 
 STATE_UNWRITABLE = f"{META_PREFIX}state-unwritable"
 STATE_FILE = "the state file"
@@ -85,7 +85,7 @@ def _postgres_error(error: BaseException) -> bool:
 
 class DirectAlert:
     """``watcher:state-unwritable``, sent without the state file: the outbox lives in the very file
-    that cannot be written. The incident is kept in memory (``watcher.meta.observe``, as the
+    that cannot be written. The incident is kept in memory (``watcher.process.meta.observe``, as the
     ``Watchdog``'s), routed like other meta-alerts (``routes``: ``meta.receiver``, else the route
     tree) and handed straight to the receiver's notifier.
 

@@ -11,7 +11,7 @@ its group:
 - ``watcher:rules-invalid``: the rule files failed to load (after a reload); resolves when they
   load cleanly;
 - ``watcher:state-unwritable``: the state file (or an embedded store) cannot be written. It cannot
-  go through the state file's outbox, so ``watcher.write_guard.DirectAlert`` keeps it in memory
+  go through the state file's outbox, so ``watcher.process.write_guard.DirectAlert`` keeps it in memory
   (built by ``observe`` below) and sends it straight to the receiver's notifier.
 
 ``observe`` is the pure state machine (a failure streak fires after ``needed`` failures, one
@@ -33,7 +33,7 @@ from watcher.notify.outbox import DrainReport
 from watcher.routing.dispatch import META_PREFIX, Dispatcher
 from watcher.rules.models import Rule
 
-log = logging.getLogger("watcher.meta")
+log = logging.getLogger("watcher.process.meta")
 
 STORE_UNREACHABLE = f"{META_PREFIX}store-unreachable"
 RECEIVER_DEAD = f"{META_PREFIX}receiver-dead"
