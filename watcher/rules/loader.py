@@ -307,7 +307,7 @@ def _load_rule(
         else:
             names[name] = (path, mark)
     try:
-        # ml_specs resolves a relative 'baseline:' against the rule file's folder through this context.
+        # references.py resolves a relative 'baseline:' against the rule file's folder through this context.
         context = {"base_dir": path.parent, "flapping": config.flapping if config is not None else None}
         rule = Rule.model_validate(raw, context=context)
     except ValidationError as exc:

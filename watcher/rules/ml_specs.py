@@ -1,79 +1,27 @@
 """Rule settings of the ML detectors: ``spike``, ``drift`` and ``validity``.
 
-A ``baseline:`` is the path of a profile file (see ``watcher.baseline``), read once when the rule
-is loaded so the detectors stay pure. A relative path is resolved against the ``base_dir`` in the
-pydantic validation context (the rule loader passes the rule file's folder), else the working
-directory. A rule can also be built in code with a ``Profile`` object in place of the path.
+What they compare with -- a baseline profile, earlier windows -- is ``watcher.rules.references``.
 """
 
 from __future__ import annotations
 
 import itertools
 from datetime import timedelta
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    GetJsonSchemaHandler,
-    PlainSerializer,
-    ValidationInfo,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from watcher.baseline import FeatureType, Profile, load_profile
+from watcher.baseline import FeatureType
 from watcher.duration import Duration
+from watcher.rules.references import Baseline, ReferenceSpec, SpecModel
 from watcher.rules.thresholds import Bound, Levels, Severity, severity_rank
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-# --------------------------------------------------------------------------- baseline references
-
-
-class BaselineRef(_Model):
-    """A loaded profile and the path it was written as."""
-
-    path: str
-    profile: Profile
-    file: Path | None = None
-    """where it was read from (``path`` resolved against the rule file's folder)"""
-
-
-def _load_baseline(value: Any, info: ValidationInfo) -> Any:
-    if isinstance(value, BaselineRef):
-        return value
-    if isinstance(value, Profile):
-        return BaselineRef(path=f"<{value.source}>", profile=value)
-    if not isinstance(value, str | Path):
-        raise ValueError("'baseline' is the path of a profile file (made by `watcher baseline build`)")
-    path = Path(value)
-    base_dir = (info.context or {}).get("base_dir")
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
-    return BaselineRef(path=str(value), profile=load_profile(path), file=path)
-
-
-Baseline = Annotated[
-    BaselineRef,
-    BeforeValidator(_load_baseline),
-    PlainSerializer(lambda ref: ref.path, return_type=str),
-    WithJsonSchema({"type": "string", "description": "path of a baseline profile JSON file"}),
-]
-
 
 # --------------------------------------------------------------------------- spike
 
 
-class ZScoreSpec(_Model):
+class ZScoreSpec(SpecModel):
     """Compare with the signal's own recent history: the ``history`` windows just before the
     current one, each as long as the rule's ``window``. Robust z = (x - median) / (1.4826 * MAD).
 
@@ -99,7 +47,7 @@ class ZScoreSpec(_Model):
         return self.min_history if self.min_history is not None else max(3, self.history // 2)
 
 
-class SpikeSpec(_Model):
+class SpikeSpec(SpecModel):
     """The rule's signal against a reference. Exactly one of:
 
     - ``offset: 1d`` -- the same signal in the window ``offset`` earlier; alert when
@@ -148,11 +96,7 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
 }
 
 
-class ReferenceSpec(_Model):
-    offset: Duration = Field(description="compare with the window this much earlier, e.g. 7d")
-
-
-class DriftFeature(_Model):
+class DriftFeature(SpecModel):
     """A feature to compare. Written as its field name; the mapping form declares what a baseline
     would otherwise tell: ``{name: country, type: categorical}``, ``{name: age, edges: [18, 30, 50]}``."""
 
@@ -186,7 +130,7 @@ class DriftFeature(_Model):
         return "numeric" if self.edges is not None else self.type
 
 
-class DriftSpec(_Model):
+class DriftSpec(SpecModel):
     """Feature distributions in the window against a ``baseline`` profile, or against the same
     features in a ``reference`` window (``{offset: 7d}``). With both, the reference window supplies
     the counts and the profile the bins. Scores per ``method`` (higher = more drift; see
@@ -269,7 +213,7 @@ class DriftSpec(_Model):
 # --------------------------------------------------------------------------- validity
 
 
-class Bounds(_Model):
+class Bounds(SpecModel):
     """Explicit valid range of a numeric feature (inclusive)."""
 
     min: float | None = None
@@ -288,7 +232,7 @@ ValidityCheck = Literal["unseen", "missing", "out_of_range"]
 SHARE_LEVELS = "a share, or levels: {warning: 0.01, critical: 0.05}"
 
 
-class ValiditySpec(_Model):
+class ValiditySpec(SpecModel):
     """Checks of each feature's values in the window; a group alerts when any share is over its limit.
 
     - ``unseen_share_above``: share of present values of a categorical feature not among the
