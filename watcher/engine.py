@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from watcher.config import Route
 from watcher.detect import DETECTORS
@@ -30,7 +31,7 @@ from watcher.detect.base import Finding, Status
 from watcher.detect.known import Known, KnownGroups, forgotten_note
 from watcher.incidents.machine import retire, step
 from watcher.incidents.model import OPEN, Event, Incident, State, fingerprint
-from watcher.incidents.state import StateStore
+from watcher.incidents.state import StateStore, Write
 from watcher.notify.base import Notification
 from watcher.query import Query, QueryResult
 from watcher.routing.dispatch import Dispatcher
@@ -92,6 +93,15 @@ class _Outcome:
     seconds: float
 
 
+class Ownership(Protocol):
+    """Which rules this process evaluates when replicas share the state, and the write that
+    refuses the tick if their leases moved on (``watcher.process.partitions.Replica``)."""
+
+    def owns(self, rule: str) -> bool: ...
+
+    def fence(self, rules: Collection[str]) -> Write: ...
+
+
 @dataclass
 class TickReport:
     evaluations: int = 0
@@ -142,11 +152,12 @@ class Engine:
 
     # ------------------------------------------------------------------ the tick
 
-    def tick(self, now: datetime) -> TickReport:
+    def tick(self, now: datetime, ownership: Ownership | None = None) -> TickReport:
+        """Evaluate the rules due at ``now`` (with ``ownership``, only the rules this replica
+        holds, their writes fenced by its leases) and commit what changed in one transaction."""
         report = TickReport()
-        plan = due(
-            self.rules.values(), now, self.state.checkpoints(), self.catch_up, DEFAULT_BACKLOG_PER_TICK
-        )
+        rules = [r for r in self.rules.values() if ownership is None or ownership.owns(r.name)]
+        plan = due(rules, now, self.state.checkpoints(), self.catch_up, DEFAULT_BACKLOG_PER_TICK)
         results = self._query(plan, report) if plan else {}
         self._coverage = Coverage(self.stores)  # asked once per source per tick, when needed
         changes = _Changes({i.fingerprint: i for i in self.state.incidents(states=OPEN)}, report)
@@ -175,12 +186,14 @@ class Engine:
         dispatch = self.dispatcher.plan(report.transitions, now, changes.open)
         report.notifications = dispatch.notifications
         if plan or not dispatch.empty:
+            fence = None if ownership is None else ownership.fence({item.rule.name for item in plan})
             self.state.commit(
                 list(changes.changed.values()),
                 sorted(changes.deleted - changes.changed.keys()),
                 report.notifications,
                 checkpoints,
                 writes=[dispatch.write],
+                fence=fence,
             )
         return report
 

@@ -6,7 +6,7 @@ environment at load time; they are held as ``SecretStr`` so they never show in r
 
 This package holds the root ``Config`` and the small sections only it uses (the route tree,
 ``inhibit``, ``meta``, ``state``, ``http``, ``reload``); the sections other stages read on their
-own live beside it: ``sources``, ``receivers``, ``delivery``, and ``environment`` (the
+own live beside it: ``sources``, ``receivers``, ``delivery``, ``ha``, and ``environment`` (the
 interpolation). Import every name from ``watcher.config``.
 """
 
@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from watcher.config.base import ConfigModel
 from watcher.config.delivery import BreakerConfig, DeliveryConfig, RetryConfig
 from watcher.config.environment import MissingEnvError, interpolate, unresolved
+from watcher.config.ha import HaConfig
 from watcher.config.receivers import (
     E164,
     RECEIVER_KINDS,
@@ -49,6 +50,7 @@ __all__ = [
     "EmailAddress",
     "EmailReceiver",
     "EmbeddedSource",
+    "HaConfig",
     "HttpConfig",
     "InhibitRule",
     "MetaConfig",
@@ -176,6 +178,9 @@ class Config(ConfigModel):
     meta: MetaConfig = MetaConfig()
     reload: ReloadConfig = ReloadConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    ha: HaConfig | None = Field(
+        default=None, description="several replicas on one PostgreSQL state (rule partitions, leases)"
+    )
     flapping: FlappingSpec = Field(
         default=DEFAULT_FLAPPING, description="every rule's flapping unless it sets its own; false: off"
     )

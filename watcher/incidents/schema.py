@@ -117,7 +117,27 @@ _V4 = (
     "CREATE INDEX incidents_by_rule ON incidents (rule, state)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_V5 = (
+    # High availability (``ha:``, watcher.state.leases): one row per replica, refreshed every
+    # heartbeat, and one lease per partition of the rules. ``epoch`` grows whenever a partition
+    # changes hands, so a write carrying an older epoch is refused (fencing). Times are the
+    # replicas' clocks in microseconds, like every time of the state.
+    """CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+    )""",
+    """CREATE TABLE partitions (
+        number INTEGER PRIMARY KEY,
+        owner TEXT,
+        epoch INTEGER NOT NULL DEFAULT 0,
+        expires_at INTEGER NOT NULL DEFAULT 0
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

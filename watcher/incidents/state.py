@@ -116,6 +116,7 @@ class StateStore(OutboxRows):
         notifications: Sequence[Notification] = (),
         checkpoints: Mapping[str, datetime] = _NO_CHECKPOINTS,
         writes: Sequence[Write] = (),
+        fence: Write | None = None,
     ) -> None:
         """Write one tick in one transaction: upsert ``changes``, delete ``deletes`` (pending
         incidents gone back to inactive), enqueue ``notifications``, advance ``checkpoints`` and
@@ -124,12 +125,15 @@ class StateStore(OutboxRows):
         Enqueuing is idempotent on the notification id: an id already in the outbox (in any
         status) is ignored. Each incident of a newly enqueued notification gets
         ``last_notified_at = notification.created_at``, so repeat intervals count from enqueue.
-        Checkpoints only move forward. On any error nothing of the tick is written.
+        Checkpoints only move forward. On any error nothing of the tick is written. ``fence`` runs
+        first and may refuse the whole tick (a replica whose lease moved on: ``watcher.state.leases``).
         """
         both = {incident.fingerprint for incident in changes} & set(deletes)
         if both:
             raise ValueError(f"incident {sorted(both)[0]} is both changed and deleted in one commit")
         with self._lock, self._transaction():
+            if fence is not None:
+                fence(self._db)
             notified = self._enqueue(notifications)
             for incident in self._with_notified(changes, deletes, notified):
                 self._db.execute(

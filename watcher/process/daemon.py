@@ -35,6 +35,7 @@ from watcher.notify.workers import DeliveryWorkers
 from watcher.process import memory
 from watcher.process.meta import Watchdog
 from watcher.process.operations import Operations
+from watcher.process.partitions import LeaseLostError, Replica
 from watcher.process.reload import Reload, Reloader, orphans, retire_incidents
 from watcher.process.write_guard import TICK, DirectAlert, WriteError, WriteGuard
 from watcher.routing.dispatch import Dispatcher
@@ -74,10 +75,11 @@ class Daemon:
         self.clock = clock
         self.stopping = threading.Event()
         self.stores: dict[str, LogStore] = open_stores(config.sources, {r.source for r in rules})
-        self.lock = daemon_lock(config.state)
+        self.lock = daemon_lock(config.state, shared=config.ha is not None)
         self.lock.acquire()
         self.state = open_state(config.state)
-        self.state.release_claims()  # sends a crashed predecessor left unfinished are retried now
+        if config.ha is None:  # replicas' claims are their own: they are retried when their lease ends
+            self.state.release_claims()  # sends a crashed predecessor left unfinished are retried now
         self.dispatcher = Dispatcher.from_config(config, self.state)
         # Live ticks re-read their windows: per-bucket partials (``watcher.store.partials``) made the
         # embedded tick slower (200 rules over 1M rows: 0.74 s CPU against 0.57 s), cut osmem's CPU
@@ -96,10 +98,16 @@ class Daemon:
             breaker=CircuitBreaker.from_config(config.delivery.breaker),
         )
         self.operations = Operations(config, rules)
+        self.replica = (
+            None
+            if config.ha is None
+            else Replica(self.state, config.ha, clock, metrics=self.operations.metrics.replica())
+        )
         self.workers = DeliveryWorkers(self.outbox, self.state, clock)
         alert = DirectAlert(lambda incident: self.dispatcher.routes(incident), lambda: self.outbox.notifiers)
         health, metrics = self.operations.health, self.operations.metrics
         self.guard = WriteGuard(self.state, health, metrics, alert, clock)
+        self.beat()  # partitions held before the start's first tick and its orphans
         self.reloader = Reloader(config_path, config, files or {}, rules) if config_path is not None else None
         self._interval: timedelta | None = None  # the tick's, once scheduled
         self.scheduler = BackgroundScheduler(
@@ -122,7 +130,15 @@ class Daemon:
         now = self.clock()
         self._ingest(now)
         memory.trim()  # DuckDB's insert buffers go back before the fused query takes its own
-        report = self.engine.tick(now)
+        if self.replica is None:
+            report = self.engine.tick(now)
+        else:
+            self.beat(now)  # leases renewed every tick, so the tick runs on what is held now
+            try:
+                report = self.engine.tick(now, self.replica)
+            except LeaseLostError as lost:  # paused past its lease: another replica owns these rules now
+                self.replica.fenced(lost)
+                return
         self.operations.tick_done(report, self.state, now)
         self.watchdog.tick_done(report, self.engine.rules, now)
         if report.evaluations:
@@ -134,6 +150,24 @@ class Daemon:
             )
         self.drain()
         self.release_memory()
+
+    def beat_job(self) -> None:
+        """Every ``ha.heartbeat``: the replica's heartbeat and leases (a database it cannot reach
+        is reported by the write guard: ``/readyz`` 503 and ``watcher:state-unwritable``); the
+        replica holding partition 0 raises ``watcher:replicas-missing`` for all."""
+        self.guard.run("leases", self._heartbeat)
+
+    def _heartbeat(self) -> None:
+        now = self.clock()
+        self.beat(now)
+        if self.replica is not None and self.replica.leads:
+            self.watchdog.replicas_seen(self.replica.alive, self.replica.config, now)
+
+    def beat(self, now: datetime | None = None) -> None:
+        """Heartbeat, renew and rebalance this replica's leases (nothing without ``ha``)."""
+        if self.replica is not None:
+            self.replica.beat(now)
+            self.operations.replica_beat(len(self.replica.held), self.replica.alive)
 
     def drain(self, until: datetime | None = None) -> None:
         """Flush the routing groups that are due and deliver, then report what was delivered and
@@ -175,7 +209,8 @@ class Daemon:
     def retire_orphans(self) -> None:
         """At start, after a clean load: end the incidents of rules removed while watcher was
         stopped. (With load errors a missing rule may only be broken, so nothing is ended.)"""
-        retire_incidents(self.state, self.dispatcher, orphans(self.state, self.engine.rules), self.clock())
+        found = orphans(self.state, self.engine.rules)
+        retire_incidents(self.state, self.dispatcher, found, self.clock(), self.replica)
 
     def request_reload(self, signum: int = 0, frame: FrameType | None = None) -> None:
         """SIGHUP: reload watcher.yaml and the rules at the next poll, changed or not."""
@@ -233,7 +268,7 @@ class Daemon:
         self.engine.dispatcher, self.engine.route = self.dispatcher, config.route
         self.engine.set_rules(changes.rules)
         self.watchdog.dispatcher, self.watchdog.store_failures = self.dispatcher, config.meta.store_failures
-        retire_incidents(self.state, self.dispatcher, changes.retired, now)
+        retire_incidents(self.state, self.dispatcher, changes.retired, now, self.replica)
         self.operations.rules_changed(changes.rules, changes.removed)
         errors = changes.errors + self.template_problems(changes.files)
         self.operations.metrics.reloaded(ok=not errors)
@@ -274,6 +309,9 @@ class Daemon:
         self.scheduler.add_job(self.tick_job, "date", run_date=now, id="first-tick")
         self._plan_ticks(now)
         self.scheduler.add_job(self.drain_job, IntervalTrigger(seconds=1), id="drain")
+        if self.config.ha is not None:
+            every = self.config.ha.heartbeat.total_seconds()
+            self.scheduler.add_job(self.beat_job, IntervalTrigger(seconds=every), id="leases")
         if self.reloader is not None:
             every = self.config.reload.interval.total_seconds()
             self.scheduler.add_job(self.reload, IntervalTrigger(seconds=every), id="reload")
@@ -312,6 +350,8 @@ class Daemon:
                     "stopping with %d notifications in the outbox: they are sent at the next start", left
                 )
         finally:
+            if self.replica is not None:
+                self.guard.run("leases", self.replica.leave)  # the others take over at once
             self.state.close()
             for store in self.stores.values():
                 store.close()

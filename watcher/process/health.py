@@ -9,7 +9,8 @@ ticked); ``liveness()`` and ``readiness()`` turn that into a verdict at the inje
 - **ready** (``/readyz``): rules are loaded, every expected source was reached recently, and
   watcher's own files can be written: a failed write of the state file (or of an embedded store's
   ingest) makes it not ready at once, until the first write that works (``write_failed`` /
-  ``write_worked``). The process stays alive meanwhile: a restart does not free a disk.
+  ``write_worked``); a replica sharing the state (``ha:``) is ready only while it holds rule
+  partitions (``partitions_held``). The process stays alive meanwhile: a restart does not free a disk.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Health:
         self._store_ok: dict[str, datetime] = {}
         self._store_error: dict[str, str] = {}
         self._unwritable: dict[str, tuple[str, datetime]] = {}  # file -> (error, failing since)
+        self._partitions: tuple[int, int] | None = None  # (held, replicas alive), with ``ha:``
 
     # ------------------------------------------------------------------ what the daemon reports
 
@@ -104,6 +106,12 @@ class Health:
         with self._lock:
             self._unwritable.pop(part, None)
 
+    def partitions_held(self, held: int, alive: int) -> None:
+        """A replica sharing the state (``ha:``) holds ``held`` rule partitions, ``alive`` replicas
+        heartbeat: without a partition it evaluates nothing, so it is not ready."""
+        with self._lock:
+            self._partitions = (held, alive)
+
     def heartbeat(self, at: datetime | None = None) -> None:
         """The scheduler is making progress (call it from every tick)."""
         with self._lock:
@@ -130,6 +138,7 @@ class Health:
             rules, sources = self._rules, self._sources
             reached, errors = dict(self._store_ok), dict(self._store_error)
             unwritable = dict(self._unwritable)
+            partitions = self._partitions
         reasons = [
             f"cannot write {part} for {format_duration(now - since)}: {error}"
             for part, (error, since) in sorted(unwritable.items())
@@ -149,6 +158,11 @@ class Health:
             if problem:
                 reasons.append(problem)
         details: dict[str, Any] = {"rules": rules or 0, "sources": stores}
+        if partitions is not None:
+            held, alive = partitions
+            details["partitions_held"], details["replicas_alive"] = held, alive
+            if not held:
+                reasons.append(f"holds no rule partition ({alive} replicas alive share them)")
         if unwritable:
             details["unwritable"] = {part: error for part, (error, _) in unwritable.items()}
         return Verdict(not reasons, tuple(reasons), details)

@@ -10,6 +10,8 @@ its group:
   about (``Dispatcher.routes``), and ``meta.receiver`` in watcher.yaml names where it goes;
 - ``watcher:rules-invalid``: the rule files failed to load (after a reload); resolves when they
   load cleanly;
+- ``watcher:replicas-missing``: fewer replicas heartbeat than ``ha.replicas`` for a lease; raised
+  by the replica holding partition 0 only (``watcher.process.partitions``), so it is raised once;
 - ``watcher:state-unwritable``: the state file (or an embedded store) cannot be written. It cannot
   go through the state file's outbox, so ``watcher.process.write_guard.DirectAlert`` keeps it in memory
   (built by ``observe`` below) and sends it straight to the receiver's notifier.
@@ -22,10 +24,12 @@ with their notifications, through the dispatcher, in one transaction.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from watcher.config import HaConfig
 from watcher.engine import TickReport, Transition
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
@@ -38,6 +42,7 @@ log = logging.getLogger("watcher.process.meta")
 STORE_UNREACHABLE = f"{META_PREFIX}store-unreachable"
 RECEIVER_DEAD = f"{META_PREFIX}receiver-dead"
 RULES_INVALID = f"{META_PREFIX}rules-invalid"
+REPLICAS_MISSING = f"{META_PREFIX}replicas-missing"
 _MAX_SUMMARY = 500
 
 
@@ -146,6 +151,16 @@ class Watchdog:
         shown = "; ".join(errors[:3]) + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
         summary = f"{len(errors)} rule file error(s): {shown}"
         return self._observe([_Observation(RULES_INVALID, {}, bool(errors), summary, severity="error")], now)
+
+    def replicas_seen(self, alive: int, ha: HaConfig, now: datetime) -> list[Transition]:
+        """After a heartbeat of the replica speaking for all: fewer than ``ha.replicas`` alive for
+        a whole lease (as long as a dead replica keeps its partitions) fires; all back resolves."""
+        summary = (
+            f"{alive} of {ha.replicas} watcher replicas alive: a lost replica's rules wait for the others"
+        )
+        needed = max(1, math.ceil(ha.lease / ha.heartbeat))
+        seen = _Observation(REPLICAS_MISSING, {}, alive < ha.replicas, summary, needed, "warning")
+        return self._observe([seen], now)
 
     def _observe(self, observations: Sequence[_Observation], now: datetime) -> list[Transition]:
         changes: list[Incident] = []

@@ -41,6 +41,7 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
         reg = self.registry
+        self._replica: ReplicaMetrics | None = None
         self.rules = RuleMetrics(EVALUATION_BUCKETS)
         reg.register(self.rules)
         self.rules_loaded = Gauge(
@@ -92,6 +93,12 @@ class Metrics:
             ["source"],
             registry=reg,
         )
+
+    def replica(self) -> ReplicaMetrics:
+        """The series of one replica sharing its state with others (``ha:``), registered once."""
+        if self._replica is None:
+            self._replica = ReplicaMetrics(self.registry)
+        return self._replica
 
     # ------------------------------------------------------------------ updates
 
@@ -146,3 +153,31 @@ class Metrics:
         (Prometheus text by default, OpenMetrics when requested)."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+class ReplicaMetrics:
+    """What a replica holds and how its leases go (``watcher.process.partitions``); each replica
+    serves its own on ``/metrics``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.partitions_held = Gauge(
+            "watcher_ha_partitions_held", "Rule partitions this replica holds a lease on.", registry=registry
+        )
+        self.replicas_alive = Gauge(
+            "watcher_ha_replicas_alive", "Replicas that heartbeat within the lease.", registry=registry
+        )
+        self.lease_renewals = Counter(
+            "watcher_ha_lease_renewals",
+            "Partition leases renewed (one per partition per beat).",
+            registry=registry,
+        )
+        self.takeovers = Counter(
+            "watcher_ha_takeovers",
+            "Partitions taken over from a replica whose lease expired.",
+            registry=registry,
+        )
+        self.fenced_writes = Counter(
+            "watcher_ha_fenced_writes",
+            "Ticks whose writes were refused because a partition's lease had moved on (fencing).",
+            registry=registry,
+        )

@@ -78,6 +78,10 @@ class Operations:
         self.metrics.flapping.set(sum(incident.flapping for incident in active))
         self.metrics.outbox_depth.set(state.outbox_depth())
 
+    def replica_beat(self, held: int, alive: int) -> None:
+        """After a beat of this replica (``ha:``): ready only while it holds partitions."""
+        self.health.partitions_held(held, alive)
+
     def drain_done(self, report: DrainReport, outbox_depth: int | None = None) -> None:
         """Count one drain's deliveries per receiver: each failed attempt is a failure, and a
         retried one is also a retry (a dead letter is not). ``outbox_depth``, when the drain

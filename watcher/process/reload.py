@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from watcher.config import Config
-from watcher.engine import Transition
+from watcher.engine import Ownership, Transition
 from watcher.incidents.machine import retire
 from watcher.incidents.model import OPEN, Incident
 from watcher.incidents.state import StateStore
@@ -125,9 +125,17 @@ def kept_restart_only(new: Config, running: Config) -> Config:
 
 
 def retire_incidents(
-    state: StateStore, dispatcher: Dispatcher, retired: Sequence[Retired], now: datetime
+    state: StateStore,
+    dispatcher: Dispatcher,
+    retired: Sequence[Retired],
+    now: datetime,
+    ownership: Ownership | None = None,
 ) -> list[Transition]:
-    """End the open incidents of ``retired`` rules, notify the firing ones' resolve, commit."""
+    """End the open incidents of ``retired`` rules, notify the firing ones' resolve, commit.
+    With ``ownership`` (replicas sharing the state), only those of rules this replica holds,
+    fenced by their leases."""
+    if ownership is not None:
+        retired = [item for item in retired if ownership.owns(item.name)]
     reasons = {item.name: item.reason for item in retired}
     if not reasons:
         return []
@@ -146,7 +154,8 @@ def retire_incidents(
         log.info("incident %s of rule %s resolved: %s", ended.fingerprint, ended.rule, ended.note)
     if changes or deletes:
         dispatch = dispatcher.plan(transitions, now)
-        state.commit(changes, deletes, dispatch.notifications, writes=[dispatch.write])
+        fence = None if ownership is None else ownership.fence(reasons)
+        state.commit(changes, deletes, dispatch.notifications, writes=[dispatch.write], fence=fence)
     return transitions
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from watcher.config import Config, EmbeddedSource, MissingEnvError, SearchSource, interpolate
+from watcher.config.ha import problems as ha_problems
 from watcher.rules.diagnostics import explain, show
 from watcher.rules.models import Rule
 from watcher.rules.positions import START, DataPath, Located, Mark, YamlSyntaxError, parse
@@ -114,7 +115,7 @@ def _validate_config(
     data = _interpolate(path, located, environ, env_errors)
     errors.extend(env_errors)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         # A value whose ${VAR} is missing also fails validation; its first message is the useful one.
         taken = {(error.line, error.col) for error in env_errors}
@@ -123,6 +124,8 @@ def _validate_config(
             _error(path, p.mark, p.message) for p in problems if (p.mark.line, p.mark.col) not in taken
         )
         return None
+    errors.extend(_error(path, located.value_mark(at), message) for at, message in ha_problems(config))
+    return config
 
 
 def _interpolate(

@@ -5,7 +5,8 @@ integer microseconds), ``ON CONFLICT ... DO NOTHING`` (both databases know it, s
 ``INSERT OR IGNORE``). A dialect rewrites them for its database: placeholders (``%s``), column
 types in the schema (``BIGINT``: microseconds overflow PostgreSQL's 32-bit ``INTEGER``; an
 identity column for ``AUTOINCREMENT``; no ``WITHOUT ROWID``) and row locks for claims
-(``FOR UPDATE SKIP LOCKED``, so several processes can drain one outbox). Translations are cached:
+(``FOR UPDATE SKIP LOCKED``, so several processes can drain one outbox; ``FOR UPDATE`` for the
+leases a tick's writes are fenced by). Translations are cached:
 the same few dozen statements run at every tick.
 """
 
@@ -22,6 +23,9 @@ class Dialect:
     skip_locked = ""
     """Appended to a SELECT that takes a row for this process (an outbox claim); SQLite's
     ``BEGIN IMMEDIATE`` already holds the only write lock."""
+    lock_rows = ""
+    """Appended to a SELECT whose rows must not change until the transaction ends (a lease checked
+    by a tick's fence, waited for by a takeover)."""
 
     def sql(self, statement: str) -> str:
         return statement
@@ -33,6 +37,7 @@ class Dialect:
 class PostgresDialect(Dialect):
     name = "postgresql"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    lock_rows = " FOR UPDATE"
 
     def sql(self, statement: str) -> str:
         return _placeholders(statement)

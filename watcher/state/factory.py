@@ -34,11 +34,25 @@ def open_state(config: StateConfig) -> StateStore:
     return StateStore(open_backend(config))
 
 
-def daemon_lock(config: StateConfig) -> StateLock:
-    """The lock a daemon holds on its state while it runs (not yet taken)."""
+def daemon_lock(config: StateConfig, *, shared: bool = False) -> StateLock:
+    """The lock a daemon holds on its state while it runs (not yet taken). ``shared`` (``ha:``
+    on a PostgreSQL state): replicas share it, so there is none; leases decide who evaluates what
+    (``watcher.process.partitions``)."""
+    if shared and config.url is not None:
+        return SharedState()
     if config.url is None:
         config.path.parent.mkdir(parents=True, exist_ok=True)
         return DaemonLock(config.path)
     from watcher.state.postgres import PostgresDaemonLock
 
     return PostgresDaemonLock(config.url)
+
+
+class SharedState(StateLock):
+    """No lock: several replicas run on the state at once (``ha:``)."""
+
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
