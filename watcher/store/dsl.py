@@ -29,19 +29,23 @@ from watcher.query import (
     Eq,
     Exists,
     Filter,
+    FirstSeen,
     Group,
     Histogram,
     In,
+    Latest,
     Missing,
     Not,
     Percentiles,
     Query,
     Range,
     Stats,
+    Timeline,
     Values,
     Window,
 )
 from watcher.store.answers import key_text, merge_values, read_aggregate
+from watcher.store.dsl_documents import document_aggregation, read_document
 from watcher.store.mapping_check import FieldCatalog, FieldMappingError, Use
 
 GROUPS = "g"
@@ -141,7 +145,7 @@ def search_body(
     filters = [time_range(time_field, fused.window)]
     if not _matches_all(fused.where):
         filters.append(compile_filter(fused.where, catalog))
-    aggs = {name: compile_aggregate(aggregate, catalog) for name, aggregate in fused.aggs.items()}
+    aggs = {name: compile_aggregate(aggregate, catalog, time_field) for name, aggregate in fused.aggs.items()}
     aggs = {name: body for name, body in aggs.items() if body is not None}
     body: Json = {"size": 0, "query": {"bool": {"filter": filters}}}
     if not fused.labels:
@@ -168,7 +172,7 @@ def search_body(
 def _bucket_source(time_field: str, start: datetime, size: timedelta) -> Json:
     """Buckets of ``size`` on the grid through ``start``, keyed by their start in epoch ms."""
     millis = size // timedelta(milliseconds=1)
-    phase = _epoch_ms(start) % millis
+    phase = epoch_millis(start) % millis
     return {"date_histogram": {"field": time_field, "fixed_interval": f"{millis}ms", "offset": f"{phase}ms"}}
 
 
@@ -178,15 +182,16 @@ def time_range(time_field: str, window: Window) -> Json:
     return {
         "range": {
             time_field: {
-                "gte": _epoch_ms(window.start),
-                "lt": _epoch_ms(window.end),
+                "gte": epoch_millis(window.start),
+                "lt": epoch_millis(window.end),
                 "format": "epoch_millis",
             }
         }
     }
 
 
-def _epoch_ms(moment: datetime) -> int:
+def epoch_millis(moment: datetime) -> int:
+    """A time as the store's epoch milliseconds, rounded up (see ``time_range``)."""
     if moment.tzinfo is None:
         raise ValueError(f"window bound {moment.isoformat()} has no time zone; watcher uses UTC datetimes")
     delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
@@ -225,10 +230,14 @@ def compile_filter(flt: Filter, catalog: FieldCatalog) -> Json:
     }
 
 
-def compile_aggregate(aggregate: Aggregate, catalog: FieldCatalog) -> Json | None:
+def compile_aggregate(
+    aggregate: Aggregate, catalog: FieldCatalog, time_field: str = "@timestamp"
+) -> Json | None:
     """An aggregate as a DSL aggregation; ``None`` for ``Count`` (the bucket's doc count)."""
     if isinstance(aggregate, Count):
         return None
+    if isinstance(aggregate, Timeline | FirstSeen | Latest):
+        return document_aggregation(aggregate, catalog, time_field)
     if isinstance(aggregate, CountWhere):
         return {"filter": compile_filter(aggregate.filter, catalog)}
     if isinstance(aggregate, Missing):
@@ -309,6 +318,11 @@ def _key(fused: FusedSearch, key: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _values(fused: FusedSearch, count: int, aggs: Mapping[str, Any]) -> dict[str, AggValue]:
-    return {
-        name: read_aggregate(aggregate, count, aggs.get(name, {})) for name, aggregate in fused.aggs.items()
-    }
+    return {name: _read(aggregate, count, aggs.get(name, {})) for name, aggregate in fused.aggs.items()}
+
+
+def _read(aggregate: Aggregate, count: int, body: Mapping[str, Any]) -> AggValue:
+    if isinstance(aggregate, Timeline | FirstSeen | Latest):
+        answer: AggValue = read_document(aggregate, body)
+        return answer
+    return read_aggregate(aggregate, count, body)

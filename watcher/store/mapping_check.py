@@ -29,8 +29,10 @@ from watcher.query import (
     Eq,
     Exists,
     Filter,
+    FirstSeen,
     Histogram,
     In,
+    Latest,
     Missing,
     Not,
     Or,
@@ -39,7 +41,9 @@ from watcher.query import (
     Range,
     Stats,
     Terms,
+    Timeline,
     Values,
+    aggregate_fields,
 )
 from watcher.rules.models import Rule
 from watcher.store.base import StoreError
@@ -163,6 +167,9 @@ def aggregate_uses(aggregate: Aggregate) -> Iterator[tuple[str, Use]]:
         yield aggregate.field, Use.PRESENCE
     elif isinstance(aggregate, Values):
         yield aggregate.field, Use.NUMERIC if aggregate.numeric else Use.EXACT
+    elif isinstance(aggregate, Timeline | FirstSeen | Latest):
+        for name in aggregate_fields(aggregate):
+            yield name, Use.EXACT
 
 
 def query_problem(catalog: FieldCatalog, time_field: str, query: Query) -> str | None:

@@ -109,10 +109,17 @@ class _Part:
     present: str = ""
     counts: dict[str, str] = field(default_factory=dict)
     outer: dict[str, int] = field(default_factory=dict)
+    inner: dict[str, str] = field(default_factory=dict)
 
     def count_column(self, scope: str) -> str:
         """The inner column counting, per value, the rows of ``scope``."""
-        return self.counts.setdefault(scope, f"c{len(self.counts)}")
+        return self.counts.setdefault(scope, f"c{len(self.counts) + len(self.inner)}")
+
+    def inner_column(self, sql: str, scope: str) -> str:
+        """An inner aggregate per value over the rows of ``scope`` (the first or last time of a
+        value, ``watcher.store.sql_documents``); those rows are read by the inner GROUP BY."""
+        self.count_column(scope)
+        return self.inner.setdefault(sql, f"c{len(self.counts) + len(self.inner)}")
 
     def render(self) -> str:
         groups = list(self.groups)
@@ -122,6 +129,7 @@ class _Part:
         source = "scoped"
         if self.value is not None:
             counts = [f"count_if({scope}) AS {name}" for scope, name in self.counts.items()]
+            counts += [f"{sql} AS {name}" for sql, name in self.inner.items()]
             inner = ", ".join([*groups, f"{self.value} AS v", *counts])
             any_scope = " OR ".join(self.counts)
             source = f"(SELECT {inner} FROM scoped WHERE {self.present} AND ({any_scope}) GROUP BY ALL)"

@@ -15,14 +15,18 @@ from watcher.query import (
     Cardinality,
     Count,
     CountWhere,
+    FirstSeen,
     Histogram,
+    Latest,
     Missing,
     Percentiles,
     Stats,
     Terms,
+    Timeline,
     Values,
 )
 from watcher.store.fused_rows import Decoder
+from watcher.store.sql_documents import document_aggregate
 
 if TYPE_CHECKING:
     from watcher.store.sql import Builder
@@ -52,6 +56,8 @@ def aggregate(b: Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Deco
         values = f"CASE WHEN {scope} THEN {b.number(agg.field)} END"
         parts = {fn: b.aggregate(rows, f"{fn}({values})") for fn in _STATS}
         return lambda aggs: {fn: aggs[i] if fn != "count" else int(aggs[i] or 0) for fn, i in parts.items()}
+    if isinstance(agg, Timeline | FirstSeen | Latest):
+        return document_aggregate(b, groups, scope, agg)
     return _value_aggregate(b, groups, scope, agg)
 
 

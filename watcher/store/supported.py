@@ -18,8 +18,10 @@ from watcher.query import (
     CountWhere,
     Eq,
     Exists,
+    FirstSeen,
     Histogram,
     In,
+    Latest,
     Missing,
     Not,
     Or,
@@ -28,6 +30,7 @@ from watcher.query import (
     Range,
     Stats,
     Terms,
+    Timeline,
     Values,
 )
 
@@ -84,5 +87,18 @@ def _aggregate_problem(agg: Any) -> str | None:
         return None if agg.size >= 1 else f"terms size must be at least 1, got {agg.size}"
     if isinstance(agg, Values):
         return None if agg.limit >= 1 else f"values limit must be at least 1, got {agg.limit}"
+    if isinstance(agg, Timeline | FirstSeen | Latest):
+        return _document_problem(agg)
     known = isinstance(agg, Count | Stats | Cardinality | Missing)
     return None if known else f"unsupported aggregate {type(agg).__name__}"
+
+
+def _document_problem(agg: Timeline | FirstSeen | Latest) -> str | None:
+    times = [agg.before] if isinstance(agg, Latest) else [agg.since] if agg.since is not None else []
+    if any(moment.tzinfo is None for moment in times):
+        return f"times must be timezone-aware, got {times[0]}"
+    if isinstance(agg, Latest):
+        return None
+    if not agg.fields:
+        return "document values need at least one field"
+    return None if agg.limit >= 1 else f"values limit must be at least 1, got {agg.limit}"
