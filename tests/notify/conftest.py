@@ -1,5 +1,5 @@
-"""Fixtures for notifier tests: a fake Slack server (``slack_server.py``) and real SMTP servers
-(aiosmtpd, ``smtp_server.py``), all on 127.0.0.1."""
+"""Fixtures for notifier tests: a fake Slack server (``slack_server.py``), a webhook endpoint
+(``hook``) and real SMTP servers (aiosmtpd, ``smtp_server.py``), all on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hook_server import Hook, serve_hook
 from slack_server import SlackServer
 from smtp_server import Certificate, SmtpServer, make_certificate
 
@@ -37,3 +38,10 @@ def smtp_server(smtp_certificate: Certificate) -> Iterator[Callable[..., SmtpSer
             return stack.enter_context(SmtpServer(**options))
 
         yield start
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    """A webhook endpoint on 127.0.0.1 for one test (``hook_server.Hook``)."""
+    with serve_hook() as endpoint:
+        yield endpoint

@@ -105,7 +105,7 @@ def crash_mid_send(store: StateStore, server: SlackServer, clock: Clock, nid: st
             notification = Notification(**{**notification.__dict__, "thread_ref": ref})
         assert slack(server).send(notification).ok
     clock.now += 3 * SEC  # the restart
-    assert store.release_claims() == 1
+    assert store.release_claims(clock.now) == 1
 
 
 def status(store: StateStore, nid: str) -> str:

@@ -7,15 +7,12 @@ import hmac
 import json
 import logging
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from hook_server import Hook
 from pydantic import SecretStr, ValidationError
 from samples import NOW, RULE, incident, notification, resolved
 
@@ -28,51 +25,6 @@ from watcher.templates import Templates
 SCHEMA = Path(__file__).parents[2] / "docs" / "webhook.schema.json"
 SECRET = "hmac-signing-secret-42"
 CLOCK = NOW.timestamp()
-
-
-@dataclass
-class Hook:
-    """A local endpoint: records requests, answers from ``replies`` (status, headers, body) in order,
-    then 204."""
-
-    url: str = ""
-    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-    replies: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    state = Hook()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            state.requests.append((self.path, dict(self.headers.items()), raw))
-            status, headers, body = state.replies.pop(0) if state.replies else (204, {}, b"")
-            self.send_response(status)
-            for name, value in {**headers, "Content-Length": str(len(body))}.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            state.requests.append((self.path, dict(self.headers.items()), b""))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/token-in-path-0123"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def notifier(url: str, **settings: Any) -> WebhookNotifier:

@@ -1,8 +1,9 @@
 """One daemon per state file: an exclusive ``flock`` on ``<state file>.lock``.
 
 Two daemons on one file would evaluate every rule twice. Holding the lock also makes the
-daemon's start-up safe to release notifications left claimed by a crashed predecessor
-(``StateStore.release_claims``): no other drainer can be running. The OS drops the lock when the
+daemon's start-up safe to release every notification left claimed by a crashed predecessor
+(``StateStore.release_claims``): no other drainer can be running (on a shared PostgreSQL state
+only claims whose lease ran out are released). The OS drops the lock when the
 process dies, even by SIGKILL, so a crash never leaves a stale lock behind. The CLI commands
 (``silence``, ``incidents``) do not take it: they only read or touch their own rows.
 """

@@ -3,9 +3,14 @@
 Kept apart from ``watcher.incidents.state`` (transactions, incidents, checkpoints) so each module
 reads on its own; both share one backend, lock and transaction helper, which ``StateStore``
 provides. All writes here run inside ``StateStore``'s transactions: delivery bookkeeping (claim,
-delivered, failed, expedite) commits without waiting for the disk (see the backends). A claim
-locks its row where the database can (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), so drainers in
-several processes never take the same row.
+delivered, failed, expedite) commits without waiting for the disk (see the backends).
+
+Several replicas may drain one outbox (a shared PostgreSQL state). A claim locks its row where
+the database can (PostgreSQL: ``FOR UPDATE SKIP LOCKED``) and moves its next attempt to the end of
+a lease, so no two drainers send a row at once; the claim names its drainer (``owner``), and a
+failed attempt is recorded only by the drainer still holding the claim. Claims are released at a
+start only on a state one daemon owns (SQLite); on a shared one a claim is left to its lease, as
+its drainer may be alive and sending.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ class OutboxRows:
 
     _db: Backend
     _lock: threading.RLock
+    owner: str
+    """Names this store's claims: the host, the process and a random part (``StateStore``)."""
 
     def _transaction(self, durable: bool = True) -> AbstractContextManager[None]:
         raise NotImplementedError  # StateStore's
@@ -130,9 +137,10 @@ class OutboxRows:
 
     def claim(self, notification_id: str, now: datetime, until: datetime) -> Claim | None:
         """Take a due, pending notification for sending: its next attempt moves to ``until`` (a
-        lease), so a second drainer cannot send it too. None if it is delivered, dead, not due,
-        or already claimed. A drainer that dies while sending leaves it to be retried at ``until``,
-        or at once by the next daemon on this file (``release_claims``).
+        lease), so a second drainer, in this process or another replica, cannot send it too. None
+        if it is delivered, dead, not due, or already claimed. A drainer that dies while sending
+        leaves it to be retried at ``until``, or at once by the next daemon on a SQLite file
+        (``release_claims``).
 
         The claim says whether an earlier attempt is *in doubt*: it started and its outcome was
         never recorded (the process died mid-send, or the answer was lost), so the service may
@@ -146,20 +154,24 @@ class OutboxRows:
             if row is None:
                 return None
             self._db.execute(
-                "UPDATE outbox SET next_attempt_at = ?, claimed_at = ?, "
+                "UPDATE outbox SET next_attempt_at = ?, claimed_at = ?, claimed_by = ?, "
                 "attempt_started_at = coalesce(attempt_started_at, ?) WHERE id = ?",
-                (micros(until), micros(now), micros(now), notification_id),
+                (micros(until), micros(now), self.owner, micros(now), notification_id),
             )
         return Claim(in_doubt_since=None if row[0] is None else from_micros(row[0]))
 
-    def release_claims(self) -> int:
-        """Make every claimed, unfinished notification due again at the time it was claimed; returns
-        how many. Only safe when no other drainer runs on this file: the daemon calls it at start,
-        holding the file's daemon lock, so a send cut short by a crash is retried at once."""
+    def release_claims(self, now: datetime) -> int:
+        """Make claimed, unfinished notifications due again at the time they were claimed; returns
+        how many. The daemon calls it at start, so a send cut short by a crash is retried at once.
+        On a state one daemon owns (SQLite: it holds the file's lock) that is every claim; on a
+        shared state (replicas on PostgreSQL) only claims whose lease ran out by ``now``: another
+        claim's drainer may be alive and sending it, and releasing it would send it twice."""
+        expired = " AND next_attempt_at <= ?" if self._db.shared else ""
         with self._lock, self._transaction():
             cursor = self._db.execute(
-                "UPDATE outbox SET next_attempt_at = claimed_at, claimed_at = NULL "
-                "WHERE status = 'pending' AND claimed_at IS NOT NULL"
+                "UPDATE outbox SET next_attempt_at = claimed_at, claimed_at = NULL, claimed_by = NULL "
+                "WHERE status = 'pending' AND claimed_at IS NOT NULL" + expired,
+                (micros(now),) if self._db.shared else (),
             )
         return cursor.rowcount
 
@@ -179,7 +191,8 @@ class OutboxRows:
             row = self._thread_of(notification_id)
             self._db.execute(
                 "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = '', "
-                "claimed_at = NULL, attempt_started_at = NULL WHERE id = ? AND status != 'delivered'",
+                "claimed_at = NULL, claimed_by = NULL, attempt_started_at = NULL "
+                "WHERE id = ? AND status != 'delivered'",
                 (micros(now), notification_id),
             )
             if ref is not None:
@@ -200,7 +213,9 @@ class OutboxRows:
         maybe_sent: bool = False,
     ) -> None:
         """Record a failed attempt: retry at ``next_attempt_at``, or dead letter if it is None.
-        Ignored unless the notification is still pending (it may have been delivered meanwhile).
+        Ignored unless the notification is still pending (it may have been delivered meanwhile)
+        and no other drainer claimed it since (this one's lease ran out: the other's send must not
+        be rescheduled, or a third drainer could send it while it is in flight).
         ``maybe_sent``: the service may have taken it (no answer came back), so the attempt stays
         in doubt and the next claim says so."""
         status = "dead" if next_attempt_at is None else "pending"
@@ -209,9 +224,11 @@ class OutboxRows:
             self._thread_of(notification_id)
             self._db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, claimed_at = NULL, "
-                "status = ?, attempt_started_at = CASE WHEN ? THEN attempt_started_at END, "
-                "next_attempt_at = ? WHERE id = ? AND status = 'pending'",
-                (error, status, bool(maybe_sent), next_at, notification_id),
+                "claimed_by = NULL, status = ?, "
+                "attempt_started_at = CASE WHEN ? THEN attempt_started_at END, "
+                "next_attempt_at = ? WHERE id = ? AND status = 'pending' "
+                "AND (claimed_by IS NULL OR claimed_by = ?)",
+                (error, status, bool(maybe_sent), next_at, notification_id, self.owner),
             )
 
     def expedite(self, receiver: str, now: datetime) -> int:

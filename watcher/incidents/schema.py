@@ -137,7 +137,25 @@ _V5 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = (
+    # Several replicas on one PostgreSQL state. Who holds an outbox claim (``StateStore.owner``):
+    # an attempt's outcome is recorded only by the drainer still holding its claim, so a drainer
+    # whose lease ran out cannot reschedule the send another one has taken over.
+    "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
+    # Per-receiver circuit breakers (``watcher.notify.breaker``), shared by every replica: one
+    # replica's 429 or dead receiver holds the receiver back for all of them.
+    """CREATE TABLE receiver_circuits (
+        receiver TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL DEFAULT 0,
+        open_until INTEGER,
+        probe_until INTEGER
+    )""",
+    # Bumped by every write of a group (``watcher.routing.groups``): a replica writes a group only
+    # if it is still the revision it planned from, so two replicas never both flush it.
+    "ALTER TABLE dispatch_groups ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -20,6 +20,9 @@ compare in SQL; naive datetimes are refused.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -57,6 +60,7 @@ class StateStore(OutboxRows):
         """``where``: a SQLite file, or an open backend (``watcher.state.factory``), which the
         store then owns (``close`` closes it)."""
         self._lock = threading.RLock()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.writes = 0  # transactions committed: a write after a failed one says the state works again
         self._db = where if isinstance(where, Backend) else _sqlite(where, busy_timeout)
         self.path: Path | None = getattr(self._db, "path", None)  # the SQLite file, if it is one

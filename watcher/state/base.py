@@ -26,6 +26,7 @@ STATE_TABLES = (
     "silences",
     "dispatch_groups",
     "dispatch_members",
+    "receiver_circuits",
 )
 """Every table of the state, parents before the tables that reference them."""
 
@@ -58,6 +59,9 @@ class Backend(ABC):
     dialect: Dialect
     name: str
     """How messages name the state: a file path, or a URL without its password."""
+    shared = False
+    """Whether several daemons (replicas) may run on this state at once (PostgreSQL). A state
+    that is not shared belongs to the one daemon holding its lock (a SQLite file)."""
 
     @abstractmethod
     def execute(self, statement: str, args: Sequence[Any] = ()) -> Rows: ...

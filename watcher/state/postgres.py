@@ -43,6 +43,7 @@ _DAEMON_NAME = "watcher daemon"
 
 class PostgresBackend(Backend):
     dialect = POSTGRES
+    shared = True
 
     def __init__(self, url: str, *, connect_timeout: timedelta = timedelta(seconds=10)) -> None:
         self.url = url
