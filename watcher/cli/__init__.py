@@ -39,6 +39,7 @@ COMMANDS = (
     "test",
     "notify",
     "state",
+    "status",
     "import",
 )
 

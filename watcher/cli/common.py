@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -126,3 +126,9 @@ def load(config_path: Path, rule_paths: list[Path] | None = None, *, strict: boo
     if ruleset.errors and strict:
         raise LoadFailedError
     return Loaded(config, list(ruleset.rules), [str(error) for error in ruleset.errors], dict(ruleset.files))
+
+
+def columns(rows: Sequence[Sequence[str]]) -> str:
+    """Rows (the header first) as left-aligned columns two spaces apart, trailing spaces cut."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)

@@ -12,7 +12,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from watcher.channels import escape_line
-from watcher.cli.common import add_config_argument, load_failure_exits, parse_time, state_without_secrets
+from watcher.cli.common import (
+    add_config_argument,
+    columns,
+    load_failure_exits,
+    parse_time,
+    state_without_secrets,
+)
 from watcher.duration import format_duration, parse_duration
 from watcher.incidents.state import StateStore
 from watcher.routing.matchers import Matcher
@@ -221,10 +227,7 @@ def silence_table(silences: list[Silence], now: datetime) -> str:
         )
         for s in silences
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
-    )
+    return columns([header, *rows])
 
 
 def _left(silence: Silence, now: datetime) -> str:

@@ -34,13 +34,16 @@ import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from watcher.config import HaConfig
 from watcher.incidents.state import StateStore, Write
-from watcher.process.metrics import ReplicaMetrics
 from watcher.state import leases
 from watcher.state.base import Db
 from watcher.state.leases import Lease, LeaseLostError, ReplicaRow
+
+if TYPE_CHECKING:  # prometheus-client is not loaded for ``watcher status``
+    from watcher.process.metrics import ReplicaMetrics
 
 log = logging.getLogger("watcher.process.partitions")
 
@@ -108,7 +111,7 @@ class Replica:
             held = leases.renew(db, self.id, until)
         lost = self.held.keys() - held.keys()
         if lost:
-            log.warning("lost partitions %s to other replicas (lease expired)", _ranges(lost))
+            log.warning("lost partitions %s to other replicas (lease expired)", ranges(lost))
         self.held = held
         with self.state.reading() as db:
             live = [r.id for r in leases.replicas(db) if r.last_seen > now - self.config.lease]
@@ -127,7 +130,7 @@ class Replica:
             leases.release(db, self.id, given)
         for number in given:
             del self.held[number]
-        log.info("released partitions %s for another replica", _ranges(given))
+        log.info("released partitions %s for another replica", ranges(given))
         return len(given)
 
     def _take(self, table: list[Lease], count: int, now: datetime, until: datetime) -> int:
@@ -146,7 +149,7 @@ class Replica:
             if lease.owner is not None and lease.owner != self.id and self.metrics is not None:
                 self.metrics.takeovers.inc()
         if taken:
-            log.info("took partitions %s", _ranges(taken))
+            log.info("took partitions %s", ranges(taken))
         return len(taken)
 
     def _count(self, *, renewed: int, taken: int) -> None:
@@ -198,7 +201,7 @@ class Replica:
         self.held = {}
 
 
-def _ranges(numbers: Collection[int]) -> str:
+def ranges(numbers: Collection[int]) -> str:
     """``[0, 1, 2, 5]`` -> ``0-2, 5``: a log line names 64 partitions in a few characters."""
     spans: list[list[int]] = []
     for number in sorted(numbers):
