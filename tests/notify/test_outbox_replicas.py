@@ -22,6 +22,7 @@ from watcher.config import SlackReceiver, WebhookReceiver
 from watcher.incidents.model import Event
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification, Notifier
+from watcher.notify.breaker import CircuitBreaker
 from watcher.notify.outbox import Outbox, RetryPolicy
 from watcher.notify.slack import SlackNotifier
 from watcher.notify.webhook import WebhookNotifier
@@ -160,3 +161,24 @@ def test_a_notification_enqueued_again_by_another_replica_after_delivery_is_not_
     item = two.outbox_item(first[0].id)
     assert item is not None
     assert item.status == "delivered"
+
+
+def test_a_429_one_replica_got_holds_the_receiver_back_at_every_replica_until_its_retry_after(
+    replicas: tuple[StateStore, StateStore], slack_server: SlackServer, hook: Hook
+) -> None:
+    at = now()
+    times = [at, at + SEC]  # each replica's clock
+    replicas[0].commit(notifications=[n for n in storm(at) if n.event is Event.FIRING][:4])
+    one, two = (
+        Outbox(
+            state, notifiers(slack_server, hook), clock=lambda i=i: times[i], breaker=CircuitBreaker(state)
+        )
+        for i, state in enumerate(replicas)
+    )
+    slack_server.rate_limit(times=1, retry_after=30)
+    assert (one.drain().retried, len(slack_server.calls_to("chat.postMessage"))) == (1, 1)  # the 429
+    report = two.drain()  # replica two, a second later, holds its three due ones back
+    assert (report.attempted, report.deferred, len(slack_server.calls_to("chat.postMessage"))) == (0, 3, 1)
+    times[1] = at + 30 * SEC  # when Slack said it takes messages again
+    assert two.drain().sent == 4
+    assert len(slack_server.calls_to("chat.postMessage")) == 5

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from watcher.config import BreakerConfig, DeliveryConfig, RetryConfig
+from watcher.incidents.state import StateStore
 from watcher.notify.breaker import CircuitBreaker
 from watcher.notify.outbox import RetryPolicy
 from watcher.rules.loader import ConfigError, load_config
@@ -22,13 +23,13 @@ def write(tmp_path: Path, delivery: str) -> Path:
     return path
 
 
-def test_without_a_delivery_section_watcher_delivers_as_before(tmp_path: Path) -> None:
+def test_without_a_delivery_section_watcher_delivers_as_before(tmp_path: Path, state: StateStore) -> None:
     path = tmp_path / "watcher.yaml"
     path.write_text(SOURCES)
     delivery = load_config(path).delivery
     assert delivery == DeliveryConfig()
     assert RetryPolicy.from_config(delivery.retry) == RetryPolicy()
-    built, default = CircuitBreaker.from_config(delivery.breaker), CircuitBreaker()
+    built, default = CircuitBreaker.from_config(delivery.breaker, state), CircuitBreaker(state)
     assert (built.threshold, built.cooldown) == (default.threshold, default.cooldown)
     assert delivery.flush_timeout == timedelta(seconds=10)
 

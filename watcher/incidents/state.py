@@ -191,10 +191,11 @@ class StateStore(OutboxRows):
             yield self._db
 
     @contextmanager
-    def writing(self) -> Iterator[Db]:
+    def writing(self, durable: bool = True) -> Iterator[Db]:
         """The connection inside one transaction, committed when the block ends (rolled back if
-        it raises): for a stage's own writes outside a tick (``watcher silence add``)."""
-        with self._lock, self._transaction():
+        it raises): for a stage's own writes outside a tick (``watcher silence add``; delivery's
+        circuit breakers with ``durable=False``, see ``_transaction``)."""
+        with self._lock, self._transaction(durable):
             yield self._db
 
     def truncate_wal(self) -> bool:

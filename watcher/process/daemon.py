@@ -96,7 +96,7 @@ class Daemon:
             _notifiers(config, self.templates),
             RetryPolicy.from_config(config.delivery.retry),
             clock=clock,
-            breaker=CircuitBreaker.from_config(config.delivery.breaker),
+            breaker=CircuitBreaker.from_config(config.delivery.breaker, self.state),
         )
         self.operations = Operations(config, rules)
         self.replica = (
