@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,12 +49,12 @@ def write_config(workdir: Path, rules: list[dict[str, Any]], **extra: Any) -> Pa
 class WatcherProcess:
     """A `watcher run` child process whose stdout JSON lines are collected on a thread."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None, args: Sequence[str] = ()) -> None:
         self.lines: list[dict[str, Any]] = []
         self.stderr_path = config.parent / f"stderr-{time.monotonic_ns()}.log"
         self._stderr = self.stderr_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "run", "--config", str(config)],
+            [sys.executable, "-m", "watcher", "run", "--config", str(config), *args],
             cwd=config.parent,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

@@ -142,6 +142,10 @@ class Daemon:
                 return
         self.operations.tick_done(report, self.state, now)
         self.watchdog.tick_done(report, self.engine.rules, now)
+        if report.evaluated and log.isEnabledFor(logging.DEBUG):  # what was committed, rule by rule
+            evaluations = [f"{item.rule}@{item.at.isoformat()}" for item in report.evaluated]
+            replica = {} if self.replica is None else {"replica": self.replica.id}
+            log.debug("committed evaluations", extra={"evaluations": evaluations, **replica})
         if report.evaluations:
             log.info(
                 "tick evaluated %d rules: %d notifications, %d errors",
