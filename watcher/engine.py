@@ -62,13 +62,15 @@ class Evaluation:
 
     ``seconds`` is the rule's share of its source's batched store round trip (the batch's wall
     time times the rule's share of its queries) plus its own detection time; ``error`` when the
-    store did not answer or the detector could not judge a group.
+    store did not answer or the detector could not judge a group; ``findings`` what it concluded
+    per group (the backtest's summary counts the evaluations that had not enough data).
     """
 
     rule: str
     at: datetime
     seconds: float
     error: bool
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,9 @@ class Engine:
                 changes.apply(item, finding)
             report.evaluations += 1
             erred = error is not None or any(finding.status is Status.ERROR for finding in findings)
-            report.evaluated.append(Evaluation(item.rule.name, item.at, outcome.seconds, erred))
+            report.evaluated.append(
+                Evaluation(item.rule.name, item.at, outcome.seconds, erred, tuple(findings))
+            )
         dispatch = self.dispatcher.plan(report.transitions, now, changes.open)
         report.notifications = dispatch.notifications
         if plan or not dispatch.empty:

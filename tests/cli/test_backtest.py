@@ -38,7 +38,8 @@ def test_reports_every_injected_incident_and_nothing_in_quiet_periods(
 ) -> None:
     code, out, _ = backtest(capsys, "--logs", str(demo_log), "--start", START, "--end", END)
     assert code == 0
-    records = [json.loads(line) for line in out.splitlines()]
+    lines = [json.loads(line) for line in out.splitlines()]
+    records = [line for line in lines if line["event"] != "nodata"]
     assert records, "no notifications"
     for record in records:
         assert set(record) == {"rule", "group", "event", "at", "value", "severity"}
@@ -62,7 +63,11 @@ def test_a_change_of_severity_is_a_line_of_its_own(
 ) -> None:
     code, out, _ = backtest(capsys, "--logs", str(demo_log), "--start", START, "--end", END)
     assert code == 0
-    drift = [json.loads(line) for line in out.splitlines() if '"feature-drift"' in line]
+    drift = [
+        r
+        for r in map(json.loads, out.splitlines())
+        if r["rule"] == "feature-drift" and r["event"] != "nodata"
+    ]
     # PSI 0.63 is past drift's critical level (0.25); it falls to 0.14 (warning) before it clears.
     assert [(r["event"], r["severity"]) for r in drift] == [
         ("firing", "critical"),
@@ -80,9 +85,11 @@ def test_text_format_prints_a_table(demo_log: Path, capsys: pytest.CaptureFixtur
     lines = out.splitlines()
     assert lines[0].split() == ["at", "event", "rule", "group", "value", "severity"]
     assert "prediction-5xx-rate" in out
-    rows = lines[1:-1]
+    total = next(i for i, line in enumerate(lines) if line.endswith(" notifications"))
+    rows = lines[1:total]
     assert rows, "the 5xx burst at 09:00 is inside the range"
-    assert lines[-1] == f"{len(rows)} notifications"
+    assert lines[total] == f"{len(rows)} notifications"
+    assert lines[total + 1].split() == ["rule", "evaluations", "not", "enough", "data", "errors", "fires"]
 
 
 def test_end_before_start_is_refused(demo_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,7 +169,31 @@ def flatline_setup(
 
 
 def records(out: str) -> list[tuple[dict[str, str], str, str]]:
-    return [(r["group"], r["event"], r["at"]) for r in map(json.loads, out.splitlines())]
+    """The notifications of a JSON backtest (not the ``nodata`` lines)."""
+    return [
+        (r["group"], r["event"], r["at"]) for r in map(json.loads, out.splitlines()) if r["event"] != "nodata"
+    ]
+
+
+def nodata_lines(out: str) -> list[dict[str, object]]:
+    """The ``nodata`` lines of a JSON backtest: a rule's group entering or leaving not-enough-data."""
+    return [r for r in map(json.loads, out.splitlines()) if r["event"] == "nodata"]
+
+
+def flatline_argv(folder: Path, **rules: str) -> list[str]:
+    """A backtest of the flatline log over ``FLATLINE_RANGE`` with ``rules`` (file stem -> YAML) added."""
+    log = folder / "app.jsonl"
+    log.write_text("\n".join(flatline_lines()) + "\n")
+    config = flatline_setup(folder)
+    for stem, text in rules.items():
+        (folder / "rules" / f"{stem}.yaml").write_text(text)
+    return ["backtest", "--config", str(config), "--logs", str(log), *FLATLINE_RANGE]
+
+
+FLATLINE_SUMMARY = (
+    "rule              evaluations  not enough data  errors  fires\n"
+    "per-svc-flatline           35           0 (0%)       0      1\n"
+)
 
 
 def test_a_per_service_flatline_fires_for_the_service_that_goes_silent(
@@ -175,7 +206,7 @@ def test_a_per_service_flatline_fires_for_the_service_that_goes_silent(
     out, err = capsys.readouterr()
     assert code == 0
     assert records(out) == FLATLINE_RECORDS
-    assert err == ""  # no line skipped, no progress bar for JSON
+    assert err == FLATLINE_SUMMARY  # no line skipped, no progress bar for JSON: only the summary
 
 
 def test_skipped_lines_are_summarised_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,7 +220,7 @@ def test_skipped_lines_are_summarised_on_stderr(tmp_path: Path, capsys: pytest.C
     assert records(out) == FLATLINE_RECORDS
     assert err == (
         "watcher backtest: skipped 3 lines: 1 not JSON, 1 missing timestamp (field 'ts'), "
-        f"1 numeric timestamp without time_format; first at {log}:17\n"
+        f"1 numeric timestamp without time_format; first at {log}:17\n" + FLATLINE_SUMMARY
     )
 
 
@@ -217,7 +248,7 @@ def test_backtest_against_the_configured_embedded_store(
     capsys.readouterr()
     code = main(["backtest", "--config", str(config), "--source", "app", *FLATLINE_RANGE])
     out, err = capsys.readouterr()
-    assert (code, err) == (0, "")
+    assert (code, err) == (0, FLATLINE_SUMMARY)
     assert records(out) == FLATLINE_RECORDS
 
 
@@ -286,7 +317,7 @@ def test_a_progress_bar_on_a_terminal_for_the_text_format_only(
         assert (
             last.startswith("[" + "#" * 30 + "] 100% 35/35 ticks 2026-01-05 08:44 ETA 0:00:00\n")
         ) is shown
-        assert (terminal.getvalue() == "") is not shown
+        assert ("\r" in terminal.getvalue()) is shown  # JSON: the summary only
 
 
 def test_progress_shows_ticks_done_and_the_time_left() -> None:
@@ -317,4 +348,65 @@ def test_a_backtest_from_the_first_log_line_fires_no_flatline_before_the_data(
     code = main(["backtest", "--config", str(config), "--logs", str(log), "--start", "2026-01-05T08:00:00Z",
                  "--end", "2026-01-05T08:44:00Z"])  # fmt: skip
     assert code == 0
-    assert records(capsys.readouterr().out) == FLATLINE_RECORDS  # only b going silent at 08:30
+    out = capsys.readouterr().out
+    assert records(out) == FLATLINE_RECORDS  # only b going silent at 08:30
+    # ...and the backtest says the total flatline could not judge its first five minutes
+    assert [(r["rule"], r["state"], r["at"]) for r in nodata_lines(out)] == [
+        ("total-flatline", "entered", "2026-01-05T08:00:00Z"),
+        ("total-flatline", "left", "2026-01-05T08:05:00Z"),
+    ]
+
+
+DRIFT_RULE = (
+    "{name: status-drift, source: app, every: 1m, window: 5m, delay: 0s, severity: warning,"
+    " drift: {reference: {offset: 10m}, features: [{name: status, edges: [300, 500]}], min_samples: 400}}\n"
+)
+
+
+def test_a_rule_blind_for_lack_of_data_says_so_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 3 services log 450 lines per 5 minutes, 300 once b stops at 08:30: under min_samples (400)
+    # the drift rule cannot judge. Before, the backtest printed nothing about it: 0 notifications.
+    argv = flatline_argv(tmp_path, drift=DRIFT_RULE)
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert nodata_lines(out) == [
+        {
+            "rule": "status-drift",
+            "group": {},
+            "event": "nodata",
+            "at": "2026-01-05T08:10:00Z",
+            "state": "entered",
+            "reason": "not enough data: the window from 2026-01-05 07:55:00 UTC reaches before the first "
+            "log line the store holds (2026-01-05 08:00:00 UTC)",
+        },
+        {
+            "rule": "status-drift",
+            "group": {},
+            "event": "nodata",
+            "at": "2026-01-05T08:15:00Z",
+            "state": "left",
+            "reason": "not enough data: the window from 2026-01-05 07:59:00 UTC reaches before the first "
+            "log line the store holds (2026-01-05 08:00:00 UTC)",
+        },
+        {
+            "rule": "status-drift",
+            "group": {},
+            "event": "nodata",
+            "at": "2026-01-05T08:32:00Z",
+            "state": "entered",
+            "reason": "not enough data: status has 390 values (min_samples 400)",
+        },
+    ]
+    assert records(out) == FLATLINE_RECORDS
+    assert err == (
+        "rule              evaluations  not enough data  errors  fires\n"
+        "per-svc-flatline           35           0 (0%)       0      1\n"
+        "status-drift               35         18 (51%)       0      0\n"
+        "status-drift: not enough data: status has 300 values (min_samples 400)"
+        " (last at 2026-01-05T08:44:00Z)\n"
+    )
+    assert main([*argv, "--format", "text"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(err)  # the same summary after the table

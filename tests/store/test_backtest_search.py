@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_backtest import FLATLINE_RANGE, FLATLINE_RECORDS, flatline_lines, flatline_setup, records
+from tests.cli.test_backtest import (
+    FLATLINE_RANGE,
+    FLATLINE_RECORDS,
+    FLATLINE_SUMMARY,
+    flatline_lines,
+    flatline_setup,
+    records,
+)
 from watcher.cli import main
 
 
@@ -30,7 +37,7 @@ def test_backtest_against_a_search_source(
     capsys.readouterr()
     code = main(["backtest", "--config", config, "--source", "app", *FLATLINE_RANGE])
     out, err = capsys.readouterr()
-    assert (code, err) == (0, "")
+    assert (code, err) == (0, FLATLINE_SUMMARY)
     assert records(out) == FLATLINE_RECORDS
 
 

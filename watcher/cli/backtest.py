@@ -1,8 +1,11 @@
 """``watcher backtest``: replay rules over log files, or over a configured source as it is, and
 print every notification they would send.
 
-The JSON output is a contract other tools read: one object per line,
-``{"rule", "group", "event": "firing"|"resolved", "at", "value", "severity"}``.
+The JSON output is a contract other tools read: one object per line, in time order,
+``{"rule", "group", "event": "firing"|"resolved"|"update", "at", "value", "severity"}`` for
+notifications and ``{"rule", "group", "event": "nodata", "at", "state": "entered"|"left",
+"reason"}`` when a rule's group enters or leaves not-enough-data. Then a per-rule summary
+(evaluations, not enough data, errors, fires): on stdout after the text table, on stderr with JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, TextIO
 
 import duckdb
 
+from watcher.cli.backtest_summary import Summary, print_columns
 from watcher.cli.common import LoadFailedError, add_config_argument, load, parse_time
 from watcher.cli.progress import Progress
 from watcher.config import Config, EmbeddedSource
@@ -111,12 +115,12 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"cannot open source {args.source!r}: {exc}")
         try:
             problem = _no_data(replay, loaded.config, args)
-            transitions = _collect(replay, args) if problem is None else []
+            found = _collect(replay, args) if problem is None else None
         finally:
             replay.close()
-    if problem is not None:
-        return _fail(problem)
-    _print(transitions, args.format)
+    if problem is not None or found is None:
+        return _fail(str(problem))
+    _print(*found, args.format)
     return 0
 
 
@@ -165,23 +169,32 @@ def live_source_empty(replay: Replay, name: str, time_field: str, args: argparse
     return f"source {name!r} has no documents from {span} (time field {time_field!r})"
 
 
-def _collect(replay: Replay, args: argparse.Namespace) -> list[Transition]:
+def _collect(replay: Replay, args: argparse.Namespace) -> tuple[list[dict[str, Any]], Summary]:
+    """Every tick's notifications and not-enough-data changes as records, in time order, and the
+    per-rule totals."""
     total = replay.tick_count(args.start, args.end)
     progress = Progress(total, sys.stderr, enabled=args.format != "json")
-    found: list[Transition] = []
+    totals = Summary.of([rule.name for rule in replay.rules])
+    found: list[dict[str, Any]] = []
     for tick in replay.ticks(args.start, args.end):
-        found += [t for t in tick.report.transitions if t.event in REPORTED or t.incident.severity_from]
+        changes = [change.record() for change in totals.add(tick.report)]
+        reported = [
+            record(t) for t in tick.report.transitions if t.event in REPORTED or t.incident.severity_from
+        ]
+        found += sorted(changes + reported, key=lambda r: str(r["at"]))  # stable: a "left" first
         progress.advance(tick.now)
     progress.done()
-    return found
+    return found, totals
 
 
-def _print(transitions: list[Transition], form: str) -> None:
+def _print(records: list[dict[str, Any]], totals: Summary, form: str) -> None:
     if form == "json":
-        for transition in transitions:
-            print(json.dumps(record(transition)))
+        for line in records:
+            print(json.dumps(line))
+        totals.print(sys.stderr)
     else:
-        print_table(transitions, sys.stdout)
+        print_table([r for r in records if r["event"] != "nodata"], sys.stdout)
+        totals.print(sys.stdout)
 
 
 def _iso(moment: datetime) -> str:
@@ -205,8 +218,8 @@ def record(transition: Transition) -> dict[str, Any]:
     }
 
 
-def print_table(transitions: list[Transition], out: TextIO) -> None:
-    rows = [record(t) for t in transitions]
+def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    """The notifications (``record``s) as a table, and how many."""
     header = ("at", "event", "rule", "group", "value", "severity")
     cells = [
         (
@@ -219,8 +232,5 @@ def print_table(transitions: list[Transition], out: TextIO) -> None:
         )
         for r in rows
     ]
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), file=out)
-    for c in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)), file=out)
+    print_columns(header, cells, out)
     print(f"{len(rows)} notifications", file=out)

@@ -44,6 +44,14 @@ def signal_count(values: Mapping[str, AggValue]) -> int:
     return int(count) if isinstance(count, int | float) else 0
 
 
+def too_few(count: int, **minimums: int) -> str | None:
+    """ "Not enough data" naming the setting that asked for more documents (the largest of
+    ``minimums``, e.g. ``min_samples=500, min_events=1``), or None when ``count`` reaches them all:
+    a backtest's summary then says which setting kept the rule blind."""
+    setting, needed = max(minimums.items(), key=lambda item: item[1])
+    return f"not enough data: {count} documents < {setting} {needed}" if count < needed else None
+
+
 def signal_value(signal: Signal, values: Mapping[str, AggValue]) -> float | None:
     """The signal's number for one group, or ``None`` when it is undefined (a ratio of 0 documents,
     a percentile of no values)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from watcher.detect.base import Finding, Status, rule_query, rule_window
 from watcher.detect.groups import failed, group_key, groups_with_known, values_by_group
-from watcher.detect.signal import describe, signal_aggregates, signal_count, signal_value
+from watcher.detect.signal import describe, signal_aggregates, signal_count, signal_value, too_few
 from watcher.duration import format_duration
 from watcher.query import AggValue, Query, QueryResult
 from watcher.rules.ml_specs import SpikeSpec
@@ -73,11 +73,8 @@ def evaluate(
 
 def _not_enough(rule: Rule, spec: SpikeSpec, group: Mapping[str, str], values: Values) -> Finding | None:
     count = signal_count(values)
-    needed = max(spec.min_volume, rule.min_events)
-    if count < needed:
-        return Finding(
-            rule.name, group, Status.NO_DATA, reason=f"not enough data: {count} documents < {needed}"
-        )
+    if (short := too_few(count, min_volume=spec.min_volume, min_events=rule.min_events)) is not None:
+        return Finding(rule.name, group, Status.NO_DATA, reason=short)
     if signal_value(rule.signal, values) is None:
         reason = f"{describe(rule.signal)} is undefined over {count} documents"
         return Finding(rule.name, group, Status.NO_DATA, reason=reason)

@@ -25,6 +25,7 @@ from watcher.baseline import CategoricalFeature, NumericFeature
 from watcher.baseline_slots import expected_missing_rate
 from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.groups import failed, groups_with_known
+from watcher.detect.signal import too_few
 from watcher.query import (
     Aggregate,
     AggValue,
@@ -150,11 +151,8 @@ def _judge(
     rule: Rule, spec: ValiditySpec, checked: Sequence[Plan], group: Mapping[str, str], values: Values
 ) -> Finding:
     count = _int(values, COUNT)
-    needed = max(spec.min_samples, rule.min_events)
-    if count < needed:
-        return Finding(
-            rule.name, group, Status.NO_DATA, reason=f"not enough data: {count} documents < {needed}"
-        )
+    if (short := too_few(count, min_samples=spec.min_samples, min_events=rule.min_events)) is not None:
+        return Finding(rule.name, group, Status.NO_DATA, reason=short)
     checks = [check for plan in checked for check in _checks(rule, spec, plan, values, count)]
     if not checks:
         return Finding(rule.name, group, Status.NO_DATA, reason="no feature had values to check")
