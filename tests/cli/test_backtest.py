@@ -192,7 +192,7 @@ def flatline_argv(folder: Path, **rules: str) -> list[str]:
 
 FLATLINE_SUMMARY = (
     "rule              evaluations  not enough data  errors  fires\n"
-    "per-svc-flatline           35           0 (0%)       0      1\n"
+    "per-svc-flatline  35           0 (0%)           0       1\n"
 )
 
 
@@ -402,8 +402,8 @@ def test_a_rule_blind_for_lack_of_data_says_so_and_why(
     assert records(out) == FLATLINE_RECORDS
     assert err == (
         "rule              evaluations  not enough data  errors  fires\n"
-        "per-svc-flatline           35           0 (0%)       0      1\n"
-        "status-drift               35         18 (51%)       0      0\n"
+        "per-svc-flatline  35           0 (0%)           0       1\n"
+        "status-drift      35           18 (51%)         0       0\n"
         "status-drift: not enough data: status has 300 values (min_samples 400)"
         " (last at 2026-01-05T08:44:00Z)\n"
     )

@@ -20,8 +20,8 @@ from typing import Any, TextIO
 
 import duckdb
 
-from watcher.cli.backtest_summary import Summary, print_columns
-from watcher.cli.common import LoadFailedError, add_config_argument, load, parse_time
+from watcher.cli.backtest_summary import Summary
+from watcher.cli.common import LoadFailedError, add_config_argument, columns, load, parse_time
 from watcher.cli.progress import Progress
 from watcher.config import Config, EmbeddedSource
 from watcher.engine import Transition
@@ -232,5 +232,5 @@ def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
         )
         for r in rows
     ]
-    print_columns(header, cells, out)
+    print(columns([header, *cells]), file=out)
     print(f"{len(rows)} notifications", file=out)

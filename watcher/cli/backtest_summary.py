@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
+from watcher.cli.common import columns
 from watcher.detect.base import Status
 from watcher.engine import Evaluation, TickReport
 from watcher.incidents.model import Event, fingerprint
@@ -106,24 +107,10 @@ class Summary:
             (name, str(t.evaluations), f"{t.nodata} ({t.nodata_share():.0%})", str(t.errors), str(t.fires))
             for name, t in sorted(self.tallies.items())
         ]
-        print_columns(header, cells, out, numbers=True)
+        print(columns([header, *cells]), file=out)
         for name, tally in sorted(self.tallies.items()):
             if tally.last_reason:
                 print(f"{name}: {tally.last_reason} (last at {_iso(tally.last_at)})", file=out)
-
-
-def print_columns(
-    header: Sequence[str], cells: Sequence[Sequence[str]], out: TextIO, numbers: bool = False
-) -> None:
-    """A plain table: columns as wide as their widest cell; with ``numbers`` every column but the
-    first is right-aligned."""
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header)]
-    for row in (header, *cells):
-        line = [
-            value.rjust(width) if numbers and i else value.ljust(width)
-            for i, (value, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        print("  ".join(line).rstrip(), file=out)
 
 
 def _iso(moment: datetime | None) -> str:
