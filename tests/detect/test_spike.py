@@ -114,7 +114,10 @@ def test_low_volume_is_not_enough_data() -> None:
     (current,) = spike.evaluate(rule, [result(p99(120, 900.0)), result(p99(480, 250.0))], AT)
     (earlier,) = spike.evaluate(rule, [result(p99(500, 900.0)), result(p99(30, 250.0))], AT)
     (undefined,) = spike.evaluate(rule, [result(p99(500, None)), result(p99(480, 250.0))], AT)
-    assert (current.status, current.reason) == (Status.NO_DATA, "not enough data: 120 documents < min_events 150")
+    assert (current.status, current.reason) == (
+        Status.NO_DATA,
+        "not enough data: 120 documents < min_events 150",
+    )
     assert (earlier.status, earlier.reason) == (
         Status.NO_DATA,
         "not enough reference data: 30 documents 1d earlier",

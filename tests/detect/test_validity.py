@@ -161,7 +161,10 @@ def test_checks_can_be_switched_off() -> None:
 
 def test_too_few_documents_is_not_enough_data() -> None:
     finding = evaluate(make_rule(min_samples=500), group(count=120))
-    assert (finding.status, finding.reason) == (Status.NO_DATA, "not enough data: 120 documents < min_samples 500")
+    assert (finding.status, finding.reason) == (
+        Status.NO_DATA,
+        "not enough data: 120 documents < min_samples 500",
+    )
 
 
 def test_a_store_error_is_an_error() -> None:
