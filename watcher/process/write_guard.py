@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 from watcher.duration import format_duration
 from watcher.incidents.model import Event, Incident
-from watcher.incidents.state import StateStore
+from watcher.incidents.state import StateStore, StateStoreError
 from watcher.notify.base import Delivery, Notification, Notifier
 from watcher.process.health import Health
 from watcher.process.meta import observe
@@ -70,8 +70,8 @@ def failed_part(error: BaseException) -> str | None:
         return error.part
     if isinstance(error, sqlite3.Error) or (isinstance(error, OSError) and error.errno in _DISK_ERRNOS):
         return STATE_FILE
-    if _postgres_error(error):
-        return STATE_FILE  # the state database: down, unreachable, or refusing the write
+    if _postgres_error(error) or isinstance(error, StateStoreError):
+        return STATE_FILE  # the state database: down, unreachable (no reconnection), or refusing the write
     return None
 
 
