@@ -70,8 +70,8 @@ def test_config_errors_come_first_and_fail_the_check(
     assert _check("bad.yaml", "rules/a.yaml") == 1
     assert capsys.readouterr().out.splitlines() == [
         "watcher.yaml:4:9: unknown key 'pth' (did you mean 'path'?)",
-        "bad.yaml:1:1: a rule has exactly one detector of threshold, flatline, spike, drift, validity; "
-        "got none",
+        "bad.yaml:1:1: a rule has exactly one detector of threshold, flatline, spike, drift, validity, "
+        "match, values, new_value, change; got none",
         "2 errors in 2 of 3 files; 1 rule valid",
     ]
 

@@ -27,9 +27,9 @@ MISTAKES = {
     "rule.missing-name.yaml": "1:1: missing required key 'name'",
     "rule.missing-source.yaml": "1:1: missing required key 'source'",
     "rule.no-detector.yaml": "1:1: a rule has exactly one detector of threshold, flatline, spike, drift, "
-    "validity; got none",
+    "validity, match, values, new_value, change; got none",
     "rule.two-detectors.yaml": "1:1: a rule has exactly one detector of threshold, flatline, spike, drift, "
-    "validity; got threshold, flatline",
+    "validity, match, values, new_value, change; got threshold, flatline",
     "rule.bad-filter-operator.yaml": "5:12: unknown operator 'gtee' for field 'status' "
     "(allowed: eq, exists, gt, gte, in, lt, lte, ne, not_in); for the nested field write 'status.gtee: 500'",
     "rule.bad-ratio-filter.yaml": "4:25: 'in' for field 'status' takes a list",

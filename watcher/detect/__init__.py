@@ -19,6 +19,10 @@ _MODULES = {
     "spike": "watcher.detect.spike",
     "drift": "watcher.detect.drift",
     "validity": "watcher.detect.validity",
+    "match": "watcher.detect.match",
+    "values": "watcher.detect.values",
+    "new_value": "watcher.detect.new_value",
+    "change": "watcher.detect.change",
 }
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from watcher.query import Aggregate, Query, QueryResult, Window
+from watcher.query import Aggregate, Filter, Query, QueryResult, Window
 from watcher.rules.models import Rule
 
 
@@ -47,14 +47,21 @@ def rule_window(rule: Rule, at: datetime) -> Window:
     return Window(end - rule.window, end)
 
 
-def rule_query(rule: Rule, window: Window, aggregates: Mapping[str, Aggregate], tag: str = "main") -> Query:
-    """The query a detector sends for ``rule``: its filter and grouping over ``window``, with id
-    ``<rule>#<tag>`` (tags tell a rule's several windows apart)."""
+def rule_query(
+    rule: Rule,
+    window: Window,
+    aggregates: Mapping[str, Aggregate],
+    tag: str = "main",
+    where: Filter | None = None,
+) -> Query:
+    """The query a detector sends for ``rule``: its filter (or ``where``, which a detector narrows
+    it to) and grouping over ``window``, with id ``<rule>#<tag>`` (tags tell a rule's several
+    windows apart)."""
     return Query(
         id=f"{rule.name}#{tag}",
         window=window,
         aggregates=aggregates,
-        where=rule.where,
+        where=rule.where if where is None else where,
         group_by=rule.group_by,
     )
 

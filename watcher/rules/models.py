@@ -27,6 +27,7 @@ from pydantic import (
 from watcher.duration import Duration, format_duration
 from watcher.incidents.flapping import DEFAULT_FLAPPING, FlappingSpec
 from watcher.query import Filter, parse_filter
+from watcher.rules.document_specs import DOCUMENT_KINDS, ChangeSpec, MatchSpec, NewValueSpec, ValuesSpec
 from watcher.rules.ml_specs import DriftSpec, SpikeSpec, ValiditySpec
 from watcher.rules.overrides import (
     Override,
@@ -130,8 +131,17 @@ SIGNAL_KINDS: tuple[SignalKind, ...] = ("count", "ratio", "percentile", "stat", 
 # --------------------------------------------------------------------------- detectors
 
 
-DetectorKind = Literal["threshold", "flatline", "spike", "drift", "validity"]
-DETECTOR_KINDS: tuple[DetectorKind, ...] = ("threshold", "flatline", "spike", "drift", "validity")
+DetectorKind = Literal[
+    "threshold", "flatline", "spike", "drift", "validity", "match", "values", "new_value", "change"
+]
+DETECTOR_KINDS: tuple[DetectorKind, ...] = (
+    "threshold",
+    "flatline",
+    "spike",
+    "drift",
+    "validity",
+    *DOCUMENT_KINDS,
+)
 
 
 # --------------------------------------------------------------------------- the rule
@@ -181,6 +191,10 @@ class Rule(_Model):
     spike: SpikeSpec | None = None
     drift: DriftSpec | None = None
     validity: ValiditySpec | None = None
+    match: MatchSpec | None = None
+    values: ValuesSpec | None = None
+    new_value: NewValueSpec | None = None
+    change: ChangeSpec | None = None
     overrides: tuple[Override, ...] = Field(
         default=(),
         description="other bounds for some groups: [{group: {tenant: a}, threshold: {above: 500}}]; "
@@ -231,6 +245,15 @@ class Rule(_Model):
         default = (info.context or {}).get("flapping")
         return DEFAULT_FLAPPING if default is None else default
 
+    @model_validator(mode="before")
+    @classmethod
+    def _change_key(cls, data: Any) -> Any:
+        """``change.by`` is the key a value changes for: the rule's groups, unless written twice."""
+        change = data.get("change") if isinstance(data, dict) else None
+        if isinstance(change, dict) and isinstance(change.get("by"), list) and "group_by" not in data:
+            return {**data, "group_by": change["by"]}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> Rule:
         kinds = [name for name in DETECTOR_KINDS if getattr(self, name) is not None]
@@ -240,11 +263,22 @@ class Rule(_Model):
         if self.every <= timedelta(0) or self.window <= timedelta(0):
             raise ValueError("'every' and 'window' must be longer than 0s")
         self._check_known_groups()
+        self._check_documents()
         self._check_levels()
         self._check_overrides()
         return self
 
     _overrides: OverrideIndex = PrivateAttr(default_factory=OverrideIndex)
+
+    def _check_documents(self) -> None:
+        """A document-level detector counts documents: no other signal; ``change`` groups by its key."""
+        if self.detector not in DOCUMENT_KINDS:
+            return
+        if self.signal.kind != "count":
+            raise ValueError(f"'signal' does not apply to a '{self.detector}' rule: it counts documents")
+        if self.change is not None and self.group_by != self.change.by:
+            by, group_by = ", ".join(self.change.by), ", ".join(self.group_by)
+            raise ValueError(f"'change.by' ({by}) is the rule's key: remove 'group_by' ({group_by})")
 
     def _check_levels(self) -> None:
         if self.threshold is not None and self.threshold.leveled and "severity" in self.model_fields_set:
@@ -323,7 +357,9 @@ class Rule(_Model):
         overrides file. An edit of one is a reload (``watcher.process.reload``)."""
         spec = self.drift or self.validity
         refs = [getattr(spec, "baseline", None), self.overrides_file]
-        return [ref.file for ref in refs if ref is not None and ref.file is not None]
+        files = [ref.file for ref in refs if ref is not None and ref.file is not None]
+        listed = self.values.listed.path if self.values is not None else None
+        return files if listed is None else [*files, listed]
 
     def all_labels(self) -> dict[str, str]:
         """The labels routing sees for this rule's incidents (group labels are added per incident)."""
