@@ -10,7 +10,8 @@ Same tables and migrations as SQLite (``PostgresDialect`` rewrites the types); t
   processes never wait for one another nor take the same row.
 - The schema version is the one row of ``watcher_schema``; migrating holds a transaction-scoped
   advisory lock, so two processes opening a new database migrate it once.
-- One daemon per database: a session advisory lock on a connection of its own
+- One daemon per database without ``ha:`` (replicas share it by leases instead,
+  ``watcher.state.leases``): a session advisory lock on a connection of its own
   (``PostgresDaemonLock``), released by the server when the process or its connection dies.
 - A connection the server dropped (a restart, a network cut) is opened again at the next call,
   outside a transaction; the call during the cut fails like a failed SQLite write.
@@ -37,7 +38,7 @@ from watcher.state.dialect import POSTGRES
 from watcher.state.url import redact, scrub
 
 _SCHEMA_LOCK = 0x7761746368657201  # "watcher" + 1: migrations
-_DAEMON_LOCK = 0x7761746368657202  # "watcher" + 2: one daemon per database (until leases)
+_DAEMON_LOCK = 0x7761746368657202  # "watcher" + 2: one daemon per database (without ha:)
 _DAEMON_NAME = "watcher daemon"
 
 
