@@ -148,6 +148,16 @@ def test_state_and_http_changes_wait_for_a_restart(caplog: pytest.LogCaptureFixt
     assert caplog.messages == ["watcher.yaml: changes to state and http take effect after a restart"]
 
 
+def test_ha_changes_wait_for_a_restart(caplog: pytest.LogCaptureFixture) -> None:
+    """Replicas hash rules into the same partitions only with the same ``ha``: all restart with a new one."""
+    state = {"url": "postgresql://watcher:secret@db:5432/watcher"}
+    running = config(state=state, ha={"replicas": 3, "partitions": 64})
+    new = config(state=state, ha={"replicas": 3, "partitions": 128})
+    with caplog.at_level(logging.WARNING, logger="watcher.process.reload"):
+        assert kept_restart_only(new, running).ha == running.ha
+    assert caplog.messages == ["watcher.yaml: changes to ha take effect after a restart"]
+
+
 def test_a_config_with_the_same_state_and_http_is_used_as_it_is(caplog: pytest.LogCaptureFixture) -> None:
     new = config(route={"receiver": "console", "group_wait": "5s"})
     with caplog.at_level(logging.WARNING, logger="watcher.process.reload"):

@@ -35,8 +35,9 @@ from watcher.rules.watch import FileWatch, Stamp, snapshot
 
 log = logging.getLogger("watcher.process.reload")
 
-RESTART_ONLY = ("state", "http")
-"""watcher.yaml sections a running daemon keeps: the state file is locked and the port bound."""
+RESTART_ONLY = ("state", "http", "ha")
+"""watcher.yaml sections a running daemon keeps: the state file is locked, the port bound, and the
+replicas must agree on their partitions (``ha``: restart them all with the new one)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def baselines(rules: Iterable[Rule]) -> list[Path]:
 
 
 def kept_restart_only(new: Config, running: Config) -> Config:
-    """``new`` with the running ``state`` and ``http`` settings, warning when they differ."""
+    """``new`` with the running ``state``, ``http`` and ``ha`` settings, warning when they differ."""
     differ = [name for name in RESTART_ONLY if getattr(new, name) != getattr(running, name)]
     if not differ:
         return new
