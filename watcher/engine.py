@@ -34,7 +34,7 @@ from watcher.incidents.model import OPEN, Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore, Write
 from watcher.notify.base import Notification
 from watcher.query import Query, QueryResult
-from watcher.routing.dispatch import Dispatcher
+from watcher.routing.dispatch import Dispatch, Dispatcher
 from watcher.rules.models import Rule
 from watcher.schedule import DEFAULT_BACKLOG_PER_TICK, DEFAULT_CATCH_UP, Due, due
 from watcher.store.base import LogStore, StoreError
@@ -187,18 +187,22 @@ class Engine:
             report.evaluated.append(
                 Evaluation(item.rule.name, item.at, outcome.seconds, erred, tuple(findings))
             )
-        dispatch = self.dispatcher.plan(report.transitions, now, changes.open)
-        report.notifications = dispatch.notifications
-        if plan or not dispatch.empty:
-            fence = None if ownership is None else ownership.fence({item.rule.name for item in plan})
-            self.state.commit(
-                list(changes.changed.values()),
-                sorted(changes.deleted - changes.changed.keys()),
-                report.notifications,
-                checkpoints,
-                writes=[dispatch.write],
-                fence=fence,
-            )
+        fence = None if ownership is None else ownership.fence({item.rule.name for item in plan})
+
+        def commit(dispatch: Dispatch) -> None:
+            if plan or not dispatch.empty:
+                self.state.commit(
+                    list(changes.changed.values()),
+                    sorted(changes.deleted - changes.changed.keys()),
+                    dispatch.notifications,
+                    checkpoints,
+                    writes=[dispatch.write],
+                    fence=fence,
+                )
+
+        report.notifications = self.dispatcher.settle(
+            report.transitions, now, commit, changes.open
+        ).notifications
         return report
 
     def _query(self, plan: Sequence[Due], report: TickReport) -> dict[tuple[str, datetime], _Answer]:

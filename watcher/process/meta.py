@@ -191,6 +191,11 @@ class Watchdog:
                 log.warning("watcher alert %s %s: %s", seen.rule, event.value, told)
         if not changes and not deletes:
             return []
-        dispatch = self.dispatcher.plan(transitions, now)
-        self.state.commit(changes, deletes, dispatch.notifications, writes=[dispatch.write])
+        self.dispatcher.settle(
+            transitions,
+            now,
+            lambda dispatch: self.state.commit(
+                changes, deletes, dispatch.notifications, writes=[dispatch.write]
+            ),
+        )
         return transitions

@@ -154,9 +154,14 @@ def retire_incidents(
         transitions += [Transition(ended, event, now) for event in events]
         log.info("incident %s of rule %s resolved: %s", ended.fingerprint, ended.rule, ended.note)
     if changes or deletes:
-        dispatch = dispatcher.plan(transitions, now)
         fence = None if ownership is None else ownership.fence(reasons)
-        state.commit(changes, deletes, dispatch.notifications, writes=[dispatch.write], fence=fence)
+        dispatcher.settle(
+            transitions,
+            now,
+            lambda dispatch: state.commit(
+                changes, deletes, dispatch.notifications, writes=[dispatch.write], fence=fence
+            ),
+        )
     return transitions
 
 

@@ -29,6 +29,11 @@ by the caller inside the same transaction as the transitions (``StateStore.commi
 Notification ids derive from the group, its episode, the scheduled flush time, the event and,
 for the further RESOLVED notifications of one flush, their rank, so a flush re-run after a crash
 produces the same ids and the outbox keeps one copy.
+
+Replicas sharing the state plan and write through ``settle``: a group another replica wrote
+between this plan's read and its commit (``GroupMovedError``) rolls the whole commit back and the plan
+is made again from the stored groups, so exactly one replica flushes a group and a member joined
+at one replica is never lost to another's flush.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from watcher.notify.base import Notification
 from watcher.routing.groups import (
     Episode,
     Group,
+    GroupMovedError,
     Member,
     group_key,
     load_groups,
@@ -60,6 +66,8 @@ from watcher.routing.tree import RouteMatch, resolve
 from watcher.state.base import Db
 
 log = logging.getLogger("watcher.dispatch")
+
+_ATTEMPTS = 5  # plans of one commit when other replicas keep writing its groups
 
 META_PREFIX = "watcher:"
 """Rule names of watcher's own alerts (``watcher.incidents.meta``)."""
@@ -84,14 +92,17 @@ class Dispatch:
 
     notifications: list[Notification] = field(default_factory=list)
     groups: dict[str, Group] = field(default_factory=dict)
-    deleted: set[str] = field(default_factory=set)
+    deleted: dict[str, int | None] = field(default_factory=dict)  # key -> the revision read
 
     @property
     def empty(self) -> bool:
         return not (self.notifications or self.groups or self.deleted)
 
     def write(self, db: Db) -> None:
-        save_groups(db, self.groups.values(), self.deleted - self.groups.keys())
+        """Write the groups in the caller's transaction; ``GroupMovedError`` if another replica wrote
+        one of them since this plan read it (see ``Dispatcher.settle``)."""
+        gone = {key: revision for key, revision in self.deleted.items() if key not in self.groups}
+        save_groups(db, self.groups.values(), gone)
 
 
 class Dispatcher:
@@ -175,10 +186,33 @@ class Dispatcher:
             dispatch.notifications += sent
             if flushed is None:
                 dispatch.groups.pop(group.key, None)
-                dispatch.deleted.add(group.key)
+                dispatch.deleted[group.key] = group.revision
             else:
                 dispatch.groups[group.key] = flushed
         return dispatch
+
+    def settle(
+        self,
+        changes: Sequence[Change],
+        now: datetime,
+        commit: Callable[[Dispatch], None],
+        current: Mapping[str, Incident] | None = None,
+    ) -> Dispatch:
+        """``plan`` and hand the dispatch to ``commit``, which must run ``Dispatch.write`` in the
+        transaction that enqueues its notifications. When another replica wrote one of its groups
+        meanwhile (``GroupMovedError``: the transaction rolled back) the plan is made again from the
+        stored groups, up to ``_ATTEMPTS`` times."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            dispatch = self.plan(changes, now, current)
+            try:
+                commit(dispatch)
+            except GroupMovedError as moved:
+                if attempt == _ATTEMPTS:
+                    raise
+                log.info("group %s was written by another replica meanwhile: planning again", moved)
+                continue
+            return dispatch
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def flush(self, now: datetime) -> list[Notification]:
         """Flush the groups due at ``now`` and enqueue their notifications (between ticks)."""
@@ -186,10 +220,12 @@ class Dispatcher:
             due = next_flush(db)
         if due is None or due > now:
             return []
-        dispatch = self.plan((), now)
-        if not dispatch.empty:
-            self.state.commit(notifications=dispatch.notifications, writes=[dispatch.write])
-        return dispatch.notifications
+
+        def commit(dispatch: Dispatch) -> None:
+            if not dispatch.empty:
+                self.state.commit(notifications=dispatch.notifications, writes=[dispatch.write])
+
+        return self.settle((), now, commit).notifications
 
 
 def _flush_order(group: Group) -> tuple[datetime, str]:

@@ -5,6 +5,13 @@ aggregation group). Its members are incident *episodes* (fingerprint + start), e
 resolved, with whether its firing has been told. The dispatcher decides; this module only holds
 the data and reads/writes the ``dispatch_groups`` / ``dispatch_members`` tables, inside the
 caller's transaction.
+
+Replicas sharing a state may plan the same group at once (its incidents come from rules held by
+different replicas, and every replica flushes what is due). A group is written only if it is
+still the ``revision`` it was read at (a new one: only if no other replica created it meanwhile);
+otherwise ``save_groups`` raises ``GroupMovedError``, the transaction rolls back and the dispatcher plans
+again from the stored group. So a member joined by one replica is never overwritten by another's
+flush, a group has one start (one thread), and of two replicas flushing it only the first counts.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from watcher.state.base import Db
 
 Episode = tuple[str, datetime]
 """One episode of an incident: its fingerprint and when it started (became pending)."""
+
+
+class GroupMovedError(Exception):
+    """Another replica wrote a group after it was read for this plan: plan again."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class Group:
     last_sent_at: datetime | None = None
     opened: bool = False  # a FIRING notification started the group's thread
     members: tuple[Member, ...] = field(default=())
+    revision: int | None = None  # as stored when read (None: not stored yet)
 
     @property
     def thread_key(self) -> str:
@@ -94,6 +106,10 @@ def group_key(route: RouteMatch, labels: Mapping[str, str]) -> str:
 _GROUP_COLUMNS = (
     "key, receiver, labels, created_at, next_flush_at, last_sent_at, opened, group_interval, repeat_interval"
 )
+_SETTINGS = (
+    "receiver = ?, labels = ?, created_at = ?, next_flush_at = ?, last_sent_at = ?, opened = ?, "
+    "group_interval = ?, repeat_interval = ?"
+)
 
 
 def load_groups(db: Db, keys: Collection[str] = (), due_by: datetime | None = None) -> dict[str, Group]:
@@ -109,12 +125,16 @@ def load_groups(db: Db, keys: Collection[str] = (), due_by: datetime | None = No
     if not clauses:
         return {}
     where = " OR ".join(clauses)
-    rows = db.execute(f"SELECT {_GROUP_COLUMNS} FROM dispatch_groups WHERE {where}", args).fetchall()
+    rows = db.execute(
+        f"SELECT {_GROUP_COLUMNS}, revision FROM dispatch_groups WHERE {where}", args
+    ).fetchall()
     return _with_members(db, [_group(row) for row in rows])
 
 
 def all_groups(db: Db) -> list[Group]:
-    rows = db.execute(f"SELECT {_GROUP_COLUMNS} FROM dispatch_groups ORDER BY created_at, key").fetchall()
+    rows = db.execute(
+        f"SELECT {_GROUP_COLUMNS}, revision FROM dispatch_groups ORDER BY created_at, key"
+    ).fetchall()
     return list(_with_members(db, [_group(row) for row in rows]).values())
 
 
@@ -138,30 +158,43 @@ def next_flush(db: Db) -> datetime | None:
     return None if value is None else from_micros(value)
 
 
-def save_groups(db: Db, groups: Iterable[Group], deleted: Iterable[str]) -> None:
-    """Replace the stored rows of ``groups`` and delete the groups in ``deleted`` (and members)."""
-    gone = [(key,) for key in deleted]
-    db.executemany("DELETE FROM dispatch_members WHERE group_key = ?", gone)
-    db.executemany("DELETE FROM dispatch_groups WHERE key = ?", gone)
-    for group in groups:
-        db.execute(
-            f"INSERT INTO dispatch_groups ({_GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET receiver = excluded.receiver, labels = excluded.labels, "
-            "created_at = excluded.created_at, next_flush_at = excluded.next_flush_at, "
-            "last_sent_at = excluded.last_sent_at, opened = excluded.opened, "
-            "group_interval = excluded.group_interval, repeat_interval = excluded.repeat_interval",
-            (
-                group.key,
-                group.receiver,
-                dumps(dict(group.labels)),
-                micros(group.created_at),
-                micros(group.next_flush_at),
-                None if group.last_sent_at is None else micros(group.last_sent_at),
-                int(group.opened),
-                span_micros(group.group_interval),
-                span_micros(group.repeat_interval),
-            ),
+def save_groups(db: Db, groups: Iterable[Group], deleted: Mapping[str, int | None]) -> None:
+    """Replace the stored rows of ``groups`` and delete the groups in ``deleted`` (key -> the
+    revision read), with their members. Raises ``GroupMovedError`` when one of them is no longer as it
+    was read (see the module's docstring): the caller's transaction must then roll back."""
+    for key, revision in sorted(deleted.items()):
+        if revision is None:
+            continue  # started and emptied by one plan: never stored
+        db.execute("DELETE FROM dispatch_members WHERE group_key = ?", (key,))
+        if not db.execute(
+            "DELETE FROM dispatch_groups WHERE key = ? AND revision = ?", (key, revision)
+        ).rowcount:
+            raise GroupMovedError(key)
+    for group in sorted(groups, key=lambda group: group.key):  # one lock order for every replica
+        settings = (
+            group.receiver,
+            dumps(dict(group.labels)),
+            micros(group.created_at),
+            micros(group.next_flush_at),
+            None if group.last_sent_at is None else micros(group.last_sent_at),
+            int(group.opened),
+            span_micros(group.group_interval),
+            span_micros(group.repeat_interval),
         )
+        if group.revision is None:
+            written = db.execute(
+                f"INSERT INTO dispatch_groups ({_GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (group.key, *settings),
+            )
+        else:
+            written = db.execute(
+                f"UPDATE dispatch_groups SET {_SETTINGS}, revision = revision + 1 "
+                "WHERE key = ? AND revision = ?",
+                (*settings, group.key, group.revision),
+            )
+        if not written.rowcount:
+            raise GroupMovedError(group.key)
         db.execute("DELETE FROM dispatch_members WHERE group_key = ?", (group.key,))
         db.executemany(
             "INSERT INTO dispatch_members (group_key, fingerprint, started_at, state, notified, data) "
@@ -181,7 +214,7 @@ def save_groups(db: Db, groups: Iterable[Group], deleted: Iterable[str]) -> None
 
 
 def _group(row: tuple[Any, ...]) -> Group:
-    key, receiver, labels, created, next_flush_at, last_sent, opened, interval, repeat = row
+    key, receiver, labels, created, next_flush_at, last_sent, opened, interval, repeat, revision = row
     return Group(
         key=key,
         receiver=receiver,
@@ -192,6 +225,7 @@ def _group(row: tuple[Any, ...]) -> Group:
         opened=bool(opened),
         group_interval=timedelta(microseconds=interval),
         repeat_interval=timedelta(microseconds=repeat),
+        revision=revision,
     )
 
 
