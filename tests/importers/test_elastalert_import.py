@@ -65,6 +65,17 @@ CONVERTED = {
                                {"not": {"env": "staging"}}]}},
     "legacy_query": {"where": {"level": "error"}},
     "realert": {"repeat_interval": "30m", "group_by": ["service"], "threshold": {"above": 19}},
+    "any": {"window": "1m", "flapping": False, "where": {"tenant": "blocked"}, "group_by": ["service"],
+            "match": {}},
+    "blacklist": {"window": "1m", "flapping": False, "delay": "1m",
+                  "values": {"field": "client", "deny": ["evil-bot", "scraper"]}},
+    "whitelist": {"window": "1m", "flapping": False,
+                  "values": {"field": "region", "allow": {"file": str(RULES / "regions.txt")},
+                             "missing": "alert"}},
+    "change": {"window": "1m", "flapping": False, "group_by": ["user"],
+               "change": {"field": "route", "by": ["user"], "lookback": "6h"}},
+    "new_term": {"window": "1m", "flapping": False, "group_by": None,
+                 "new_value": {"fields": ["user_agent"], "lookback": "7d"}},
 }  # fmt: skip
 
 
@@ -83,7 +94,7 @@ def test_the_converted_rules_pass_watcher_check_with_the_fragment_merged(
     imported: tuple[int, list[str], Path], watcher: Run
 ) -> None:
     code, _, folder = imported
-    assert code == 1  # the document-level rules are not convertible
+    assert code == 1  # wildcard_pattern.yaml is not convertible
     config = folder / "watcher.yaml"
     fragment = (folder / "fragment.yaml").read_text()
     config.write_text(fragment + f"state: {{path: {folder / 'state.db'}}}\nrules: [{folder / 'rules'}]\n")
@@ -110,16 +121,45 @@ def test_the_alerters_become_receivers_and_one_route_per_rule(imported: tuple[in
     ]
 
 
-@pytest.mark.parametrize("kind", ["any", "blacklist", "whitelist", "change", "new_term"])
-def test_document_level_rules_are_reported_not_convertible_with_the_reason(
-    imported: tuple[int, list[str], Path], kind: str
-) -> None:
+def test_document_level_rules_convert_with_a_report_line_each(imported: tuple[int, list[str], Path]) -> None:
     _, out, folder = imported
-    assert (
-        f"{RULES / kind}.yaml:2: not convertible: type '{kind}' is a document-level rule "
-        "(watcher has no per-document detector yet)"
-    ) in out
-    assert not (folder / "rules" / f"{kind}.yaml").exists()
+    for kind in ("any", "blacklist", "change", "new_term"):
+        assert f"{RULES / kind}.yaml:2: converted -> {folder}/rules/{kind}.yaml" in out
+    at = out.index(
+        f"{RULES}/whitelist.yaml:2: converted with an approximation -> {folder}/rules/whitelist.yaml"
+    )
+    assert out[at + 1] == (
+        f"  {RULES}/whitelist.yaml:6: approximated: !file regions.txt: ElastAlert 2 opens it from its "
+        f"working folder; watcher reads {RULES}/regions.txt"
+    )
+
+
+def test_new_term_and_change_options_without_an_equal_are_reported(tmp_path: Path, watcher: Run) -> None:
+    rules = tmp_path / "ea"
+    rules.mkdir()
+    (rules / "terms.yaml").write_text(
+        "name: two fields\ntype: new_term\nindex: logs\nfields: [user, host]\nquery_key: user\n"
+        "alert_on_missing_field: true\n"
+    )
+    (rules / "nested.yaml").write_text("name: nested\ntype: new_term\nindex: logs\nfields: [[a, b], c]\n")
+    (rules / "keyless.yaml").write_text("name: keyless\ntype: change\nindex: logs\ncompare_key: route\n")
+    code, out = watcher("import", "elastalert", rules, "-o", tmp_path / "out")
+    assert code == 1
+    assert out[:7] == [
+        f"{rules}/keyless.yaml:2: not convertible: type 'change' needs 'query_key' (the key whose value "
+        "changes)",
+        f"{rules}/nested.yaml:4: not convertible: 'fields' lists several combinations; watcher's new_value "
+        "watches one: import one rule per entry",
+        f"{rules}/terms.yaml:2: converted with an approximation -> {tmp_path}/out/terms.yaml",
+        f"  {rules}/terms.yaml:5: ignored: query_key: a new term is new across the index, as ElastAlert 2 "
+        "finds it",
+        f"  {rules}/terms.yaml:4: approximated: fields ['user', 'host']: ElastAlert 2 looks for new values "
+        "of each field on its own; watcher looks for new combinations of them (a new value of any field is "
+        "one, and so is a new pairing of known values)",
+        f"  {rules}/terms.yaml:6: not converted: alert_on_missing_field: watcher's new_value ignores "
+        "documents without the field",
+        "3 files: 0 converted, 1 converted with an approximation, 2 not convertible, 0 not written",
+    ]
 
 
 def test_the_report_says_which_option_is_approximated_and_why(imported: tuple[int, list[str], Path]) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 
 from watcher.duration import format_duration
 from watcher.importers.elastalert.alerters import AlerterBook, rule_labels
+from watcher.importers.elastalert.document_types import DOCUMENT_TYPES
 from watcher.importers.elastalert.filters import all_of, convert_filters
 from watcher.importers.elastalert.options import RuleOptions, field_list
-from watcher.importers.elastalert.rule_types import DOCUMENT_LEVEL, RULE_TYPES, Converted
+from watcher.importers.elastalert.rule_types import RULE_TYPES, Converted
 from watcher.importers.elastalert.sources import SourceBook
 from watcher.importers.elastalert.texts import annotation, labels
 
@@ -38,6 +39,10 @@ ALERT_OPTIONS = {"from_addr", "cc", "bcc", "email_reply_to", "alert_subject", "a
                  "alert_text", "alert_text_args", "alert_text_type", "aggregation"}  # fmt: skip
 
 
+CONVERTERS = {**RULE_TYPES, **DOCUMENT_TYPES}
+"""Every ElastAlert 2 rule type watcher converts: aggregate types, then document-level ones."""
+
+
 @dataclass
 class ConvertedRule:
     rule: dict[str, Any]
@@ -48,7 +53,7 @@ def convert_rule(options: RuleOptions, sources: SourceBook, book: AlerterBook) -
     """The watcher rule of an ElastAlert 2 rule; raises ``NotConvertibleError``."""
     if options.has("import"):
         raise options.refuse("'import' merges another rule file; convert the merged rule", "import")
-    typed = RULE_TYPES[_rule_type(options)](options)
+    typed = CONVERTERS[_rule_type(options)](options)
     name = rule_name(options)
     rule: dict[str, Any] = {
         "name": name,
@@ -68,6 +73,8 @@ def convert_rule(options: RuleOptions, sources: SourceBook, book: AlerterBook) -
         rule["group_by"] = group_by
     summary = typed.pop("summary")
     rule.update(typed)
+    if rule.get("group_by", ()) is None:  # the type's query_key is no grouping (new_term)
+        del rule["group_by"]
     rule.update(_repeat(options))
     extra_labels, extra_annotations = rule_labels(options)
     rule_labels_ = {**labels(options), **extra_labels}
@@ -84,16 +91,12 @@ def _rule_type(options: RuleOptions) -> str:
     kind = options.get("type")
     if not isinstance(kind, str):
         raise options.refuse("the rule has no 'type'", "type")
-    if kind in DOCUMENT_LEVEL:
-        raise options.refuse(
-            f"type '{kind}' is a document-level rule (watcher has no per-document detector yet)", "type"
-        )
     if "." in kind:
         raise options.refuse(
             f"type '{kind}' is a custom rule type (Python code ElastAlert 2 imports); watcher cannot run it",
             "type",
         )
-    if kind not in RULE_TYPES:
+    if kind not in CONVERTERS:
         raise options.refuse(f"unknown rule type '{kind}'", "type")
     return kind
 

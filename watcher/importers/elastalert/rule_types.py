@@ -19,7 +19,6 @@ from watcher.importers.elastalert.filters import convert_filters
 from watcher.importers.elastalert.options import RuleOptions
 
 Converted = dict[str, Any]
-DOCUMENT_LEVEL = ("any", "blacklist", "whitelist", "change", "new_term")
 METRIC_STATS = ("min", "max", "avg", "sum")
 
 
