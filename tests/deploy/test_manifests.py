@@ -347,17 +347,23 @@ def test_compose_services_and_mounts() -> None:
             assert (DEPLOY / source).exists(), source
 
 
-def test_docker_compose_config() -> None:
+def compose_config(path: Path, environ: dict[str, str] | None = None) -> None:
+    """``docker compose config`` accepts the file (with ``environ`` added to the environment)."""
     command = compose_command()
     if command is None:
         tool_missing(
             "docker-compose", "neither `docker compose` (the compose plugin) nor docker-compose is installed"
         )
     result = subprocess.run(
-        [*command, "-f", str(DEPLOY / "docker-compose.yml"), "config", "--quiet"],
+        [*command, "-f", str(path), "config", "--quiet"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **(environ or {})},
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_config() -> None:
+    compose_config(DEPLOY / "docker-compose.yml")
