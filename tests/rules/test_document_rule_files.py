@@ -104,7 +104,7 @@ def test_the_four_detectors_load_with_their_defaults(folder: Path) -> None:
     path = folder / "rules.yaml"
     path.write_text(
         "rules:\n"
-        "  - {name: any, source: api, where: {status: 500}, match: true}\n"
+        "  - {name: any, source: api, where: {status: 500}, match: {}}\n"
         "  - {name: deny, source: api, values: {field: tenant, deny: {file: blocked.txt}}}\n"
         "  - {name: allow, source: api, values: {field: tenant, allow: [a, 7], missing: alert}}\n"
         "  - {name: new, source: api, new_value: {fields: [user, route]}}\n"

@@ -27,14 +27,9 @@ from watcher.rules.references import SpecModel
 
 class MatchSpec(SpecModel):
     """Fire on the documents ``where`` matches in the window (ElastAlert 2's ``any``): one incident
-    per group, with the count. ``match: {}`` (or ``match: true``) fires on the first document."""
+    per group, with the count. ``match: {}`` fires on the first document."""
 
     min: int = Field(default=1, ge=1, description="matching documents in the window needed to fire")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, data: Any) -> Any:
-        return {} if data is True else data
 
 
 # --------------------------------------------------------------------------- value lists
