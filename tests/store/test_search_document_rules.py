@@ -26,7 +26,8 @@ DOCS = [
     (5, "a", "u1", "/a", 200), (20, "a", "u2", "/a", 200), (30, "b", "u1", "/b", 500),
     (40, "evil", "u9", "/a", 200), (51, "a", "u1", "/a", 503), (52, "a", "u3", "/x", 200),
     (53, "evil", "u9", "/a", 200), (55, "b", "u1", "/a", 500), (57, "b", "u4", "/b", 200),
-    (58, "evil", "u9", "/a", 200),
+    (58, "evil", "u9", "/a", 200), (35, "c", "u5", "/a", 200), (53.5, "c", "u5", "/b", 200),
+    (54.5, "c", "u5", "/a", 200),
 ]  # fmt: skip
 LINES = [
     json.dumps({"@timestamp": (T0 + timedelta(minutes=m)).isoformat(), "tenant": t, "user": u, "route": r,
@@ -56,6 +57,8 @@ EXPECTED = {
         ({"user": "u2"}, Status.OK, 0, "no route in the window"),
         ({"user": "u3"}, Status.OK, 0, "route unchanged"),
         ({"user": "u4"}, Status.OK, 0, "route unchanged"),
+        ({"user": "u5"}, Status.ALERTING, 2,
+         'route changed from "/a" to "/b" at 00:53:30 → "/a" at 00:54:30'),  # and back: two changes
         ({"user": "u9"}, Status.OK, 0, "route unchanged"),
     ],
 }  # fmt: skip

@@ -68,8 +68,13 @@ def evaluate(
 
 
 def _changes(previous: str | None, now: Sequence[Seen]) -> list[Seen]:
-    """The window's values that differ from the value before them: every value other than the
-    previous one, or, for a first value ever, every value after the first."""
-    if previous is None:
-        return list(now[1:])
-    return [seen for seen in now if seen.value != (previous,)]
+    """The window's values, by first time, that differ from the value before them (the key's last
+    value before the window, or for a first value ever the window's first). What comes back is each
+    value's first time, so A -> B -> A reads as two changes, A -> B -> A -> B as two as well."""
+    current = (previous,) if previous is not None else now[0].value if now else None
+    steps = []
+    for seen in now:
+        if seen.value != current:
+            steps.append(seen)
+            current = seen.value
+    return steps
