@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from watcher.config import Route
+from watcher.config import Gap, Route
 from watcher.detect import DETECTORS
 from watcher.detect.base import Finding, Status
 from watcher.detect.known import Known, KnownGroups, forgotten_note
+from watcher.detect.references import Exclusions, overlapping_incidents, reference_windows
+from watcher.incidents.episodes import Episode
 from watcher.incidents.machine import retire, step
 from watcher.incidents.model import OPEN, Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore, Write
@@ -126,9 +128,11 @@ class Engine:
         catch_up: timedelta = DEFAULT_CATCH_UP,
         dispatcher: Dispatcher | None = None,
         partials: bool = True,
+        gaps: Mapping[str, Sequence[Gap]] | None = None,
     ) -> None:
         self.route = route
         self.stores = stores
+        self.gaps = gaps or {}  # per source (``Config.gaps``): reference windows there are left out
         self.partials = partials
         self._partials: dict[str, Partials] = {}
         self._coverage = Coverage(stores)
@@ -161,7 +165,8 @@ class Engine:
         rules = [r for r in self.rules.values() if ownership is None or ownership.owns(r.name)]
         plan = due(rules, now, self.state.checkpoints(), self.catch_up, DEFAULT_BACKLOG_PER_TICK)
         results = self._query(plan, report) if plan else {}
-        self._coverage = Coverage(self.stores)  # asked once per source per tick, when needed
+        self._coverage = Coverage(self.stores, self.gaps)  # asked once per source per tick, when needed
+        episodes = self._episodes(plan)
         changes = _Changes({i.fingerprint: i for i in self.state.incidents(states=OPEN)}, report)
         # Resolved incidents that may still start flapping (their recent status changes) step too.
         changes.ended = {i.fingerprint: i for i in self.state.incidents(states=(State.RESOLVED,)) if i.flips}
@@ -170,7 +175,7 @@ class Engine:
         for item in plan:
             if item.rule.name in failed:
                 continue  # waits for the failed earlier window, evaluated again next tick
-            outcome = self._findings(item, results, changes.open)
+            outcome = self._findings(item, results, changes.open, episodes)
             findings, error = outcome.findings, outcome.error
             if error is None:
                 checkpoints[item.rule.name] = item.at
@@ -230,6 +235,18 @@ class Engine:
                 answers[(item.rule.name, item.at)] = _Answer(queries, own, share, next(iter(seeded), None))
         return answers
 
+    def _episodes(self, plan: Sequence[Due]) -> list[Episode]:
+        """The incident episodes the plan's reference windows may overlap, read once per tick."""
+        starts = [window.start for item in plan for window in reference_windows(item.rule, item.at)]
+        return self.state.episodes(min(starts)) if starts else []
+
+    def _exclusions(self, item: Due, episodes: Sequence[Episode]) -> Exclusions:
+        """The reference windows of an evaluation left out: the source has no data for them (for
+        every group), or they overlap an incident of the rule (for its group)."""
+        rule, windows = item.rule, reference_windows(item.rule, item.at)
+        uncovered = self._coverage.excluded(rule.source, windows, rule.every)
+        return Exclusions(uncovered, overlapping_incidents(rule, windows, episodes))
+
     def _store(self, source: str) -> LogStore | None:
         """The source's store, behind its per-bucket partials (``watcher.store.partials``); a store
         replaced by a reload gets fresh partials."""
@@ -258,6 +275,7 @@ class Engine:
         item: Due,
         results: Mapping[tuple[str, datetime], _Answer],
         open_incidents: Mapping[str, Incident],
+        episodes: Sequence[Episode],
     ) -> _Outcome:
         """Judge one evaluation: the detector's findings on the answers and the known groups."""
         rule = item.rule
@@ -272,12 +290,19 @@ class Engine:
                 )
         started = time.perf_counter()
         judged = share.queries if reads_absence(rule) else past_windows(share.queries, item.at - rule.delay)
+        references = reference_windows(rule, item.at)  # judged one by one: _exclusions
+        judged = [query for query in judged if query.window not in references]
         uncovered = None if errors_in(answers) else self._coverage.uncovered(rule.source, judged, rule.every)
         if uncovered is not None:  # before the first log line: never a fire, never a resolve
             groups = known.groups if rule.group_by else [{}]
             findings = [Finding(rule.name, group, Status.NO_DATA, reason=uncovered) for group in groups]
             return _Outcome(findings, Known(known.groups), None, share.store_seconds)
-        findings = DETECTORS[rule.detector].evaluate(rule, answers, item.at, known.groups)
+        detector = DETECTORS[rule.detector]
+        if references:
+            excluded = self._exclusions(item, episodes)
+            findings = detector.evaluate(rule, answers, item.at, known.groups, excluded=excluded)
+        else:
+            findings = detector.evaluate(rule, answers, item.at, known.groups)
         seconds = share.store_seconds + time.perf_counter() - started
         errors = [answer.error or "query failed" for answer in answers if not answer.ok]
         if not errors:

@@ -54,7 +54,9 @@ class Replay:
                 self.stores[name], self.ingested[name] = _loaded(config.sources[name], logs, workdir / name)
         self.state = StateStore(workdir / "state.sqlite")
         dispatcher = Dispatcher.from_config(config, self.state)
-        self.engine = Engine(self.rules, self.stores, self.state, config.route, dispatcher=dispatcher)
+        self.engine = Engine(
+            self.rules, self.stores, self.state, config.route, dispatcher=dispatcher, gaps=config.gaps
+        )
 
     def ticks(
         self, start: datetime, end: datetime, after_tick: Callable[[Tick], None] | None = None

@@ -202,8 +202,8 @@ def test_zscore_needs_enough_history_windows() -> None:
     [
         (
             {},
-            "spike needs exactly one of 'offset' (compare with an earlier window) or 'zscore' (compare with "
-            "recent history)",
+            "spike needs exactly one of 'offset' or 'reference' (compare with earlier windows) or 'zscore' "
+            "(compare with recent history)",
         ),
         ({"offset": "1d", "zscore": {}}, "spike needs exactly one of"),
         ({"zscore": {}, "factor": 3}, "'factor' applies to 'offset'; a zscore spike uses 'zscore.above'"),

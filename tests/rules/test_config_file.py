@@ -38,6 +38,11 @@ MISTAKES = {
     "config.not-a-mapping.yaml": "1:1: expected a mapping of settings such as 'sources', got a list",
     "config.reload-interval-overflow.yaml": "3:20: invalid duration '99999999999999w': "
     "at most 3650d (10 years)",
+    "config.gap-to-before-from.yaml": "6:9: gap 'to' (2026-12-05T10:00:00+00:00) must be after 'from' "
+    "(2026-12-05T12:00:00+00:00)",
+    "config.gap-without-offset.yaml": "5:16: 2026-12-05T10:00:00 has no offset: write it as "
+    "2026-12-05T10:00:00Z for UTC",
+    "config.gap-without-reason.yaml": "5:9: missing required key 'reason'",
 }
 
 

@@ -33,7 +33,7 @@ from watcher.config.receivers import (
     SmsReceiver,
     WebhookReceiver,
 )
-from watcher.config.sources import EmbeddedSource, SearchSource, Source
+from watcher.config.sources import EmbeddedSource, Gap, SearchSource, Source
 from watcher.config.state import StateConfig
 from watcher.config.time_intervals import NamedTimeInterval, TimeInterval, TimeRange
 from watcher.duration import Duration, PositiveDuration, format_duration
@@ -50,6 +50,7 @@ __all__ = [
     "EmailAddress",
     "EmailReceiver",
     "EmbeddedSource",
+    "Gap",
     "HaConfig",
     "HttpConfig",
     "InhibitRule",
@@ -188,6 +189,11 @@ class Config(ConfigModel):
         default_factory=list,
         description="named times for routes' mute_time_intervals / active_time_intervals",
     )
+
+    @property
+    def gaps(self) -> dict[str, tuple[Gap, ...]]:
+        """Each source's configured store gaps (``watcher.store.coverage``)."""
+        return {name: source.gaps for name, source in self.sources.items()}
 
     @model_validator(mode="after")
     def _time_intervals_exist(self) -> Config:

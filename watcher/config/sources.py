@@ -6,11 +6,11 @@ and ``watcher ingest`` need only these models; a new backend is one more class i
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from watcher.config.base import ConfigModel
 from watcher.duration import Duration
@@ -21,6 +21,34 @@ TIME_FORMAT_HELP = (
     "ISO 8601 strings only and refuses numbers, whose unit would be a guess. ISO 8601 strings are "
     "read with every setting"
 )
+
+
+class Gap(ConfigModel):
+    """A time range the source is known to lack data for (an outage of the log shipper, a lost
+    index): reference windows that overlap it are left out, and so is any window of a rule that
+    reads absence (a flatline, a ``below`` bound) -- "not enough data", with ``reason`` shown."""
+
+    start: datetime = Field(alias="from", description="ISO 8601 time with its offset, e.g. 2026-12-05T10:00Z")
+    end: datetime = Field(alias="to", description="end of the gap (excluded)")
+    reason: str = Field(min_length=1, description="why the data is missing, shown where a window is left out")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError(f"{value.isoformat()} has no offset: write it as {value.isoformat()}Z for UTC")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Gap:
+        if self.end <= self.start:
+            raise ValueError(
+                f"gap 'to' ({self.end.isoformat()}) must be after 'from' ({self.start.isoformat()})"
+            )
+        return self
+
+
+GAPS_HELP = "time ranges the source lacks data for: [{from, to, reason}]"
 
 
 class EmbeddedSource(ConfigModel):
@@ -34,6 +62,7 @@ class EmbeddedSource(ConfigModel):
     retention: Duration = Field(default=timedelta(days=7), description="rows older than this are deleted")
     threads: int = Field(default=1, ge=1, le=64, description="DuckDB worker threads (more: faster, more RSS)")
     memory_limit: str = Field(default="512MB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    gaps: tuple[Gap, ...] = Field(default=(), description=GAPS_HELP)
 
 
 class SearchSource(ConfigModel):
@@ -62,6 +91,7 @@ class SearchSource(ConfigModel):
         default=None,
         description="id of the data view (index pattern) Discover links open (default: Discover's)",
     )
+    gaps: tuple[Gap, ...] = Field(default=(), description=GAPS_HELP)
 
 
 Source = Annotated[EmbeddedSource | SearchSource, Field(discriminator="store")]

@@ -11,10 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from watcher.query import Aggregate, Filter, Query, QueryResult, Window
 from watcher.rules.models import Rule
+
+if TYPE_CHECKING:
+    from watcher.detect.references import Exclusions
 
 
 class Status(StrEnum):
@@ -77,9 +80,13 @@ class Detector(Protocol):
         results: Sequence[QueryResult],
         at: datetime,
         known_groups: Sequence[Mapping[str, str]] = (),
+        excluded: Exclusions = ...,
     ) -> list[Finding]:
         """One finding per group in the results, plus one per ``known_groups`` entry (groups with an
         open incident or seen within ``groups_from``, see ``watcher.detect.known``) that the results
         lack: those are evaluated as empty groups (count 0), so a flatline on a vanished group fires
-        and ``min_events`` keeps a quiet group's state."""
+        and ``min_events`` keeps a quiet group's state.
+
+        ``excluded``, the reference windows left out (``watcher.detect.references``), is passed
+        only to the detectors of rules with a ``reference``; the others need not take it."""
         ...

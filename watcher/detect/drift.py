@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,13 @@ from watcher.baseline_slots import expected_counts, slot_spans
 from watcher.detect import stats
 from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.groups import failed, group_key, groups_with_known, values_by_group
+from watcher.detect.references import (
+    NOTHING_EXCLUDED,
+    Exclusions,
+    combine_counts,
+    excluded_reason,
+    reference_windows,
+)
 from watcher.query import (
     Aggregate,
     AggValue,
@@ -60,12 +67,12 @@ def _spec(rule: Rule) -> DriftSpec:
 
 
 def queries(rule: Rule, at: datetime) -> list[Query]:
-    """The current window, then (with ``reference``) the window ``offset`` earlier."""
+    """The current window, then (with ``reference``) the windows ``offset`` apart before it."""
     spec = _spec(rule)
     window = rule_window(rule, at)
     windows = [("current", window)]
-    if spec.reference is not None:
-        windows.append(("reference", window.shifted(spec.reference.offset)))
+    for position, earlier in enumerate(reference_windows(rule, at), 1):
+        windows.append(("reference" if position == 1 else f"reference{position}", earlier))
     aggregates = feature_aggregates(spec)
     return [
         Query(
@@ -105,18 +112,43 @@ def evaluate(
     results: Sequence[QueryResult],
     at: datetime,
     known_groups: Sequence[Mapping[str, str]] = (),
+    excluded: Exclusions = NOTHING_EXCLUDED,
 ) -> list[Finding]:
+    """One finding per group; ``excluded`` names the reference windows left out."""
     spec = _spec(rule)
     if (errors := failed(rule, results, known_groups)) is not None:
         return errors
-    current = results[0]
-    reference = values_by_group(results[1]) if spec.reference is not None else None
+    current, *earlier = results
+    lookups = [values_by_group(result) for result in earlier]
     findings = []
     window = rule_window(rule, at)
     for group, values in groups_with_known(current, known_groups):
-        earlier = reference.get(group_key(group), {}) if reference is not None else None
-        findings.append(_judge(rule, spec, group, values, earlier, window))
+        if spec.reference is None:
+            findings.append(_judge(rule, spec, group, values, None, window))
+            continue
+        left_out = excluded.of(rule, group)
+        used = [
+            lookup.get(group_key(group), {})
+            for position, lookup in enumerate(lookups, 1)
+            if position not in left_out
+        ]
+        if not used:
+            reason = "not enough reference data: " + excluded_reason(list(left_out.values()))
+            details = {"excluded": [left_out[position] for position in sorted(left_out)]}
+            findings.append(Finding(rule.name, group, Status.NO_DATA, reason=reason, details=details))
+            continue
+        combined = combine_counts(used, spec.reference.combine)
+        finding = _judge(rule, spec, group, values, combined, window)
+        findings.append(_with_references(finding, len(used), left_out))
     return findings
+
+
+def _with_references(finding: Finding, used: int, left_out: Mapping[int, str]) -> Finding:
+    """The finding with the reference windows it used and those left out in its details."""
+    extra: dict[str, Any] = {"reference_windows": used}
+    if left_out:
+        extra["excluded"] = [left_out[position] for position in sorted(left_out)]
+    return replace(finding, details={**finding.details, **extra})
 
 
 # --------------------------------------------------------------------------- distributions

@@ -1,5 +1,6 @@
-"""``spike``: the rule's signal against a reference -- the same signal ``offset`` earlier, or its own
-recent history as a robust z-score (see ``watcher.rules.ml_specs.SpikeSpec``).
+"""``spike``: the rule's signal against a reference -- the same signal in earlier windows (``offset``
+back, or ``count`` windows ``offset`` apart combined per value: see ``watcher.detect.references``),
+or its own recent history as a robust z-score (see ``watcher.rules.ml_specs.SpikeSpec``).
 
 Findings keep the signal's units: ``value`` is the current signal and ``threshold`` the level it had
 to reach to alert (reference x factor, or median + above x scale), so templates read like a
@@ -16,6 +17,7 @@ from typing import Any
 
 from watcher.detect.base import Finding, Status, rule_query, rule_window
 from watcher.detect.groups import failed, group_key, groups_with_known, values_by_group
+from watcher.detect.references import NOTHING_EXCLUDED, Exclusions, combine, excluded_reason
 from watcher.detect.signal import describe, signal_aggregates, signal_count, signal_value, too_few
 from watcher.duration import format_duration
 from watcher.query import AggValue, Query, QueryResult
@@ -38,8 +40,11 @@ def queries(rule: Rule, at: datetime) -> list[Query]:
     """The current window first, then the offset window or the ``history`` windows before it."""
     spec = _spec(rule)
     window = rule_window(rule, at)
+    reference = spec.references
     shifts = (
-        [spec.offset] if spec.offset is not None else [k * rule.window for k in range(1, _history(spec) + 1)]
+        reference.shifts()
+        if reference is not None
+        else [k * rule.window for k in range(1, _history(spec) + 1)]
     )
     windows = [("current", window)] + [
         (f"earlier{k}", window.shifted(shift)) for k, shift in enumerate(shifts, 1)
@@ -57,7 +62,9 @@ def evaluate(
     results: Sequence[QueryResult],
     at: datetime,
     known_groups: Sequence[Mapping[str, str]] = (),
+    excluded: Exclusions = NOTHING_EXCLUDED,
 ) -> list[Finding]:
+    """One finding per group; ``excluded`` names the reference windows left out (offset mode)."""
     spec = _spec(rule)
     if (errors := failed(rule, results, known_groups)) is not None:
         return errors
@@ -66,8 +73,11 @@ def evaluate(
     findings = []
     for group, values in groups_with_known(current, known_groups):
         references = [lookup.get(group_key(group), {}) for lookup in lookups]
-        judge = _by_offset if spec.offset is not None else _by_zscore
-        findings.append(judge(rule, spec, group, values, references))
+        if spec.references is not None:
+            left_out = excluded.of(rule, group)
+            findings.append(_by_offset(rule, spec, group, values, references, left_out))
+        else:
+            findings.append(_by_zscore(rule, spec, group, values, references))
     return findings
 
 
@@ -82,19 +92,29 @@ def _not_enough(rule: Rule, spec: SpikeSpec, group: Mapping[str, str], values: V
 
 
 def _by_offset(
-    rule: Rule, spec: SpikeSpec, group: Mapping[str, str], values: Values, references: list[Values]
+    rule: Rule,
+    spec: SpikeSpec,
+    group: Mapping[str, str],
+    values: Values,
+    references: list[Values],
+    excluded: Mapping[int, str],
 ) -> Finding:
-    assert spec.offset is not None
-    (reference_values,) = references
+    reference_spec = spec.references
+    assert reference_spec is not None
     short = _not_enough(rule, spec, group, values)
     if short is not None:
         return short
-    name, offset = describe(rule.signal), format_duration(spec.offset)
-    reference_count = signal_count(reference_values)
-    reference = signal_value(rule.signal, reference_values)
-    if reference_count < spec.min_volume or reference is None:
-        reason = f"not enough reference data: {reference_count} documents {offset} earlier"
-        return Finding(rule.name, group, Status.NO_DATA, reason=reason)
+    name, offset = describe(rule.signal), format_duration(reference_spec.offset)
+    used: list[tuple[float, int]] = []
+    for position, window in enumerate(references, 1):
+        count, number = signal_count(window), signal_value(rule.signal, window)
+        if position not in excluded and count >= spec.min_volume and number is not None:
+            used.append((number, count))
+    if not used:
+        reason = _no_reference(spec, references, excluded)
+        return Finding(rule.name, group, Status.NO_DATA, reason=reason, details=_left_out(excluded))
+    reference = combine([number for number, _ in used], reference_spec.combine)
+    reference_count = round(combine([count for _, count in used], reference_spec.combine))
     value = signal_value(rule.signal, values)
     assert value is not None
     ratio = value / reference if reference else (1.0 if value == 0 else math.inf)
@@ -109,11 +129,18 @@ def _by_offset(
         "factor": spec.ratio,
         "events": signal_count(values),
         "reference_events": reference_count,
+        **_left_out(excluded),
     }
+    its, earlier = f"its value {offset} earlier", f"{offset} earlier"
+    if reference_spec.count > 1:
+        windows = f"{len(used)} window{'s' if len(used) > 1 else ''} {offset} apart"
+        earlier = f"in the {reference_spec.combine} of {windows}"
+        its = f"the {reference_spec.combine} of its values in {windows}"
+        details["reference_windows"] = len(used)
     if math.isfinite(ratio):
-        said = f"{name} {value:g} is {ratio:.3g}x its value {offset} earlier ({reference:g})"
+        said = f"{name} {value:g} is {ratio:.3g}x {its} ({reference:g})"
     else:
-        said = f"{name} {value:g} was 0 {offset} earlier"
+        said = f"{name} {value:g} was 0 {earlier}"
     if _up(spec, value) and value >= up and value > reference:
         return Finding(
             rule.name, group, Status.ALERTING, value, up, f"{said}; spike at {spec.ratio:g}x", details
@@ -123,6 +150,25 @@ def _by_offset(
         return Finding(rule.name, group, Status.ALERTING, value, down, reason, details)
     bound = down if spec.direction == "down" else up
     return Finding(rule.name, group, Status.OK, value, bound, said, details)
+
+
+def _no_reference(spec: SpikeSpec, references: list[Values], excluded: Mapping[int, str]) -> str:
+    """Why no reference window could be used: those left out, and those with too few documents."""
+    reference_spec = spec.references
+    assert reference_spec is not None
+    offset = format_duration(reference_spec.offset)
+    if not excluded and len(references) == 1:
+        return f"not enough reference data: {signal_count(references[0])} documents {offset} earlier"
+    parts = [excluded_reason(list(excluded.values()))] if excluded else []
+    thin = len(references) - len(excluded)
+    if thin:
+        parts.append(f"{thin} with fewer than {spec.min_volume} documents")
+    return "not enough reference data: " + "; ".join(parts)
+
+
+def _left_out(excluded: Mapping[int, str]) -> dict[str, Any]:
+    """The reference windows left out, for the incident (``details["excluded"]``)."""
+    return {"excluded": [excluded[position] for position in sorted(excluded)]} if excluded else {}
 
 
 def _up(spec: SpikeSpec, value: float) -> bool:

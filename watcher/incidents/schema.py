@@ -155,7 +155,20 @@ _V6 = (
     "ALTER TABLE dispatch_groups ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = (
+    # Every raised episode of an incident (``watcher.incidents.episodes``): the incidents table
+    # keeps only a fingerprint's latest, and reference windows leave out those that overlap one.
+    """CREATE TABLE episodes (
+        fingerprint TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER NOT NULL,
+        PRIMARY KEY (fingerprint, started_at)
+    )""",
+    "CREATE INDEX episodes_by_end ON episodes (ended_at)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

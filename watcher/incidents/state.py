@@ -32,6 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from watcher.incidents import episodes
 from watcher.incidents.encoding import (
     dumps,
     from_micros,
@@ -39,6 +40,7 @@ from watcher.incidents.encoding import (
     notification_from_json,
     notification_to_json,
 )
+from watcher.incidents.episodes import Episode
 from watcher.incidents.model import Incident, State
 from watcher.incidents.outbox_rows import Claim, OutboxItem, OutboxRows, OutboxStatus
 from watcher.incidents.schema import MIGRATIONS, SCHEMA_VERSION, StateStoreError, migrate
@@ -113,6 +115,12 @@ class StateStore(OutboxRows):
             ).fetchone()
         return None if row is None else Incident.from_json(json.loads(row[0]))
 
+    def episodes(self, since: datetime) -> list[Episode]:
+        """Raised episodes of every rule still open or ended at ``since`` or later (see
+        ``watcher.incidents.episodes``)."""
+        with self._lock:
+            return episodes.ended_since(self._db, since)
+
     def commit(
         self,
         changes: Sequence[Incident] = (),
@@ -139,7 +147,8 @@ class StateStore(OutboxRows):
             if fence is not None:
                 fence(self._db)
             notified = self._enqueue(notifications)
-            for incident in self._with_notified(changes, deletes, notified):
+            written = self._with_notified(changes, deletes, notified)
+            for incident in written:
                 self._db.execute(
                     "INSERT INTO incidents (fingerprint, rule, state, data) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (fingerprint) DO UPDATE SET "
@@ -147,6 +156,7 @@ class StateStore(OutboxRows):
                     (incident.fingerprint, incident.rule, incident.state.value, dumps(incident.to_json())),
                 )
             self._db.executemany("DELETE FROM incidents WHERE fingerprint = ?", [(fp,) for fp in deletes])
+            episodes.record(self._db, written)
             self._db.executemany(
                 "INSERT INTO checkpoints (rule, evaluated_at) VALUES (?, ?) ON CONFLICT (rule) "
                 "DO UPDATE SET evaluated_at = excluded.evaluated_at "

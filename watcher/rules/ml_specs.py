@@ -50,16 +50,19 @@ class ZScoreSpec(SpecModel):
 class SpikeSpec(SpecModel):
     """The rule's signal against a reference. Exactly one of:
 
-    - ``offset: 1d`` -- the same signal in the window ``offset`` earlier; alert when
-      current / reference reaches ``factor`` (up) or falls to 1 / ``factor`` (down);
+    - ``reference: {offset: 1d, count: 7, combine: median}`` -- the same signal in earlier
+      windows (see ``ReferenceSpec``; ``offset: 1d`` is short for ``reference: {offset: 1d}``);
+      alert when current / reference reaches ``factor`` (up) or falls to 1 / ``factor`` (down);
     - ``zscore: {history: 12, above: 3.5}`` -- the robust z-score against recent windows.
 
-    Both windows (or every history window used) need ``min_volume`` documents, else the group is
-    "not enough data". ``min_value`` ignores up-spikes of a signal that is still small (a 429 share
-    going from 0.1% to 0.3% is a tripling, not a storm).
+    Each compared window needs ``min_volume`` documents: a reference window with fewer is left
+    out, and without the current window or any reference window the group is "not enough data".
+    ``min_value`` ignores up-spikes of a signal that is still small (a 429 share going from 0.1%
+    to 0.3% is a tripling, not a storm).
     """
 
-    offset: Duration | None = None
+    offset: Duration | None = Field(default=None, description="short for reference: {offset: ...}")
+    reference: ReferenceSpec | None = None
     factor: float | None = Field(default=None, gt=1, description="ratio that counts as a spike (default 2)")
     zscore: ZScoreSpec | None = None
     direction: Literal["up", "down", "both"] = "up"
@@ -68,16 +71,25 @@ class SpikeSpec(SpecModel):
 
     @model_validator(mode="after")
     def _one_mode(self) -> SpikeSpec:
-        if (self.offset is None) == (self.zscore is None):
+        if self.offset is not None and self.reference is not None:
+            raise ValueError("'offset' is short for 'reference: {offset: ...}': write one of them")
+        if self.offset is not None and self.offset <= timedelta(0):
+            raise ValueError("'offset' must be longer than 0s")
+        if (self.references is None) == (self.zscore is None):
             raise ValueError(
-                "spike needs exactly one of 'offset' (compare with an earlier window) "
+                "spike needs exactly one of 'offset' or 'reference' (compare with earlier windows) "
                 "or 'zscore' (compare with recent history)"
             )
         if self.zscore is not None and self.factor is not None:
             raise ValueError("'factor' applies to 'offset'; a zscore spike uses 'zscore.above'")
-        if self.offset is not None and self.offset <= timedelta(0):
-            raise ValueError("'offset' must be longer than 0s")
         return self
+
+    @property
+    def references(self) -> ReferenceSpec | None:
+        """The earlier windows compared with (``offset`` alone is one window), None in zscore mode."""
+        if self.offset is not None:
+            return ReferenceSpec(offset=self.offset)
+        return self.reference
 
     @property
     def ratio(self) -> float:
@@ -132,8 +144,9 @@ class DriftFeature(SpecModel):
 
 class DriftSpec(SpecModel):
     """Feature distributions in the window against a ``baseline`` profile, or against the same
-    features in a ``reference`` window (``{offset: 7d}``). With both, the reference window supplies
-    the counts and the profile the bins. Scores per ``method`` (higher = more drift; see
+    features in ``reference`` windows (``{offset: 7d}``, or several combined per bin:
+    ``{offset: 1d, count: 7, combine: median}``). With both, the reference windows supply the counts
+    and the profile the bins. Scores per ``method`` (higher = more drift; see
     ``watcher.detect.stats``); a feature at ``warn`` alerts, at ``critical`` the finding says so.
     A feature with fewer than ``min_samples`` values is "not enough data".
     """

@@ -10,8 +10,9 @@ A ``reference:`` names earlier windows of the rule's own data (``offset`` back).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,6 +22,7 @@ from pydantic import (
     PlainSerializer,
     ValidationInfo,
     WithJsonSchema,
+    model_validator,
 )
 
 from watcher.baseline import Profile, load_profile
@@ -70,5 +72,31 @@ Baseline = Annotated[
 # --------------------------------------------------------------------------- reference windows
 
 
+Combine = Literal["median", "mean"]
+MAX_REFERENCE_WINDOWS = 60
+
+
 class ReferenceSpec(SpecModel):
+    """Earlier windows of the rule's own data: ``offset``, 2 x ``offset``, ... ``count`` x
+    ``offset`` back, each as long as the rule's ``window``, combined by ``combine`` (spike: the
+    signal's value per window; drift: each bin's count). A window that overlaps an incident of
+    the same rule and group, a source's ``gaps`` or the time before the first log line is left
+    out (``watcher.detect.references``); the median shrugs off one abnormal window of several,
+    the mean does not.
+    """
+
     offset: Duration = Field(description="compare with the window this much earlier, e.g. 7d")
+    count: int = Field(
+        default=1, ge=1, le=MAX_REFERENCE_WINDOWS, description="earlier windows, offset apart (default 1)"
+    )
+    combine: Combine = Field(default="median", description="how the windows are combined: median or mean")
+
+    @model_validator(mode="after")
+    def _positive(self) -> ReferenceSpec:
+        if self.offset <= timedelta(0):
+            raise ValueError("'offset' must be longer than 0s")
+        return self
+
+    def shifts(self) -> list[timedelta]:
+        """How far back each reference window is, nearest first."""
+        return [k * self.offset for k in range(1, self.count + 1)]

@@ -27,6 +27,7 @@ STATE_TABLES = (
     "dispatch_groups",
     "dispatch_members",
     "receiver_circuits",
+    "episodes",
 )
 """Every table of the state, parents before the tables that reference them."""
 
