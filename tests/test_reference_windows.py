@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watcher.config import Gap, Route
+from watcher.detect.base import Status
 from watcher.engine import Engine
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
@@ -106,14 +107,18 @@ def test_with_every_reference_window_left_out_it_is_not_enough_data_and_says_why
     state.commit([_incident(rule, raised, resolved=raised + 2 * TEN)])
     engine = Engine([rule], {"app": store}, state, ROUTE)
 
-    (told,) = engine.tick(TODAY + timedelta(hours=10, minutes=10)).transitions
+    report = engine.tick(TODAY + timedelta(hours=10, minutes=10))
 
+    reason = (
+        "not enough reference data: reference windows excluded: 1 in the incident from 2026-01-07 10:00 "
+        "to 10:20 UTC, 1 before the first log line (2026-01-07 09:00 UTC)"
+    )
+    (evaluation,) = report.evaluated  # what the backtest's summary and nodata lines print
+    assert [(f.status, f.reason) for f in evaluation.findings] == [(Status.NO_DATA, reason)]
+    (told,) = report.transitions
     assert told.event is Event.FIRING
     assert told.incident.state is State.NODATA
-    assert told.incident.note.endswith(
-        "not enough reference data: reference windows excluded: 1 in the incident from 2026-01-07 10:00 "
-        "to 10:20 UTC, 1 before the first log line"
-    )
+    assert told.incident.note.endswith(reason)
 
 
 def test_a_reference_window_in_a_store_gap_is_left_out(store: EmbeddedStore, state: StateStore) -> None:

@@ -378,8 +378,8 @@ def test_a_rule_blind_for_lack_of_data_says_so_and_why(
             "event": "nodata",
             "at": "2026-01-05T08:10:00Z",
             "state": "entered",
-            "reason": "not enough data: the window from 2026-01-05 07:55:00 UTC reaches before the first "
-            "log line the store holds (2026-01-05 08:00:00 UTC)",
+            "reason": "not enough reference data: reference windows excluded: 1 before the first log line "
+            "(2026-01-05 08:00 UTC)",
         },
         {
             "rule": "status-drift",
@@ -387,8 +387,8 @@ def test_a_rule_blind_for_lack_of_data_says_so_and_why(
             "event": "nodata",
             "at": "2026-01-05T08:15:00Z",
             "state": "left",
-            "reason": "not enough data: the window from 2026-01-05 07:59:00 UTC reaches before the first "
-            "log line the store holds (2026-01-05 08:00:00 UTC)",
+            "reason": "not enough reference data: reference windows excluded: 1 before the first log line "
+            "(2026-01-05 08:00 UTC)",
         },
         {
             "rule": "status-drift",

@@ -74,7 +74,7 @@ class Coverage:
             elif since is None:
                 found[position] = "before the first log line (the store holds none yet)"
             elif isinstance(since, datetime) and window.start < since:
-                found[position] = "before the first log line"
+                found[position] = f"before the first log line ({since:%Y-%m-%d %H:%M} UTC)"
         return found
 
     def _gap(self, source: str, window: Window) -> str | None:
