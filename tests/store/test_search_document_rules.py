@@ -27,7 +27,7 @@ DOCS = [
     (40, "evil", "u9", "/a", 200), (51, "a", "u1", "/a", 503), (52, "a", "u3", "/x", 200),
     (53, "evil", "u9", "/a", 200), (55, "b", "u1", "/a", 500), (57, "b", "u4", "/b", 200),
     (58, "evil", "u9", "/a", 200), (35, "c", "u5", "/a", 200), (53.5, "c", "u5", "/b", 200),
-    (54.5, "c", "u5", "/a", 200),
+    (54.5, "c", "u5", "/a", 200), (56, "a", "u1", None, 200),
 ]  # fmt: skip
 LINES = [
     json.dumps({"@timestamp": (T0 + timedelta(minutes=m)).isoformat(), "tenant": t, "user": u, "route": r,
@@ -38,6 +38,10 @@ RULES = {
     "5xx": {"where": {"status": {"gte": 500}}, "group_by": ["tenant"], "match": {}},
     "blocked": {"values": {"field": "tenant", "deny": {"file": "blocked.txt"}}},
     "routes": {"group_by": ["tenant"], "values": {"field": "route", "allow": ["/a", "/b"]}},
+    "routes-strict": {
+        "group_by": ["tenant"],
+        "values": {"field": "route", "allow": ["/a", "/b"], "missing": "alert"},
+    },
     "new-user": {"new_value": {"fields": ["user"], "lookback": "1h"}},
     "route-change": {"change": {"field": "route", "by": ["user"], "lookback": "1h"}},
 }
@@ -48,6 +52,10 @@ EXPECTED = {
     ],
     "blocked": [({}, Status.ALERTING, 2, '2 documents with a denied tenant: "evil" (2)')],
     "routes": [({"tenant": "a"}, Status.ALERTING, 1, '1 document with a route not allowed: "/x" (1)')],
+    "routes-strict": [
+        ({"tenant": "a"}, Status.ALERTING, 2,
+         '2 documents with a route not allowed: "/x" (1); 1 without route'),
+    ],
     "new-user": [
         ({}, Status.ALERTING, 2, 'new user (unseen in the 1h before): "u3" (1, first seen 2026-03-01 '
          '00:52:00 UTC), "u4" (1, first seen 2026-03-01 00:57:00 UTC)'),
