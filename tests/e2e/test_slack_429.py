@@ -38,14 +38,16 @@ def test_a_rate_limited_slack_gets_every_message_once_in_order(
     tmp_path: Path, slack_server: SlackServer
 ) -> None:
     config = slack_config(tmp_path, slack_server)
-    start = time.time()
-    stretches = [BadStretch(f"svc{i:02d}", start + 4, start + 8) for i in range(SERVICES)]
-    storm = Storm(tmp_path / "logs" / "app.jsonl", SERVICES, stretches)
+    storm = Storm(tmp_path / "logs" / "app.jsonl", SERVICES, [])
     storm.start()
     process = WatcherProcess(config, storm_env(tmp_path / "pycache"))
     try:
         process.wait_started(60)
         wait_for_checkpoint(tmp_path)
+        # The stretches start once the daemon runs: a slow start-up on a loaded machine must
+        # not let them pass before its first tick.
+        start = time.time()
+        storm.stretches = [BadStretch(f"svc{i:02d}", start + 4, start + 8) for i in range(SERVICES)]
         slack_server.rate_limit(times=8, retry_after=1)  # about 8s of 429s: one trial per second
         wait_until_settled(tmp_path, start + 12, timeout=90)
     finally:
@@ -86,15 +88,19 @@ def test_after_a_rate_limit_storm_every_message_goes_within_twice_the_retry_afte
     # resolve. A backoff stacked on Retry-After (max(backoff, Retry-After): 64 s by the 7th attempt)
     # left messages waiting long after Slack was fine again; now they go at the first probe after it.
     config = slack_config(tmp_path, slack_server)
-    start = time.time()
-    stretches = [BadStretch(f"svc{i:02d}", start + 6 + 3 * i, start + 12 + 3 * i) for i in range(SERVICES)]
-    storm = Storm(tmp_path / "logs" / "app.jsonl", SERVICES, stretches)
+    storm = Storm(tmp_path / "logs" / "app.jsonl", SERVICES, [])
     storm.start()
     process = WatcherProcess(config, storm_env(tmp_path / "pycache"))
     waits = random.Random(3)
     try:
         process.wait_started(60)
         wait_for_checkpoint(tmp_path)
+        # The stretches start once the daemon runs: a slow start-up on a loaded machine must
+        # not let them pass before its first tick.
+        start = time.time()
+        storm.stretches = [
+            BadStretch(f"svc{i:02d}", start + 6 + 3 * i, start + 12 + 3 * i) for i in range(SERVICES)
+        ]
         recovered = start + 100
         slack_server.rate_limit_until(recovered, lambda: waits.uniform(3, 10))
         wait_until_settled(tmp_path, start + 30, timeout=200)
