@@ -28,6 +28,7 @@ from typing import Protocol
 from watcher.config import Gap, Route
 from watcher.detect import DETECTORS
 from watcher.detect.base import Finding, Status
+from watcher.detect.evidence import evidence_query, with_evidence
 from watcher.detect.known import Known, KnownGroups, forgotten_note
 from watcher.detect.references import Exclusions, overlapping_incidents, reference_windows
 from watcher.incidents.episodes import Episode
@@ -78,12 +79,13 @@ class Evaluation:
 @dataclass(frozen=True)
 class _Answer:
     """The store's answers to one evaluation's queries, its share of the round trip, and the
-    answer to the rule's known-groups lookback when it was sent with this evaluation."""
+    answers to the rule's known-groups lookback and to its evidence when they were sent with it."""
 
     queries: list[Query]
     results: list[QueryResult]
     store_seconds: float
     seed: QueryResult | None = None
+    evidence: QueryResult | None = None
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,10 @@ class Engine:
         dispatcher: Dispatcher | None = None,
         partials: bool = True,
         gaps: Mapping[str, Sequence[Gap]] | None = None,
+        evidence: bool = True,
     ) -> None:
         self.route = route
+        self.evidence = evidence  # sample documents with alerts (False: a backtest that prints no alert)
         self.stores = stores
         self.gaps = gaps or {}  # per source (``Config.gaps``): reference windows there are left out
         self.partials = partials
@@ -213,7 +217,9 @@ class Engine:
     def _query(self, plan: Sequence[Due], report: TickReport) -> dict[tuple[str, datetime], _Answer]:
         """One batched store call per source for every evaluation in the plan, with the known-groups
         lookback of each rule that needs one sent along with its first evaluation."""
-        by_source: dict[str, list[tuple[Due, list[Query], list[Query]]]] = defaultdict(list)
+        by_source: dict[str, list[tuple[Due, list[Query], tuple[Query | None, Query | None]]]] = defaultdict(
+            list
+        )
         looked_back: set[str] = set()
         for item in plan:
             rule = item.rule
@@ -222,17 +228,21 @@ class Engine:
             ]
             seed = None if rule.name in looked_back else self.known.seed_query(rule, item.at)
             looked_back.add(rule.name)
-            by_source[rule.source].append((item, queries, [seed] if seed else []))
+            evidence = evidence_query(rule, queries) if self.evidence else None
+            # Answers for the engine, not the detector: the known-groups lookback and the evidence.
+            extras = (seed, None if evidence is None else _tagged(evidence, item.at, rule.every))
+            by_source[rule.source].append((item, queries, extras))
         answers: dict[tuple[str, datetime], _Answer] = {}
         for source, entries in by_source.items():
-            batch = [query for _, queries, lookback in entries for query in [*queries, *lookback]]
+            batch = [q for _, queries, extras in entries for q in [*queries, *extras] if q is not None]
             started = time.perf_counter()
             results = iter(self._evaluate(source, batch, report))
             per_query = (time.perf_counter() - started) / max(len(batch), 1)
-            for item, queries, lookback in entries:
-                own, seeded = [next(results) for _ in queries], [next(results) for _ in lookback]
-                share = per_query * (len(queries) + len(lookback))
-                answers[(item.rule.name, item.at)] = _Answer(queries, own, share, next(iter(seeded), None))
+            for item, queries, extras in entries:
+                own = [next(results) for _ in queries]
+                seeded, shown = (None if q is None else next(results) for q in extras)
+                share = per_query * (len(queries) + sum(q is not None for q in extras))
+                answers[(item.rule.name, item.at)] = _Answer(queries, own, share, seeded, shown)
         return answers
 
     def _episodes(self, plan: Sequence[Due]) -> list[Episode]:
@@ -303,6 +313,7 @@ class Engine:
             findings = detector.evaluate(rule, answers, item.at, known.groups, excluded=excluded)
         else:
             findings = detector.evaluate(rule, answers, item.at, known.groups)
+        findings = with_evidence(rule, findings, share.evidence)
         seconds = share.store_seconds + time.perf_counter() - started
         errors = [answer.error or "query failed" for answer in answers if not answer.ok]
         if not errors:

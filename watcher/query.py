@@ -315,6 +315,31 @@ class Latest:
     before: datetime
 
 
+Sample: TypeAlias = dict[str, Any]
+"""One document of a ``Samples`` answer: dotted field name -> its JSON value (a scalar, or a list)."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Up to ``size`` documents of the group that also match ``filter``: the evidence an alert
+    shows (``watcher.detect.evidence``). Sorted by ``sort`` (a field; "" is the store's time field),
+    largest first unless ``ascending``; only ``fields`` (all of them when empty), flattened to
+    dotted names. Result: ``Documents``. Not mergeable: per-bucket partials ask it directly."""
+
+    filter: Filter = MATCH_ALL
+    size: int = 3
+    fields: tuple[str, ...] = ()
+    sort: str = ""
+    ascending: bool = False
+
+
+@dataclass(frozen=True)
+class Documents:
+    """A ``Samples`` answer: its documents, in the query's order."""
+
+    documents: tuple[Sample, ...] = ()
+
+
 DocumentAggregate: TypeAlias = Timeline | FirstSeen | Latest
 
 Aggregate: TypeAlias = (
@@ -330,6 +355,7 @@ Aggregate: TypeAlias = (
     | Timeline
     | FirstSeen
     | Latest
+    | Samples
 )
 
 
@@ -341,6 +367,8 @@ def aggregate_fields(agg: Aggregate) -> set[str]:
         return filter_fields(agg.filter)
     if isinstance(agg, Timeline | FirstSeen):
         return set(agg.fields)
+    if isinstance(agg, Samples):
+        return filter_fields(agg.filter) | ({agg.sort} if agg.sort else set())
     return {agg.field}
 
 
@@ -398,12 +426,14 @@ AggValue: TypeAlias = (
     | list[int]
     | tuple[Seen, ...]
     | str
+    | Documents
     | None
 )
 """What an aggregate yields: Count/CountWhere/Missing/Cardinality -> int; Percentiles -> {q: value};
 Stats -> {"avg","min","max","sum","count"} (None when no numeric value); Histogram -> list of
 len(edges)+1 bucket counts (see ``Histogram``); Terms -> {value: count}; Values -> {value: count}
-or None (see ``Values``); Timeline, FirstSeen -> tuple of ``Seen`` or None; Latest -> str or None."""
+or None (see ``Values``); Timeline, FirstSeen -> tuple of ``Seen`` or None; Latest -> str or None;
+Samples -> ``Documents``."""
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,10 @@ MISTAKES = {
     "66,430): write the values out or use fewer aliases",
     "rule.baseline-empty.yaml": "4:19: baseline .: cannot read file: it is a folder",
     "rule.baseline-folder.yaml": "4:19: baseline duplicate-name: cannot read file: it is a folder",
+    "rule.evidence-bad-sort.yaml": "4:21: 'evidence.sort' is one field and its order, "
+    "e.g. {latency_ms: desc}",
+    "rule.evidence-size-zero.yaml": "4:18: 'evidence.size' must be >= 1, got 0",
+    "rule.evidence-unknown-key.yaml": "4:12: unknown key 'fileds' (did you mean 'fields'?)",
 }
 # Files whose mistake is outside their (valid) rules: those rules still load.
 STILL_LOADED = {"rule.rule-not-a-mapping.yaml": ["fine"], "rule.key-next-to-rules.yaml": ["fine"]}

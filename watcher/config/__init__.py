@@ -39,6 +39,7 @@ from watcher.config.time_intervals import NamedTimeInterval, TimeInterval, TimeR
 from watcher.duration import Duration, PositiveDuration, format_duration
 from watcher.incidents.flapping import DEFAULT_FLAPPING, FlappingSpec
 from watcher.routing.matchers import Matchers
+from watcher.rules.evidence import EvidenceDefaults
 
 __all__ = [
     "E164",
@@ -184,6 +185,9 @@ class Config(ConfigModel):
     )
     flapping: FlappingSpec = Field(
         default=DEFAULT_FLAPPING, description="every rule's flapping unless it sets its own; false: off"
+    )
+    evidence: EvidenceDefaults = Field(
+        default_factory=EvidenceDefaults, description="what the log documents shown in alerts redact"
     )
     time_intervals: list[NamedTimeInterval] = Field(
         default_factory=list,

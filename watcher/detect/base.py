@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from watcher.query import Aggregate, Filter, Query, QueryResult, Window
+from watcher.query import Aggregate, Filter, Query, QueryResult, Sample, Window
 from watcher.rules.models import Rule
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ class Finding:
     details: Mapping[str, Any] = field(default_factory=dict)
     severity: str | None = None
     """the severity the evidence reached (a threshold's levels, drift's critical); None: the rule's"""
+    evidence: tuple[Sample, ...] = ()
+    """sample documents of an alerting group, redacted (``watcher.detect.evidence``)"""
 
 
 def rule_window(rule: Rule, at: datetime) -> Window:

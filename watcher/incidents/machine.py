@@ -259,7 +259,13 @@ def _measured(finding: Finding, rule: Rule, now: datetime, incident: Incident | 
         "annotations": dict(rule.annotations),
         "severity_from": "",
         "flap_ended": False,
+        "evidence": finding.evidence or _kept_evidence(incident),
     }
+
+
+def _kept_evidence(incident: Incident | None) -> tuple[Mapping[str, Any], ...]:
+    """An episode's evidence stays until an alerting window brings newer; a new one starts bare."""
+    return () if incident is None or incident.state is State.RESOLVED else incident.evidence
 
 
 def incident_labels(rule: Rule, group: Mapping[str, str], severity: str | None = None) -> dict[str, str]:

@@ -77,6 +77,9 @@ class Incident:
     flips: tuple[datetime, ...] = ()
     last_status: str = ""
     flap_ended: bool = False
+    # Evidence (``watcher.detect.evidence``): sample log documents of the latest alerting window
+    # of this episode, redacted and cut before they were kept.
+    evidence: tuple[Mapping[str, Any], ...] = ()
 
     def evolve(self, **changes: Any) -> Incident:
         return replace(self, **changes)
@@ -91,6 +94,7 @@ class Incident:
         data["group"] = dict(self.group)
         data["labels"] = dict(self.labels)
         data["annotations"] = dict(self.annotations)
+        data["evidence"] = [dict(sample) for sample in self.evidence]
         return data
 
     @classmethod
@@ -109,4 +113,5 @@ class Incident:
             if values.get(key):
                 values[key] = datetime.fromisoformat(values[key])
         values["flips"] = tuple(datetime.fromisoformat(flip) for flip in values.get("flips", ()))
+        values["evidence"] = tuple(dict(sample) for sample in values.get("evidence", ()))
         return cls(**values)

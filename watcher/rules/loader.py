@@ -311,7 +311,11 @@ def _load_rule(
             names[name] = (path, mark)
     try:
         # references.py resolves a relative 'baseline:' against the rule file's folder through this context.
-        context = {"base_dir": path.parent, "flapping": config.flapping if config is not None else None}
+        context = {
+            "base_dir": path.parent,
+            "flapping": config.flapping if config is not None else None,
+            "redact": config.evidence.redact if config is not None else None,
+        }
         rule = Rule.model_validate(raw, context=context)
     except ValidationError as exc:
         errors.extend(_error(path, p.mark, p.message) for p in explain(exc, Rule, located, root))

@@ -28,6 +28,7 @@ from watcher.duration import Duration, format_duration
 from watcher.incidents.flapping import DEFAULT_FLAPPING, FlappingSpec
 from watcher.query import Filter, parse_filter
 from watcher.rules.document_specs import DOCUMENT_KINDS, ChangeSpec, MatchSpec, NewValueSpec, ValuesSpec
+from watcher.rules.evidence import DEFAULT_REDACT, EvidenceSpec
 from watcher.rules.ml_specs import DriftSpec, SpikeSpec, ValiditySpec
 from watcher.rules.overrides import (
     Override,
@@ -230,6 +231,12 @@ class Rule(_Model):
         description="{window: 20, changes: 4}: flapping after this many status changes in the last "
         "window evaluations (default: watcher.yaml's flapping); false turns it off",
     )
+    evidence: EvidenceSpec = Field(
+        default_factory=EvidenceSpec,
+        validate_default=True,
+        description="{size: 3, fields: [...], sort: {field: desc}}: the log documents an alert shows "
+        "(the group's, matching the filter and a ratio's 'of', from the firing window); false: none",
+    )
     labels: dict[Annotated[str, Field(pattern=_LABEL)], str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     templates: dict[str, str] = Field(
@@ -253,6 +260,15 @@ class Rule(_Model):
         if isinstance(change, dict) and isinstance(change.get("by"), list) and "group_by" not in data:
             return {**data, "group_by": change["by"]}
         return data
+
+    @field_validator("evidence")
+    @classmethod
+    def _redact_default(cls, evidence: EvidenceSpec, info: ValidationInfo) -> EvidenceSpec:
+        """Unset ``redact``: watcher.yaml's ``evidence.redact`` (the loader's context), else the default."""
+        if evidence.redact is not None:
+            return evidence
+        default = (info.context or {}).get("redact")
+        return evidence.model_copy(update={"redact": DEFAULT_REDACT if default is None else tuple(default)})
 
     @model_validator(mode="after")
     def _check(self) -> Rule:

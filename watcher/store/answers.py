@@ -18,13 +18,19 @@ from watcher.query import (
     Cardinality,
     Count,
     CountWhere,
+    Documents,
     Histogram,
     Missing,
     Percentiles,
+    Samples,
     Stats,
     Terms,
     Values,
 )
+from watcher.store.samples import sample_of
+
+SAMPLES = "s"
+"""The name of the ``top_hits`` inside a ``Samples`` aggregation's filter."""
 
 _EMPTY_STATS: dict[str, float | None] = {"avg": None, "min": None, "max": None, "sum": None, "count": 0}
 
@@ -47,6 +53,8 @@ def read_aggregate(aggregate: Aggregate, count: int, body: Mapping[str, Any]) ->
         return counts if len(counts) == len(aggregate.edges) + 1 else [0] * (len(aggregate.edges) + 1)
     if isinstance(aggregate, Values):
         return _values(aggregate, body)
+    if isinstance(aggregate, Samples):
+        return _samples(aggregate, body)
     terms: dict[str, int] = {}
     for bucket in body.get("buckets", []):
         text = bucket.get("key_as_string", key_text(bucket.get("key")))
@@ -65,6 +73,14 @@ def _values(aggregate: Values, body: Mapping[str, Any]) -> dict[Any, int] | None
         str(bucket.get("key_as_string", key_text(bucket.get("key")))): int(bucket.get("doc_count", 0))
         for bucket in buckets
     }
+
+
+def _samples(aggregate: Samples, body: Mapping[str, Any]) -> Documents:
+    """The documents of a ``top_hits`` (under its ``filter``), as the query's samples."""
+    hits = ((body.get(SAMPLES) or {}).get("hits") or {}).get("hits") or []
+    return Documents(
+        tuple(sample_of(hit.get("_source") or {}, aggregate) for hit in hits if isinstance(hit, Mapping))
+    )
 
 
 def _percentiles(aggregate: Percentiles, body: Mapping[str, Any]) -> dict[float, float | None]:
@@ -99,6 +115,8 @@ def merge_values(aggregate: Aggregate, first: AggValue, second: AggValue) -> Agg
     approximations, only ever needed when a group key has both missing and empty-string values."""
     if isinstance(aggregate, Cardinality) and isinstance(first, int) and isinstance(second, int):
         return max(first, second)
+    if isinstance(aggregate, Samples) and isinstance(first, Documents) and isinstance(second, Documents):
+        return Documents((*first.documents, *second.documents)[: aggregate.size])
     if isinstance(aggregate, Values):
         if not isinstance(first, dict) or not isinstance(second, dict):
             return None

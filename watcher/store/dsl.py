@@ -39,12 +39,13 @@ from watcher.query import (
     Percentiles,
     Query,
     Range,
+    Samples,
     Stats,
     Timeline,
     Values,
     Window,
 )
-from watcher.store.answers import key_text, merge_values, read_aggregate
+from watcher.store.answers import SAMPLES, key_text, merge_values, read_aggregate
 from watcher.store.dsl_documents import document_aggregation, read_document
 from watcher.store.mapping_check import FieldCatalog, FieldMappingError, Use
 
@@ -238,6 +239,8 @@ def compile_aggregate(
         return None
     if isinstance(aggregate, Timeline | FirstSeen | Latest):
         return document_aggregation(aggregate, catalog, time_field)
+    if isinstance(aggregate, Samples):
+        return _samples(aggregate, catalog, time_field)
     if isinstance(aggregate, CountWhere):
         return {"filter": compile_filter(aggregate.filter, catalog)}
     if isinstance(aggregate, Missing):
@@ -258,6 +261,16 @@ def compile_aggregate(
         use = Use.NUMERIC if aggregate.numeric else Use.EXACT
         return {"terms": {"field": catalog.resolve(aggregate.field, use), "size": aggregate.limit + 1}}
     return {"terms": {"field": catalog.resolve(aggregate.field, Use.EXACT), "size": aggregate.size}}
+
+
+def _samples(aggregate: Samples, catalog: FieldCatalog, time_field: str) -> Json:
+    """A ``top_hits`` under a ``filter`` of the documents the samples are drawn from: it rides in
+    the group's bucket of the same search, so evidence costs no request of its own."""
+    sort = catalog.resolve(aggregate.sort, Use.NUMERIC) if aggregate.sort else time_field
+    order = "asc" if aggregate.ascending else "desc"
+    source: Json | bool = {"includes": list(aggregate.fields)} if aggregate.fields else True
+    hits = {"size": aggregate.size, "sort": [{sort: {"order": order}}], "_source": source}
+    return {"filter": compile_filter(aggregate.filter, catalog), "aggs": {SAMPLES: {"top_hits": hits}}}
 
 
 def _missing(aggregate: Missing, catalog: FieldCatalog) -> Json:

@@ -204,7 +204,7 @@ class EmbeddedStore:
         """Answer all queries with one fused scan. Queries the store cannot answer get their
         reason without running; if the fused statement fails, the rest are answered one by one
         so a single bad query fails alone."""
-        plan = compile_batch(queries)
+        plan = compile_batch(queries, self.time_field)
         try:
             answered = self._answer(plan)
         except duckdb.Error:
@@ -215,7 +215,7 @@ class EmbeddedStore:
         """One statement per query: the baseline the fused scan is measured and tested against."""
         results = []
         for query in queries:
-            plan = compile_batch([query])
+            plan = compile_batch([query], self.time_field)
             try:
                 answered = self._answer(plan)
             except duckdb.Error as exc:

@@ -47,6 +47,8 @@ class RowReader:
     planned: tuple[Planned, ...]
     parts: tuple[PartLayout, ...]
     aggregate_count: int
+    samples: frozenset[int] = frozenset()
+    """Aggregates answering row ids: read back as the documents of those rows (the row of part -1)."""
 
     def results(self, columns: Sequence[str], rows: Sequence[Row]) -> dict[str, QueryResult]:
         """One result per planned query, by query id; a query whose values cannot be read gets an error."""
@@ -65,12 +67,20 @@ class RowReader:
         """group set -> group key -> aggregate values, gathered from every part of that set."""
         where = {name: i for i, name in enumerate(columns)}
         merged: dict[tuple[str, ...], dict[Row, list[Any]]] = {}
+        documents: dict[int, str] = {}
         for row in rows:
+            if row[where["part"]] < 0:  # the documents of the samples' row ids
+                documents = {item["r"]: item["d"] for item in row[where["documents"]] or ()}
+                continue
             part = self.parts[row[where["part"]]]
             key = tuple(row[where[g]] for g in part.groups)
             values = merged.setdefault(part.groups, {}).setdefault(key, [None] * self.aggregate_count)
             for index in part.outer.values():
                 values[index] = row[where[f"a{index}"]]
+        for groups in merged.values():
+            for values in groups.values():
+                for index in self.samples:
+                    values[index] = [documents.get(r) for r in values[index] or ()]
         return merged
 
     def _result(self, item: Planned, groups: dict[Row, list[Any]]) -> QueryResult:

@@ -39,6 +39,7 @@ from watcher.query import (
     Percentiles,
     Query,
     Range,
+    Samples,
     Stats,
     Terms,
     Timeline,
@@ -170,6 +171,10 @@ def aggregate_uses(aggregate: Aggregate) -> Iterator[tuple[str, Use]]:
     elif isinstance(aggregate, Timeline | FirstSeen | Latest):
         for name in aggregate_fields(aggregate):
             yield name, Use.EXACT
+    elif isinstance(aggregate, Samples):
+        yield from filter_uses(aggregate.filter)
+        if aggregate.sort:
+            yield aggregate.sort, Use.NUMERIC
 
 
 def query_problem(catalog: FieldCatalog, time_field: str, query: Query) -> str | None:

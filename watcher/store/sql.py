@@ -55,6 +55,8 @@ from watcher.store.sql_aggregates import aggregate
 from watcher.store.supported import validate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SAMPLE_DOCUMENTS = -1
+"""The ``part`` of the row holding the documents that samples picked (``Builder._with_documents``)."""
 Span = tuple[datetime, datetime]
 """A half-open range of naive UTC timestamps, compared with the ``ts`` column."""
 
@@ -141,7 +143,8 @@ class Builder:
     """Collects the fields, scopes, parts and aggregates of a batch, each once, then renders
     the statement."""
 
-    def __init__(self) -> None:
+    def __init__(self, time_field: str = "@timestamp") -> None:
+        self.time_field = time_field
         self.params: dict[str, Any] = {}
         self._param_names: dict[tuple[type, Any], str] = {}
         self.text_fields: dict[str, int] = {}
@@ -153,6 +156,7 @@ class Builder:
         self.wheres: dict[str, str] = {}
         self.parts: dict[tuple[tuple[str, ...], str | None], _Part] = {}
         self.aggregate_count = 0
+        self.samples: set[int] = set()  # aggregates answering row ids, swapped for their documents
 
     def param(self, value: Any) -> str:
         key = (type(value), value)
@@ -263,7 +267,7 @@ class Builder:
         being extracted from the document (the column must hold it for every row the scan reads)."""
         extracted = [name for name in self.text_fields if name not in columns]
         text = {self.text_fields[name]: f"_s[{k + 1}]" for k, name in enumerate(extracted)}
-        src_cols = ["ts"]
+        src_cols = ["ts", "rowid AS rid"] if self.samples else ["ts"]
         for name, index in self.text_fields.items():
             if name in columns:
                 src_cols.append(f"{columns[name]} AS _c{index}")
@@ -272,7 +276,7 @@ class Builder:
             src_cols.append(f"json_extract_string(doc, {json_paths(map(json_pointer, extracted))}) AS _s")
         if self.json_fields:
             src_cols.append(f"json_extract(doc, {json_paths(map(json_pointer, self.json_fields))}) AS _j")
-        field_cols = ["ts"]
+        field_cols = ["ts", "rid"] if self.samples else ["ts"]
         for index in self.text_fields.values():
             field_cols.append(f"{text[index]} AS f{index}")
             if index in self.numeric:
@@ -293,7 +297,20 @@ class Builder:
             f"fields AS (SELECT {', '.join(field_cols)} FROM src),\n"
             f"filtered AS (SELECT {', '.join(where_cols)} FROM fields),\n"
             f"scoped AS {materialized}(SELECT {', '.join(scope_cols)} FROM filtered)\n"
-            f"{branches}"
+            f"{self._with_documents(branches, where)}"
+        )
+
+    def _with_documents(self, branches: str, where: str) -> str:
+        """The branches, plus (with samples) one more row: the documents of the row ids the samples
+        picked (``part`` -1), read by id from the rows the scan read, in the same statement."""
+        if not self.samples:
+            return branches
+        ids = " UNION ALL ".join(f"SELECT unnest(a{index}) FROM answer" for index in sorted(self.samples))
+        return (
+            f", answer AS MATERIALIZED ({branches})\n"
+            "SELECT * FROM answer UNION ALL BY NAME\n"
+            f"SELECT {SAMPLE_DOCUMENTS} AS part, list(struct_pack(r := rowid, d := doc)) AS documents "
+            f"FROM logs WHERE ({where}) AND rowid IN ({ids})"
         )
 
 
@@ -326,9 +343,10 @@ class FusedPlan:
         return self.reader.results(columns, rows)
 
 
-def compile_batch(queries: Sequence[Query]) -> FusedPlan:
-    """Compile queries into one fused statement; invalid queries go to ``errors``."""
-    b = Builder()
+def compile_batch(queries: Sequence[Query], time_field: str = "@timestamp") -> FusedPlan:
+    """Compile queries into one fused statement; invalid queries go to ``errors``. ``time_field``
+    is the documents' field that ``ts`` holds (a sample sorted by it is sorted by ``ts``)."""
+    b = Builder(time_field)
     planned, errors = [], {}
     for query in queries:
         try:
@@ -342,5 +360,5 @@ def compile_batch(queries: Sequence[Query]) -> FusedPlan:
         planned.append(Planned(query, groups, labels, aggregate(b, groups, scope, Count()), decoders))
     ranges = tuple(merged_ranges([item.query.window for item in planned]))
     where = b.scan_filter(ranges)
-    reader = RowReader(tuple(planned), tuple(b.parts.values()), b.aggregate_count)
+    reader = RowReader(tuple(planned), tuple(b.parts.values()), b.aggregate_count, frozenset(b.samples))
     return FusedPlan(tuple(planned), tuple(b.text_fields), ranges, errors, reader, b.params, b, where)

@@ -15,17 +15,20 @@ from watcher.query import (
     Cardinality,
     Count,
     CountWhere,
+    Documents,
     FirstSeen,
     Histogram,
     Latest,
     Missing,
     Percentiles,
+    Samples,
     Stats,
     Terms,
     Timeline,
     Values,
 )
 from watcher.store.fused_rows import Decoder
+from watcher.store.samples import samples_of_json
 from watcher.store.sql_documents import document_aggregate
 
 if TYPE_CHECKING:
@@ -58,7 +61,21 @@ def aggregate(b: Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Deco
         return lambda aggs: {fn: aggs[i] if fn != "count" else int(aggs[i] or 0) for fn, i in parts.items()}
     if isinstance(agg, Timeline | FirstSeen | Latest):
         return document_aggregate(b, groups, scope, agg)
+    if isinstance(agg, Samples):
+        return _samples(b, rows, scope, agg)
     return _value_aggregate(b, groups, scope, agg)
+
+
+def _samples(b: Builder, rows: Any, scope: str, agg: Samples) -> Decoder:
+    """The row ids of the group's first ``size`` rows in the sort order (``arg_max`` with a count
+    keeps a heap per group, not the rows); the statement swaps them for the documents
+    (``Builder.render``), so only those documents are read."""
+    key = b.number(agg.sort) if agg.sort and agg.sort != b.time_field else "ts"
+    pick = "arg_min" if agg.ascending else "arg_max"
+    where = f"{scope} AND {b.predicate(agg.filter)}"
+    index = b.aggregate(rows, f"{pick}(rid, CASE WHEN {where} THEN {key} END, {int(agg.size)})")
+    b.samples.add(index)
+    return lambda aggs: Documents(samples_of_json(aggs[index] or (), agg))
 
 
 def _value_aggregate(b: Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Decoder:

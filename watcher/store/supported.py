@@ -28,6 +28,7 @@ from watcher.query import (
     Percentiles,
     Query,
     Range,
+    Samples,
     Stats,
     Terms,
     Timeline,
@@ -89,6 +90,10 @@ def _aggregate_problem(agg: Any) -> str | None:
         return None if agg.limit >= 1 else f"values limit must be at least 1, got {agg.limit}"
     if isinstance(agg, Timeline | FirstSeen | Latest):
         return _document_problem(agg)
+    if isinstance(agg, Samples):
+        return _filter_problem(agg.filter) or (
+            None if agg.size >= 1 else f"samples size must be at least 1, got {agg.size}"
+        )
     known = isinstance(agg, Count | Stats | Cardinality | Missing)
     return None if known else f"unsupported aggregate {type(agg).__name__}"
 

@@ -1,0 +1,123 @@
+"""Evidence in alerts, on the real embedded store and on osmem-server: a firing 5xx-ratio rule's
+incident keeps a few of its group's 5xx documents (the ``of`` filter's, not any request), newest
+first, redacted and cut before they are stored, across a restart; ``evidence: false`` keeps none;
+and evidence rides in the evaluation's own request (same count of round trips)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import StateAt
+from tests.store.conftest import SearchServer, StoreFactory
+from watcher.config import Route
+from watcher.engine import Engine, TickReport
+from watcher.incidents.model import State
+from watcher.rules.evidence import ELLIPSIS, MAX_VALUE, REDACTED
+from watcher.rules.models import Rule
+from watcher.store.base import LogStore
+from watcher.store.embedded import EmbeddedStore
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+ROUTE = Route.model_validate({"receiver": "console"})
+LONG = "x" * (MAX_VALUE + 200)
+
+
+def documents() -> list[dict[str, Any]]:
+    """One minute of requests: api fails 6 of 10 (each 5xx with a trace id, a bearer token and a
+    long error), web 1 of 10."""
+    docs = []
+    for i in range(10):
+        at = (T0 - timedelta(seconds=60 - 5 * i)).isoformat()
+        api_status = 503 if i % 5 < 3 else 200
+        secret = {"authorization": "Bearer s3cr3t", "error": {"message": LONG}}
+        api = {"service": "api", "status": api_status, "route": f"/predict/{i}", "trace_id": f"t{i}"}
+        docs.append({"@timestamp": at, **api, **secret})
+        docs.append({"@timestamp": at, "service": "web", "status": 500 if i == 9 else 200, "route": "/"})
+    return docs
+
+
+def rule(**fields: Any) -> Rule:
+    spec: dict[str, Any] = {
+        "name": "5xx-ratio",
+        "source": "logs",
+        "every": "1m",
+        "window": "1m",
+        "delay": "0s",
+        "group_by": ["service"],
+        "signal": {"ratio": {"of": {"status": {"gte": 500}}}},
+        "threshold": {"above": 0.3},
+    }
+    return Rule.model_validate(spec | fields)
+
+
+@pytest.fixture(params=["embedded", "osmem"])
+def logs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogStore]:
+    """The same documents in a real DuckDB file, or in an index of osmem-server."""
+    if request.param == "embedded":
+        store = EmbeddedStore(tmp_path / "logs.duckdb")
+        store.ingest_lines(json.dumps(doc) for doc in documents())
+        yield store
+        store.close()
+        return
+    server: SearchServer = request.getfixturevalue("search_server")
+    make_store: StoreFactory = request.getfixturevalue("make_store")
+    index = f"evidence-{uuid.uuid4().hex[:8]}"
+    properties = {"@timestamp": {"type": "date"}, "service": {"type": "keyword"},
+                  "status": {"type": "integer"}, "route": {"type": "keyword"}}  # fmt: skip
+    server.create_index(index, properties, documents())
+    yield make_store("opensearch", index)
+    server.delete_index(index)
+
+
+def fired(logs: LogStore, state_at: StateAt, shown: bool = True, **fields: Any) -> TickReport:
+    """One tick of the rule (with ``fields``) at T0, the engine fetching evidence or not."""
+    with state_at.open() as state:
+        return Engine([rule(**fields)], {"logs": logs}, state, ROUTE, evidence=shown).tick(T0)
+
+
+def test_a_firing_ratio_rule_keeps_only_its_groups_5xx_documents(logs: LogStore, state_at: StateAt) -> None:
+    fired(logs, state_at)
+    with state_at.open() as state:  # the state reopened: a restart
+        (incident,) = state.incidents(states=(State.FIRING,))
+    assert incident.group == {"service": "api"}
+    assert len(incident.evidence) == 3
+    assert all(doc["service"] == "api" and doc["status"] == 503 for doc in incident.evidence)
+    assert [doc["trace_id"] for doc in incident.evidence] == ["t7", "t6", "t5"]  # newest first
+    first = incident.evidence[0]
+    assert first["authorization"] == REDACTED
+    assert first["error.message"] == "x" * (MAX_VALUE - 1) + ELLIPSIS
+
+
+def test_size_fields_and_sort_choose_the_documents(logs: LogStore, state_at: StateAt) -> None:
+    fired(
+        logs, state_at, evidence={"size": 2, "fields": ["trace_id", "route"], "sort": {"@timestamp": "asc"}}
+    )
+    with state_at.open() as state:
+        (incident,) = state.incidents(states=(State.FIRING,))
+    assert [dict(doc) for doc in incident.evidence] == [
+        {"trace_id": "t0", "route": "/predict/0"},
+        {"trace_id": "t1", "route": "/predict/1"},
+    ]
+
+
+def test_evidence_false_keeps_none(logs: LogStore, state_at: StateAt) -> None:
+    fired(logs, state_at, evidence=False)
+    with state_at.open() as state:
+        (incident,) = state.incidents(states=(State.FIRING,))
+    assert incident.evidence == ()
+
+
+def test_evidence_costs_no_round_trip(logs: LogStore, state_at: StateAt) -> None:
+    without = fired(logs, state_at, shown=False, name="5xx-ratio-bare")  # also reads the mapping
+    before = getattr(logs, "round_trips", None)
+    with_evidence = fired(logs, state_at)
+    assert with_evidence.round_trips == without.round_trips == {"logs": 1}
+    if before is not None:  # the search store's own count of HTTP requests: one _msearch
+        assert getattr(logs, "round_trips", 0) - before == 1

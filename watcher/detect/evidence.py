@@ -1,0 +1,61 @@
+"""Evidence rides with the evaluation: the query for an alert's sample documents, and the
+findings that carry them.
+
+The engine adds one ``Samples`` query per evaluation of a rule that shows evidence, with the
+window, filter and grouping of the detector's own window (its first query). Both stores fuse it
+with that query: a ``top_hits`` in the same group bucket of the same search, an ``arg_max`` in the
+same branch of the same DuckDB statement. So evidence costs bytes, never a round trip. The
+detectors never see it: ``with_evidence`` hands each alerting finding its group's documents,
+redacted and cut (``watcher.rules.evidence.cleaned``) before anything keeps them.
+
+Rules whose alert is an absence (a flatline, a threshold with only ``below``) show none: the
+documents of a quiet window prove nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from watcher.detect.base import Finding, Status
+from watcher.detect.groups import group_key
+from watcher.query import MATCH_ALL, Documents, Query, QueryResult, Samples
+from watcher.rules.evidence import cleaned
+from watcher.rules.models import Rule
+
+EVIDENCE = "evidence"
+"""The aggregate name (and query tag) of the sample documents."""
+
+
+def shows_evidence(rule: Rule) -> bool:
+    """Whether the rule's alerts carry sample documents."""
+    if not rule.evidence.enabled or rule.flatline is not None:
+        return False
+    return rule.threshold is None or rule.threshold.above_levels is not None
+
+
+def evidence_query(rule: Rule, queries: Sequence[Query]) -> Query | None:
+    """The query for the sample documents of the evaluated window (the detector's first query),
+    or ``None`` when the rule shows none. For a ratio, the documents its ``of`` counts."""
+    if not queries or not shows_evidence(rule):
+        return None
+    spec, own = rule.evidence, queries[0]
+    of = rule.signal.ratio.of if rule.signal.ratio is not None else MATCH_ALL
+    samples = Samples(of, spec.size, spec.fields, spec.sort_field, spec.ascending)
+    return Query(f"{rule.name}#{EVIDENCE}", own.window, {EVIDENCE: samples}, own.where, own.group_by)
+
+
+def with_evidence(rule: Rule, findings: Sequence[Finding], answer: QueryResult | None) -> list[Finding]:
+    """The findings, each alerting one with its group's documents (redacted, cut). A failed or
+    missing answer leaves them without: evidence never fails an evaluation."""
+    if answer is None or not answer.ok:
+        return list(findings)
+    documents = {group_key(group.key): group.values.get(EVIDENCE) for group in answer.groups}
+    redact = rule.evidence.redact or ()
+    out = []
+    for finding in findings:
+        found = documents.get(group_key(finding.group)) if finding.status is Status.ALERTING else None
+        if isinstance(found, Documents):
+            finding = replace(finding, evidence=cleaned(found.documents, redact))
+        out.append(finding)
+    return out
