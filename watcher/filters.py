@@ -4,7 +4,9 @@ Each turns a number, a duration or a time into the text a person reads in an ale
 (0.0712 -> "7.12%"), ``number`` (1234567 -> "1,234,567"), ``duration`` (3905 -> "1h 5m"), ``since``
 (a time -> "12m ago", relative to the notification time, so rendering stays pure), ``utc`` (a
 time -> "2026-01-05 09:04:05 UTC"), ``measure`` (percent for ratio rules, a number otherwise),
-``labels`` and ``emoji``. None renders "n/a".
+``labels`` and ``emoji``. None renders "n/a". For an alert's evidence (sample log documents):
+``cut`` (a long value ends with an ellipsis), ``sample`` (one document as ``field=value`` on one
+line, each value cut), ``fields`` (the field names of several documents, for a table's header).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
+
+from watcher.rules.evidence import cut as _cut
 
 NOT_AVAILABLE = "n/a"
 
@@ -121,7 +125,32 @@ def emoji(severity: str) -> str:
     return _EMOJI.get(str(severity), ":grey_question:")
 
 
-FILTERS: dict[str, Callable[..., str]] = {
+_BREAKS = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
+
+
+def cut(value: Any, width: int = 80) -> str:
+    """A value of a log document as text on one line, at most ``width`` characters: a longer one
+    ends with "…". None reads "null", booleans "true"/"false", as in the JSON."""
+    if value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = str(value)
+    return _cut(text.translate(_BREAKS), width)
+
+
+def sample(document: Mapping[str, Any], width: int = 60) -> str:
+    """One log document on one line: "status=503 route=/predict trace_id=t7", each value cut."""
+    return " ".join(f"{name}={cut(value, width)}" for name, value in document.items())
+
+
+def fields(documents: Any) -> list[str]:
+    """The field names of ``documents`` in the order first seen (a table's columns)."""
+    return list(dict.fromkeys(name for document in documents for name in document))
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
     "percent": percent,
     "number": number,
     "duration": duration,
@@ -130,4 +159,7 @@ FILTERS: dict[str, Callable[..., str]] = {
     "measure": measure,
     "labels": labels,
     "emoji": emoji,
+    "cut": cut,
+    "sample": sample,
+    "fields": fields,
 }

@@ -73,6 +73,7 @@ class Escaped(str):
 # Names a notification template may use; annotations see ANNOTATION_KEYS (they are rendered per incident).
 _INCIDENT_KEYS = (
     "rule", "rule_description", "signal", "severity", "state", "group", "labels", "details", "links",
+    "evidence",
 )  # fmt: skip
 ANNOTATION_KEYS = frozenset((*_INCIDENT_KEYS, "value", "threshold", "incident", "now"))
 NOTIFICATION_KEYS = ANNOTATION_KEYS | {
@@ -208,6 +209,7 @@ class Templates:
             "active_for": (incident.resolved_at or now) - began,
             "note": incident.note,
             "details": dict(incident.details),
+            "evidence": [dict(document) for document in incident.evidence],
             "links": incident_links(info.rule, info.source, incident, now) if info else {},
         }
         view["annotations"] = self.render_annotations(

@@ -118,3 +118,29 @@ def test_every_shipped_rule_has_a_plausible_sample() -> None:
         points = samples(firing.details)
         assert len(points) == 120
         assert points[-1][0] == now
+
+
+def test_the_sample_shows_evidence_as_the_rule_would(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shipped = (ROOT / "rules" / f"{RULE}.yaml").read_text()
+    (rules / "shown.yaml").write_text(shipped + "evidence: {size: 2, fields: [status, trace_id, session]}\n")
+    (rules / "bare.yaml").write_text(shipped.replace(RULE, "bare") + "evidence: false\n")
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        (ROOT / "watcher.yaml")
+        .read_text()
+        .replace("rules: [rules]", "rules: [rules]\nevidence: {redact: [session]}")
+    )
+
+    code = main(["render", "--config", str(config), RULE, "--channel", "console"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert out.splitlines()[-2:] == [  # the of filter's status, watcher.yaml's redaction
+        "  log: status=500 trace_id=<trace_id> session=[redacted]",
+        "  log: status=500 trace_id=<trace_id> session=[redacted]",
+    ]
+    assert main(["render", "--config", str(config), "bare", "--channel", "console"]) == 0
+    assert "log:" not in capsys.readouterr().out

@@ -7,6 +7,7 @@ from typing import Any
 
 from watcher.incidents.model import Event, Incident, State
 from watcher.notify.base import Notification
+from watcher.rules.evidence import DEFAULT_REDACT, cleaned
 from watcher.rules.models import Rule
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -28,6 +29,20 @@ def series(minutes: int = 30) -> list[list[Any]]:
         [(NOW - timedelta(minutes=minutes - i)).isoformat(), 0.02 if i < minutes - 14 else 0.0712]
         for i in range(minutes)
     ]
+
+
+SECRET_TOKEN = "eyJhbGciOi-secret-token"
+LONG_ERROR = "upstream timed out " * 40
+# What a firing 5xx incident keeps (redacted and cut as the engine stores it): log data that would
+# ping a channel, run a script, close a code block, or carry a credential.
+EVIDENCE = cleaned(
+    [
+        {"status": 503, "route": "/predict <!channel>", "error.message": LONG_ERROR,
+         "authorization": f"Bearer {SECRET_TOKEN}", "trace_id": "```<script>alert(1)</script>*x*"},
+        {"status": 502, "route": "/predict", "error.message": f"retry with Bearer {SECRET_TOKEN}"},
+    ],
+    DEFAULT_REDACT,
+)  # fmt: skip
 
 
 def incident(**changes: Any) -> Incident:

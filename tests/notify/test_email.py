@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from samples import RULE, incident, notification, resolved
+from samples import EVIDENCE, LONG_ERROR, RULE, SECRET_TOKEN, incident, notification, resolved
 from smtp_server import Certificate, SmtpServer
 
 from watcher.config import EmailReceiver
@@ -42,6 +42,28 @@ def parts(message: EmailMessage) -> list[str]:
 
 
 # --------------------------------------------------------------------------- delivery
+
+
+def test_evidence_is_a_table_in_html_and_lines_in_text_escaped_redacted_and_cut(
+    smtp_server: StartServer,
+) -> None:
+    server = smtp_server()
+    assert notifier(server).send(notification(Event.FIRING, incident(evidence=EVIDENCE))).ok
+
+    [received] = server.messages
+    text, html = (received.message.get_body((kind,)) for kind in ("plain", "html"))
+    assert text is not None
+    assert html is not None
+    plain, markup = text.get_content().replace("\r\n", "\n"), html.get_content()
+    assert "  Sample logs:\n    status=503 route=/predict <!channel> " in plain
+    assert f"error.message={LONG_ERROR[:99]}… " in plain  # cut at 100 characters
+    assert "<th style" in markup
+    assert ">error.message</th>" in markup
+    assert f">{LONG_ERROR[:79]}…</td>" in markup  # cut at 80 characters
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markup
+    assert "<script>" not in markup
+    assert ">[redacted]</td>" in markup
+    assert SECRET_TOKEN not in received.message.as_string()
 
 
 def test_starttls_with_auth_delivers_text_html_and_an_inline_chart(

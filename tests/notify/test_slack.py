@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from samples import EVIDENCE, LONG_ERROR, SECRET_TOKEN
 from slack_server import WEBHOOK_PATH, SlackServer
 
 from watcher.config import Receiver, SearchSource, SlackReceiver
@@ -195,6 +196,24 @@ def test_channel_mention_in_log_data_arrives_escaped(slack_server: SlackServer) 
     assert "<!channel>" not in raw
     assert "model_version=&lt;!channel&gt;" in texts(slack_server.calls[0].body)[0]
     assert "for model &lt;!channel&gt;*" in slack_server.calls[0].body["text"]
+
+
+def test_evidence_is_a_code_block_escaped_redacted_and_cut(slack_server: SlackServer) -> None:
+    assert bot(slack_server).send(notification(Event.FIRING, incident(evidence=EVIDENCE))).ok
+
+    [call] = slack_server.calls_to("chat.postMessage")
+    raw = json.dumps(call.body)
+    [text] = texts(call.body)
+    lines = text.split("Sample logs:\n```\n")[1].split("\n```")[0].split("\n")
+    assert len(lines) == 2  # one line per document
+    assert lines[0].startswith("status=503 route=/predict &lt;!channel&gt; ")
+    assert f"error.message={LONG_ERROR[:59]}… " in lines[0]  # each value cut at 60 characters
+    assert "authorization=[redacted]" in lines[0]
+    assert "`" not in "".join(lines)  # a backtick from the log cannot close the code block
+    assert "<!channel>" not in raw
+    assert "<script>" not in raw
+    assert SECRET_TOKEN not in raw
+    assert lines[1] == "status=502 route=/predict error.message=retry with Bearer [redacted]"
 
 
 def test_long_messages_are_truncated_not_rejected(slack_server: SlackServer) -> None:

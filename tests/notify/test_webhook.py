@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from hook_server import Hook
 from pydantic import SecretStr, ValidationError
-from samples import NOW, RULE, incident, notification, resolved
+from samples import EVIDENCE, LONG_ERROR, NOW, RULE, SECRET_TOKEN, incident, notification, resolved
 
 from watcher.config import WebhookReceiver
 from watcher.incidents.model import Event
@@ -69,10 +69,27 @@ def test_posts_a_signed_versioned_json_document(hook: Hook) -> None:
     assert "series" not in item["details"]
 
 
+def test_evidence_is_a_json_field_redacted_and_cut(hook: Hook) -> None:
+    assert notifier(hook.url).send(notification(Event.FIRING, incident(evidence=EVIDENCE))).ok
+
+    [(_, _, body)] = hook.requests
+    [item] = json.loads(body)["incidents"]
+    assert [document["status"] for document in item["evidence"]] == [503, 502]
+    first = item["evidence"][0]
+    assert first["route"] == "/predict <!channel>"  # JSON carries the value as logged
+    assert first["authorization"] == "[redacted]"
+    assert first["error.message"] == LONG_ERROR[:499] + "…"  # cut at 500 characters when kept
+    assert SECRET_TOKEN not in body.decode()
+    assert item["evidence"][1]["error.message"] == "retry with Bearer [redacted]"
+
+
 def test_every_event_matches_the_published_schema(hook: Hook) -> None:
     schema = json.loads(SCHEMA.read_text())
     sender = notifier(hook.url)
-    many = (incident(), incident(fingerprint="f2", group={"model_version": "v3"}, details={}))
+    many = (
+        incident(evidence=EVIDENCE),
+        incident(fingerprint="f2", group={"model_version": "v3"}, details={}),
+    )
     for sent in (notification(), notification(Event.RESOLVED, resolved()), notification(Event.UPDATE, *many)):
         assert sender.send(sent).ok
     for _, _, body in hook.requests:

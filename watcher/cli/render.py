@@ -28,6 +28,7 @@ from watcher.config import (
     SmsReceiver,
     WebhookReceiver,
 )
+from watcher.detect.evidence import shows_evidence
 from watcher.incidents.machine import incident_labels
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.series import MAX_SAMPLES, SERIES_KEY
@@ -40,6 +41,8 @@ from watcher.notify.segments import encoding, segments
 from watcher.notify.slack import SlackNotifier
 from watcher.notify.sms import SmsNotifier
 from watcher.notify.webhook import WebhookNotifier
+from watcher.query import And, Eq, Filter, In, Or, Range, Sample
+from watcher.rules.evidence import cleaned
 from watcher.rules.models import Rule
 from watcher.templates import RenderError, Templates
 
@@ -201,7 +204,44 @@ def sample_incident(rule: Rule, event: Event, now: datetime, group: dict[str, st
         fired_at=fired_at,
         resolved_at=resolved_at,
         details={SERIES_KEY: _series(rule, now, started_at, resolved_at, value, threshold, above)},
+        evidence=_evidence(rule, fired_at, group),
     )
+
+
+def _evidence(rule: Rule, at: datetime, group: dict[str, str]) -> tuple[Sample, ...]:
+    """Sample documents as the rule would show them: its group, values its filters (and a ratio's
+    ``of``) match, a bearer token to show the redaction; only ``fields`` when it names some."""
+    if not shows_evidence(rule):
+        return ()
+    spec, matched = rule.evidence, _matching(rule.where)
+    if rule.signal.ratio is not None:
+        matched |= _matching(rule.signal.ratio.of)
+    documents = []
+    for k in range(spec.size):
+        document = {"@timestamp": (at - k * rule.every / 3).isoformat(), **group, **matched,
+                    "message": "a sample log line", "authorization": "Bearer sample-token"}  # fmt: skip
+        if spec.fields:
+            document = {name: document.get(name, f"<{name}>") for name in spec.fields}
+        documents.append(document)
+    return cleaned(documents, spec.redact or ())
+
+
+def _matching(flt: Filter) -> dict[str, Any]:
+    """Field values that ``flt`` matches (its first alternative)."""
+    if isinstance(flt, Eq):
+        return {flt.field: flt.value}
+    if isinstance(flt, In) and flt.values:
+        return {flt.field: flt.values[0]}
+    if isinstance(flt, Range):
+        low = flt.gte if flt.gte is not None else (flt.gt + 1 if flt.gt is not None else None)
+        high = flt.lte if flt.lte is not None else (flt.lt - 1 if flt.lt is not None else None)
+        value = low if low is not None else high
+        return {} if value is None else {flt.field: int(value) if value.is_integer() else value}
+    if isinstance(flt, And):
+        return {name: value for child in flt.filters for name, value in _matching(child).items()}
+    if isinstance(flt, Or) and flt.filters:
+        return _matching(flt.filters[0])
+    return {}
 
 
 def sample_notification(incident: Incident, event: Event, now: datetime, receiver: str) -> Notification:

@@ -156,6 +156,7 @@ def _incident(incident: Incident, view: Mapping[str, Any]) -> dict[str, Any]:
         "note": incident.note,
         "links": dict(view["links"]),
         "series": [[at.isoformat(), value] for at, value in samples(incident.details)],
+        "evidence": json.loads(json.dumps([dict(document) for document in incident.evidence], default=str)),
         "details": json.loads(json.dumps(details, default=str)),
     }
 
