@@ -228,7 +228,7 @@ class Engine:
             ]
             seed = None if rule.name in looked_back else self.known.seed_query(rule, item.at)
             looked_back.add(rule.name)
-            evidence = evidence_query(rule, queries) if self.evidence else None
+            evidence = evidence_query(rule, queries, item.at) if self.evidence else None
             # Answers for the engine, not the detector: the known-groups lookback and the evidence.
             extras = (seed, None if evidence is None else _tagged(evidence, item.at, rule.every))
             by_source[rule.source].append((item, queries, extras))

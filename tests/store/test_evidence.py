@@ -121,3 +121,13 @@ def test_evidence_costs_no_round_trip(logs: LogStore, state_at: StateAt) -> None
     assert with_evidence.round_trips == without.round_trips == {"logs": 1}
     if before is not None:  # the search store's own count of HTTP requests: one _msearch
         assert getattr(logs, "round_trips", 0) - before == 1
+
+
+def test_a_deny_list_rule_shows_the_offending_documents(logs: LogStore, state_at: StateAt) -> None:
+    """A document-level rule's evidence comes from its own filter: the routes it denies."""
+    fired(logs, state_at, name="denied-route", signal={"count": {}}, threshold=None,
+          values={"field": "route", "deny": ["/predict/2", "/predict/8"]})  # fmt: skip
+    with state_at.open() as state:
+        (incident,) = state.incidents(states=(State.FIRING,))
+    assert incident.group == {"service": "api"}
+    assert [doc["route"] for doc in incident.evidence] == ["/predict/8", "/predict/2"]

@@ -1,10 +1,12 @@
 """Evidence rides with the evaluation: the query for an alert's sample documents, and the
 findings that carry them.
 
-The engine adds one ``Samples`` query per evaluation of a rule that shows evidence, with the
-window, filter and grouping of the detector's own window (its first query). Both stores fuse it
-with that query: a ``top_hits`` in the same group bucket of the same search, an ``arg_max`` in the
-same branch of the same DuckDB statement. So evidence costs bytes, never a round trip. The
+The engine adds one ``Samples`` query per evaluation of a rule that shows evidence: the rule's
+window, with the filter and grouping of the detector's first query. Both stores fuse it with that
+query when their windows are the same (every aggregate detector): a ``top_hits`` in the same group
+bucket of the same search, an ``arg_max`` in the same branch of the same DuckDB statement; else it
+is one more search in the same ``_msearch`` request, one more scope of the same statement. So
+evidence costs bytes, never a round trip. The
 detectors never see it: ``with_evidence`` hands each alerting finding its group's documents,
 redacted and cut (``watcher.rules.evidence.cleaned``) before anything keeps them.
 
@@ -16,8 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
-from watcher.detect.base import Finding, Status
+from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.groups import group_key
 from watcher.query import MATCH_ALL, Documents, Query, QueryResult, Samples
 from watcher.rules.evidence import cleaned
@@ -34,15 +37,18 @@ def shows_evidence(rule: Rule) -> bool:
     return rule.threshold is None or rule.threshold.above_levels is not None
 
 
-def evidence_query(rule: Rule, queries: Sequence[Query]) -> Query | None:
-    """The query for the sample documents of the evaluated window (the detector's first query),
-    or ``None`` when the rule shows none. For a ratio, the documents its ``of`` counts."""
+def evidence_query(rule: Rule, queries: Sequence[Query], at: datetime) -> Query | None:
+    """The query for the sample documents of the window evaluated at ``at``, with the filter and
+    grouping of the detector's first query (a ``values`` rule's offending documents, say), or
+    ``None`` when the rule shows none. For a ratio, the documents its ``of`` counts. The window is
+    the rule's own even when the detector reads a longer one (``new_value``'s lookback)."""
     if not queries or not shows_evidence(rule):
         return None
     spec, own = rule.evidence, queries[0]
     of = rule.signal.ratio.of if rule.signal.ratio is not None else MATCH_ALL
     samples = Samples(of, spec.size, spec.fields, spec.sort_field, spec.ascending)
-    return Query(f"{rule.name}#{EVIDENCE}", own.window, {EVIDENCE: samples}, own.where, own.group_by)
+    window = rule_window(rule, at)
+    return Query(f"{rule.name}#{EVIDENCE}", window, {EVIDENCE: samples}, own.where, own.group_by)
 
 
 def with_evidence(rule: Rule, findings: Sequence[Finding], answer: QueryResult | None) -> list[Finding]:
