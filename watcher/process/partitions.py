@@ -32,7 +32,6 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -68,16 +67,6 @@ def quota(live: Collection[str], me: str, partitions: int) -> int:
     return base + (1 if ranked.index(me) < extra else 0)
 
 
-@dataclass(frozen=True)
-class Beat:
-    """What one beat saw and did."""
-
-    alive: int
-    held: int
-    taken: int
-    released: int
-
-
 class Replica:
     """This process as one of the replicas sharing a state (see the module's docstring)."""
 
@@ -101,7 +90,7 @@ class Replica:
 
     # ------------------------------------------------------------------ the beat
 
-    def beat(self, now: datetime | None = None) -> Beat:
+    def beat(self, now: datetime | None = None) -> None:
         """Heartbeat, renew, rebalance (module docstring). Each step is its own short transaction,
         so a replica never holds one row while waiting for another replica's."""
         now = now or self.clock()
@@ -118,12 +107,13 @@ class Replica:
             table = leases.leases(db)
         self.alive = len(set(live) | {self.id})
         share = quota(live, self.id, self.config.partitions)
-        released = self._release(len(self.held) - share) if len(self.held) > share else 0
-        taken = self._take(table, share - len(self.held), now, until) if len(self.held) < share else 0
-        self._count(renewed=len(held), taken=taken)
-        return Beat(self.alive, len(self.held), taken, released)
+        if len(self.held) > share:
+            self._release(len(self.held) - share)
+        elif len(self.held) < share:
+            self._take(table, share - len(self.held), now, until)
+        self._count(renewed=len(held))
 
-    def _release(self, count: int) -> int:
+    def _release(self, count: int) -> None:
         """Give back ``count`` partitions, the highest first, for a replica under its share."""
         given = dict(sorted(self.held.items())[-count:])
         with self.state.writing() as db:
@@ -131,9 +121,8 @@ class Replica:
         for number in given:
             del self.held[number]
         log.info("released partitions %s for another replica", ranges(given))
-        return len(given)
 
-    def _take(self, table: list[Lease], count: int, now: datetime, until: datetime) -> int:
+    def _take(self, table: list[Lease], count: int, now: datetime, until: datetime) -> None:
         """Take up to ``count`` free or expired partitions, one conditional UPDATE each."""
         free = [lease for lease in table if lease.owner is None or lease.expires_at <= now]
         taken: list[int] = []
@@ -150,9 +139,8 @@ class Replica:
                 self.metrics.takeovers.inc()
         if taken:
             log.info("took partitions %s", ranges(taken))
-        return len(taken)
 
-    def _count(self, *, renewed: int, taken: int) -> None:
+    def _count(self, *, renewed: int) -> None:
         if self.metrics is None:
             return
         self.metrics.lease_renewals.inc(renewed)
