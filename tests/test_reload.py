@@ -292,6 +292,20 @@ def test_a_new_route_and_receiver_apply_to_the_next_notifications(daemon: Daemon
     assert daemon.config.route.receiver == "ops"
 
 
+def test_a_source_s_gaps_apply_after_a_reload(daemon: Daemon, tmp_path: Path) -> None:
+    path = tmp_path / "watcher.yaml"
+    settings = yaml.safe_load(path.read_text())
+    ((name, source),) = settings["sources"].items()
+    source["gaps"] = [
+        {"from": "2026-01-05T08:00:00Z", "to": "2026-01-05T08:30:00Z", "reason": "shipper down"}
+    ]
+    path.write_text(yaml.safe_dump(settings))
+    assert daemon.engine.gaps == {name: ()}
+    reloaded(daemon)
+    ((gap,),) = daemon.engine.gaps.values()
+    assert (gap.start, gap.end, gap.reason) == (T0 - timedelta(hours=1), T0 - 30 * MIN, "shipper down")
+
+
 # ---------------------------------------------------------------------- delivery settings
 
 SEC = timedelta(seconds=1)
