@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from tests.conftest import StateAt
 from watcher.config import Route
 from watcher.engine import TickReport
 from watcher.incidents.model import Event, Incident, State, fingerprint
@@ -127,3 +130,38 @@ def test_invalid_rules_after_a_reload_raise_an_alert_until_they_load(state: Stat
     dog.rules_loaded([], T0 + SEC)
     (alert,) = state.incidents(rule=RULES_INVALID)
     assert alert.state is State.RESOLVED
+
+
+class Racing:
+    """A real state whose next commit first lets another replica observe and commit (the race of
+    replicas ticking at the same time on one shared state)."""
+
+    def __init__(self, state: StateStore, other: Callable[[], object]) -> None:
+        self.state, self.other = state, other
+
+    def incident(self, key: str) -> Incident | None:
+        return self.state.incident(key)
+
+    def commit(self, *args: Any, **kwargs: Any) -> None:
+        other, self.other = self.other, lambda: None
+        other()
+        self.state.commit(*args, **kwargs)
+
+
+def test_two_replicas_seeing_a_store_fail_at_once_tell_it_once(state_at: StateAt) -> None:
+    """b's failure lands between a's read and a's commit: a's commit is refused and a observes
+    again on what b wrote, so the alert fires once and counts both failures."""
+    a_state, b_state = state_at.open(), state_at.open()
+    b = Watchdog(b_state, Dispatcher(b_state, ROUTE), store_failures=2)
+    b_fails = lambda: b.tick_done(failing_tick(), RULES, T0 + SEC / 2)  # noqa: E731
+    a = Watchdog(Racing(a_state, b_fails), Dispatcher(a_state, ROUTE), store_failures=2)  # type: ignore[arg-type]
+    b.tick_done(failing_tick(), RULES, T0 - SEC)  # pending: one failure
+    a.tick_done(failing_tick(), RULES, T0)
+    incident = a_state.incident(fingerprint(STORE_UNREACHABLE, {"source": "es"}))
+    assert incident is not None
+    assert (incident.state, incident.value) == (State.FIRING, 3.0)
+    with a_state.reading() as db:
+        told = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    assert told == 1
+    a_state.close()
+    b_state.close()

@@ -23,6 +23,7 @@ with their notifications, through the dispatcher, in one transaction.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -32,10 +33,11 @@ from typing import NamedTuple
 from watcher.config import HaConfig
 from watcher.engine import TickReport, Transition
 from watcher.incidents.model import Event, Incident, State, fingerprint
-from watcher.incidents.state import StateStore
+from watcher.incidents.state import StateStore, Write
 from watcher.notify.outbox import DrainReport
 from watcher.routing.dispatch import META_PREFIX, Dispatcher
 from watcher.rules.models import Rule
+from watcher.state.base import Db
 
 log = logging.getLogger("watcher.process.meta")
 
@@ -44,6 +46,7 @@ RECEIVER_DEAD = f"{META_PREFIX}receiver-dead"
 RULES_INVALID = f"{META_PREFIX}rules-invalid"
 REPLICAS_MISSING = f"{META_PREFIX}replicas-missing"
 _MAX_SUMMARY = 500
+_ATTEMPTS = 3
 
 
 def observe(
@@ -96,6 +99,26 @@ def _literal(text: str) -> str:
     """Annotations are templates; an error text is shown as written, never interpreted."""
     text = text if len(text) <= _MAX_SUMMARY else text[: _MAX_SUMMARY - 1] + "…"
     return "{% raw %}" + text.replace("{% endraw %}", "") + "{% endraw %}"
+
+
+class MetaMovedError(Exception):
+    """Another replica wrote a meta incident between this one's read and its commit."""
+
+
+def _unchanged(read: Mapping[str, Incident | None]) -> Write:
+    """First in a meta commit's transaction: the incidents are still as they were read (rows
+    locked until the commit), else ``MetaMovedError``. Replicas sharing a state observe the same
+    store failing at the same tick; without this both would fire the same alert."""
+
+    def check(db: Db) -> None:
+        for key, before in sorted(read.items()):
+            row = db.execute(
+                f"SELECT data FROM incidents WHERE fingerprint = ?{db.dialect.lock_rows}", (key,)
+            ).fetchone()
+            if (None if row is None else Incident.from_json(json.loads(row[0]))) != before:
+                raise MetaMovedError(key)
+
+    return check
 
 
 class _Observation(NamedTuple):
@@ -163,12 +186,23 @@ class Watchdog:
         return self._observe([seen], now)
 
     def _observe(self, observations: Sequence[_Observation], now: datetime) -> list[Transition]:
+        """Step and commit; observed again on what another replica committed meanwhile (a few
+        times: then this observation is dropped, the next one counts)."""
+        for _ in range(_ATTEMPTS):
+            try:
+                return self._observe_once(observations, now)
+            except MetaMovedError as moved:
+                log.info("meta incident %s was written by another replica meanwhile: observing again", moved)
+        return []
+
+    def _observe_once(self, observations: Sequence[_Observation], now: datetime) -> list[Transition]:
+        read: dict[str, Incident | None] = {}
         changes: list[Incident] = []
         deletes: list[str] = []
         transitions: list[Transition] = []
         for seen in observations:
             key = fingerprint(seen.rule, seen.group)
-            current = self.state.incident(key)
+            current = read[key] = self.state.incident(key)
             if not seen.failing and (current is None or current.state is State.RESOLVED):
                 continue  # the common case: healthy and nothing open, nothing to write
             updated, events = observe(
@@ -195,7 +229,7 @@ class Watchdog:
             transitions,
             now,
             lambda dispatch: self.state.commit(
-                changes, deletes, dispatch.notifications, writes=[dispatch.write]
+                changes, deletes, dispatch.notifications, writes=[dispatch.write], fence=_unchanged(read)
             ),
         )
         return transitions
