@@ -18,7 +18,9 @@ its group:
 
 ``observe`` is the pure state machine (a failure streak fires after ``needed`` failures, one
 success resolves); ``Watchdog`` feeds it from tick and drain reports and commits its incidents
-with their notifications, through the dispatcher, in one transaction.
+with their notifications, through the dispatcher, in one transaction, first checking that the
+incidents are still as read (replicas sharing a state observe the same failures: the one that lost
+the race observes again, so an alert fires once).
 """
 
 from __future__ import annotations
