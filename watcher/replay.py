@@ -21,6 +21,7 @@ from watcher.incidents.state import StateStore
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
 from watcher.schedule import tick_interval
+from watcher.state.sqlite import SQLiteBackend
 from watcher.store.base import LogStore
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.ingest import IngestReport
@@ -52,7 +53,7 @@ class Replay:
         if stores is None:
             for name in sorted({rule.source for rule in rules}):
                 self.stores[name], self.ingested[name] = _loaded(config.sources[name], logs, workdir / name)
-        self.state = StateStore(workdir / "state.sqlite")
+        self.state = StateStore(SQLiteBackend(workdir / "state.sqlite", scratch=True))
         dispatcher = Dispatcher.from_config(config, self.state)
         self.engine = Engine(
             self.rules, self.stores, self.state, config.route, dispatcher=dispatcher, gaps=config.gaps

@@ -16,11 +16,13 @@ import psycopg
 import pytest
 
 from tests.conftest import StateAt
+from watcher.config import Config
 from watcher.incidents.lock import DaemonLock
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.schema import MIGRATIONS, SCHEMA_VERSION
 from watcher.incidents.state import StateStore, StateStoreError
 from watcher.notify.base import Notification
+from watcher.replay import Replay
 from watcher.state.base import Db
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -137,3 +139,17 @@ def test_delivery_bookkeeping_skips_the_fsync_but_ticks_keep_it(tmp_path: Path) 
         store.mark_delivered("n1", T0)
         with store.reading() as db:
             assert db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL again for the next tick
+
+
+def test_a_replay_state_is_scratch_never_flushed_even_after_delivery_bookkeeping(tmp_path: Path) -> None:
+    """A backtest's state is thrown away when it ends: no fsync per simulated tick."""
+    replay = Replay(Config(sources={}), [], [], tmp_path / "replay")
+    try:
+        replay.state.commit(notifications=[notification("n1")])
+        assert replay.state.claim("n1", T0, T0 + SEC)
+        replay.state.mark_delivered("n1", T0)
+        with replay.state.reading() as db:
+            assert db.execute("PRAGMA synchronous").fetchone() == (0,)  # OFF, not back to FULL
+        assert replay.state.outbox_item("n1") is not None
+    finally:
+        replay.close()

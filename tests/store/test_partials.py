@@ -144,3 +144,27 @@ def test_the_demo_replayed_minute_by_minute_tells_the_same(demo_store, tmp_path:
     reread = replay(demo_store, tmp_path, start, end, partials=False)
     assert len(reread.events) >= 14  # every injected incident fired and resolved
     assert_same(replay(demo_store, tmp_path, start, end, partials=True), reread, rel=1e-12)
+
+
+def test_windows_slid_minute_by_minute_answer_as_re_reading_them(demo_store):
+    """Each window is the last one of its length plus its newest minute minus its oldest: over
+    an hour of the demo (incidents included: groups and values come and go) every answer is
+    the one re-reading the window gives."""
+    partials = Partials(demo_store)
+    sliding = {name: agg for name, agg in AGGREGATES.items() if name != "latency"}  # stats: added up
+    start = DEMO_START + timedelta(minutes=20)
+    for minute in range(60):
+        at = start + minute * EVERY
+        queries = [
+            Query(
+                "5m",
+                Window(at - timedelta(minutes=5), at),
+                sliding,
+                group_by=("model_version",),
+                every=EVERY,
+            ),
+            Query("10m", Window(at - timedelta(minutes=10), at), sliding, every=EVERY),
+        ]
+        for got, expected in zip(partials.evaluate(queries), demo_store.evaluate(queries), strict=True):
+            assert_equal(got, expected)
+    assert {length for held in partials.held.values() for length in held.sums} == {5, 10}

@@ -1,5 +1,6 @@
-"""Aggregates as per-bucket partials: what the store is asked per bucket, how buckets add up, and
-the window's answer computed from the sum (``watcher.store.partials`` keeps the buckets).
+"""Aggregates as per-bucket partials: what the store is asked per bucket, how buckets add up (and
+come off a sliding window), and the window's answer computed from the sum (``watcher.store.partials``
+keeps the buckets).
 
 Counts, ``CountWhere``, ``Missing``, histogram bins and stats (sum, min, max, count) add up as
 they are. Terms, cardinality and percentiles need every value: each is asked as ``Values`` (every
@@ -7,6 +8,13 @@ distinct value with its count), whose sum is exact, so a window's top terms, dis
 percentiles (``quantile_cont``'s linear interpolation, as DuckDB computes it) are those of
 re-reading the window. A bucket with more than ``VALUES_LIMIT`` distinct values answers ``None``:
 its window cannot be answered from partials and is asked of the store directly.
+
+A series' partials are kept as one list per group, in the order of its ``Layout``: indexing a list
+instead of hashing each aggregate (a filter tree for ``CountWhere``) per bucket and per group was
+most of the cost of answering from partials. Everything but stats also comes off a sum exactly
+(integers; numeric values as a ``Sorted`` multiset), so a window moved on by one bucket is its
+previous sum plus the newest bucket minus the oldest (``Layout.slides``); stats' float sums are
+added up again in bucket order, so they stay those of summing the buckets.
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from watcher.query import (
     VALUES_LIMIT,
@@ -30,8 +41,10 @@ from watcher.query import (
     Values,
 )
 
-PartialValues = dict[Aggregate, Any]
-"""One group's partial aggregates in one bucket (or summed over several), by store aggregate."""
+Part = list[Any]
+"""One group's partials in one bucket (or summed over several), in the order of its ``Layout``."""
+
+_COUNT, _BINS, _STATS, _VALUES, _SORTED = range(5)
 
 
 def partial_of(aggregate: Aggregate, limit: int = VALUES_LIMIT) -> Aggregate:
@@ -45,31 +58,144 @@ def partial_of(aggregate: Aggregate, limit: int = VALUES_LIMIT) -> Aggregate:
     raise ValueError(f"no partial form for {type(aggregate).__name__}")
 
 
-def add(total: PartialValues, part: Mapping[Aggregate, Any]) -> None:
-    """Add one bucket's partials of a group into ``total`` (in place)."""
-    for aggregate, value in part.items():
-        if aggregate not in total:
-            total[aggregate] = _copy(value)
-        else:
-            total[aggregate] = _sum(total[aggregate], value)
+class Sorted:
+    """A multiset of numbers: distinct values ascending with their counts (NumPy arrays). Adding
+    and taking off a bucket's values is a merge, a percentile a cumulative sum and a search --
+    not a sort of the window's values at every evaluation. Never changed in place."""
+
+    __slots__ = ("counts", "values")
+
+    def __init__(self, values: npt.NDArray[np.float64], counts: npt.NDArray[np.int64]) -> None:
+        self.values, self.counts = values, counts
+
+    @classmethod
+    def of(cls, counted: Mapping[float, int]) -> Sorted:
+        values = np.fromiter(counted.keys(), np.float64, len(counted))
+        counts = np.fromiter(counted.values(), np.int64, len(counted))
+        order = np.argsort(values, kind="stable")
+        return cls(values[order], counts[order])
+
+    def plus(self, other: Sorted) -> Sorted:
+        at = np.searchsorted(self.values, other.values)
+        known = at < len(self.values)
+        known[known] = self.values[at[known]] == other.values[known]
+        counts = self.counts.copy()
+        counts[at[known]] += other.counts[known]  # distinct values: no index twice
+        new = ~known
+        if not new.any():
+            return Sorted(self.values, counts)
+        return Sorted(
+            np.insert(self.values, at[new], other.values[new]), np.insert(counts, at[new], other.counts[new])
+        )
+
+    def minus(self, other: Sorted) -> Sorted:
+        """Take off values added before (each of ``other``'s values is in this multiset)."""
+        counts = self.counts.copy()
+        counts[np.searchsorted(self.values, other.values)] -= other.counts
+        kept = counts > 0
+        return Sorted(self.values[kept], counts[kept])
+
+    def quantile(self, fraction: float) -> float | None:
+        """As DuckDB's ``quantile_cont``: linear interpolation between the two nearest ranks."""
+        cumulative = np.cumsum(self.counts)
+        total = int(cumulative[-1]) if len(cumulative) else 0
+        if not total:
+            return None
+        rank = (total - 1) * fraction
+        low, high = math.floor(rank), math.ceil(rank)
+        below = float(self.values[np.searchsorted(cumulative, low, side="right")])
+        above = float(self.values[np.searchsorted(cumulative, high, side="right")])
+        return below if low == high else below + (above - below) * (rank - low)
 
 
-def _copy(value: Any) -> Any:
-    return dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value
+class Layout:
+    """The partial aggregates of a series, in one fixed order: how the store's answer for a
+    bucket becomes a ``Part``, how parts add up and come off, and each window's answer."""
+
+    def __init__(self, aggregates: Iterable[Aggregate]) -> None:
+        self.order: tuple[Aggregate, ...] = tuple(sorted(set(aggregates), key=repr))
+        self.index = {aggregate: i for i, aggregate in enumerate(self.order)}
+        self.kinds = tuple(_kind(aggregate) for aggregate in self.order)
+        self.slides = _STATS not in self.kinds
+        """Whether a sum can lose a bucket exactly (every partial but stats' float sums)."""
+
+    def part(self, values: Mapping[str, Any]) -> Part:
+        """A bucket's group as kept, from the store's values named ``p<index>``."""
+        part: Part = [None] * len(self.order)
+        for name, value in values.items():
+            index = int(name[1:])
+            part[index] = Sorted.of(value) if self.kinds[index] == _SORTED and value is not None else value
+        return part
+
+    def add(self, total: Part, part: Part) -> None:
+        """Add one bucket's part of a group into ``total`` (in place; ``part`` is not changed)."""
+        for i, kind in enumerate(self.kinds):
+            mine, theirs = total[i], part[i]
+            if kind == _COUNT:
+                total[i] = mine + theirs
+            elif mine is None or theirs is None:
+                if kind >= _VALUES:
+                    total[i] = None  # a Values past its limit: the sum is unknown too
+            elif kind == _BINS:
+                total[i] = [a + b for a, b in zip(mine, theirs, strict=True)]
+            elif kind == _STATS:
+                total[i] = _stats_sum(mine, theirs)
+            elif kind == _SORTED:
+                total[i] = mine.plus(theirs)
+            else:
+                for value, count in theirs.items():
+                    mine[value] = mine.get(value, 0) + count
+
+    def subtract(self, total: Part, part: Part) -> None:
+        """Take a bucket's part off ``total`` (in place): a window moving past that bucket."""
+        for i, kind in enumerate(self.kinds):
+            mine, theirs = total[i], part[i]
+            if kind == _COUNT:
+                total[i] = mine - theirs
+            elif mine is None or theirs is None:
+                continue  # unknown stays unknown; an unknown bucket never went in
+            elif kind == _BINS:
+                total[i] = [a - b for a, b in zip(mine, theirs, strict=True)]
+            elif kind == _SORTED:
+                total[i] = mine.minus(theirs)
+            elif kind == _VALUES:
+                for value, count in theirs.items():
+                    left = mine[value] - count
+                    if left:
+                        mine[value] = left
+                    else:
+                        del mine[value]
+
+    def copy(self, part: Part) -> Part:
+        """A sum to add into, starting from ``part``."""
+        return [dict(value) if isinstance(value, dict) else value for value in part]
+
+    def empty(self) -> Part:
+        return [_EMPTY[kind](aggregate) for kind, aggregate in zip(self.kinds, self.order, strict=True)]
+
+    def answerable(self, total: Part) -> bool:
+        """Whether every partial is known (no ``Values`` past its limit)."""
+        kinds = self.kinds
+        return all(value is not None for kind, value in zip(kinds, total, strict=True) if kind >= _VALUES)
 
 
-def _sum(first: Any, second: Any) -> Any:
-    if first is None or second is None:
-        return None  # a Values past its limit: the sum is unknown too
-    if isinstance(first, int) and isinstance(second, int):
-        return first + second
-    if isinstance(first, list):
-        return [a + b for a, b in zip(first, second, strict=True)]
-    if "count" in first and "sum" in first:
-        return _stats_sum(first, second)
-    for value, count in second.items():
-        first[value] = first.get(value, 0) + count
-    return first
+def _kind(aggregate: Aggregate) -> int:
+    if isinstance(aggregate, Histogram):
+        return _BINS
+    if isinstance(aggregate, Stats):
+        return _STATS
+    if isinstance(aggregate, Values):
+        return _SORTED if aggregate.numeric else _VALUES
+    return _COUNT
+
+
+_EMPTY: dict[int, Any] = {
+    _COUNT: lambda aggregate: 0,
+    _BINS: lambda aggregate: [0] * (len(aggregate.edges) + 1),
+    _STATS: lambda aggregate: {"sum": 0.0, "min": None, "max": None, "count": 0},
+    _VALUES: lambda aggregate: {},
+    _SORTED: lambda aggregate: Sorted(np.empty(0, np.float64), np.empty(0, np.int64)),
+}
 
 
 def _stats_sum(first: dict[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,29 +211,25 @@ def _stats_sum(first: dict[str, Any], second: Mapping[str, Any]) -> dict[str, An
     }
 
 
-def answerable(total: Mapping[Aggregate, Any]) -> bool:
-    """Whether every partial is known (no ``Values`` past its limit)."""
-    return all(value is not None for aggregate, value in total.items() if isinstance(aggregate, Values))
-
-
-def final(aggregate: Aggregate, total: Mapping[Aggregate, Any], limit: int = VALUES_LIMIT) -> AggValue:
-    """The window's answer to ``aggregate`` from its summed partials (absent: an empty window)."""
-    value = total.get(partial_of(aggregate, limit))
+def final(aggregate: Aggregate, value: Any) -> AggValue:
+    """The window's answer to ``aggregate`` from the sum of its partial (``None``: an empty window)."""
     if isinstance(aggregate, Count | CountWhere | Missing):
         return int(value or 0)
     if isinstance(aggregate, Histogram):
         return list(value) if value is not None else [0] * (len(aggregate.edges) + 1)
     if isinstance(aggregate, Stats):
         return _stats(value)
+    if isinstance(aggregate, Percentiles):
+        multiset = value if isinstance(value, Sorted) else Sorted.of(value or {})
+        return {q: multiset.quantile(q / 100) for q in aggregate.qs}
+    if isinstance(value, Sorted):
+        return {float(v): int(c) for v, c in zip(value.values, value.counts, strict=True)}
     counts: dict[Any, int] = {v: c for v, c in (value or {}).items() if c}
     if isinstance(aggregate, Cardinality):
         return len(counts)
     if isinstance(aggregate, Terms):
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return dict(ranked[: aggregate.size])
-    if isinstance(aggregate, Percentiles):
-        ordered = sorted(counts.items())
-        return {q: quantile_cont(ordered, q / 100) for q in aggregate.qs}
     return counts
 
 
@@ -117,25 +239,3 @@ def _stats(value: Mapping[str, Any] | None) -> dict[str, float | None]:
     count = int(value["count"])
     return {"avg": value["sum"] / count, "min": value["min"], "max": value["max"],
             "sum": value["sum"], "count": count}  # fmt: skip
-
-
-def quantile_cont(ordered: list[tuple[float, int]], fraction: float) -> float | None:
-    """The ``fraction`` quantile of values given sorted with their counts, interpolated linearly
-    between the two nearest ranks as DuckDB's ``quantile_cont`` does."""
-    total = sum(count for _, count in ordered)
-    if not total:
-        return None
-    rank = (total - 1) * fraction
-    low, high = math.floor(rank), math.ceil(rank)
-    below, above = _at_rank(ordered, low), _at_rank(ordered, high)
-    return below if low == high else below + (above - below) * (rank - low)
-
-
-def _at_rank(ordered: Iterable[tuple[float, int]], rank: int) -> float:
-    seen = 0
-    value = 0.0
-    for value, count in ordered:
-        seen += count
-        if rank < seen:
-            return value
-    return value

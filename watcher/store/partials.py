@@ -8,6 +8,8 @@ evaluations share bucket edges. The store is asked, in the tick's one batched ca
 buckets not held yet -- at a steady tick, the newest one -- as one bucketed query per run of
 missing buckets (``Query.buckets``: one DuckDB statement branch, or searches of the run); the
 window's answer is the sum of its buckets' partials (``partial_values``), equal to re-reading it.
+A window moved on since the last evaluation of the same length is its previous sum plus the
+buckets it gained minus those it left (a sliding sum), not the sum of all its buckets again.
 
 What is kept: per *series* (same ``where``, ``group_by``, partial aggregates and bucket length)
 the buckets inside the windows asked in the last batch that asked it, plus, in a backtest, those
@@ -28,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from watcher.query import BUCKET, VALUES_LIMIT, Aggregate, Count, Filter, Group, Query, QueryResult, Window
 from watcher.store.base import LogStore
-from watcher.store.partial_values import PartialValues, add, answerable, final, partial_of
+from watcher.store.partial_values import Layout, Part, final, partial_of
 
 log = logging.getLogger("watcher.store.partials")
 
@@ -51,16 +53,23 @@ class Series:
     aggregates: frozenset[Aggregate]
     size: timedelta
     hashed: int = field(default=0, compare=False, repr=False)
-    order: tuple[Aggregate, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Hashed once: a series is a key of several maps per query and per tick, and a filter's
-        # hash walks its whole tree every time. ``order`` names the store query's aggregates.
+        # hash walks its whole tree every time.
         object.__setattr__(self, "hashed", hash((self.where, self.group_by, self.aggregates, self.size)))
-        object.__setattr__(self, "order", tuple(self.aggregates))
 
     def __hash__(self) -> int:
         return self.hashed
+
+
+@dataclass
+class _Sum:
+    """The sum of the buckets in ``[start, end)`` per group: a sliding window's running total."""
+
+    start: datetime
+    end: datetime
+    totals: dict[Key, Part]
 
 
 @dataclass
@@ -69,7 +78,10 @@ class _Held:
 
     every: timedelta
     last_end: datetime
-    buckets: dict[datetime, dict[Key, PartialValues]] = field(default_factory=dict)
+    layout: Layout
+    buckets: dict[datetime, dict[Key, Part]] = field(default_factory=dict)
+    sums: dict[int, _Sum] = field(default_factory=dict)
+    """The latest window of each length (in buckets), summed: the next one slides from it."""
     answers: dict[tuple[Window, tuple[str, ...]], tuple[Mapping[str, Aggregate], tuple[Group, ...]]] = field(
         default_factory=dict
     )
@@ -105,14 +117,17 @@ class Partials:
         self.read_ahead = read_ahead
         self.horizon = horizon
         self.held: dict[Series, _Held] = {}
+        self.layouts: dict[Series, Layout] = {}
         self.direct: set[Series] = set()  # a bucket had too many distinct values: asked directly
         self.buckets_asked = 0  # buckets the store was asked for (tests and benches count them)
 
     def evaluate(self, queries: Sequence[Query]) -> list[QueryResult]:
         plans = [self._plan(query) for query in queries]
         fetches = self._fetches(plans)
-        asked = [plan.query for plan in plans if plan.series is None] + [query for _, query in fetches]
-        answers = iter(self.store.evaluate(asked) if asked else [])
+        asked = [plan.query for plan in plans if plan.series is None]
+        # Two calls, not one: fused with windows re-read in full, the newest buckets' statement
+        # would compute its columns for every row of those windows (measured 0.38 s vs 0.25 s).
+        answers = iter([*self._ask(asked), *self._ask([query for _, query in fetches])])
         direct = {plan.query.id: next(answers) for plan in plans if plan.series is None}
         failed = self._take(fetches, answers)
         results = [self._answer(plan, direct, failed) for plan in plans]
@@ -125,6 +140,9 @@ class Partials:
 
     def close(self) -> None:
         self.store.close()
+
+    def _ask(self, queries: list[Query]) -> list[QueryResult]:
+        return self.store.evaluate(queries) if queries else []
 
     # ------------------------------------------------------------------ planning
 
@@ -154,15 +172,22 @@ class Partials:
             wanted.update(start for start in plan.starts if held is None or start not in held.buckets)
         fetches = []
         for series, starts in missing.items():
+            layout = self._layout(series)
             for number, (first, end) in enumerate(_runs(sorted(starts), series.size)):
                 end = self._ahead(series, end)
                 window = Window(first, end)
                 query = Query(f"partials:{id(series)}:{number}", window,
-                              {f"p{i}": agg for i, agg in enumerate(series.order)},
+                              {f"p{i}": agg for i, agg in enumerate(layout.order)},
                               series.where, series.group_by, buckets=series.size)  # fmt: skip
                 self.buckets_asked += (end - first) // series.size
                 fetches.append((series, query))
         return fetches
+
+    def _layout(self, series: Series) -> Layout:
+        layout = self.layouts.get(series)
+        if layout is None:
+            layout = self.layouts[series] = Layout(series.aggregates)
+        return layout
 
     def _ahead(self, series: Series, end: datetime) -> datetime:
         if not self.read_ahead or self.horizon is None or end >= self.horizon:
@@ -181,15 +206,16 @@ class Partials:
             if not answer.ok:
                 failed.setdefault(series, answer.error or "query failed")
                 continue
-            held = self.held.setdefault(series, _Held(series.size, query.window.end))
+            layout = self._layout(series)
+            held = self.held.setdefault(series, _Held(series.size, query.window.end, layout))
             size, start = series.size, query.window.start
-            fresh: dict[datetime, dict[Key, PartialValues]] = {
+            fresh: dict[datetime, dict[Key, Part]] = {
                 start + k * size: {} for k in range((query.window.end - start) // size)
             }
             for group in answer.groups:
                 bucket = _from_ms(int(group.key[BUCKET]))
                 key = tuple(group.key[name] for name in series.group_by)
-                fresh[bucket][key] = {series.order[int(name[1:])]: v for name, v in group.values.items()}
+                fresh[bucket][key] = layout.part(group.values)
             held.buckets.update(fresh)
         return failed
 
@@ -207,17 +233,16 @@ class Partials:
         known = held.answers.get(memo)
         if known is not None and known[0] == query.aggregates:  # equal, not hashed: filters are shared
             return QueryResult(query.id, known[1])
-        totals: dict[Key, PartialValues] = {}
-        for start in plan.starts:
-            for key, values in held.buckets[start].items():
-                add(totals.setdefault(key, {}), values)
-        if not all(answerable(total) for total in totals.values()):
+        layout = held.layout
+        totals = _summed(held, plan.starts, plan.series.size)
+        if not all(layout.answerable(total) for total in totals.values()):
             log.info(
                 "a bucket of query %s has more than its values limit: asked directly from now on", query.id
             )
             self.direct.add(plan.series)
             return None
-        groups = _groups(query, totals, self.values_limit)
+        positions = [layout.index[partial_of(agg, self.values_limit)] for agg in query.aggregates.values()]
+        groups = _groups(query, totals, layout, positions)
         held.answers[memo] = (query.aggregates, groups)
         return QueryResult(query.id, groups)
 
@@ -243,6 +268,7 @@ class Partials:
                 s for s, h in self.held.items() if latest - h.last_end > 3 * h.every + FORGET_AFTER
             ]:
                 del self.held[series]
+                self.layouts.pop(series, None)
 
 
 def _union(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -287,17 +313,66 @@ def _from_ms(millis: int) -> datetime:
     return EPOCH + millis * MS
 
 
-def _groups(query: Query, totals: dict[Key, PartialValues], limit: int) -> tuple[Group, ...]:
+def _summed(held: _Held, starts: Sequence[datetime], size: timedelta) -> dict[Key, Part]:
+    """The window's sum per group: slid on from the last window of its length when they overlap
+    (its newest buckets added, its oldest taken off), else added up from its buckets."""
+    first, end = starts[0], starts[-1] + size
+    last = held.sums.get(len(starts))
+    if last is not None and last.start <= first < last.end <= end:
+        leaving, entering = _starts(last.start, first, size), _starts(last.end, end, size)
+        if all(start in held.buckets for start in (*leaving, *entering)):
+            for start in entering:
+                _add(held.layout, last.totals, held.buckets[start])
+            for start in leaving:
+                _take_off(held.layout, last.totals, held.buckets[start])
+            last.start, last.end = first, end
+            return last.totals
+    totals: dict[Key, Part] = {}
+    for start in starts:
+        _add(held.layout, totals, held.buckets[start])
+    if held.layout.slides and (last is None or end >= last.end):
+        held.sums[len(starts)] = _Sum(first, end, totals)  # answers are finalised copies: no aliasing
+    return totals
+
+
+def _add(layout: Layout, totals: dict[Key, Part], bucket: Mapping[Key, Part]) -> None:
+    for key, part in bucket.items():
+        total = totals.get(key)
+        if total is None:
+            totals[key] = layout.copy(part)
+        else:
+            layout.add(total, part)
+
+
+def _take_off(layout: Layout, totals: dict[Key, Part], bucket: Mapping[Key, Part]) -> None:
+    """Subtract a bucket that left the window; a group left without rows is dropped."""
+    count = layout.index[_COUNT]
+    for key, part in bucket.items():
+        total = totals[key]
+        layout.subtract(total, part)
+        if not total[count]:
+            del totals[key]
+
+
+def _starts(first: datetime, end: datetime, size: timedelta) -> list[datetime]:
+    return [first + k * size for k in range((end - first) // size)]
+
+
+def _groups(
+    query: Query, totals: dict[Key, Part], layout: Layout, positions: Sequence[int]
+) -> tuple[Group, ...]:
     """The window's groups: one always without ``group_by``, else those with rows, by key."""
     if not query.group_by:
-        totals = {(): totals.get((), {})}
+        totals = {(): totals.get(()) or layout.empty()}
+    count = layout.index[_COUNT]
+    named = list(zip(query.aggregates.items(), positions, strict=True))
     groups = [
         Group(
             dict(zip(query.group_by, key, strict=True)),
-            {name: final(agg, total, limit) for name, agg in query.aggregates.items()},
+            {name: final(agg, total[index]) for (name, agg), index in named},
         )
         for key, total in totals.items()
-        if not query.group_by or total.get(_COUNT)
+        if not query.group_by or total[count]
     ]
     groups.sort(key=lambda group: tuple(group.key.values()))
     return tuple(groups)

@@ -112,6 +112,8 @@ class _Part:
     counts: dict[str, str] = field(default_factory=dict)
     outer: dict[str, int] = field(default_factory=dict)
     inner: dict[str, str] = field(default_factory=dict)
+    scopes: dict[str, None] = field(default_factory=dict)
+    """The scopes a branch over the rows aggregates: it groups only the rows of one of them."""
 
     def count_column(self, scope: str) -> str:
         """The inner column counting, per value, the rows of ``scope``."""
@@ -129,7 +131,11 @@ class _Part:
             [f"{self.id} AS part", *groups] + [f"{sql} AS a{i}" for sql, i in self.outer.items()]
         )
         source = "scoped"
-        if self.value is not None:
+        if self.value is None and self.groups and self.scopes:
+            # Rows of no scope of this branch are not grouped: a 5-minute rule's branch, or a
+            # bucketed one, no longer hashes every row of the hour another rule's window scans.
+            source = f"scoped WHERE {' OR '.join(self.scopes)}"
+        elif self.value is not None:
             counts = [f"count_if({scope}) AS {name}" for scope, name in self.counts.items()]
             counts += [f"{sql} AS {name}" for sql, name in self.inner.items()]
             inner = ", ".join([*groups, f"{self.value} AS v", *counts])

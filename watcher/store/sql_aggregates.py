@@ -44,6 +44,8 @@ def _count(index: int) -> Decoder:
 def aggregate(b: Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Decoder:
     """Register an aggregate's SQL; return how to read its value from a group's aggregate values."""
     rows = b.part(groups)
+    if not isinstance(agg, Histogram | Cardinality | Terms | Values):
+        rows.scopes[scope] = None
     if isinstance(agg, Count):
         return _count(b.aggregate(rows, f"count_if({scope})"))
     if isinstance(agg, CountWhere):
