@@ -317,6 +317,9 @@ class Daemon:
 
     def start(self) -> None:
         memory.freeze()  # what parsing left behind is collected; what lives on is never walked again
+        # The port first: in use, the start stops before the scheduler runs a job (stopping a
+        # scheduler in the middle of its first job could print a traceback).
+        self.operations.listen()
         now = self.clock()
         self.scheduler.add_job(self.tick_job, "date", run_date=now, id="first-tick")
         self._plan_ticks(now)
@@ -348,7 +351,8 @@ class Daemon:
         sent by then is sent at the next start."""
         log.info("stopping: finishing the in-flight tick")
         self.operations.stopping()
-        self.scheduler.shutdown(wait=True)
+        if self.scheduler.running:  # not yet when the port was in use
+            self.scheduler.shutdown(wait=True)
         if flush_timeout is None:
             flush_timeout = self.config.delivery.flush_timeout
         try:

@@ -38,10 +38,13 @@ class Operations:
         self.rules: dict[str, Rule] = {}
         self.rules_changed(rules, ())
 
-    def started(self) -> None:
+    def listen(self) -> None:
+        """Bind the HTTP port, before any job runs: a port in use stops the start right there."""
         if self.config.http.enabled:
             self.http = start_http_server(self.config.http.listen, self.metrics, self.health)
             log.info("serving /metrics, /healthz and /readyz on %s", self.http.url)
+
+    def started(self) -> None:
         self.watchdog.start()
         self.notify.ready(f"{len(self.rules)} rules loaded")
 
