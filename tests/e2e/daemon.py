@@ -104,3 +104,11 @@ class WatcherProcess:
         if not self._stderr.closed:
             self._stderr.flush()
         return self.stderr_path.read_text()
+
+
+def wait_until(done: Callable[[], bool], timeout: float) -> None:
+    """Poll ``done`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)

@@ -24,6 +24,7 @@ from typing import Any
 
 from tests.e2e.daemon import WatcherProcess, write_config
 from tests.e2e.storm import (
+    ROUTE,
     RULE,
     BadStretch,
     CrashResult,
@@ -41,6 +42,8 @@ STEPS: tuple[Step, ...] = (
     ("files.completeUploadExternal", "handled"),  # the chart is shared, not recorded
     ("chat.update", "answered"),  # a RESOLVED: original rewritten, thread reply not yet posted
 )
+ROUTE_SLACK_AND_HOOK = {**ROUTE, "routes": [{"receiver": "slack", "continue": True}, {"receiver": "hook"}]}
+"""Every notification to Slack and to the webhook, in the storm's groups."""
 TEMPLATE = (
     "{{ event }} {% for i in incidents %}{{ i.group.svc }}@{{ i.started_at.isoformat() }} {% endfor %}\n"
 )
@@ -159,14 +162,7 @@ def _config(workdir: Path, slack: SlackServer, webhook: RecordingProcess) -> Pat
         workdir,
         [RULE],
         receivers={"slack": {"slack": bot}, "hook": {"webhook": {"url": webhook.url}}},
-        route={
-            "receiver": "hook",
-            "group_by": ["svc"],
-            "group_wait": "1s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-            "routes": [{"receiver": "slack", "continue": True}, {"receiver": "hook"}],
-        },
+        route=ROUTE_SLACK_AND_HOOK,
         templates=str(workdir / "templates"),
     )
 

@@ -10,14 +10,13 @@ import json
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.daemon import WatcherProcess, write_config
+from tests.e2e.daemon import WatcherProcess, wait_until, write_config
 from tests.e2e.outage import SearchServer
 from tests.e2e.storm import storm_env
 from watcher.process.partitions import partition_of
@@ -42,14 +41,6 @@ def rule(name: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def server() -> Iterator[SearchServer]:
-    started = SearchServer()
-    started.request("PUT", "/app-logs", {"mappings": {"properties": {"ts": {"type": "date"}}}})
-    yield started
-    started.close()
-
-
 def committed(process: WatcherProcess) -> list[tuple[float, str, str]]:
     """(log time, rule, evaluation time) of every evaluation the replica committed."""
     found = []
@@ -68,13 +59,6 @@ def taken_over(killed: WatcherProcess, others: tuple[WatcherProcess, ...], kill_
     """Whether another replica committed an evaluation of a rule the killed one held."""
     held = {name for _, name, _ in committed(killed)}
     return any(name in held and logged > kill_at for other in others for logged, name, _ in committed(other))
-
-
-def wait_until(done: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def test_three_replicas_evaluate_each_rule_once_per_tick_and_take_over_a_dead_one(

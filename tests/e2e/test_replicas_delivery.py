@@ -1,0 +1,164 @@
+"""Delivery by three real `watcher run` replicas on one PostgreSQL state, one killed again and again.
+
+An incident storm on an osmem-server source: every service alternates 5 s of failures and 5 s of
+health, and six rules (one per partition, so every replica holds two) fire on the same failures,
+so each group (route ``group_by: [svc]``) gathers incidents of rules held by different replicas.
+Notifications go to the fake Slack and to a webhook. Every few seconds a random replica is
+SIGKILLed and started again. Then the storm ends, everything resolves and is delivered, and the
+receivers' view is checked: no Slack message posted twice, each group's thread started once and
+every update and resolved reply in it, webhook duplicates at most one per kill, nothing left
+pending or dead.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.e2e.daemon import WatcherProcess, wait_until, write_config
+from tests.e2e.outage import SearchServer
+from tests.e2e.slack_storm import ROUTE_SLACK_AND_HOOK
+from tests.e2e.storm import RULE, storm_env
+from tests.e2e.webhook_server import WebhookServer
+from tests.notify.slack_server import SlackServer
+from watcher.process.partitions import partition_of
+
+pytestmark = [pytest.mark.e2e, pytest.mark.search, pytest.mark.slow]
+
+PARTITIONS = 6
+HA = {"replicas": 3, "partitions": PARTITIONS, "heartbeat": "1s", "lease": "2s"}
+SERVICES = ("alpha", "beta", "gamma", "delta")
+KILLS = 6
+KILL_EVERY = 2.0  # seconds a replica runs, once started, before the next kill
+
+
+def rule_names() -> list[str]:
+    """One rule per partition (the first names that land in each), so every replica holds some."""
+    names: dict[int, str] = {}
+    for n in range(1000):
+        names.setdefault(partition_of(f"svc-errors-{n}", PARTITIONS), f"svc-errors-{n}")
+        if len(names) == PARTITIONS:
+            return sorted(names.values())
+    raise AssertionError("rule names do not cover the partitions")
+
+
+def rule(name: str) -> dict[str, Any]:
+    """The storm's rule (a service fails when more than half its requests do) under another name."""
+    return {**RULE, "name": name, "source": "es"}
+
+
+class Storm:
+    """Writes 8 requests a second per service into the index; a service fails in alternate 5 s."""
+
+    def __init__(self, server: SearchServer) -> None:
+        self.server, self.start, self.calm = server, time.time(), threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def failing(self, index: int, at: float) -> bool:
+        return not self.calm.is_set() and int((at - self.start + 1.3 * index) / 5) % 2 == 1
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.125):
+            at = time.time()
+            stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+            lines: list[Any] = []
+            for index, service in enumerate(SERVICES):
+                status = 503 if self.failing(index, at) else 200
+                lines += [{"index": {}}, {"ts": stamp, "svc": service, "status": status}]
+            self.server.request("POST", "/app-logs/_bulk?refresh=true", ndjson=lines)
+
+
+def settled(url: str) -> bool:
+    """No incident open and nothing left to send."""
+    with psycopg.connect(url) as db:
+        (open_,) = db.execute(
+            "SELECT count(*) FROM incidents WHERE state IN ('pending', 'firing')"
+        ).fetchone()
+        (pending,) = db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()
+    return int(open_) == 0 and int(pending) == 0
+
+
+def test_three_replicas_killed_at_random_deliver_everything_once_and_threaded(
+    tmp_path: Path, server: SearchServer, postgres_url: str, slack_server: SlackServer
+) -> None:
+    source = {"store": "opensearch", "hosts": [server.url], "index": "app-logs", "time_field": "ts"}
+    bot = {"token": slack_server.token, "channel": "#alerts", "base_url": slack_server.base_url,
+           "charts": False, "timeout": "3s", "pace": {"per_second": 20, "burst": 5}}  # fmt: skip
+    with WebhookServer() as hook:
+        config = write_config(
+            tmp_path,
+            [rule(name) for name in rule_names()],
+            sources={"es": source},
+            state={"url": postgres_url},
+            ha=HA,
+            receivers={"slack": {"slack": bot}, "hook": {"webhook": {"url": hook.url, "timeout": "3s"}}},
+            route=ROUTE_SLACK_AND_HOOK,
+            # A killed replica's claimed sends are taken over once their claim's lease ends.
+            delivery={"retry": {"lease": "6s", "base": "500ms", "max_backoff": "2s"}},
+        )
+        env = storm_env(tmp_path / "pycache")
+        replicas = [WatcherProcess(config, env) for _ in range(3)]
+        rng, kills = random.Random(14), 0
+        storm = Storm(server)
+        try:
+            for replica in replicas:
+                replica.wait_started(60)
+            storm.start = time.time()
+            while kills < KILLS:
+                time.sleep(KILL_EVERY)
+                victim = rng.randrange(3)
+                replicas[victim].kill()
+                kills += 1
+                replicas[victim] = WatcherProcess(config, env)
+                replicas[victim].wait_started(60)
+            storm.calm.set()  # every service healthy: everything resolves
+            wait_until(lambda: settled(postgres_url), timeout=120)
+        finally:
+            storm.stop.set()
+            for replica in replicas:
+                replica.proc.send_signal(signal.SIGTERM)  # all stop at once
+            codes = [replica.proc.wait(30) for replica in replicas]  # one SIGTERM each: a second kills
+        assert codes == [0, 0, 0], replicas[codes.index(next(c for c in codes if c))].stderr()[-3000:]
+        webhook = hook.snapshot()
+
+    with psycopg.connect(postgres_url) as db:
+        rows = db.execute("SELECT id, receiver, thread_key, status, payload FROM outbox").fetchall()
+        refs = {key: json.loads(ref) for key, ref in db.execute("SELECT thread_key, ref FROM thread_refs")}
+    assert {status for *_, status, _ in rows} == {"delivered"}
+    event = {nid: json.loads(payload)["event"] for nid, *_, payload in rows}
+    slack_rows = {nid: thread for nid, receiver, thread, *_ in rows if receiver == "slack"}
+    assert Counter(event[nid] for nid in slack_rows)["firing"] >= 4  # the storm opened groups to tell
+
+    # Slack: every notification posted exactly once (in-doubt sends were looked up, not repeated).
+    posts = {}
+    for call in slack_server.calls_to("chat.postMessage"):
+        nid = str(call.body["metadata"]["event_payload"]["notification_id"])
+        assert nid not in posts, f"{nid} ({event.get(nid)}) posted twice"
+        posts[nid] = call.body
+    assert set(posts) == set(slack_rows)
+    # Each group's thread is started once, by its FIRING; its updates and resolved replies are in it.
+    firing = Counter(thread for nid, thread in slack_rows.items() if event[nid] == "firing")
+    assert set(firing.values()) == {1}
+    for nid, thread in slack_rows.items():
+        if event[nid] == "firing":
+            assert "thread_ts" not in posts[nid]
+            assert refs[thread]["ts"] == str(posts[nid].get("ts", refs[thread]["ts"]))
+        elif thread in firing:
+            assert posts[nid]["thread_ts"] == refs[thread]["ts"], (nid, event[nid])
+
+    # The webhook cannot be asked: a kill mid-send may send one again (Idempotency-Key dedups).
+    hooked = Counter(delivery.id for delivery in webhook)
+    assert set(hooked) == {nid for nid, receiver, *_ in rows if receiver == "hook"}
+    assert sum(count - 1 for count in hooked.values()) <= kills
