@@ -210,6 +210,8 @@ class Templates:
             "note": incident.note,
             "details": dict(incident.details),
             "evidence": [dict(document) for document in incident.evidence],
+            "ack": _ack_view(incident.ack),
+            "acknowledged_now": incident.acknowledged_now,
             "links": incident_links(info.rule, info.source, incident, now) if info else {},
         }
         view["annotations"] = self.render_annotations(
@@ -348,3 +350,16 @@ def _unknown(variable: str, known: frozenset[str]) -> str:
 
 
 _EMPTY_VIEW: dict[str, Any] = {"annotations": {}}
+
+
+def _ack_view(ack: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An incident's ack for templates: ``by``, ``message``, and ``at`` / ``until`` as times."""
+    if ack is None:
+        return None
+    until = ack.get("until")
+    return {
+        "by": ack.get("by", ""),
+        "message": ack.get("message", ""),
+        "at": datetime.fromisoformat(ack["at"]),
+        "until": None if until is None else datetime.fromisoformat(until),
+    }

@@ -35,6 +35,7 @@ COMMANDS = (
     "render",
     "incidents",
     "silence",
+    "ack",
     "routes",
     "test",
     "notify",

@@ -5,7 +5,8 @@ Read-only, so it is safe while the daemon runs. A notification's status is ``del
 gave up, and the ``watcher:receiver-dead`` incident says so). A firing incident not notified
 yet is either waiting for its group's flush, or muted by a silence or an inhibition. The states
 nodata and error (a rule's ``on_nodata`` / ``on_error``) are told like firing; a flapping incident
-shows ``(flapping)`` after its state.
+shows ``(flapping)`` after its state, an acknowledged one ``(acked)`` and who, when, until when and
+why (``watcher ack``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 from watcher.channels import escape_line
 from watcher.cli.common import LoadFailedError, add_config_argument, load_config_only, open_state
 from watcher.config import InhibitRule
+from watcher.incidents import acks
+from watcher.incidents.acks import acknowledged
 from watcher.incidents.model import RAISED, Incident, State
 from watcher.incidents.state import OutboxItem, StateStore
 from watcher.routing.groups import Group, all_groups
@@ -116,6 +119,8 @@ def collect(
     with state.reading() as db:
         silences = Silences(load_silences(db, now), now)
         groups = all_groups(db)
+        taken = acks.load(db)
+    incidents = [acknowledged(incident, taken, now) for incident in incidents]
     inhibitor = Inhibitor(inhibit, firing)
     waiting = _waiting(groups)
     rows = []
@@ -184,12 +189,13 @@ def table(rows: Sequence[Row]) -> str:
             for cell in (
                 row.incident.state.value
                 + (" (flapping)" if row.incident.flapping else "")
+                + (" (acked)" if row.incident.ack else "")
                 + (" (muted)" if row.muted else ""),
                 row.incident.rule,
                 _labels(row.incident.group) or "-",
                 _time(_since(row.incident)),
                 "-" if row.incident.value is None else f"{row.incident.value:.4g}",
-                status(row) + (f" [{row.incident.note}]" if row.incident.note else ""),
+                status(row) + (f" [{row.incident.note}]" if row.incident.note else "") + _ack(row.incident),
             )
         )
         for row in rows
@@ -216,6 +222,7 @@ def record(row: Row) -> dict[str, Any]:
         "resolved_at": None if incident.resolved_at is None else incident.resolved_at.isoformat(),
         "note": incident.note,
         "muted": row.muted,
+        "ack": None if incident.ack is None else dict(incident.ack),
         "status": status(row),
         "notification": None,
     }
@@ -232,6 +239,16 @@ def record(row: Row) -> dict[str, Any]:
             "delivered_at": None if item.delivered_at is None else item.delivered_at.isoformat(),
         }
     return data
+
+
+def _ack(incident: Incident) -> str:
+    """Who acknowledged the incident, when, until when, and what they said."""
+    if incident.ack is None:
+        return ""
+    at = _time(datetime.fromisoformat(incident.ack["at"]))
+    until = incident.ack.get("until")
+    ends = f" until {_time(datetime.fromisoformat(until))}" if until else ""
+    return f" [acknowledged by {incident.ack['by']} {at}{ends}: {incident.ack['message']}]"
 
 
 def _since(incident: Incident) -> datetime:

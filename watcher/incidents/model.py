@@ -80,6 +80,11 @@ class Incident:
     # Evidence (``watcher.detect.evidence``): sample log documents of the latest alerting window
     # of this episode, redacted and cut before they were kept.
     evidence: tuple[Mapping[str, Any], ...] = ()
+    # Acknowledgement (``watcher.incidents.acks``): on a notification's snapshot, the ack that holds
+    # (by, at, message, until as ISO times), and True on the UPDATE that tells the ack itself. The
+    # ack lives in the ``acks`` table; the incidents table never needs it.
+    ack: Mapping[str, Any] | None = None
+    acknowledged_now: bool = False
 
     def evolve(self, **changes: Any) -> Incident:
         return replace(self, **changes)

@@ -168,7 +168,23 @@ _V7 = (
     "CREATE INDEX episodes_by_end ON episodes (ended_at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8 = (
+    # Acknowledgements (``watcher.incidents.acks``): the latest per incident, with the incident as
+    # it was acknowledged (episode, state, severity, flapping), so a change of any of them undoes it.
+    """CREATE TABLE acks (
+        fingerprint TEXT PRIMARY KEY,
+        started_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        flapping INTEGER NOT NULL,
+        acked_by TEXT NOT NULL,
+        acked_at INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        ends_at INTEGER
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from watcher.incidents import episodes
+from watcher.incidents import acks, episodes
 from watcher.incidents.encoding import (
     dumps,
     from_micros,
@@ -157,6 +157,7 @@ class StateStore(OutboxRows):
                 )
             self._db.executemany("DELETE FROM incidents WHERE fingerprint = ?", [(fp,) for fp in deletes])
             episodes.record(self._db, written)
+            acks.undo_changed(self._db, written, deletes)
             self._db.executemany(
                 "INSERT INTO checkpoints (rule, evaluated_at) VALUES (?, ?) ON CONFLICT (rule) "
                 "DO UPDATE SET evaluated_at = excluded.evaluated_at "

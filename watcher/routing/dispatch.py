@@ -46,6 +46,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from watcher.config import Config, InhibitRule, Route
+from watcher.incidents import acks
+from watcher.incidents.acks import Ack, acknowledged
 from watcher.incidents.model import RAISED, Event, Incident, State
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
@@ -166,18 +168,20 @@ class Dispatcher:
             silences = load_silences(db, now)
             ended = [_episode(c.incident) for c in changes if c.event is Event.RESOLVED]
             told = told_episodes(db, ended)
+            taken = acks.load(db)
         dispatch = Dispatch()
         for change, match in targets:
             labels = match.group_labels(change.incident.labels)
             key = group_key(match, labels)
             group = groups.get(key) or Group.start(match, labels, change.at)
-            groups[key] = dispatch.groups[key] = joined(group, change, told)
+            groups[key] = dispatch.groups[key] = joined(group, change, told, _held_ack(change, taken, now))
         due = sorted((g for g in groups.values() if g.next_flush_at <= now), key=_flush_order)
         if not due:
             return dispatch
         if current is None:
             current = {i.fingerprint: i for i in self.state.incidents(states=RAISED)}
             current |= {change.incident.fingerprint: change.incident for change in changes}
+        current = {fp: acknowledged(incident, taken, now) for fp, incident in current.items()}
         firing = [incident for incident in current.values() if incident.state in RAISED]
         mute = MuteStage([Silences(silences, now), Inhibitor(self.inhibit, firing)])
         for group in due:
@@ -232,9 +236,18 @@ def _flush_order(group: Group) -> tuple[datetime, str]:
     return group.next_flush_at, group.key
 
 
-def joined(group: Group, change: Change, told_elsewhere: Collection[Episode] = ()) -> Group:
+def _held_ack(change: Change, taken: Mapping[str, Ack], now: datetime) -> bool:
+    ack = taken.get(change.incident.fingerprint)
+    return ack is not None and ack.holds(change.incident, now)
+
+
+def joined(
+    group: Group, change: Change, told_elsewhere: Collection[Episode] = (), acked: bool = False
+) -> Group:
     """``group`` after one transition of one of its incidents. ``told_elsewhere``: episodes other
-    groups told firing (a RESOLVED that a route change sent here is not found late)."""
+    groups told firing (a RESOLVED that a route change sent here is not found late). ``acked``:
+    the incident is acknowledged as it is, so the rule's own repeat (an UPDATE that changed
+    nothing an ack covers) is not told again."""
     incident, episode = change.incident, _episode(change.incident)
     members = {member.episode: member for member in group.members}
     known = members.get(episode)
@@ -242,6 +255,8 @@ def joined(group: Group, change: Change, told_elsewhere: Collection[Episode] = (
     if change.event is Event.RESOLVED:
         notified = known.notified if known is not None else False
         members[episode] = Member(incident, State.RESOLVED, notified, told)
+    elif acked and known is not None and change.event is Event.UPDATE:
+        members[episode] = replace(known, incident=incident)
     else:
         # FIRING joins; UPDATE (the rule's own repeat_interval) asks for the incident to be told again.
         members[episode] = Member(incident, State.FIRING, notified=False, told=told)
@@ -275,6 +290,8 @@ def flush(
         for rank, told in enumerate(_one_episode_each(resolved))
     ]
     repeat_due = group.last_sent_at is None or now - group.last_sent_at >= group.repeat_interval
+    # An acknowledged incident is not repeated; a group of acknowledged incidents alone repeats nothing.
+    repeat_due = repeat_due and not all(member.incident.ack is not None for member in firing)
     if firing and (repeat_due or not all(member.notified for member in firing)):
         event = Event.UPDATE if group.opened else Event.FIRING
         sent.append(_notification(group, event, [m.incident for m in firing], now))

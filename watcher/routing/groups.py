@@ -152,6 +152,17 @@ def told_episodes(db: Db, episodes: Collection[Episode]) -> set[Episode]:
     return {(fingerprint, from_micros(started)) for fingerprint, started in rows} & set(episodes)
 
 
+def groups_telling(db: Db, episode: Episode) -> list[Group]:
+    """The groups that hold ``episode`` and have told its firing (those with a message about it)."""
+    fingerprint, started = episode
+    rows = db.execute(
+        f"SELECT group_key FROM dispatch_members WHERE fingerprint = ? AND started_at = ? "
+        f"AND notified != {_UNTOLD} ORDER BY group_key",
+        (fingerprint, micros(started)),
+    ).fetchall()
+    return list(load_groups(db, [key for (key,) in rows]).values())
+
+
 def next_flush(db: Db) -> datetime | None:
     """When the earliest group is due, or None without groups."""
     (value,) = db.execute("SELECT min(next_flush_at) FROM dispatch_groups").fetchone()

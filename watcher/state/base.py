@@ -28,6 +28,7 @@ STATE_TABLES = (
     "dispatch_members",
     "receiver_circuits",
     "episodes",
+    "acks",
 )
 """Every table of the state, parents before the tables that reference them."""
 

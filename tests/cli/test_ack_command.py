@@ -1,0 +1,232 @@
+"""``watcher ack``: an ack from the command line stops the repeats until the incident changes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import StateAt
+from watcher.cli import main
+from watcher.config import Route
+from watcher.incidents.model import Event, Incident, State, fingerprint
+from watcher.incidents.state import StateStore
+from watcher.notify.base import Notification
+from watcher.routing.dispatch import Dispatcher
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+SEC = timedelta(seconds=1)
+HOUR = 3600 * SEC
+CONFIG = """\
+sources:
+  local: {store: embedded}
+state: {state}
+receivers:
+  slack: {slack: {token: "${ACK_TEST_SLACK_TOKEN}", channel: "#ml"}}
+route: {receiver: slack, group_by: [rule], group_wait: 0s, group_interval: 5m, repeat_interval: 1h}
+"""
+ROUTE = Route.model_validate(
+    {"receiver": "slack", "group_by": ["rule"], "group_wait": "0s", "group_interval": "5m",
+     "repeat_interval": "1h"}
+)  # fmt: skip
+
+
+class Change:
+    def __init__(self, incident: Incident, event: Event, at: datetime) -> None:
+        self.incident, self.event, self.at = incident, event, at
+
+
+def incident(model: str, **fields: Any) -> Incident:
+    group = {"model_version": model}
+    values: dict[str, Any] = {
+        "fingerprint": fingerprint("api-5xx", group),
+        "rule": "api-5xx",
+        "group": group,
+        "labels": {"rule": "api-5xx", "model_version": model, "severity": "warning"},
+        "annotations": {},
+        "severity": "warning",
+        "state": State.FIRING,
+        "value": 0.25,
+        "threshold": 0.05,
+        "started_at": NOW - HOUR,
+        "fired_at": NOW - HOUR,
+    }
+    return Incident(**(values | fields))
+
+
+class Daemon:
+    """The dispatcher as the daemon runs it, on the state file the command writes."""
+
+    def __init__(self, state: StateStore) -> None:
+        self.state, self.dispatcher = state, Dispatcher(state, ROUTE)
+
+    def step(self, now: datetime, *changes: Change) -> list[Notification]:
+        self.state.commit([change.incident for change in changes])
+        plan = self.dispatcher.plan(changes, now)
+        self.state.commit(notifications=plan.notifications, writes=[plan.write])
+        return plan.notifications
+
+
+@pytest.fixture
+def config(tmp_path: Path, state_at: StateAt) -> Path:
+    """watcher.yaml naming the test's state: a SQLite file, or PostgreSQL."""
+    where = state_at.config.url or state_at.config.path
+    path = tmp_path / "watcher.yaml"
+    path.write_text(
+        CONFIG.replace("{state}", json.dumps({"url" if state_at.config.url else "path": str(where)}))
+    )
+    return path
+
+
+@pytest.fixture
+def daemon(state_at: StateAt, config: Path) -> Iterator[Daemon]:
+    state = state_at.open()
+    running = Daemon(state)
+    (first,) = running.step(
+        NOW - HOUR, *(Change(incident(m), Event.FIRING, NOW - HOUR) for m in ("v3", "v4"))
+    )
+    assert first.event is Event.FIRING
+    state.mark_delivered(first.id, NOW - HOUR)
+    yield running
+    state.close()
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_an_ack_stops_the_repeat_until_the_incident_changes(
+    config: Path, daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v3 = incident("v3")
+    code, out, err = run(
+        capsys, "ack", "-c", str(config), v3.fingerprint, "-m", "rolling back v3", "--by", "ann"
+    )
+    assert (code, err) == (0, "")
+    assert out == f"acknowledged {v3.fingerprint} (api-5xx model_version=v3), 1 Slack update(s) queued\n"
+    (said,) = [item.notification for item in daemon.state.due_notifications(NOW + HOUR, 10)]
+    assert (said.event, said.receiver, said.incidents[0].fingerprint) == (
+        Event.UPDATE,
+        "slack",
+        v3.fingerprint,
+    )
+    assert said.incidents[0].acknowledged_now
+    assert said.incidents[0].ack is not None
+    assert said.incidents[0].ack["by"] == "ann"
+
+    # v4 is not acknowledged: the repeat still tells it, v3 among the group's incidents as acknowledged.
+    (repeat,) = daemon.step(NOW + 1 * SEC)
+    assert [i.group["model_version"] for i in repeat.incidents] == ["v3", "v4"]
+    assert [i.ack is not None for i in repeat.incidents] == [True, False]
+    assert run(capsys, "ack", "-c", str(config), "--rule", "api-5xx", "--group", "model_version=v4",
+               "-m", "same")[0] == 0  # fmt: skip
+    assert daemon.step(NOW + HOUR + 1 * SEC) == []  # both acknowledged: no repeat
+    assert daemon.step(NOW + 3 * HOUR) == []
+
+    rows = {row["group"]["model_version"]: row for row in _incidents(capsys, config)}
+    assert rows["v3"]["ack"]["by"] == "ann"
+    assert rows["v3"]["ack"]["message"] == "rolling back v3"
+    code, table, _ = run(capsys, "incidents", "-c", str(config))
+    assert "firing (acked)" in table
+    assert "acknowledged by ann " in table
+    assert ": rolling back v3]" in table
+
+    # v3 escalates: the ack is undone and the change is told.
+    worse = incident("v3", severity="critical", severity_from="warning")
+    assert daemon.step(NOW + 3 * HOUR + 1 * SEC, Change(worse, Event.UPDATE, NOW + 3 * HOUR)) == []
+    (told,) = daemon.step(NOW + 3 * HOUR + 300 * SEC)  # the group's next flush
+    assert [(i.group["model_version"], i.ack is not None) for i in told.incidents] == [
+        ("v3", False),
+        ("v4", True),
+    ]
+    rows = {row["group"]["model_version"]: row for row in _incidents(capsys, config)}
+    assert rows["v3"]["ack"] is None
+    back = incident("v3")  # de-escalates: the old ack does not come back
+    daemon.step(NOW + 3 * HOUR + 301 * SEC, Change(back, Event.UPDATE, NOW + 3 * HOUR + 301 * SEC))
+    assert {r["group"]["model_version"]: r["ack"] for r in _incidents(capsys, config)}["v3"] is None
+
+
+def test_an_ack_for_a_while_ends_and_the_repeats_come_back(
+    config: Path, daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon.step(NOW)  # the repeat at NOW tells both again
+    assert run(capsys, "ack", "-c", str(config), "--rule", "api-5xx", "-m", "on it", "--for", "2h")[0] == 0
+    assert daemon.step(NOW + HOUR + 5 * SEC) == []
+    (repeat,) = daemon.step(NOW + 2 * HOUR + 300 * SEC)
+    assert [i.ack for i in repeat.incidents] == [None, None]
+
+
+def test_undo_starts_the_repeats_again(
+    config: Path, daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon.step(NOW)
+    assert run(capsys, "ack", "-c", str(config), "--rule", "api-5xx", "-m", "on it")[0] == 0
+    assert daemon.step(NOW + HOUR + 5 * SEC) == []
+    code, out, _ = run(capsys, "ack", "-c", str(config), "--undo", "--rule", "api-5xx")
+    assert (code, out.count(" undone\n")) == (0, 2)
+    assert len(daemon.step(NOW + HOUR + 300 * SEC)) == 1  # the next flush repeats
+
+
+def test_a_resolve_undoes_the_ack(config: Path, daemon: Daemon, capsys: pytest.CaptureFixture[str]) -> None:
+    v3 = incident("v3")
+    assert run(capsys, "ack", "-c", str(config), v3.fingerprint, "-m", "on it")[0] == 0
+    done = incident("v3", state=State.RESOLVED, resolved_at=NOW)
+    daemon.step(NOW + 2 * SEC, Change(done, Event.RESOLVED, NOW))
+    again = incident("v3", started_at=NOW + HOUR, fired_at=NOW + HOUR)
+    (fired,) = daemon.step(NOW + HOUR, Change(again, Event.FIRING, NOW + HOUR))
+    assert [i.ack for i in fired.incidents] == [None, None]
+    assert all(row["ack"] is None for row in _incidents(capsys, config))
+
+
+def _incidents(capsys: pytest.CaptureFixture[str], config: Path) -> list[dict[str, Any]]:
+    code, out, _ = run(capsys, "incidents", "-c", str(config), "--format", "json")
+    assert code == 0
+    return [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["0123456789abcdef", "-m", "x"],
+         "unknown fingerprint '0123456789abcdef' (see `watcher incidents --format json`)"),
+        (["--rule", "nope", "-m", "x"], "no open incident of rule 'nope' (see `watcher incidents`)"),
+        (["--rule", "api-5xx", "--group", "model_version=v9", "-m", "x"],
+         "no open incident of rule 'api-5xx' model_version=v9 (see `watcher incidents`)"),
+        (["--rule", "api-5xx", "--group", "v9", "-m", "x"],
+         "--group 'v9': write LABEL=VALUE, e.g. model_version=v3"),
+        (["--rule", "api-5xx", "-m", "x", "--for", "2hours"],
+         "--for: invalid duration '2hours': use a number and a unit (ms, s, m, h, d, w), "
+         "e.g. 30s, 5m, 1h30m"),
+        (["--rule", "api-5xx", "-m", "x", "--for", "0s"], "--for must be longer than 0s, got '0s'"),
+        (["--rule", "api-5xx"], 'an ack needs a message saying what you do about it: -m "…"'),
+        (["-m", "x"], "name one incident by FINGERPRINT, or incidents by --rule (not both)"),
+        (["0123456789abcdef", "--rule", "api-5xx", "-m", "x"],
+         "name one incident by FINGERPRINT, or incidents by --rule (not both)"),
+        (["0123456789abcdef", "--group", "a=b", "-m", "x"], "--group needs --rule"),
+        (["--undo", "--rule", "api-5xx"], "no ack to undo for "
+         f"{incident('v3').fingerprint}, {incident('v4').fingerprint}"),
+    ],
+)  # fmt: skip
+def test_bad_acks_are_refused_with_a_reason(
+    config: Path, daemon: Daemon, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert run(capsys, "ack", "-c", str(config), *args) == (2, "", f"watcher ack: {message}\n")
+
+
+def test_a_resolved_incident_cannot_be_acknowledged(
+    config: Path, daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    done = incident("v3", state=State.RESOLVED, resolved_at=NOW)
+    daemon.step(NOW, Change(done, Event.RESOLVED, NOW))
+    assert run(capsys, "ack", "-c", str(config), done.fingerprint, "-m", "x") == (
+        2,
+        "",
+        f"watcher ack: incident {done.fingerprint} (api-5xx) is resolved: only a firing (or nodata, error) "
+        "incident can be acknowledged\n",
+    )
