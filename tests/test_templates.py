@@ -318,9 +318,9 @@ def test_check_rule_checks_annotations_against_the_annotation_context(tmp_path: 
         annotations={"summary": "{{ annotations.summary }}", "ok": SUMMARY}, templates={"slack": "x.j2"}
     )
     assert [str(p) for p in Templates(tmp_path).check_rule(bad)] == [
-        "rule prediction-5xx annotation summary:1: unknown variable 'annotations' (known: details, evidence, "
-        "group, incident, labels, links, now, rule, rule_description, severity, signal, state, threshold, "
-        "value)",
+        "rule prediction-5xx annotation summary:1: unknown variable 'annotations' (known: ack, details, "
+        "evidence, group, incident, labels, links, now, rule, rule_description, severity, signal, state, "
+        "threshold, value)",
         "x.j2: template file not found",
     ]
 

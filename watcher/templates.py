@@ -73,7 +73,7 @@ class Escaped(str):
 # Names a notification template may use; annotations see ANNOTATION_KEYS (they are rendered per incident).
 _INCIDENT_KEYS = (
     "rule", "rule_description", "signal", "severity", "state", "group", "labels", "details", "links",
-    "evidence",
+    "evidence", "ack",
 )  # fmt: skip
 ANNOTATION_KEYS = frozenset((*_INCIDENT_KEYS, "value", "threshold", "incident", "now"))
 NOTIFICATION_KEYS = ANNOTATION_KEYS | {

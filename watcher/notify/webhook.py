@@ -154,6 +154,7 @@ def _incident(incident: Incident, view: Mapping[str, Any]) -> dict[str, Any]:
         "resolved_at": _time(incident.resolved_at),
         "found_late": incident.found_late,
         "note": incident.note,
+        "ack": None if incident.ack is None else dict(incident.ack),
         "links": dict(view["links"]),
         "series": [[at.isoformat(), value] for at, value in samples(incident.details)],
         "evidence": json.loads(json.dumps([dict(document) for document in incident.evidence], default=str)),
