@@ -34,6 +34,7 @@ import os
 import random
 import resource
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -49,8 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from osmem_server import OsmemServer
 
-from watcher.config import SearchSource
+from watcher.config import Route, SearchSource
 from watcher.duration import parse_duration
+from watcher.engine import Engine
+from watcher.incidents.state import StateStore
+from watcher.process import memory
+from watcher.process.daemon import live_partials
 from watcher.query import (
     Aggregate,
     Cardinality,
@@ -68,6 +73,7 @@ from watcher.query import (
     Terms,
     Window,
 )
+from watcher.rules.models import Rule
 from watcher.store.bulk import new_index_mappings
 from watcher.store.partials import Partials
 from watcher.store.search import SearchStore
@@ -322,6 +328,76 @@ def partials_run(server: OsmemServer, source: SearchSource, ticks: int) -> None:
     partial.close()
 
 
+BASELINE = Path(__file__).resolve().parents[1] / "rules" / "baselines" / "demo-features.json"
+
+
+def kind_rule_specs() -> list[Rule]:
+    """The same 10 rules as ``kind_rules``, as rule files say them, for the engine."""
+    rules = []
+    for i in range(10):
+        where = {"service": SERVICES[i % 3]} if i < 5 else {"model_version": VERSIONS[i % 4]}
+        kind = KINDS[i % 5]
+        spec: dict[str, Any] = {"name": f"{kind}-{i}", "source": "bench", "every": "1m", "window": "5m",
+                                "delay": "30s", "where": where}  # fmt: skip
+        if kind == "ratio":
+            spec |= {"group_by": ["model_version"], "signal": {"ratio": {"of": {"status": {"gte": 500}}}},
+                     "threshold": {"above": 0.05}}  # fmt: skip
+        elif kind == "percentile":
+            spec |= {"signal": {"percentile": {"field": "latency_ms", "q": 99}}, "threshold": {"above": 800}}
+        elif kind == "flatline":
+            spec |= {"flatline": {"below": 10}}
+        elif kind == "drift":
+            spec |= {"drift": {"baseline": str(BASELINE), "features": ["features.age", "features.country"],
+                               "min_samples": 10}}  # fmt: skip
+        else:
+            spec |= {
+                "validity": {"baseline": str(BASELINE), "features": ["features.country", "features.age"]}
+            }
+        rules.append(Rule.model_validate(spec))
+    return rules
+
+
+def live_run(server: OsmemServer, source: SearchSource, ticks: int) -> None:
+    """The daemon's tick (``Engine.tick``: plan, store, detectors, incidents, state commit) of the
+    10 rules, minute by minute, reading the newest minute (``live_partials``, as ``watcher run``) and
+    re-reading every window, interleaved tick by tick: server CPU per rule-tick, watcher's own CPU
+    per evaluation (``time.process_time``), and whether the engines' findings agree."""
+    rules = kind_rule_specs()
+    engines = {}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    for name in ("reread", "partials"):
+        state = StateStore(workdir / f"{name}.sqlite")
+        store = SearchStore(source)
+        policy = live_partials if name == "partials" else False
+        engines[name] = Engine(rules, {"bench": store}, state, Route(receiver="none"), partials=policy)
+    start = NOW - timedelta(hours=2)
+    for engine in engines.values():
+        engine.tick(start)  # the first tick: the mapping, the known groups, every bucket of the windows
+    memory.freeze()  # as the daemon does after start-up
+    spent = {name: [0.0, 0.0] for name in engines}
+    evaluations = dict.fromkeys(engines, 0)
+    for k in range(1, ticks + 1):
+        for name, engine in engines.items():
+            cpu, own = server_cpu(server.pid), time.process_time()
+            report = engine.tick(start + k * EVERY)
+            memory.release()  # as the daemon's tick does
+            spent[name][0] += server_cpu(server.pid) - cpu
+            spent[name][1] += time.process_time() - own
+            evaluations[name] += report.evaluations
+            if report.errors:
+                print(f"    {name} errors: {report.errors}")
+    for name, (server_s, own_s) in spent.items():
+        count = max(evaluations[name], 1)
+        print(f"  {name:<9} server CPU {server_s / count * 1000:.2f} ms per rule-tick, "
+              f"watcher CPU {own_s / count * 1000:.2f} ms per evaluation ({count} evaluations)")  # fmt: skip
+    ratio = spent["reread"][0] / max(spent["partials"][0], 1e-9)
+    print(f"  server CPU {ratio:.1f}x lower reading the newest minute")
+    for engine in engines.values():
+        engine.state.close()
+        for store in engine.stores.values():
+            store.close()
+
+
 def _agree(one: Any, other: Any) -> bool:
     """Equal answers; percentiles within the server's t-digest estimate (5 %), floats to 1e-9."""
     if not (one.ok and other.ok) or len(one.groups) != len(other.groups):
@@ -367,8 +443,10 @@ def run_size(docs: int, args: argparse.Namespace) -> int:
             }
         )
         if args.partials:
-            print(f"10 rules of the five kinds, 5m windows every minute, {args.ticks} ticks:")
+            print(f"10 rules of the five kinds, 5m windows every minute, {args.ticks} ticks; the store:")
             partials_run(server, source, args.ticks)
+            print("the daemon's tick (Engine.tick) of the same rules:")
+            live_run(server, source, args.ticks)
             return _peak_rss_kb(server.pid)
         for name, queries in (
             ("mixed", mixed_rules(args.rules, args.seed, NOW)),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -129,7 +129,7 @@ class Engine:
         route: Route,
         catch_up: timedelta = DEFAULT_CATCH_UP,
         dispatcher: Dispatcher | None = None,
-        partials: bool = True,
+        partials: bool | Callable[[LogStore], bool] = True,
         gaps: Mapping[str, Sequence[Gap]] | None = None,
         evidence: bool = True,
     ) -> None:
@@ -258,10 +258,10 @@ class Engine:
         return Exclusions(uncovered, overlapping_incidents(rule, windows, episodes))
 
     def _store(self, source: str) -> LogStore | None:
-        """The source's store, behind its per-bucket partials (``watcher.store.partials``); a store
-        replaced by a reload gets fresh partials."""
+        """The source's store, behind its per-bucket partials (``watcher.store.partials``) when
+        ``partials`` says so for it; a store replaced by a reload gets fresh partials."""
         store = self.stores.get(source)
-        if store is None or not self.partials:
+        if store is None or not (self.partials(store) if callable(self.partials) else self.partials):
             return store
         partials = self._partials.get(source)
         if partials is None or partials.store is not store:

@@ -19,6 +19,7 @@ import pytest
 from watcher.demo import DEMO_START, generate
 from watcher.detect import DETECTORS
 from watcher.query import (
+    And,
     Cardinality,
     Count,
     CountWhere,
@@ -33,8 +34,10 @@ from watcher.query import (
     Query,
     QueryResult,
     Range,
+    Samples,
     Stats,
     Terms,
+    Values,
     Window,
 )
 from watcher.rules.models import Rule
@@ -188,3 +191,75 @@ def _assert_value(aggregate, expected, got, float_tolerance: float, where: str) 
         ), where
     else:
         assert got == expected, where
+
+
+UNSEEN = And((Exists("features.country"), Not(In("features.country", ("US", "FR")))))
+BUCKETED = [
+    Query(
+        f"bucketed-{i}",
+        WINDOW,
+        {
+            "count": Count(),
+            "5xx": CountWhere(Range("status", gte=500)),
+            "slow": CountWhere(Range("latency_ms", gt=150.05)),
+            "fast-or-slow": CountWhere(Or((Range("latency_ms", lt=40.0), Range("latency_ms", gt=400.0)))),
+            "at-most-30": CountWhere(Range("features.age", lte=30.0)),
+            "unseen": CountWhere(
+                And((Exists("features.country"), Not(In("features.country", ("US", "FR")))))
+            ),
+            "not-us": CountWhere(Not(Eq("features.country", "US"))),
+            "tenure": CountWhere(Exists("features.tenure_months")),
+            "429": CountWhere(Eq("status", 429)),
+            "latency": Stats("latency_ms"),
+            "age-bins": Histogram("features.age", (25.0, 40.0, 60.0)),
+            "no-tenure": Missing("features.tenure_months"),
+            "countries": Values("features.country"),
+        },
+        where,
+        group_by,
+        buckets=timedelta(minutes=1),
+    )
+    for i, (where, group_by) in enumerate(
+        [
+            (Eq("service", "prediction-api"), ("model_version",)),
+            (And((Eq("service", "prediction-api"), In("endpoint", ("/v1/predict", "/v1/batch")))), ()),
+            (And((In("model_version", ("v1", "v2")), Range("latency_ms", gte=60.0))), ("endpoint",)),
+            (Not(Eq("model_version", "v3")), ()),
+        ]
+    )
+]
+
+
+def test_bucketed_queries_give_the_same_values_on_both_stores(embedded, loaded_index, make_store, client):
+    """What per-bucket partials ask (one interval per bucket): ``where`` equalities read as keys and
+    single-field counts read from per-document cells give the embedded store's answers."""
+    index, mapping = loaded_index
+    search = make_store(client, index)
+    _assert_equivalent(BUCKETED, embedded.evaluate(BUCKETED), search.evaluate(BUCKETED), mapping)
+
+
+FIELDS = ("@timestamp", "service", "model_version", "status")
+EVIDENCE = [  # an alert's evidence as per-bucket partials send it: a search of Samples alone
+    Query("evidence-by-version", WINDOW, {"e": Samples(size=3, fields=FIELDS)},
+          Eq("service", "prediction-api"), ("model_version",)),
+    Query("evidence-5xx", WINDOW, {"e": Samples(Range("status", gte=500), 3, FIELDS)},
+          And((Eq("service", "prediction-api"), Eq("endpoint", "/v1/predict")))),
+    Query("evidence-in", WINDOW, {"e": Samples(size=2, fields=FIELDS)}, In("model_version", ("v1", "v3"))),
+    Query("evidence-none", Window.ending_at(DEMO_START + timedelta(hours=2), timedelta(hours=1)),
+          {"e": Samples(size=2, fields=FIELDS)}, Eq("service", "prediction-api")),
+]  # fmt: skip
+
+
+def test_evidence_alone_gives_the_same_documents_on_both_stores(embedded, loaded_index, make_store, client):
+    """The rule's ``where`` equalities read as keys (no whole-index filter) keep the newest
+    documents of each group; an empty window still answers its one group, with no document."""
+    index, _ = loaded_index
+    search = make_store(client, index)
+    for query, expected, got in zip(
+        EVIDENCE, embedded.evaluate(EVIDENCE), search.evaluate(EVIDENCE), strict=True
+    ):
+        assert got.error is None, got.error
+        assert {tuple(g.key.items()): g.values["e"] for g in got.groups} == {
+            tuple(g.key.items()): g.values["e"] for g in expected.groups
+        }, query.id
+    assert [len(g.values["e"].documents) for g in got.groups] == [0]

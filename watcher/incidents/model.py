@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -90,7 +90,9 @@ class Incident:
         return replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Field by field, not ``asdict``: its deep copy of ``details`` was a third of a tick's CPU.
+        data = {name: getattr(self, name) for name in _FIELDS}
+        data["details"] = _plain(self.details)
         data["state"] = self.state.value
         for key, value in data.items():
             if isinstance(value, datetime):
@@ -120,3 +122,15 @@ class Incident:
         values["flips"] = tuple(datetime.fromisoformat(flip) for flip in values.get("flips", ()))
         values["evidence"] = tuple(dict(sample) for sample in values.get("evidence", ()))
         return cls(**values)
+
+
+_FIELDS = tuple(f.name for f in fields(Incident))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as fresh JSON-shaped containers (a detail is never shared with the snapshot)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

@@ -76,8 +76,8 @@ def _values(aggregate: Values, body: Mapping[str, Any]) -> dict[Any, int] | None
 
 
 def _samples(aggregate: Samples, body: Mapping[str, Any]) -> Documents:
-    """The documents of a ``top_hits`` (under its ``filter``), as the query's samples."""
-    hits = ((body.get(SAMPLES) or {}).get("hits") or {}).get("hits") or []
+    """The documents of a ``top_hits`` (under its ``filter``, if it has one), as the query's samples."""
+    hits = ((body.get(SAMPLES) or body).get("hits") or {}).get("hits") or []
     return Documents(
         tuple(sample_of(hit.get("_source") or {}, aggregate) for hit in hits if isinstance(hit, Mapping))
     )

@@ -46,6 +46,7 @@ from watcher.query import (
     Window,
 )
 from watcher.store.answers import SAMPLES, key_text, merge_values, read_aggregate
+from watcher.store.cells import Cells, Pushed, cells_of, kept, split_where
 from watcher.store.dsl_documents import document_aggregation, read_document
 from watcher.store.mapping_check import FieldCatalog, FieldMappingError, Use
 
@@ -72,6 +73,10 @@ class FusedSearch:
     aggs: dict[str, Aggregate] = field(default_factory=dict)
     names: dict[tuple[int, str], str] = field(default_factory=dict)
     groups: list[tuple[dict[str, str], dict[str, AggValue]]] = field(default_factory=list)
+    pushed: Pushed = ()
+    """A bucketed search's ``where`` conditions read as composite keys (``split_where``)."""
+    cells: dict[str, Cells] = field(default_factory=dict)
+    """A bucketed search's single-field ``CountWhere`` aggregates counted per document (``cells``)."""
 
     def add(self, position: int, query: Query) -> None:
         self.members.append((position, query))
@@ -96,6 +101,8 @@ class FusedSearch:
     def results(self) -> list[tuple[int, list[Group]]]:
         """Each member's groups, with its own aggregate names."""
         merged = self._merged_groups()
+        if not self.labels and not merged:  # a search without groups answers one, empty or not
+            merged = [({}, _values(self, 0, {}))]
         out = []
         for position, query in self.members:
             groups = [
@@ -143,13 +150,15 @@ def search_body(
     fused: FusedSearch, catalog: FieldCatalog, time_field: str, page_size: int, after: Json | None = None
 ) -> Json:
     """The search body for one page of a fused search."""
+    where = fused.where
+    if fused.buckets is not None or all(isinstance(agg, Samples) for agg in fused.aggs.values()):
+        fused.pushed, where = split_where(fused.where, fused.aggs.values(), catalog)
     filters = [time_range(time_field, fused.window)]
-    if not _matches_all(fused.where):
-        filters.append(compile_filter(fused.where, catalog))
-    aggs = {name: compile_aggregate(aggregate, catalog, time_field) for name, aggregate in fused.aggs.items()}
-    aggs = {name: body for name, body in aggs.items() if body is not None}
+    if not _matches_all(where):
+        filters.append(compile_filter(where, catalog))
+    aggs = _aggregations(fused, catalog, time_field)
     body: Json = {"size": 0, "query": {"bool": {"filter": filters}}}
-    if not fused.labels:
+    if not fused.labels and not fused.pushed:
         body["track_total_hits"] = True
         if aggs:
             body["aggs"] = aggs
@@ -157,6 +166,10 @@ def search_body(
     sources = [
         {f"k{i}": {"terms": {"field": catalog.resolve(name, Use.EXACT), "missing_bucket": True}}}
         for i, name in enumerate(fused.group_by)
+    ]
+    sources += [
+        {f"w{i}": {"terms": {"field": catalog.resolve(name, Use.EXACT)}}}
+        for i, (name, _) in enumerate(fused.pushed)
     ]
     if fused.buckets is not None:
         sources.append({BUCKET_SOURCE: _bucket_source(time_field, fused.window.start, fused.buckets)})
@@ -168,6 +181,22 @@ def search_body(
         group_agg["aggs"] = aggs
     body["aggs"] = {GROUPS: group_agg}
     return body
+
+
+def _aggregations(fused: FusedSearch, catalog: FieldCatalog, time_field: str) -> Json:
+    """The search's aggregations; in a bucketed search a ``CountWhere`` on one field is counted from
+    that field's cells (``watcher.store.cells``) instead of a ``filter`` aggregation."""
+    aggs: Json = {}
+    for name, aggregate in fused.aggs.items():
+        cells = None
+        if fused.buckets is not None and isinstance(aggregate, CountWhere):
+            cells = cells_of(aggregate.filter, catalog)
+        if cells is not None:
+            fused.cells[name] = cells
+            aggs.update(cells.aggregations(name))
+        elif (body := compile_aggregate(aggregate, catalog, time_field)) is not None:
+            aggs[name] = body
+    return aggs
 
 
 def _bucket_source(time_field: str, start: datetime, size: timedelta) -> Json:
@@ -270,6 +299,8 @@ def _samples(aggregate: Samples, catalog: FieldCatalog, time_field: str) -> Json
     order = "asc" if aggregate.ascending else "desc"
     source: Json | bool = {"includes": list(aggregate.fields)} if aggregate.fields else True
     hits = {"size": aggregate.size, "sort": [{sort: {"order": order}}], "_source": source}
+    if _matches_all(aggregate.filter):  # no filter: an engine may evaluate one over the whole index
+        return {"top_hits": hits}
     return {"filter": compile_filter(aggregate.filter, catalog), "aggs": {SAMPLES: {"top_hits": hits}}}
 
 
@@ -308,7 +339,7 @@ class Page:
 def read_page(fused: FusedSearch, response: Mapping[str, Any], page_size: int) -> Page:
     """Parse one search response of ``fused`` (a successful ``_msearch`` item)."""
     aggregations = response.get("aggregations") or {}
-    if not fused.labels:
+    if not fused.labels and not fused.pushed:
         total = response.get("hits", {}).get("total", {})
         count = int(total.get("value", 0)) if isinstance(total, Mapping) else int(total)
         return Page([({}, _values(fused, count, aggregations))], None)
@@ -317,6 +348,7 @@ def read_page(fused: FusedSearch, response: Mapping[str, Any], page_size: int) -
     groups = [
         (_key(fused, bucket["key"]), _values(fused, int(bucket.get("doc_count", 0)), bucket))
         for bucket in buckets
+        if not fused.pushed or kept(fused.pushed, bucket["key"])
     ]
     after = composite.get("after_key")
     more = after is not None and len(buckets) >= page_size
@@ -331,7 +363,12 @@ def _key(fused: FusedSearch, key: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _values(fused: FusedSearch, count: int, aggs: Mapping[str, Any]) -> dict[str, AggValue]:
-    return {name: _read(aggregate, count, aggs.get(name, {})) for name, aggregate in fused.aggs.items()}
+    return {
+        name: fused.cells[name].count(count, aggs, name)
+        if name in fused.cells
+        else _read(aggregate, count, aggs.get(name, {}))
+        for name, aggregate in fused.aggs.items()
+    }
 
 
 def _read(aggregate: Aggregate, count: int, body: Mapping[str, Any]) -> AggValue:
