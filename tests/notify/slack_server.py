@@ -105,6 +105,10 @@ class SlackServer:
         self.posts: list[dict[str, Any]] = []  # every message as posted (chat.update rewrites .messages)
         self.clock: Callable[[], float] = time.time  # the time in ``ts``: tests with a fixed clock set it
         self.page_size = 100  # conversations.history / replies messages per page
+        # Socket Mode: the app-level token apps.connections.open accepts, and the websocket URL it
+        # answers (a ``socket_mode_server.SocketModeServer`` on 127.0.0.1).
+        self.app_token = "xapp-1-test-0123456789-secret"
+        self.socket_url: str | None = None
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -180,6 +184,8 @@ class SlackServer:
                 return _webhook_reply(path, call.body)
             if method == "upload":
                 return self._upload(path.removeprefix("/upload/v1/"), raw)
+            if method == "apps.connections.open":
+                return _api_reply(self._connections_open(headers))
             if headers.get("Authorization") != f"Bearer {self.token}":
                 return _api_reply({"ok": False, "error": "invalid_auth"})
             return _api_reply(self._api(method, call.body))
@@ -249,6 +255,14 @@ class SlackServer:
         self.messages[(channel, ts)] = {**body, "channel": channel, "ts": ts}
         self.posts.append(self.messages[(channel, ts)])
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text", "")}}
+
+    def _connections_open(self, headers: dict[str, str]) -> dict[str, Any]:
+        """Socket Mode's first call: an app-level token gets the websocket URL to connect to."""
+        if headers.get("Authorization") != f"Bearer {self.app_token}":
+            return {"ok": False, "error": "invalid_auth"}
+        if self.socket_url is None:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": True, "url": self.socket_url}
 
     def _next_ts(self) -> str:
         """Slack's ``ts``: the post's Unix time, unique (the counter) and increasing."""

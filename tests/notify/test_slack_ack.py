@@ -6,21 +6,23 @@ the webhook payload and email text of a later notification from the real templat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from slack_server import SlackServer
+from socket_mode_server import SocketModeServer
 
-from watcher.config import Route, SlackReceiver
+from watcher.config import Config, Route, SlackReceiver
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
 from watcher.notify.outbox import Outbox, RetryPolicy
 from watcher.notify.slack import SlackNotifier
 from watcher.notify.webhook import payload
+from watcher.process.slack_actions import SlackActions
 from watcher.routing.acknowledge import acknowledge
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
@@ -65,7 +67,7 @@ class Daemon:
     def __init__(self, state: StateStore, server: SlackServer) -> None:
         self.state, self.now = state, T0
         self.dispatcher = Dispatcher(state, ROUTE)
-        settings = SlackReceiver(token=SecretStr(server.token), channel="#ml", base_url=server.base_url)
+        settings = SlackReceiver.model_validate(slack_settings(server))
         notifiers = {"slack": SlackNotifier(settings, Templates(rules=[RULE]))}
         self.outbox = Outbox(state, notifiers, RetryPolicy(jitter=0), clock=lambda: self.now)
 
@@ -76,6 +78,16 @@ class Daemon:
         self.state.commit(notifications=plan.notifications, writes=[plan.write])
         self.outbox.drain()
         return plan.notifications
+
+
+def slack_settings(server: SlackServer) -> dict[str, str]:
+    """The Slack receiver, with an app-level token: its firing messages have an Acknowledge button."""
+    return {
+        "token": server.token,
+        "channel": "#ml",
+        "base_url": server.base_url,
+        "app_token": server.app_token,
+    }
 
 
 @pytest.fixture
@@ -115,3 +127,64 @@ def test_an_ack_is_said_in_the_thread_and_shown_in_the_next_update(
     assert (acks["v3"]["by"], acks["v3"]["message"], acks["v3"]["until"]) == ("ann", "rolling back v3", None)
     text = Templates(rules=[RULE]).render(update, "email")
     assert "Acknowledged by ann at 2026-01-05 09:00:10" in str(text)
+
+
+@pytest.fixture
+def socket_mode(slack_server: SlackServer) -> Iterator[SocketModeServer]:
+    with SocketModeServer() as server:
+        slack_server.socket_url = server.url
+        yield server
+
+
+def click(socket_mode: SocketModeServer, fingerprint: str, username: str) -> None:
+    """A user clicks the Acknowledge button: Slack sends the block action down the socket."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U024BE7LH", "username": username, "name": username},
+        "actions": [{"action_id": "watcher_ack.0", "value": fingerprint, "type": "button"}],
+    }
+    envelope = socket_mode.send_envelope("interactive", payload)
+    assert socket_mode.acked(envelope)  # answered at once, as Slack requires within 3 s
+
+
+def test_the_acknowledge_button_acks_through_socket_mode_and_a_state_change_undoes_it(
+    tmp_path: Path, daemon: Daemon, slack_server: SlackServer, socket_mode: SocketModeServer
+) -> None:
+    v3 = incident("v3")
+    daemon.step(T0, Change(v3, Event.FIRING, T0))
+    [firing] = posts(slack_server)
+    [(_, root_ts)] = list(slack_server.messages)
+    [button] = firing["attachments"][0]["blocks"][-1]["elements"]  # type: ignore[index]
+    assert (button["text"]["text"], button["value"]) == ("Acknowledge", v3.fingerprint)
+
+    config = Config.model_validate(
+        {
+            "sources": {"local": {"store": "embedded"}},
+            "state": {"path": str(tmp_path / "state.sqlite")},
+            "receivers": {"slack": {"slack": slack_settings(slack_server)}},
+            "route": {"receiver": "slack"},
+        }
+    )
+    actions = SlackActions(config, daemon.state, lambda: daemon.now)
+    actions.start()
+    try:
+        socket_mode.wait_connected()
+        daemon.now = T0 + 30 * SEC
+        click(socket_mode, v3.fingerprint, "ann")
+        deadline = time.monotonic() + 10
+        while daemon.outbox.drain().sent == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        actions.stop()
+    [_, said] = posts(slack_server)
+    assert said["thread_ts"] == root_ts
+    assert str(said["text"]) == ":eyes: *Acknowledged by @ann*"
+
+    # Acknowledged: the repeat interval passes without a repeat.
+    assert daemon.step(T0 + 3600 * SEC) == []
+    assert daemon.step(T0 + 7200 * SEC) == []
+    # It escalates: the ack is undone, the change is told, and the repeats come back.
+    worse = incident("v3").evolve(severity="error", severity_from="critical")
+    [told] = daemon.step(T0 + 7260 * SEC, Change(worse, Event.UPDATE, T0 + 7260 * SEC))
+    assert told.incidents[0].ack is None
+    assert len(daemon.step(T0 + 7260 * SEC + 3600 * SEC)) == 1

@@ -31,6 +31,10 @@ MISTAKES = {
     "name@example.com)",
     "config.webhook-bad-url.yaml": "5:15: webhook 'url' must start with https:// or http://",
     "config.slack-without-token.yaml": "5:13: slack needs 'token' and 'channel', or 'webhook_url'",
+    "config.slack-app-token-is-a-bot-token.yaml": "5:53: slack 'app_token' must be an app-level token "
+    "(xapp-…), not a bot token",
+    "config.slack-app-token-with-webhook.yaml": "5:68: slack 'app_token' needs 'token' and 'channel' (a "
+    "webhook has no buttons)",
     "config.missing-sources.yaml": "1:1: missing required key 'sources'",
     "config.invalid-yaml.yaml": "2:1: invalid YAML: found character '\\t' that cannot start any token "
     "(while scanning for the next token)",

@@ -67,6 +67,11 @@ class SlackReceiver(ConfigModel):
         default_factory=lambda: PaceConfig(),
         description="messages per second to the channel (Slack allows about 1); null: as fast as possible",
     )
+    app_token: SecretStr | None = Field(
+        default=None,
+        description="app-level token (xapp-…, scope connections:write): an Acknowledge button on firing "
+        "messages, its clicks received through Socket Mode by the daemon",
+    )
 
     @model_validator(mode="after")
     def _mode(self) -> SlackReceiver:
@@ -74,6 +79,12 @@ class SlackReceiver(ConfigModel):
             raise ValueError("slack needs 'token' and 'channel', or 'webhook_url'")
         if self.token is not None and not self.token.get_secret_value():
             raise ValueError("slack 'token' is empty")
+        if self.app_token is not None:
+            app = self.app_token.get_secret_value()
+            if self.token is None or not self.channel:
+                raise ValueError("slack 'app_token' needs 'token' and 'channel' (a webhook has no buttons)")
+            if not unresolved(app) and not app.startswith("xapp-"):
+                raise ValueError("slack 'app_token' must be an app-level token (xapp-…), not a bot token")
         webhook = None if self.webhook_url is None else self.webhook_url.get_secret_value()
         for key, url in {"webhook_url": webhook, "base_url": self.base_url}.items():
             problem = None if url is None else url_problem(url)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from http.client import HTTPException
@@ -121,6 +121,8 @@ class SlackNotifier:
         """The message exactly as posted: ``chat.postMessage`` arguments (a webhook gets the same
         without ``channel``; a reply in a thread adds ``thread_ts``). Raises ``RenderError``."""
         message = slack_message(self._templates.render(notification, "slack"), _colour(notification))
+        if self._settings.app_token is not None and notification.event is Event.FIRING:
+            message = with_ack_buttons(message, notification.incidents, _colour(notification))
         return {"channel": self._settings.channel, **message} if self._client is not None else message
 
     def charts(self, notification: Notification) -> list[dict[str, Any]]:
@@ -334,6 +336,35 @@ def slack_message(text: str, colour: str) -> dict[str, Any]:
         sections = [*sections[: MAX_BLOCKS - 1], TRUNCATED]
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": section}} for section in sections]
     return {"text": head, "attachments": [{"color": colour, "fallback": head, "blocks": blocks}]}
+
+
+ACK_ACTION = "watcher_ack"
+"""The ``action_id`` of the Acknowledge button; its ``value`` is the incident's fingerprint."""
+MAX_BUTTONS = 5  # Slack's limit of elements in an actions block is 25; more buttons read as noise
+
+
+def with_ack_buttons(message: dict[str, Any], incidents: Sequence[Incident], colour: str) -> dict[str, Any]:
+    """``message`` with an Acknowledge button per incident (the first ``MAX_BUTTONS``) in its
+    attachment, whose clicks reach the daemon through Socket Mode (``watcher.process.slack_actions``)."""
+    buttons = [
+        {
+            "type": "button",
+            "action_id": f"{ACK_ACTION}.{rank}",
+            "value": incident.fingerprint,
+            "text": {"type": "plain_text", "text": _button_text(incident, len(incidents))},
+        }
+        for rank, incident in enumerate(incidents[:MAX_BUTTONS])
+    ]
+    attachments = message.get("attachments") or [{"color": colour, "fallback": message["text"], "blocks": []}]
+    actions = {"type": "actions", "elements": buttons}
+    first = {**attachments[0], "blocks": [*attachments[0]["blocks"][: MAX_BLOCKS - 1], actions]}
+    return {**message, "attachments": [first, *attachments[1:]]}
+
+
+def _button_text(incident: Incident, count: int) -> str:
+    if count == 1 or not incident.group:
+        return "Acknowledge"
+    return f"Acknowledge {labels(incident.group)}"[:75]  # Slack's limit for a button's text
 
 
 def _truncate(text: str) -> str:

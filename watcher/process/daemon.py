@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -49,6 +50,10 @@ from watcher.store.factory import open_store, open_stores
 from watcher.store.search import SearchStore
 from watcher.template_errors import rule_errors
 from watcher.templates import Templates
+
+if TYPE_CHECKING:
+    from watcher.incidents.state import StateStore
+    from watcher.process.slack_actions import SlackActions
 
 log = logging.getLogger("watcher.process.daemon")
 Clock = Callable[[], datetime]
@@ -108,6 +113,7 @@ class Daemon:
             else Replica(self.state, config.ha, clock, metrics=self.operations.metrics.replica())
         )
         self.workers = DeliveryWorkers(self.outbox, self.state, clock)
+        self.actions = _slack_actions(config, self.state, clock)
         alert = DirectAlert(lambda incident: self.dispatcher.routes(incident), lambda: self.outbox.notifiers)
         health, metrics = self.operations.health, self.operations.metrics
         self.guard = WriteGuard(self.state, health, metrics, alert, clock)
@@ -328,6 +334,8 @@ class Daemon:
             every = self.config.reload.interval.total_seconds()
             self.scheduler.add_job(self.reload, IntervalTrigger(seconds=every), id="reload")
         self.workers.sync(self.outbox.notifiers)
+        if self.actions is not None:
+            self.actions.start()
         self.scheduler.start()
         self.operations.started()
         log.info("watcher started: %d rules, tick every %s", len(self.rules), tick_interval(self.rules))
@@ -350,6 +358,8 @@ class Daemon:
         self.operations.stopping()
         if self.scheduler.running:  # not yet when the port was in use
             self.scheduler.shutdown(wait=True)
+        if self.actions is not None:
+            self.actions.stop()
         if flush_timeout is None:
             flush_timeout = self.config.delivery.flush_timeout
         try:
@@ -381,6 +391,17 @@ class Daemon:
         self.start()
         self.stopping.wait()
         self.stop()
+
+
+def _slack_actions(config: Config, state: StateStore, clock: Clock) -> SlackActions | None:
+    """The Acknowledge button's Socket Mode connections, when a Slack receiver has an ``app_token``
+    (slack-sdk's socket mode is imported only then). A reload does not change them: a restart does."""
+    slack = [receiver.slack for receiver in config.receivers.values() if receiver.slack is not None]
+    if not any(settings.app_token is not None for settings in slack):
+        return None
+    from watcher.process.slack_actions import SlackActions
+
+    return SlackActions(config, state, clock)
 
 
 def _longest_send(config: Config) -> timedelta:
