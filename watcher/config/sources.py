@@ -6,7 +6,7 @@ and ``watcher ingest`` need only these models; a new backend is one more class i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -86,12 +86,34 @@ class SearchSource(ConfigModel):
     timeout: Duration = timedelta(seconds=30)
     max_retries: int = Field(default=3, ge=0)
     msearch_max: int = Field(default=100, ge=1, description="queries per _msearch request")
+    since: datetime | None = Field(
+        default=None,
+        description="when the index's data starts (ISO 8601 with a time zone): windows reaching before it "
+        "are 'not enough data'. Default: the first document's time, asked once an hour",
+    )
     dashboards_url: str | None = Field(default=None, description="Kibana / OpenSearch Dashboards base URL")
     dashboards_data_view: str | None = Field(
         default=None,
         description="id of the data view (index pattern) Discover links open (default: Discover's)",
     )
     gaps: tuple[Gap, ...] = Field(default=(), description=GAPS_HELP)
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _since(cls, value: object) -> datetime | None:
+        """An instant, never a guess: a time without a zone could be any of 24 hours."""
+        moment = value
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                moment = None
+        if value is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
+            shown = value.isoformat() if isinstance(value, date) else value
+            raise ValueError(
+                f"since {shown!r} must be an ISO 8601 time with a time zone, e.g. 2026-01-05T08:00:00Z"
+            )
+        return moment.astimezone(UTC) if isinstance(moment, datetime) else None
 
 
 Source = Annotated[EmbeddedSource | SearchSource, Field(discriminator="store")]

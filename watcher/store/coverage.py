@@ -4,10 +4,11 @@ enough data".
 A window before the first log line is not an empty window: nothing was collected then. Evaluated as
 empty, it fired a flatline at the start of every backtest (its first windows reach back before the
 log) and made a reference window (``offset: 1d``) before the data look like a quiet day. A store
-that knows its coverage says from when (the embedded store: its oldest stored row, which moves with
-ingestion and retention); one that does not (Elasticsearch/OpenSearch) says nothing, and every window
-counts as covered, as before. Holes after the first line are only known when configured: a source's
-``gaps`` (``watcher.config.Gap``).
+that knows its coverage says from when: the embedded store its oldest stored row, which moves with
+ingestion and retention; Elasticsearch/OpenSearch the source's ``since:`` or its first document
+(``watcher.store.first_document``). A store that cannot tell (no ``first_time``, or it failed to
+answer) says nothing, and every window counts as covered, as before. Holes after the first line are
+only known when configured: a source's ``gaps`` (``watcher.config.Gap``).
 
 Reference windows (``watcher.detect.references``) are judged one by one (``excluded``): an uncovered
 one is left out and the others still compared with, where one uncovered window of an evaluation
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 from watcher.config.sources import Gap
 from watcher.query import Query, Window
 from watcher.schedule import aligned
-from watcher.store.base import LogStore
+from watcher.store.base import LogStore, StoreError
 
 _UNKNOWN = object()
 
@@ -87,5 +88,8 @@ class Coverage:
     def _first(self, source: str) -> object:
         if source not in self._since:
             first_time = getattr(self._stores.get(source), "first_time", None)
-            self._since[source] = _UNKNOWN if first_time is None else first_time()
+            try:
+                self._since[source] = _UNKNOWN if first_time is None else first_time()
+            except StoreError:  # cannot tell this time: covered, as the store's answers decide
+                self._since[source] = _UNKNOWN
         return self._since[source]

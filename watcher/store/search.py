@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from watcher.config import SearchSource
@@ -25,6 +26,7 @@ from watcher.query import Group, Query, QueryResult
 from watcher.store.answers import error_message, shard_failure
 from watcher.store.base import StoreError
 from watcher.store.dsl import FusedSearch, Json, fuse, read_page, search_body
+from watcher.store.first_document import FirstDocument
 from watcher.store.mapping_check import FieldCatalog, fields_used, query_problem
 from watcher.store.search_client import (
     RETRY_STATUSES,
@@ -91,6 +93,7 @@ class SearchStore:
         self._backend: Backend = open_backend(source, dict(client_options or {}))
         self._fields: dict[str, tuple[frozenset[str], float]] = {}
         self._indices: tuple[tuple[str, ...], float] = ((), float("-inf"))
+        self._first = FirstDocument(source, lambda body: self._msearch([body])[0], clock)
 
     @property
     def describe(self) -> str:
@@ -119,6 +122,11 @@ class SearchStore:
             else QueryResult(query.id, groups=answered[position])
             for position, query in enumerate(queries)
         ]
+
+    def first_time(self) -> datetime | None:
+        """Where the index's data starts (``watcher.store.first_document``): ``since:``, or its
+        first document's time, asked once an hour."""
+        return self._first.time()
 
     def _log_errors(self, queries: Sequence[Query], errors: Mapping[int, str]) -> None:
         """One line per distinct error, naming the first few queries it hit."""
