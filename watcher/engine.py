@@ -398,5 +398,6 @@ def _tagged(query: Query, at: datetime, every: timedelta) -> Query:
         aggregates=query.aggregates,
         where=query.where,
         group_by=query.group_by,
+        buckets=query.buckets,
         every=every,
     )

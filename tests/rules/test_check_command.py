@@ -71,7 +71,7 @@ def test_config_errors_come_first_and_fail_the_check(
     assert capsys.readouterr().out.splitlines() == [
         "watcher.yaml:4:9: unknown key 'pth' (did you mean 'path'?)",
         "bad.yaml:1:1: a rule has exactly one detector of threshold, flatline, spike, drift, validity, "
-        "match, values, new_value, change; got none",
+        "forecast, canary, match, values, new_value, change; got none",
         "2 errors in 2 of 3 files; 1 rule valid",
     ]
 

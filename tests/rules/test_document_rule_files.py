@@ -77,7 +77,7 @@ MISTAKES = {
     "two-detectors": (
         "match: {}\nnew_value: {fields: [user]}\n",
         "1:1: a rule has exactly one detector of threshold, flatline, spike, drift, validity, "
-        "match, values, new_value, change; got match, new_value",
+        "forecast, canary, match, values, new_value, change; got match, new_value",
     ),
 }
 

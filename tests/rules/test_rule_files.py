@@ -17,7 +17,8 @@ MISTAKES = {
     # A name from other tools (Prometheus, Datadog) gets the signal to write instead.
     "rule.signal-alias-p99.yaml": "3:10: unknown key 'p99': write percentile: {field: FIELD, q: 99}",
     "rule.unknown-nested-key.yaml": "4:42: unknown key 'interpolaton'",
-    "rule.key-outside-its-detector.yaml": "4:1: unknown key 'above' (it belongs under 'threshold')",
+    "rule.key-outside-its-detector.yaml": "4:1: unknown key 'above' (it belongs under 'threshold' or "
+    "'forecast')",
     "rule.wrong-type.yaml": "3:13: 'min_events' must be an integer, got 'lots'",
     "rule.group-by-not-a-list.yaml": "3:11: 'group_by' must be a list, got a mapping",
     "rule.bad-duration.yaml": "3:8: invalid duration '5mins': use a number and a unit (ms, s, m, h, d, w), "
@@ -27,9 +28,9 @@ MISTAKES = {
     "rule.missing-name.yaml": "1:1: missing required key 'name'",
     "rule.missing-source.yaml": "1:1: missing required key 'source'",
     "rule.no-detector.yaml": "1:1: a rule has exactly one detector of threshold, flatline, spike, drift, "
-    "validity, match, values, new_value, change; got none",
+    "validity, forecast, canary, match, values, new_value, change; got none",
     "rule.two-detectors.yaml": "1:1: a rule has exactly one detector of threshold, flatline, spike, drift, "
-    "validity, match, values, new_value, change; got threshold, flatline",
+    "validity, forecast, canary, match, values, new_value, change; got threshold, flatline",
     "rule.bad-filter-operator.yaml": "5:12: unknown operator 'gtee' for field 'status' "
     "(allowed: eq, exists, gt, gte, in, lt, lte, ne, not_in); for the nested field write 'status.gtee: 500'",
     "rule.bad-ratio-filter.yaml": "4:25: 'in' for field 'status' takes a list",

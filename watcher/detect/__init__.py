@@ -19,6 +19,8 @@ _MODULES = {
     "spike": "watcher.detect.spike",
     "drift": "watcher.detect.drift",
     "validity": "watcher.detect.validity",
+    "forecast": "watcher.detect.forecast",
+    "canary": "watcher.detect.canary",
     "match": "watcher.detect.match",
     "values": "watcher.detect.values",
     "new_value": "watcher.detect.new_value",

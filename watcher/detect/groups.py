@@ -63,3 +63,19 @@ def error_findings(rule: Rule, known_groups: Sequence[Mapping[str, str]], messag
     """
     groups = list(known_groups) if rule.group_by else [{}]
     return [Finding(rule.name, group, Status.ERROR, reason=f"store error: {message}") for group in groups]
+
+
+Split = dict[GroupKey, tuple[Mapping[str, str], dict[str, Mapping[str, AggValue]]]]
+
+
+def split_by(rule: Rule, result: QueryResult, key: str, known_groups: Sequence[Mapping[str, str]]) -> Split:
+    """A result grouped by the rule's groups plus one more ``key`` (a time bucket, a canary's
+    field) as, per rule group, its labels and its answers by that key's value. Known groups the
+    result lacks have no answers; a rule without ``group_by`` always has its one group."""
+    split: Split = {group_key(known): (known, {}) for known in known_groups}
+    for group in result.groups:
+        labels = {name: value for name, value in group.key.items() if name != key}
+        split.setdefault(group_key(labels), (labels, {}))[1][group.key.get(key, "")] = group.values
+    if not rule.group_by and not split:
+        split[()] = ({}, {})
+    return split

@@ -170,3 +170,43 @@ def score(method: str, reference: Counts, current: Counts) -> Score:
         result = chi2_test(reference, current)
         return Score(result.score, result.p_value)
     raise ValueError(f"unknown drift method {method!r} (use one of {', '.join(METHODS)})")
+
+
+# --------------------------------------------------------------------------- one side worse (canary)
+
+
+def two_proportion(hits_a: float, total_a: float, hits_b: float, total_b: float) -> TwoSampleResult:
+    """One-sided two-proportion z-test that group B's share (``hits_b / total_b``) is above group
+    A's, with the pooled standard error. The score is B's share minus A's. Two equal shares of 0
+    or 1 (no variance) give a p-value of 1."""
+    from scipy.stats import norm
+
+    share_a, share_b = hits_a / total_a, hits_b / total_b
+    pooled = (hits_a + hits_b) / (total_a + total_b)
+    error = math.sqrt(pooled * (1 - pooled) * (1 / total_a + 1 / total_b))
+    if error == 0:
+        return TwoSampleResult(statistic=0.0, p_value=1.0, score=share_b - share_a)
+    z = (share_b - share_a) / error
+    return TwoSampleResult(statistic=z, p_value=float(norm.sf(z)), score=share_b - share_a)
+
+
+def mann_whitney_binned(counts_a: Counts, counts_b: Counts) -> TwoSampleResult:
+    """One-sided Mann-Whitney U test that group B's values tend to be larger than A's, on the two
+    groups' counts in the same ordered bins (values in one bin are ties), with the normal
+    approximation, tie correction and continuity correction: ``scipy.stats.mannwhitneyu(b, a,
+    alternative="greater", method="asymptotic")`` on values one per bin. No raw value is needed,
+    so a store's histogram is enough. The score is U / (n_a n_b): the chance that a value of B is
+    above one of A (0.5: neither is larger)."""
+    from scipy.stats import norm
+
+    a, b = _pair(counts_a, counts_b)
+    below_a = np.cumsum(a) - a  # A's values in the bins below each bin
+    u = float(np.sum(b * (below_a + a / 2)))
+    n_a, n_b = float(a.sum()), float(b.sum())
+    n, ties = n_a + n_b, a + b
+    variance = n_a * n_b / 12 * ((n + 1) - float(np.sum(ties**3 - ties)) / (n * (n - 1)))
+    mean, score = n_a * n_b / 2, u / (n_a * n_b)
+    if variance <= 0:
+        return TwoSampleResult(statistic=u, p_value=1.0, score=score)
+    z = (u - mean - 0.5) / math.sqrt(variance)
+    return TwoSampleResult(statistic=u, p_value=float(norm.sf(z)), score=score)

@@ -36,9 +36,10 @@ def recorded(
     return {**dict(details), SERIES_KEY: [[moment.isoformat(), number] for moment, number in kept]}
 
 
-def samples(details: Mapping[str, Any]) -> list[Sample]:
-    """The series of some incident details, oldest first; malformed entries are skipped."""
-    raw = details.get(SERIES_KEY)
+def samples(details: Mapping[str, Any], key: str = SERIES_KEY) -> list[Sample]:
+    """The series of some incident details (or another ``[time, value]`` list of them, such as a
+    forecast's ``forecast``), oldest first; malformed entries are skipped."""
+    raw = details.get(key)
     if not isinstance(raw, Sequence) or isinstance(raw, str):
         return []
     found: list[Sample] = []

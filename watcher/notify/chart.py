@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 WIDTH, HEIGHT, DPI = 8.0, 3.2, 100  # 800 x 320 pixels: readable in a Slack thread and on a phone
 LINE = {"critical": "#d72b3f", "error": "#e8590c", "warning": "#d4a017", "info": "#439fe0"}
 THRESHOLD = "#555555"
+FORECAST = "#6f42c1"
 FIRING_SPAN = "#d72b3f"
 MIN_SAMPLES = 2  # a single point is not a line worth sending
 MIN_SPAN = timedelta(minutes=15)  # a short series is drawn at the right of this much time, not stretched
@@ -49,6 +50,13 @@ def render_chart(incident: Incident, signal: str | None = None) -> bytes | None:
     values = [value for _, value in points]
     colour = LINE.get(incident.severity, LINE["warning"])
     axes.plot(times, values, color=colour, linewidth=2, marker="o", markersize=2.5, label="value")
+    ahead = samples(incident.details, "forecast")  # a forecast rule's fitted values ahead
+    if len(ahead) >= MIN_SAMPLES:
+        at = mdates.date2num([moment for moment, _ in ahead])  # type: ignore[no-untyped-call]
+        axes.plot(
+            at, [value for _, value in ahead], color=FORECAST, linestyle=":", linewidth=2, label="forecast"
+        )
+        values = [*values, *(value for _, value in ahead)]
     if incident.threshold is not None:
         text = f"threshold {fmt(incident.threshold)}"
         axes.axhline(incident.threshold, color=THRESHOLD, linestyle="--", linewidth=1.2, label=text)
@@ -59,6 +67,8 @@ def render_chart(incident: Incident, signal: str | None = None) -> bytes | None:
         axes.set_xlim(left, right)
         note = f"recorded since {first:%H:%M} UTC, when the incident opened"
         axes.text(0.01, 0.03, note, transform=axes.transAxes, fontsize=7, color="#888888", parse_math=False)
+    if len(ahead) >= MIN_SAMPLES:  # the whole forecast is shown, up to its horizon
+        axes.set_xlim(right=mdates.date2num(ahead[-1][0]))  # type: ignore[no-untyped-call]
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: fmt(value)))
     axes.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, maxticks=8))  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))  # type: ignore[no-untyped-call]

@@ -38,6 +38,7 @@ from watcher.rules.overrides import (
     duplicate,
 )
 from watcher.rules.thresholds import FlatlineSpec, Severity, ThresholdSpec
+from watcher.rules.trend_specs import CanarySpec, ForecastSpec, fits_window
 
 __all__ = ["FlatlineSpec", "Rule", "Severity", "Signal", "ThresholdSpec"]
 
@@ -133,14 +134,17 @@ SIGNAL_KINDS: tuple[SignalKind, ...] = ("count", "ratio", "percentile", "stat", 
 
 
 DetectorKind = Literal[
-    "threshold", "flatline", "spike", "drift", "validity", "match", "values", "new_value", "change"
-]
+    "threshold", "flatline", "spike", "drift", "validity", "forecast", "canary",
+    "match", "values", "new_value", "change",
+]  # fmt: skip
 DETECTOR_KINDS: tuple[DetectorKind, ...] = (
     "threshold",
     "flatline",
     "spike",
     "drift",
     "validity",
+    "forecast",
+    "canary",
     *DOCUMENT_KINDS,
 )
 
@@ -192,6 +196,8 @@ class Rule(_Model):
     spike: SpikeSpec | None = None
     drift: DriftSpec | None = None
     validity: ValiditySpec | None = None
+    forecast: ForecastSpec | None = None
+    canary: CanarySpec | None = None
     match: MatchSpec | None = None
     values: ValuesSpec | None = None
     new_value: NewValueSpec | None = None
@@ -280,6 +286,8 @@ class Rule(_Model):
             raise ValueError("'every' and 'window' must be longer than 0s")
         self._check_known_groups()
         self._check_documents()
+        if (problem := fits_window(self.forecast, self.canary, self.window, self.signal.kind)) is not None:
+            raise ValueError(problem)
         self._check_levels()
         self._check_overrides()
         return self

@@ -1,0 +1,68 @@
+"""Forecast and canary settings in rule files: one mistake per file in testdata/trends/, each
+asserted against its exact message and position; the good file loads."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from watcher.config import Config
+from watcher.rules.loader import load_config, load_rules
+
+TESTDATA = Path(__file__).parent / "testdata" / "trends"
+GOOD = "rule.good-trends.yaml"
+
+RULE_MISTAKES = {
+    "rule.forecast-no-limit.yaml": "3:1: forecast needs a limit: 'above' or 'below'",
+    "rule.forecast-seasonal-no-season.yaml": "3:1: method seasonal needs 'season' (e.g. 1d)",
+    "rule.forecast-short-history.yaml": "3:22: 'history' (1d) must hold two seasons: at least 2d for "
+    "season 1d",
+    "rule.forecast-linear-season.yaml": "3:22: 'season' applies to method seasonal; method linear fits "
+    "a line",
+    "rule.forecast-method-unknown.yaml": "3:30: 'forecast.method' must be one of 'linear' or 'seasonal', "
+    "got 'holt'",
+    "rule.forecast-history-not-multiple.yaml": "4:22: forecast 'history' (1h) must be a multiple of "
+    "'window' (7m)",
+    "rule.forecast-horizon-zero.yaml": "5:3: 'horizon' must be longer than 0s",
+    "rule.canary-same-groups.yaml": "4:32: 'baseline' and 'candidate' are both 'v4'",
+    "rule.canary-confidence-one.yaml": "4:73: 'canary.confidence' must be < 1, got 1",
+    "rule.canary-no-field.yaml": "4:1: missing required key 'field'",
+    "rule.canary-count-signal.yaml": "3:1: 'canary' compares a ratio, a percentile or a stat of a field, "
+    "or a 'feature'; the signal is count",
+    "rule.canary-min-samples-zero.yaml": "4:74: 'canary.min_samples' must be >= 1, got 0",
+    "rule.canary-edges-decreasing.yaml": "4:61: 'edges' must be a non-empty increasing list",
+}
+
+
+@pytest.fixture
+def config(monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.chdir(TESTDATA)  # so the messages name the files shortly
+    return load_config(Path("watcher.yaml"), environ={})
+
+
+def test_every_mistake_is_reported_alone_at_its_position(config: Config) -> None:
+    fixtures = sorted(path.name for path in TESTDATA.glob("rule.*.yaml") if path.name != GOOD)
+    loaded = {name: load_rules([Path(name)], config) for name in fixtures}
+
+    reported = {name: [str(error) for error in ruleset.errors] for name, ruleset in loaded.items()}
+    assert reported == {name: [f"{name}:{expected}"] for name, expected in sorted(RULE_MISTAKES.items())}
+    assert [rule.name for ruleset in loaded.values() for rule in ruleset.rules] == []
+
+
+def test_forecasts_and_canaries_load(config: Config) -> None:
+    ruleset = load_rules([Path(GOOD)], config)
+    assert ruleset.errors == []
+    assert [rule.detector for rule in ruleset.rules] == ["forecast", "forecast", "canary", "canary", "canary"]
+    quota, daily, errors, latency, country = ruleset.rules
+    assert quota.forecast is not None
+    assert quota.forecast.horizon == timedelta(hours=1)
+    assert daily.forecast is not None
+    assert daily.forecast.season == timedelta(days=1)
+    assert errors.canary is not None
+    assert errors.canary.candidate == "newest"
+    assert latency.canary is not None
+    assert latency.canary.confidence == 0.99
+    assert country.canary is not None
+    assert country.canary.feature is not None
