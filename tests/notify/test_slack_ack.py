@@ -165,10 +165,12 @@ def test_the_acknowledge_button_acks_through_socket_mode_and_a_state_change_undo
             "route": {"receiver": "slack"},
         }
     )
-    actions = SlackActions(config, daemon.state, lambda: daemon.now)
+    slack_server.fail("internal_error", method="apps.connections.open")  # Slack is down at the start
+    actions = SlackActions(config, daemon.state, lambda: daemon.now, retry=timedelta(milliseconds=100))
     actions.start()
     try:
         socket_mode.wait_connected()
+        assert len(slack_server.calls_to("apps.connections.open")) == 2  # refused once, then tried again
         daemon.now = T0 + 30 * SEC
         click(socket_mode, v3.fingerprint, "ann")
         deadline = time.monotonic() + 10

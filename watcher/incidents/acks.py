@@ -11,7 +11,7 @@ and changes back is not acknowledged again by the old ack.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,10 +135,10 @@ def remove(db: Db, fingerprints: Iterable[str]) -> int:
     return removed
 
 
-def undo_changed(db: Db, written: Iterable[Incident], deleted: Iterable[str]) -> None:
+def undo_changed(db: Db, written: Sequence[Incident], deleted: Sequence[str]) -> None:
     """Delete the acks of incidents that changed since they were acknowledged. One read of the
-    acks (usually none) per commit, a delete only for those that changed."""
-    stored = load(db)
+    acks (usually none) per commit that writes incidents, a delete only for those that changed."""
+    stored = load(db) if written or deleted else {}
     if not stored:
         return
     gone = [fp for fp in deleted if fp in stored]

@@ -16,8 +16,9 @@ they share makes any of them the right one to record it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.socket_mode import SocketModeClient
@@ -32,14 +33,23 @@ from watcher.notify.slack import ACK_ACTION, DEFAULT_BASE_URL
 from watcher.routing.acknowledge import AcknowledgeError, acknowledge
 
 log = logging.getLogger("watcher.process.slack_actions")
+_LONGEST_WAIT = timedelta(minutes=1)
 
 
 class SlackActions:
     """The Socket Mode connections of the Slack receivers with an ``app_token``."""
 
-    def __init__(self, config: Config, state: StateStore, clock: Callable[[], datetime]) -> None:
-        self.state, self.clock = state, clock
+    def __init__(
+        self,
+        config: Config,
+        state: StateStore,
+        clock: Callable[[], datetime],
+        retry: timedelta = timedelta(seconds=5),
+    ) -> None:
+        self.state, self.clock, self.retry = state, clock, retry
         self.clients: dict[str, SocketModeClient] = {}
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
         for name, receiver in sorted(config.receivers.items()):
             settings = receiver.slack
             if settings is None or settings.app_token is None:
@@ -50,14 +60,33 @@ class SlackActions:
             self.clients[name] = client
 
     def start(self) -> None:
-        """Open every connection (in the clients' own threads; a failure is logged and retried by them)."""
+        """Open every connection, each from its own thread: a Slack unreachable at start (slack-sdk
+        reconnects a connection it once had, not one it never got) is tried again, waiting
+        ``retry`` then twice as long each time, up to a minute."""
         for name, client in self.clients.items():
+            thread = threading.Thread(target=self._connect, args=(name, client), name=f"slack-socket-{name}")
+            thread.daemon = True
+            thread.start()
+            self._threads.append(thread)
+
+    def _connect(self, name: str, client: SocketModeClient) -> None:
+        wait = self.retry
+        while not self._stopping.is_set():
             try:
                 client.connect()
-            except Exception as exc:  # Slack unreachable at start: the client reconnects by itself
-                log.warning("Slack Socket Mode for receiver %s not connected: %s", name, type(exc).__name__)
+                return
+            except Exception as exc:  # slack-sdk raises its own, HTTP and socket errors alike
+                log.warning(
+                    "Slack Socket Mode for receiver %s not connected (%s): trying again in %.0fs",
+                    name, type(exc).__name__, wait.total_seconds(),
+                )  # fmt: skip
+            self._stopping.wait(wait.total_seconds())
+            wait = min(wait * 2, _LONGEST_WAIT)
 
     def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
         for client in self.clients.values():
             client.close()
 
