@@ -19,7 +19,7 @@ from tests.store.conftest import SearchServer, StoreFactory
 from watcher.config import Route
 from watcher.engine import Engine, TickReport
 from watcher.incidents.model import State
-from watcher.rules.evidence import ELLIPSIS, MAX_VALUE, REDACTED
+from watcher.rules.evidence import DEFAULT_REDACT, ELLIPSIS, MAX_FIELDS, MAX_VALUE, REDACTED, cleaned
 from watcher.rules.models import Rule
 from watcher.store.base import LogStore
 from watcher.store.embedded import EmbeddedStore
@@ -131,3 +131,18 @@ def test_a_deny_list_rule_shows_the_offending_documents(logs: LogStore, state_at
         (incident,) = state.incidents(states=(State.FIRING,))
     assert incident.group == {"service": "api"}
     assert [doc["route"] for doc in incident.evidence] == ["/predict/8", "/predict/2"]
+
+
+def test_a_percentile_rule_shows_its_largest_values(logs: LogStore, state_at: StateAt) -> None:
+    """The slowest requests of a p99 latency alert, not merely the newest."""
+    fired(logs, state_at, name="p99", group_by=[], where={"service": "api"},
+          signal={"percentile": {"field": "status", "q": 99}}, threshold={"above": 400})  # fmt: skip
+    with state_at.open() as state:
+        (incident,) = state.incidents(states=(State.FIRING,))
+    assert [doc["status"] for doc in incident.evidence] == [503, 503, 503]  # the newest two are 200s
+
+
+def test_a_wide_document_keeps_its_first_fields() -> None:
+    wide = {f"f{i:03}": i for i in range(MAX_FIELDS + 10)}
+    (kept,) = cleaned([wide], DEFAULT_REDACT)
+    assert list(kept) == [f"f{i:03}" for i in range(MAX_FIELDS)]

@@ -40,15 +40,25 @@ def shows_evidence(rule: Rule) -> bool:
 def evidence_query(rule: Rule, queries: Sequence[Query], at: datetime) -> Query | None:
     """The query for the sample documents of the window evaluated at ``at``, with the filter and
     grouping of the detector's first query (a ``values`` rule's offending documents, say), or
-    ``None`` when the rule shows none. For a ratio, the documents its ``of`` counts. The window is
-    the rule's own even when the detector reads a longer one (``new_value``'s lookback)."""
+    ``None`` when the rule shows none. For a ratio, the documents its ``of`` counts; for a
+    percentile or stat signal, unless the rule sorts otherwise, those with the largest values of
+    its field. The window is the rule's own even when the detector reads a longer one
+    (``new_value``'s lookback)."""
     if not queries or not shows_evidence(rule):
         return None
     spec, own = rule.evidence, queries[0]
     of = rule.signal.ratio.of if rule.signal.ratio is not None else MATCH_ALL
-    samples = Samples(of, spec.size, spec.fields, spec.sort_field, spec.ascending)
+    sort, ascending = (spec.sort_field, spec.ascending) if spec.sort else (_measured_field(rule), False)
+    samples = Samples(of, spec.size, spec.fields, sort, ascending)
     window = rule_window(rule, at)
     return Query(f"{rule.name}#{EVIDENCE}", window, {EVIDENCE: samples}, own.where, own.group_by)
+
+
+def _measured_field(rule: Rule) -> str:
+    """The field a percentile or stat signal measures: by default its largest values are the
+    evidence (the slowest requests of a p99 latency alert); "" (the newest documents) otherwise."""
+    measured = rule.signal.percentile or rule.signal.stat
+    return measured.field if measured is not None else ""
 
 
 def with_evidence(rule: Rule, findings: Sequence[Finding], answer: QueryResult | None) -> list[Finding]:

@@ -5,7 +5,8 @@ An incident keeps the documents of its latest alerting window (``watcher.detect.
 are redacted and cut here, before the state store or any channel sees them: a field whose name
 looks secret (``authorization``, ``cookie``, ``password``, ``token``, ``api_key``, ``secret``;
 watcher.yaml's ``evidence.redact``) becomes ``[redacted]``, a ``Bearer``/``Basic`` credential in
-any text too, and a long value is cut to ``MAX_VALUE`` characters with an ellipsis.
+any text too, a long value is cut to ``MAX_VALUE`` characters with an ellipsis, and a document
+keeps its first ``MAX_FIELDS`` fields.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ DEFAULT_REDACT = ("authorization", "cookie", "password", "token", "api_key", "se
 REDACTED = "[redacted]"
 MAX_VALUE = 500
 """Characters of a value kept on the incident; channels cut shorter (``watcher.filters.cut``)."""
+MAX_FIELDS = 40
+"""Fields of a document kept on the incident (the first, in the document's order): a wide log line
+must not make every notification of the incident heavy."""
 ELLIPSIS = "…"
 _CREDENTIAL = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
@@ -85,9 +89,13 @@ class EvidenceDefaults(BaseModel):
 
 
 def cleaned(samples: Sequence[Sample], redact: Sequence[str]) -> tuple[Sample, ...]:
-    """``samples`` as an incident keeps them: secret-looking fields redacted, long values cut."""
+    """``samples`` as an incident keeps them: secret-looking fields redacted, long values cut, at
+    most ``MAX_FIELDS`` fields each."""
     secrets = tuple(_plain(name) for name in redact if name)
-    return tuple({name: _value(name, value, secrets) for name, value in sample.items()} for sample in samples)
+    return tuple(
+        {name: _value(name, value, secrets) for name, value in list(sample.items())[:MAX_FIELDS]}
+        for sample in samples
+    )
 
 
 def _value(name: str, value: Any, secrets: Sequence[str]) -> Any:
