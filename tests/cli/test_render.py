@@ -72,6 +72,17 @@ def test_sms_is_the_text_and_its_segments(capsys: pytest.CaptureFixture[str]) ->
     assert err.strip() == "(1 SMS segment(s), GSM-7)"
 
 
+def test_acked_shows_the_ack_as_later_notifications_do(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = render(capsys, RULE, "--event", "update", "--acked")
+    assert code == 0
+    assert json.loads(out)["text"].startswith(":eyes: *Acknowledged by ")
+    code, out, _ = render(capsys, RULE, "--channel", "webhook", "--acked")
+    assert json.loads(out)["incidents"][0]["ack"]["message"] == "looking into it"
+    code, out, _ = render(capsys, RULE, "--channel", "email", "--acked")
+    assert "Acknowledged by " in out
+    assert ": looking into it" in out
+
+
 def test_webhook_is_the_json_body(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = render(capsys, RULE, "--channel", "webhook", "--event", "update")
     assert code == 0

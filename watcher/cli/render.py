@@ -8,11 +8,12 @@ The message is composed by the channel's own notifier, nothing is sent.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import math
 import random
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from watcher.config import (
     WebhookReceiver,
 )
 from watcher.detect.evidence import shows_evidence
+from watcher.incidents.acks import Ack
 from watcher.incidents.machine import incident_labels
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.series import MAX_SAMPLES, SERIES_KEY
@@ -94,6 +96,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--group", action="append", default=[], metavar="LABEL=VALUE", help="a group label of the sample"
     )
+    parser.add_argument(
+        "--acked",
+        action="store_true",
+        help="the sample acknowledged (`watcher ack`, Slack's button); with --event update, the reply "
+        "telling the ack",
+    )
     parser.add_argument("-o", "--output", type=Path, metavar="PNG", help="also write the chart to this file")
     parser.set_defaults(func=run)
 
@@ -117,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     sample = sample_incident(rule, Event(args.event), now, group)
+    if args.acked:
+        sample = _acked(sample, Event(args.event), now)
     notification = sample_notification(sample, Event(args.event), now, name)
     templates = Templates(loaded.config.templates, loaded.rules, loaded.config.sources)
     try:
@@ -163,6 +173,14 @@ def _group(rule: Rule, pairs: list[str]) -> dict[str, str]:
             raise ValueError(f"--group takes LABEL=VALUE, got {pair!r}")
         given[label] = value
     return {label: given.get(label, "example") for label in rule.group_by} | given
+
+
+def _acked(sample: Incident, event: Event, now: datetime) -> Incident:
+    """The sample as an acknowledged incident (a firing one: a resolve undoes an ack)."""
+    if event is Event.RESOLVED:
+        return sample
+    ack = Ack.of(sample, getpass.getuser(), "looking into it", now - timedelta(minutes=5))
+    return sample.evolve(ack=ack.to_json(), acknowledged_now=event is Event.UPDATE)
 
 
 def _write_chart(path: Path, sample: Incident, rule: Rule) -> int:
