@@ -213,7 +213,7 @@ class Dispatcher:
             except GroupMovedError as moved:
                 if attempt == _ATTEMPTS:
                     raise
-                log.info("group %s was written by another replica meanwhile: planning again", moved)
+                log.debug("group %s was written by another replica meanwhile: planning again", moved)
                 continue
             return dispatch
         raise AssertionError("unreachable")  # pragma: no cover
