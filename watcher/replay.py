@@ -45,6 +45,7 @@ class Replay:
         workdir: Path,
         *,
         stores: Mapping[str, LogStore] | None = None,
+        evidence: bool = False,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.rules = list(rules)
@@ -55,8 +56,16 @@ class Replay:
                 self.stores[name], self.ingested[name] = _loaded(config.sources[name], logs, workdir / name)
         self.state = StateStore(SQLiteBackend(workdir / "state.sqlite", scratch=True))
         dispatcher = Dispatcher.from_config(config, self.state)
+        # Evidence only where notifications are shown (the demo): per-bucket partials cannot sum
+        # documents, so a backtest with it would re-read every window for them.
         self.engine = Engine(
-            self.rules, self.stores, self.state, config.route, dispatcher=dispatcher, gaps=config.gaps
+            self.rules,
+            self.stores,
+            self.state,
+            config.route,
+            dispatcher=dispatcher,
+            gaps=config.gaps,
+            evidence=evidence,
         )
 
     def ticks(

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Replaying {len(loaded.rules)} rules minute by minute; notifications follow.\n")
     workdir = args.workdir / "replay"
     shutil.rmtree(workdir, ignore_errors=True)
-    replay = Replay(loaded.config, loaded.rules, [log_path], workdir)
+    replay = Replay(loaded.config, loaded.rules, [log_path], workdir, evidence=True)
     clock = _SimulatedClock(DEMO_START)
     templates = Templates(loaded.config.templates, loaded.rules, loaded.config.sources)
     notifiers = {n: build_notifier(n, r, templates) for n, r in loaded.config.receivers.items()}
