@@ -155,8 +155,7 @@ def _by_feature(
     drift = score(spec.method, bins_b, bins_c).value
     margin = spec.margin if spec.margin is not None else DEFAULT_THRESHOLDS[spec.method][0]
     test = chi2_test(bins_b, bins_c)
-    name = f"chi-square, {spec.method} {drift:.3g}"
-    return _verdict(rule, spec, group, sides, (0.0, drift, margin), test, drift >= margin, name)
+    return _verdict(rule, spec, group, sides, (0.0, drift, margin), test, drift >= margin, "chi-square")
 
 
 def _inconclusive(rule: Rule, group: Mapping[str, str], why: str) -> Finding:
@@ -184,7 +183,7 @@ def _verdict(
         "candidate": sides["candidate"],
         "baseline_value": baseline,
         "candidate_value": candidate,
-        "test": name.split(",")[0],
+        "test": name,
         "p_value": test.p_value,
         "confidence": spec.confidence,
     }
