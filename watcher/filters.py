@@ -150,6 +150,27 @@ def fields(documents: Any) -> list[str]:
     return list(dict.fromkeys(name for document in documents for name in document))
 
 
+def verdict(details: Mapping[str, Any], signal: str | None = None) -> str:
+    """What a forecast or canary rule found, on one line ("" for other detectors):
+    "Forecast (linear) crosses 80% at 2026-03-01 06:44:00 UTC, in 45m", or
+    "Canary model_version: v4 4% vs v3 1% (two-proportion z-test, p=1.4e-05)"."""
+    show = percent if signal == "ratio" else number
+    if "crossing_at" in details:
+        limit, when = show(details.get("limit")), utc(details["crossing_at"])
+        return (
+            f"Forecast ({details.get('method')}) crosses {limit} at {when}, in {details.get('crossing_in')}"
+        )
+    if "candidate" not in details or "p_value" not in details:
+        return ""
+    p_value = f"{details['test']}, p={float(details['p_value']):.2g}"
+    field, candidate, baseline = details.get("field"), details["candidate"], details.get("baseline")
+    if "drift" in details:
+        drift = f"{details['signal']} {number(details['drift'])}"
+        return f"Canary {field}: {drift} between {candidate} and {baseline} ({p_value})"
+    ours, theirs = show(details.get("candidate_value")), show(details.get("baseline_value"))
+    return f"Canary {field}: {candidate} {ours} vs {baseline} {theirs} ({p_value})"
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "percent": percent,
     "number": number,
@@ -162,4 +183,5 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "cut": cut,
     "sample": sample,
     "fields": fields,
+    "verdict": verdict,
 }

@@ -155,3 +155,47 @@ def test_the_sample_shows_evidence_as_the_rule_would(
     ]
     assert main(["render", "--config", str(config), "bare", "--channel", "console"]) == 0
     assert "log:" not in capsys.readouterr().out
+
+
+TREND_RULES = {
+    "quota-forecast": "signal: {ratio: {of: {status: 429}}}\nwindow: 10m\n"
+    "forecast: {above: 0.8, history: 6h, horizon: 1h}\n",
+    "v4-canary": "signal: {ratio: {of: {status: {gte: 500}}}}\n"
+    "canary: {field: model_version, baseline: v3, candidate: v4, margin: 0.01}\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "channel", "expected"),
+    [
+        ("quota-forecast", "console", "  Forecast (linear) crosses 80% at 2026-"),
+        ("quota-forecast", "sms", " by "),
+        ("quota-forecast", "email", "Forecast (linear) crosses 80% at 2026-"),
+        ("quota-forecast", "slack", ":crystal_ball: Forecast (linear) crosses 80% at 2026-"),
+        (
+            "v4-canary",
+            "console",
+            "  Canary model_version: v4 1.6% vs v3 0.6% (two-proportion z-test, p=0.0004)",
+        ),
+        ("v4-canary", "slack", "Canary model_version: v4 1.6% vs v3 0.6% (two-proportion z-test, p=0.0004)"),
+        ("v4-canary", "email", "Canary model_version: v4 1.6% vs v3 0.6% (two-proportion z-test, p=0.0004)"),
+        ("v4-canary", "webhook", '"baseline":"v3","candidate":"v4","p_value":0.0004'),
+        ("quota-forecast", "webhook", '"crossing_at":"2026-'),
+    ],
+)
+def test_forecast_and_canary_tell_what_they_found(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, rule: str, channel: str, expected: str
+) -> None:
+    """The predicted crossing time; baseline against candidate with the test's p-value."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for name, spec in TREND_RULES.items():
+        (rules / f"{name}.yaml").write_text(f"name: {name}\nsource: demo\n{spec}")
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        (ROOT / "watcher.yaml")
+        .read_text()
+        .replace("templates: templates", f"templates: {ROOT / 'templates'}")
+    )
+    assert main(["render", "--config", str(config), rule, "--channel", channel]) == 0
+    assert expected in capsys.readouterr().out

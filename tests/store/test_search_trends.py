@@ -5,15 +5,15 @@ canary's one grouped query (its histogram, terms and first-seen times included).
 from __future__ import annotations
 
 import math
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.detect import test_canary as canary_case
+from tests.detect import test_forecast as forecast_case
 from watcher.config import SearchSource
 from watcher.detect import DETECTORS
 from watcher.detect.base import Finding
@@ -22,10 +22,6 @@ from watcher.store.base import LogStore
 from watcher.store.bulk import load_lines
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.search import SearchStore
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "detect"))
-import test_canary as canary_case  # noqa: E402
-import test_forecast as forecast_case  # noqa: E402
 
 LINES = [*forecast_case.climb_lines(), *canary_case.LINES]
 LOGS = {"source": "logs", "delay": "0s"}

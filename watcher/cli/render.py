@@ -30,6 +30,7 @@ from watcher.config import (
     WebhookReceiver,
 )
 from watcher.detect.evidence import shows_evidence
+from watcher.duration import format_duration
 from watcher.incidents.acks import Ack
 from watcher.incidents.machine import incident_labels
 from watcher.incidents.model import Event, Incident, State, fingerprint
@@ -46,6 +47,7 @@ from watcher.notify.webhook import WebhookNotifier
 from watcher.query import And, Eq, Filter, In, Or, Range, Sample
 from watcher.rules.evidence import cleaned
 from watcher.rules.models import Rule
+from watcher.rules.trend_specs import NEWEST
 from watcher.templates import RenderError, Templates
 
 # Settings for a channel rendered without a configured receiver: shape only, never used to send.
@@ -221,7 +223,10 @@ def sample_incident(rule: Rule, event: Event, now: datetime, group: dict[str, st
         started_at=started_at,
         fired_at=fired_at,
         resolved_at=resolved_at,
-        details={SERIES_KEY: _series(rule, now, started_at, resolved_at, value, threshold, above)},
+        details={
+            **_found(rule, now, value, threshold),
+            SERIES_KEY: _series(rule, now, started_at, resolved_at, value, threshold, above),
+        },
         evidence=_evidence(rule, fired_at, group),
     )
 
@@ -285,7 +290,33 @@ def _numbers(rule: Rule) -> tuple[float, float, bool]:
     if rule.flatline is not None:
         return rule.flatline.below * 0.2, rule.flatline.below, False
     threshold = _ml_threshold(rule)
+    if rule.forecast is not None:  # not crossed yet: forecast to
+        above = rule.forecast.above is not None
+        return threshold * (0.9 if above else 1.1), threshold, above
     return threshold * 1.6, threshold, True
+
+
+def _found(rule: Rule, now: datetime, value: float, threshold: float) -> dict[str, Any]:
+    """What a forecast or canary rule's finding tells beyond its value: the predicted crossing and
+    the forecast drawn; the baseline and candidate with the test's p-value."""
+    if rule.forecast is not None:
+        horizon, steps = rule.forecast.horizon, 12
+        crossing = now + horizon / 2
+        ahead = [
+            [(now + k * horizon / steps).isoformat(), value + (threshold - value) * k / 6] for k in range(13)
+        ]
+        return {"method": rule.forecast.method, "limit": threshold, "crossing_at": crossing.isoformat(),
+                "crossing_in": format_duration(horizon / 2), "forecast": ahead}  # fmt: skip
+    if rule.canary is None:
+        return {}
+    spec = rule.canary
+    candidate = "v-new" if spec.candidate == NEWEST else spec.candidate
+    found = {"field": spec.field, "baseline": spec.baseline, "candidate": candidate, "p_value": 0.0004}
+    if spec.feature is not None:
+        return {**found, "signal": f"{spec.method} drift of {spec.feature.name}", "drift": value,
+                "test": "chi-square"}  # fmt: skip
+    test = "two-proportion z-test" if rule.signal.ratio is not None else "Mann-Whitney U"
+    return {**found, "baseline_value": threshold * 0.6, "candidate_value": value, "test": test}
 
 
 def _ml_threshold(rule: Rule) -> float:
@@ -297,6 +328,10 @@ def _ml_threshold(rule: Rule) -> float:
     if rule.validity is not None:
         spec = rule.validity
         return spec.unseen_share_above or spec.missing_share_above or spec.out_of_range_share_above or 0.01
+    if rule.forecast is not None:
+        return rule.forecast.above if rule.forecast.above is not None else rule.forecast.below or 0.0
+    if rule.canary is not None:
+        return rule.canary.margin or 0.05
     return 1.0
 
 

@@ -181,8 +181,11 @@ def _verdict(
         "field": spec.field,
         "baseline": sides["baseline"],
         "candidate": sides["candidate"],
-        "baseline_value": baseline,
-        "candidate_value": candidate,
+        **(
+            {"drift": candidate}
+            if spec.feature
+            else {"baseline_value": baseline, "candidate_value": candidate}
+        ),
         "test": name,
         "p_value": test.p_value,
         "confidence": spec.confidence,
