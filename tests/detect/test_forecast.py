@@ -8,10 +8,12 @@ import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from watcher.cli import main
 from watcher.detect import DETECTORS, forecast
 from watcher.detect.base import Finding, Status
 from watcher.rules.models import Rule
@@ -23,10 +25,11 @@ CLIMB_END = T0 + timedelta(hours=6)
 THROTTLED = {"ratio": {"of": {"status": 429}}}
 
 
-def climb_lines() -> list[str]:
-    """20 requests a minute for 6h; the 429 share climbs linearly from 0.2 to 0.74."""
+def climb_lines(minutes: int = 360) -> list[str]:
+    """20 requests a minute (6h by default); the 429 share climbs linearly by 0.09 an hour from 0.2
+    (0.74 at 6h, 0.8 at 6h40m)."""
     lines = []
-    for minute in range(360):
+    for minute in range(minutes):
         share = 0.2 + 0.54 * minute / 360
         for i in range(20):
             status = 429 if (i + 0.5) / 20 < share else 200
@@ -155,3 +158,32 @@ def test_below_limit_and_groups(climb: EmbeddedStore) -> None:
     finding = judge(climb, rule, CLIMB_END)
     assert (finding.group, finding.status) == ({"tenant": "acme"}, Status.ALERTING)
     assert "to go below 0.2 at" in finding.reason
+
+
+def test_a_backtest_fires_the_forecast_long_before_the_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same 429 share, judged by a threshold and by a forecast of it, replayed over 8h."""
+    log = tmp_path / "requests.jsonl"
+    log.write_text("\n".join(climb_lines(480)) + "\n")
+    (tmp_path / "rules").mkdir()
+    common = "source: logs, every: 5m, window: 10m, delay: 0s, signal: {ratio: {of: {status: 429}}}"
+    (tmp_path / "rules" / "rules.yaml").write_text(
+        f"rules:\n  - {{name: throttled, {common}, threshold: {{above: 0.8}}}}\n"
+        f"  - {{name: throttled-soon, {common}, forecast: {{above: 0.8, history: 3h, horizon: 1h}}}}\n"
+    )
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        "sources: {logs: {store: embedded, path: data/logs.duckdb}}\n"
+        "state: {path: data/state.sqlite}\n"
+        "receivers: {console: {console: {format: text}}}\n"
+        "route: {receiver: console, group_by: [rule], group_wait: 0s}\n"
+        "rules: [rules]\n"
+    )
+    span = ["--start", T0.isoformat(), "--end", (T0 + timedelta(hours=8)).isoformat()]
+    assert main(["backtest", "--config", str(config), "--logs", str(log), *span]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    fired = {line["rule"]: datetime.fromisoformat(line["at"]) for line in lines if line["event"] == "firing"}
+    assert T0 + timedelta(hours=6, minutes=40) <= fired["throttled"] <= T0 + timedelta(hours=7)
+    assert fired["throttled-soon"] <= fired["throttled"] - timedelta(minutes=45)
+    assert fired["throttled-soon"] >= T0 + timedelta(hours=5, minutes=30)  # not from the start: a forecast
