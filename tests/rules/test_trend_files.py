@@ -32,6 +32,9 @@ RULE_MISTAKES = {
     "rule.canary-count-signal.yaml": "3:1: 'canary' compares a ratio, a percentile or a stat of a field, "
     "or a 'feature'; the signal is count",
     "rule.canary-min-samples-zero.yaml": "4:74: 'canary.min_samples' must be >= 1, got 0",
+    "rule.canary-field-grouped.yaml": "3:1: 'group_by' holds the canary's 'field' (model_version), whose "
+    "values the canary compares within each group: remove it from 'group_by'",
+    "rule.forecast-overrides-file.yaml": "4:17: 'overrides_file' applies to threshold and flatline rules",
     "rule.canary-edges-decreasing.yaml": "4:61: 'edges' must be a non-empty increasing list",
 }
 

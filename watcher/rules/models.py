@@ -286,7 +286,9 @@ class Rule(_Model):
             raise ValueError("'every' and 'window' must be longer than 0s")
         self._check_known_groups()
         self._check_documents()
-        if (problem := fits_window(self.forecast, self.canary, self.window, self.signal.kind)) is not None:
+        if (
+            problem := fits_window(self.forecast, self.canary, self.window, self.signal.kind, self.group_by)
+        ) is not None:
             raise ValueError(problem)
         self._check_levels()
         self._check_overrides()

@@ -136,7 +136,17 @@ def _load(value: Any, info: ValidationInfo) -> Any:
         raise ValueError("'overrides_file' is the path of a CSV or YAML file of overrides")
     detector = next((kind for kind in OVERRIDABLE if info.data.get(kind) is not None), None)
     if detector is None:
-        others = ("spike", "drift", "validity", "match", "values", "new_value", "change")
+        others = (
+            "spike",
+            "drift",
+            "validity",
+            "forecast",
+            "canary",
+            "match",
+            "values",
+            "new_value",
+            "change",
+        )
         if any(info.data.get(kind) is not None for kind in others):
             raise ValueError("'overrides_file' applies to threshold and flatline rules")
         return None  # the rule's detector is itself in error: that is the mistake to report

@@ -113,9 +113,14 @@ DEFAULT_EDGES: tuple[float, ...] = tuple(round(1.25**k, 3) for k in range(52))
 
 
 def fits_window(
-    forecast: ForecastSpec | None, canary: CanarySpec | None, window: timedelta, signal: str
+    forecast: ForecastSpec | None,
+    canary: CanarySpec | None,
+    window: timedelta,
+    signal: str,
+    group_by: tuple[str, ...] = (),
 ) -> str | None:
-    """What is wrong with a forecast or canary given the rule's ``window`` and signal kind, or None."""
+    """What is wrong with a forecast or canary given the rule's ``window``, signal kind and groups,
+    or None."""
     if forecast is not None:
         for name, length in (("history", forecast.history), ("season", forecast.season)):
             if length is not None and length % window:
@@ -123,6 +128,11 @@ def fits_window(
                 return f"forecast '{name}' ({wrote}) must be a multiple of 'window' ({each})"
         if forecast.history < 3 * window:
             return f"forecast 'history' must hold at least 3 windows of {format_duration(window)}"
+    if canary is not None and canary.field in group_by:
+        return (
+            f"'group_by' holds the canary's 'field' ({canary.field}), whose values the canary compares "
+            "within each group: remove it from 'group_by'"
+        )
     if canary is not None and canary.feature is None and signal not in ("ratio", "percentile", "stat"):
         return (
             f"'canary' compares a ratio, a percentile or a stat of a field, or a 'feature'; "
