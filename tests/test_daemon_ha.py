@@ -4,6 +4,8 @@ database it cannot reach is told at the next heartbeat, even by a replica holdin
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from watcher.incidents.schema import StateStoreError
 from watcher.process.daemon import Daemon
 from watcher.process.meta import REPLICAS_MISSING
 from watcher.process.write_guard import STATE_UNWRITABLE
+from watcher.state import leases
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HEARTBEAT = timedelta(seconds=10)
@@ -149,3 +152,46 @@ def test_a_database_it_cannot_reach_is_told_at_the_next_heartbeat(
     backend.url = postgres_url  # type: ignore[attr-defined]  # back: the next heartbeat works again
     daemons.heartbeat(a)
     assert ready(a) == (True, (), 8)
+
+
+def test_a_replica_with_another_partitions_count_refuses_to_start_and_leaves_the_table(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A replica on 8 partitions is running; one configured with 16 would hash the rules to other
+    partitions than the running one's (rules evaluated twice, or never): it exits 2 with a message
+    naming both counts, and the table is not rewritten."""
+    running = Daemons(tmp_path / "a", postgres_url, {"replicas": 1, "partitions": 8})
+    running.clock.now = datetime.now(UTC)  # its leases are live for the other process's clock
+    try:
+        a = running.start()
+        assert len(a.replica.held) == 8  # type: ignore[union-attr]
+        other = write_config(
+            tmp_path / "b", [RULE], state={"url": postgres_url}, ha={"replicas": 1, "partitions": 16}
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "watcher", "run", "--config", str(other)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "ha.partitions is 16 but the state's other replicas use 8" in result.stderr
+        assert "Traceback" not in result.stderr
+        with a.state.reading() as db:
+            assert [lease.number for lease in leases.leases(db)] == list(range(8))
+        a.beat_job()
+        assert len(a.replica.held) == 8  # type: ignore[union-attr]
+    finally:
+        running.stop()
+
+
+def test_a_new_partitions_count_is_taken_once_every_replica_stopped(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    first = Daemons(tmp_path / "a", postgres_url, {"replicas": 1, "partitions": 8})
+    first.start()
+    first.stop()  # a clean stop gives every lease back
+    second = Daemons(tmp_path / "b", postgres_url, {"replicas": 1, "partitions": 16})
+    try:
+        b = second.start()
+        assert len(b.replica.held) == 16  # type: ignore[union-attr]
+    finally:
+        second.stop()

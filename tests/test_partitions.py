@@ -12,11 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.notify.samples import incident, resolved
 from tests.test_engine import rule
 from watcher.config import HaConfig, Route
 from watcher.engine import Engine
-from watcher.incidents.model import OPEN
+from watcher.incidents.model import OPEN, Event
 from watcher.incidents.state import StateStore
+from watcher.notify.base import Notification
 from watcher.process.metrics import ReplicaMetrics
 from watcher.process.partitions import LeaseLostError, Replica, partition_of, quota
 from watcher.state.postgres import PostgresBackend
@@ -167,3 +169,31 @@ def test_a_replica_paused_past_its_lease_writes_nothing(replicas: Replicas, stor
     assert b.state.outbox_depth() == 1
     a.beat()  # a back: it counts b, takes nothing b holds, and is not ready
     assert a.held == {}
+
+
+def test_a_dead_replica_s_outbox_claims_are_released_when_its_partitions_are_taken_over(
+    replicas: Replicas,
+) -> None:
+    """c claimed a notification (a send in flight) and died: once b takes c's partitions over, the
+    claim is released, so the send goes out now rather than when the claim's 2-minute lease ends.
+    A live replica's claim survives the rebalance a new replica causes."""
+    a, b, c = (replicas.start(name) for name in "abc")
+    beat(a, b, c, rounds=2, clock=replicas.clock)
+    at = replicas.clock.now
+    sent = [
+        Notification(f"slack-0-{event.value}", "slack", event, (told,), at, thread_key="thread-0")
+        for event, told in ((Event.FIRING, incident(details={})), (Event.RESOLVED, resolved(details={})))
+    ]
+    c.state.commit(notifications=sent)
+    assert c.state.claim("slack-0-firing", at, at + timedelta(minutes=2))
+    assert a.state.claim("slack-0-resolved", at, at + timedelta(minutes=2))
+    d = replicas.start("d")
+    beat(d, a, b, c, rounds=2, clock=replicas.clock)  # a joiner: nobody dead, no claim released
+    assert b.state.claim("slack-0-firing", replicas.clock.now, replicas.clock.now) is None
+
+    beat(a, b, d, rounds=4, clock=replicas.clock)  # c dies: its lease ends, its partitions are taken
+    assert held(a, b, d) == [22, 21, 21]
+    now = replicas.clock.now
+    assert now < at + timedelta(minutes=2)  # the claim's own lease has not ended
+    assert b.state.claim("slack-0-firing", now, now + timedelta(minutes=2)) is not None
+    assert b.state.claim("slack-0-resolved", now, now + timedelta(minutes=2)) is None  # a's: alive

@@ -160,18 +160,25 @@ class OutboxRows:
             )
         return Claim(in_doubt_since=None if row[0] is None else from_micros(row[0]))
 
-    def release_claims(self, now: datetime) -> int:
+    def release_claims(self, now: datetime, *, of: Sequence[str] = ()) -> int:
         """Make claimed, unfinished notifications due again at the time they were claimed; returns
         how many. The daemon calls it at start, so a send cut short by a crash is retried at once.
         On a state one daemon owns (SQLite: it holds the file's lock) that is every claim; on a
         shared state (replicas on PostgreSQL) only claims whose lease ran out by ``now``: another
-        claim's drainer may be alive and sending it, and releasing it would send it twice."""
-        expired = " AND next_attempt_at <= ?" if self._db.shared else ""
+        claim's drainer may be alive and sending it, and releasing it would send it twice -- unless
+        ``of`` names their drainers, replicas known dead (their partitions were taken over)."""
+        params: tuple[str | int, ...] = ()
+        if of:
+            where, params = f" AND claimed_by IN ({', '.join('?' * len(of))})", tuple(of)
+        elif self._db.shared:
+            where, params = " AND next_attempt_at <= ?", (micros(now),)
+        else:
+            where = ""
         with self._lock, self._transaction():
             cursor = self._db.execute(
                 "UPDATE outbox SET next_attempt_at = claimed_at, claimed_at = NULL, claimed_by = NULL "
-                "WHERE status = 'pending' AND claimed_at IS NOT NULL" + expired,
-                (micros(now),) if self._db.shared else (),
+                "WHERE status = 'pending' AND claimed_at IS NOT NULL" + where,
+                params,
             )
         return cursor.rowcount
 

@@ -30,7 +30,6 @@ import hashlib
 import logging
 import os
 import socket
-import uuid
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -81,12 +80,13 @@ class Replica:
     ) -> None:
         self.state, self.config, self.clock, self.metrics = state, config, clock, metrics
         host, pid = socket.gethostname(), os.getpid()
-        self.id = replica_id or f"{host}-{pid}-{uuid.uuid4().hex[:6]}"
+        self.id = replica_id or state.owner
+        state.owner = self.id  # one name for the replica's heartbeat, leases and outbox claims
         self.row = ReplicaRow(self.id, host, pid, clock(), clock())
         self.held: dict[int, int] = {}  # partition -> epoch of this replica's tenure
         self.alive = 0
         with state.writing() as db:
-            leases.ensure_partitions(db, config.partitions)
+            leases.ensure_partitions(db, config.partitions, clock())
 
     # ------------------------------------------------------------------ the beat
 
@@ -110,7 +110,7 @@ class Replica:
         if len(self.held) > share:
             self._release(len(self.held) - share)
         elif len(self.held) < share:
-            self._take(table, share - len(self.held), now, until)
+            self._take(table, share - len(self.held), now, until, live)
         self._count(renewed=len(held))
 
     def _release(self, count: int) -> None:
@@ -122,10 +122,13 @@ class Replica:
             del self.held[number]
         log.info("released partitions %s for another replica", ranges(given))
 
-    def _take(self, table: list[Lease], count: int, now: datetime, until: datetime) -> None:
-        """Take up to ``count`` free or expired partitions, one conditional UPDATE each."""
+    def _take(self, table: list[Lease], count: int, now: datetime, until: datetime, live: list[str]) -> None:
+        """Take up to ``count`` free or expired partitions, one conditional UPDATE each. The outbox
+        claims of a replica whose partitions were taken and whose heartbeat expired (dead) are
+        released at once, so its sends cut short go out now rather than when their claim lease ends."""
         free = [lease for lease in table if lease.owner is None or lease.expires_at <= now]
         taken: list[int] = []
+        dead: set[str] = set()
         for lease in free:
             if len(taken) >= count:
                 break
@@ -135,10 +138,15 @@ class Replica:
                 continue  # another replica was faster
             self.held[lease.number] = epoch
             taken.append(lease.number)
-            if lease.owner is not None and lease.owner != self.id and self.metrics is not None:
-                self.metrics.takeovers.inc()
+            if lease.owner is not None and lease.owner != self.id:
+                dead |= {lease.owner} - set(live)
+                if self.metrics is not None:
+                    self.metrics.takeovers.inc()
         if taken:
             log.info("took partitions %s", ranges(taken))
+        released = self.state.release_claims(now, of=sorted(dead)) if dead else 0
+        if released:
+            log.info("released %d outbox claim(s) of dead replica(s) %s", released, ", ".join(sorted(dead)))
 
     def _count(self, *, renewed: int) -> None:
         if self.metrics is None:

@@ -35,6 +35,20 @@ class LeaseLostError(Exception):
         self.lost = tuple(lost)
 
 
+class PartitionsMismatchError(Exception):
+    """The state's ``partitions`` table holds another count than this replica's ``ha.partitions``:
+    rewriting it under running replicas would hash rules to other partitions than theirs (a rule
+    evaluated twice, or never), so the replica refuses to start."""
+
+    def __init__(self, configured: int, stored: int) -> None:
+        super().__init__(
+            f"ha.partitions is {configured} but the state's other replicas use {stored}: give every "
+            f"replica the same ha.partitions (to change it, stop all replicas first, then start them "
+            f"with the new value)"
+        )
+        self.configured, self.stored = configured, stored
+
+
 @dataclass(frozen=True)
 class ReplicaRow:
     id: str
@@ -52,13 +66,20 @@ class Lease:
     expires_at: datetime
 
 
-def ensure_partitions(db: Db, count: int) -> None:
-    """Partitions ``0 .. count - 1`` exist; rows past them (a smaller ``ha.partitions``) go."""
+def ensure_partitions(db: Db, count: int, now: datetime) -> None:
+    """Partitions ``0 .. count - 1`` exist. A table of another size is rebuilt only when no replica
+    holds a lease in it (all stopped); else ``PartitionsMismatchError``."""
+    rows = db.execute(
+        f"SELECT number, owner, expires_at FROM partitions ORDER BY number{db.dialect.lock_rows}"
+    ).fetchall()
+    if rows and len(rows) != count:
+        if any(owner is not None and int(until) > micros(now) for _, owner, until in rows):
+            raise PartitionsMismatchError(count, len(rows))
+        db.execute("DELETE FROM partitions")
     db.executemany(
         "INSERT INTO partitions (number) VALUES (?) ON CONFLICT (number) DO NOTHING",
         [(number,) for number in range(count)],
     )
-    db.execute("DELETE FROM partitions WHERE number >= ?", (count,))
 
 
 def heartbeat(db: Db, replica: ReplicaRow, now: datetime) -> None:
