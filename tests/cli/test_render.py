@@ -159,7 +159,8 @@ def test_the_sample_shows_evidence_as_the_rule_would(
 
 TREND_RULES = {
     "quota-forecast": "signal: {ratio: {of: {status: 429}}}\nwindow: 10m\n"
-    "forecast: {above: 0.8, history: 6h, horizon: 1h}\n",
+    "forecast: {above: 0.8, history: 6h, horizon: 1h}\n"
+    "annotations: {summary: 'throttled {{ threshold | percent }} by {{ details.crossing_at | utc }}'}\n",
     "v4-canary": "signal: {ratio: {of: {status: {gte: 500}}}}\n"
     "canary: {field: model_version, baseline: v3, candidate: v4, margin: 0.01}\n",
 }
@@ -170,6 +171,7 @@ TREND_RULES = {
     [
         ("quota-forecast", "console", "  Forecast (linear) crosses 80% at 2026-"),
         ("quota-forecast", "sms", " by "),
+        ("quota-forecast", "console", " - throttled 80% by 2026-"),  # an annotation reads the crossing
         ("quota-forecast", "email", "Forecast (linear) crosses 80% at 2026-"),
         ("quota-forecast", "slack", ":crystal_ball: Forecast (linear) crosses 80% at 2026-"),
         (
