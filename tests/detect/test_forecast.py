@@ -187,3 +187,13 @@ def test_a_backtest_fires_the_forecast_long_before_the_threshold(
     assert T0 + timedelta(hours=6, minutes=40) <= fired["throttled"] <= T0 + timedelta(hours=7)
     assert fired["throttled-soon"] <= fired["throttled"] - timedelta(minutes=45)
     assert fired["throttled-soon"] >= T0 + timedelta(hours=5, minutes=30)  # not from the start: a forecast
+
+
+def test_a_long_horizon_keeps_at_most_120_forecast_points(climb: EmbeddedStore) -> None:
+    rule = make_rule(
+        window="1m", signal=THROTTLED, forecast={"above": 0.99, "history": "6h", "horizon": "1d"}
+    )
+    finding = judge(climb, rule, CLIMB_END)
+    assert finding.status is Status.ALERTING  # 0.99 in about 3h at 0.09/h
+    assert len(finding.details["forecast"]) <= 120
+    assert finding.details["forecast"][-1][0] >= (CLIMB_END + timedelta(hours=23)).isoformat()

@@ -28,6 +28,8 @@ from watcher.rules.models import Rule
 from watcher.rules.trend_specs import ForecastSpec
 
 HOUR = 3600.0
+MAX_POINTS = 120
+"""Forecast points kept in a finding's details for the chart (as many as the recorded series)."""
 
 
 def _spec(rule: Rule) -> ForecastSpec:
@@ -164,7 +166,10 @@ def _verdict(
 ) -> Finding:
     name, per_hour = describe(rule.signal), fit.slope * HOUR / rule.window.total_seconds()
     horizon = format_duration(spec.horizon)
-    points = [[(end + k * rule.window).isoformat(), value] for k, value in enumerate(fit.points)]
+    every = math.ceil(
+        len(fit.points) / MAX_POINTS
+    )  # a long horizon is thinned: the incident's row stays small
+    points = [[(end + k * rule.window).isoformat(), fit.points[k]] for k in range(0, len(fit.points), every)]
     details: dict[str, Any] = {
         "signal": name,
         "method": spec.method,
