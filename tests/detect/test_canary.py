@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from watcher.cli import main
 from watcher.detect import DETECTORS, canary
 from watcher.detect.base import Finding, Status
 from watcher.rules.models import Rule
@@ -137,3 +139,56 @@ def test_a_feature_distribution_drifts_between_the_groups(store: EmbeddedStore) 
     assert found["worse"].status is Status.ALERTING  # v4 of "worse" serves only us
     assert found["worse"].reason.startswith("psi drift of country ")
     assert found["equal"].status is Status.OK
+
+
+def rollout_lines() -> list[str]:
+    """v3 all hour (30 requests a minute, 1% errors); v4 from 12:20 (30 a minute, 10% errors)."""
+    lines = []
+    for minute in range(60):
+        for version, errors in (("v3", 1), ("v4", 10)):
+            if version == "v4" and minute < 20:
+                continue
+            for i in range(30):
+                at = T0 + timedelta(minutes=minute, seconds=2 * i)
+                status = 500 if (minute * 30 + i) % 100 < errors else 200
+                lines.append(
+                    json.dumps({"@timestamp": at.isoformat(), "model_version": version, "status": status})
+                )
+    return lines
+
+
+def test_a_backtest_says_inconclusive_until_the_newest_version_has_enough_requests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "requests.jsonl"
+    log.write_text("\n".join(rollout_lines()) + "\n")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "v4.yaml").write_text(
+        "{name: newest-errors, source: logs, every: 1m, window: 10m, delay: 0s,"
+        " signal: {ratio: {of: {status: 500}}},"
+        " canary: {field: model_version, baseline: v3, candidate: newest, margin: 0.01}}\n"
+    )
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        "sources: {logs: {store: embedded, path: data/logs.duckdb}}\n"
+        "state: {path: data/state.sqlite}\n"
+        "receivers: {console: {console: {format: text}}}\n"
+        "route: {receiver: console, group_by: [rule], group_wait: 0s}\n"
+        "rules: [rules]\n"
+    )
+    span = [
+        "--start",
+        (T0 + timedelta(minutes=10)).isoformat(),
+        "--end",
+        (T0 + timedelta(minutes=40)).isoformat(),
+    ]
+    assert main(["backtest", "--config", str(config), "--logs", str(log), *span]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    told = [(line["event"], line.get("state"), line["at"], line.get("reason")) for line in lines]
+    assert told == [
+        ("nodata", "entered", "2026-03-01T12:10:00Z",
+         "inconclusive: not enough data: no model_version other than 'v3' in the window"),
+        ("nodata", "left", "2026-03-01T12:24:00Z",  # 120 requests of v4 in [12:14, 12:24)
+         "inconclusive: not enough data: model_version=v4 (candidate) has 90 documents < min_samples 100"),
+        ("firing", None, "2026-03-01T12:24:00Z", None),
+    ]  # fmt: skip
