@@ -172,8 +172,7 @@ class Engine:
         self._coverage = Coverage(self.stores, self.gaps)  # asked once per source per tick, when needed
         episodes = self._episodes(plan)
         changes = _Changes({i.fingerprint: i for i in self.state.incidents(states=OPEN)}, report)
-        # Resolved incidents that may still start flapping (their recent status changes) step too.
-        changes.ended = {i.fingerprint: i for i in self.state.incidents(states=(State.RESOLVED,)) if i.flips}
+        changes.ended = {i.fingerprint: i for i in self._may_flap(plan)}
         checkpoints: dict[str, datetime] = {}
         failed: set[str] = set()
         for item in plan:
@@ -279,6 +278,14 @@ class Engine:
         except StoreError as exc:
             log.error("store %s failed: %s", source, exc, extra={"source": source})
             return [QueryResult(query.id, error=str(exc)) for query in batch]
+
+    def _may_flap(self, plan: Sequence[Due]) -> list[Incident]:
+        """Resolved incidents that may still start flapping: status changes within the flapping
+        window of the earliest evaluation due (older ones would be dropped by the step anyway)."""
+        lookbacks = [item.rule.flapping.lookback(item.rule.every) for item in plan if item.rule.flapping]
+        if not lookbacks:
+            return []
+        return self.state.flipped_since(min(item.at for item in plan) - max(lookbacks))
 
     def _findings(
         self,

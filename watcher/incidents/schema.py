@@ -9,10 +9,18 @@ SQLite's terms; ``watcher.state.dialect`` rewrites the column types for PostgreS
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
+
+from watcher.incidents.encoding import micros
 
 if TYPE_CHECKING:
     from watcher.state.base import Backend
+
+Step = str | Callable[["Backend"], None]
+"""A migration's step: a statement (SQLite's terms), or a function that fills in rows."""
 
 _V1 = (
     """CREATE TABLE incidents (
@@ -184,7 +192,29 @@ _V8 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+
+def _fill_last_flips(backend: Backend) -> None:
+    """Give the resolved incidents an older watcher wrote their ``last_flip_at`` (the newest of
+    the flips their JSON holds), so the tick's look-up finds those that may still flap."""
+    rows = backend.execute("SELECT fingerprint, data FROM incidents WHERE state = 'resolved'").fetchall()
+    filled = []
+    for fingerprint, data in rows:
+        flips = json.loads(data).get("flips") or ()
+        if flips:
+            filled.append((micros(max(datetime.fromisoformat(flip) for flip in flips)), fingerprint))
+    backend.executemany("UPDATE incidents SET last_flip_at = ? WHERE fingerprint = ?", filled)
+
+
+_V9: tuple[Step, ...] = (
+    # When an incident's evaluations last changed status (the newest of its flips, NULL without
+    # any): each tick steps the resolved incidents that may still start flapping, and finds them
+    # by this index instead of reading every resolved incident of the state's history.
+    "ALTER TABLE incidents ADD COLUMN last_flip_at INTEGER",
+    "CREATE INDEX incidents_by_last_flip ON incidents (state, last_flip_at)",
+    _fill_last_flips,
+)
+
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -205,8 +235,11 @@ def migrate(backend: Backend) -> int:
                 "upgrade watcher"
             )
         for statements in MIGRATIONS[found:]:
-            for statement in statements:
-                backend.execute(backend.dialect.ddl(statement))
+            for step in statements:
+                if isinstance(step, str):
+                    backend.execute(backend.dialect.ddl(step))
+                else:
+                    step(backend)
         if found != SCHEMA_VERSION:
             backend.set_schema_version(SCHEMA_VERSION)
     return found

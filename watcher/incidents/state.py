@@ -108,6 +108,17 @@ class StateStore(OutboxRows):
         found = [Incident.from_json(json.loads(data)) for (data,) in rows]
         return sorted(found, key=lambda incident: (incident.rule, incident.started_at, incident.fingerprint))
 
+    def flipped_since(self, since: datetime) -> list[Incident]:
+        """The resolved incidents whose evaluations changed status after ``since``: those that may
+        still start flapping. Read through an index, so a tick's cost does not grow with the
+        resolved incidents of the state's history."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT data FROM incidents WHERE state = ? AND last_flip_at > ?",
+                (State.RESOLVED.value, micros(since)),
+            ).fetchall()
+        return [Incident.from_json(json.loads(data)) for (data,) in rows]
+
     def incident(self, fingerprint: str) -> Incident | None:
         with self._lock:
             row = self._db.execute(
@@ -149,11 +160,18 @@ class StateStore(OutboxRows):
             notified = self._enqueue(notifications)
             written = self._with_notified(changes, deletes, notified)
             for incident in written:
+                last_flip = micros(max(incident.flips)) if incident.flips else None
                 self._db.execute(
-                    "INSERT INTO incidents (fingerprint, rule, state, data) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (fingerprint) DO UPDATE SET "
-                    "rule = excluded.rule, state = excluded.state, data = excluded.data",
-                    (incident.fingerprint, incident.rule, incident.state.value, dumps(incident.to_json())),
+                    "INSERT INTO incidents (fingerprint, rule, state, data, last_flip_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET rule = excluded.rule, "
+                    "state = excluded.state, data = excluded.data, last_flip_at = excluded.last_flip_at",
+                    (
+                        incident.fingerprint,
+                        incident.rule,
+                        incident.state.value,
+                        dumps(incident.to_json()),
+                        last_flip,
+                    ),
                 )
             self._db.executemany("DELETE FROM incidents WHERE fingerprint = ?", [(fp,) for fp in deletes])
             episodes.record(self._db, written)
