@@ -94,10 +94,11 @@ def feature_aggregates(spec: DriftSpec) -> dict[str, Aggregate]:
             continue
         aggregates[f"{name}/missing"] = Missing(name)
         if isinstance(stored, CategoricalFeature):
+            known = stored.values or stored.categories
+            # Terms first: the embedded store then counts each category from its per-value counts.
+            aggregates[f"{name}/terms"] = Terms(name, size=len(known) + NEW_VALUES_SHOWN)
             for index, category in enumerate(stored.categories):
                 aggregates[f"{name}/category{index}"] = CountWhere(Eq(name, category))
-            known = stored.values or stored.categories
-            aggregates[f"{name}/terms"] = Terms(name, size=len(known) + NEW_VALUES_SHOWN)
         else:
             aggregates[f"{name}/terms"] = Terms(name, size=WINDOW_TERMS)
     return aggregates

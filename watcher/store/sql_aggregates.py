@@ -1,13 +1,15 @@
 """The aggregates of the fused DuckDB statement (``watcher.store.sql``): each one's SQL, registered
 once per branch, and how to read its value back from a group's aggregate values.
 
-Counts, percentiles and stats are aggregates over the rows of their branch. Cardinality, terms,
-histograms and ``Values`` are aggregates over per-value counts ``c`` (one inner GROUP BY per
-(group set, value) shared by every rule reading that value).
+Counts, percentiles, stats and histograms (DuckDB's ``histogram`` with boundaries) are aggregates
+over the rows of their branch. Cardinality, terms and ``Values`` are aggregates over per-value
+counts ``c`` (one inner GROUP BY per (group set, value) shared by every rule reading that value),
+and so is a count of rows equal to a string when those counts are there anyway.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,7 @@ from watcher.query import (
     Count,
     CountWhere,
     Documents,
+    Eq,
     FirstSeen,
     Histogram,
     Latest,
@@ -49,7 +52,10 @@ def aggregate(b: Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Deco
     if isinstance(agg, Count):
         return _count(b.aggregate(rows, f"count_if({scope})"))
     if isinstance(agg, CountWhere):
-        return _count(b.aggregate(rows, f"count_if({scope} AND {b.predicate(agg.filter)})"))
+        counted = _counted_by_value(b, groups, scope, agg.filter)
+        return counted or _count(b.aggregate(rows, f"count_if({scope} AND {b.predicate(agg.filter)})"))
+    if isinstance(agg, Histogram):
+        return _histogram(b, rows, scope, agg)
     if isinstance(agg, Missing):
         return _count(b.aggregate(rows, f"count_if({scope} AND {b.text(agg.field)} IS NULL)"))
     if isinstance(agg, Percentiles):
@@ -81,17 +87,12 @@ def _samples(b: Builder, rows: Any, scope: str, agg: Samples) -> Decoder:
 
 
 def _value_aggregate(b: Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Decoder:
-    """Cardinality, terms, histograms and values: outer aggregates over per-value counts ``c``."""
-    if isinstance(agg, Histogram):
-        column = b.number(agg.field)
-        bucket = " + ".join(f"CAST({column} >= {b.param(float(e))} AS INTEGER)" for e in agg.edges)
-        part = b.part(groups, bucket, f"{column} IS NOT NULL")
-    elif isinstance(agg, Cardinality | Terms | Values):
-        numeric = isinstance(agg, Values) and agg.numeric
-        column = b.number(agg.field) if numeric else b.text(agg.field)
-        part = b.part(groups, column, f"{column} IS NOT NULL")
-    else:
+    """Cardinality, terms and values: outer aggregates over per-value counts ``c``."""
+    if not isinstance(agg, Cardinality | Terms | Values):
         raise ValueError(f"unsupported aggregate {type(agg).__name__}")
+    numeric = isinstance(agg, Values) and agg.numeric
+    column = b.number(agg.field) if numeric else b.text(agg.field)
+    part = b.part(groups, column, f"{column} IS NOT NULL")
     count = part.count_column(scope)
     if isinstance(agg, Cardinality):
         return _count(b.aggregate(part, f"count_if({count} > 0)"))
@@ -99,11 +100,43 @@ def _value_aggregate(b: Builder, groups: tuple[str, ...], scope: str, agg: Any) 
     if isinstance(agg, Terms):
         index = b.aggregate(part, f"list_slice({pairs}, 1, {int(agg.size)})")
         return lambda aggs: {pair["v"]: int(pair["c"]) for pair in aggs[index] or ()}
-    if isinstance(agg, Values):
-        return _values(b, part, count, agg)
-    index = b.aggregate(part, pairs)
-    size = len(agg.edges) + 1
-    return lambda aggs: _buckets(aggs[index] or (), size)
+    return _values(b, part, count, agg)
+
+
+def _histogram(b: Builder, rows: Any, scope: str, agg: Histogram) -> Decoder:
+    """Bins counted by DuckDB's ``histogram(value, boundaries)``, one aggregate over the rows: no
+    GROUP BY of its own (a bin index summed from one comparison per edge, grouped per feature,
+    was most of a 20-feature drift's time). A value falls in the first boundary it does not
+    exceed, so each boundary is the double just below its edge: ``x <= nextafter(e, -inf)`` is
+    ``x < e``, and a value equal to an edge lands in the bin above it, as ``edges`` mean."""
+    bounds = [math.nextafter(float(edge), -math.inf) for edge in agg.edges]
+    literal = "[" + ", ".join(repr(bound) for bound in bounds) + "]::DOUBLE[]"
+    index = b.aggregate(rows, f"histogram(CASE WHEN {scope} THEN {b.number(agg.field)} END, {literal})")
+    position = {bound: i for i, bound in enumerate(bounds)}  # past the last edge: +inf, the last bin
+    size = len(bounds) + 1
+
+    def decode(aggs: Sequence[Any]) -> list[int]:
+        counts = [0] * size
+        for bound, count in (aggs[index] or {}).items():
+            counts[position.get(bound, size - 1)] = int(count)
+        return counts
+
+    return decode
+
+
+def _counted_by_value(b: Builder, groups: tuple[str, ...], scope: str, flt: Any) -> Decoder | None:
+    """A count of the rows where a field equals a string, read from the per-value counts of that
+    field when the statement already has them (a drift rule's ``Terms`` beside one ``CountWhere``
+    per category): one lookup among the distinct values instead of one comparison per row and
+    category. None when there are no such counts, or the filter is not a string equality."""
+    if not (isinstance(flt, Eq) and isinstance(flt.value, str)):
+        return None
+    column = b.text(flt.field)
+    part = b.parts.get((groups, column))
+    if part is None:
+        return None
+    count = part.count_column(scope)
+    return _count(b.aggregate(part, f"sum({count}) FILTER (WHERE v = {b.param(flt.value)})"))
 
 
 def _values(b: Builder, part: Any, count: str, agg: Values) -> Decoder:
@@ -119,10 +152,3 @@ def _values(b: Builder, part: Any, count: str, agg: Values) -> Decoder:
         return {pair["v"]: int(pair["c"]) for pair in aggs[index] or ()}
 
     return decode
-
-
-def _buckets(pairs: Sequence[dict[str, int]], size: int) -> list[int]:
-    counts = [0] * size
-    for pair in pairs:
-        counts[pair["v"]] = int(pair["c"])
-    return counts
