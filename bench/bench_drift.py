@@ -11,7 +11,7 @@ store, against a baseline profile of 200k training rows; 5 features drifted. Thr
 - Evidently: the same DataFrames through ``Report([DataDriftPreset()])``, when ``--evidently-python``
              names an interpreter with evidently installed (kept out of watcher's own venv).
 
-Each way runs in its own process, so peak RSS (ru_maxrss) is its own. The script checks that the
+Each way runs in its own process, so peak RSS (VmHWM) is its own. The script checks that the
 in-memory PSI equals watcher's to 1e-9 on the same bins, and prints times, RSS and the ratio.
 
     .venv/bin/python bench/bench_drift.py [--rows 1000000] [--evidently-python /path/to/python]
@@ -108,6 +108,15 @@ def prepare(workdir: Path, rows: int, reference_rows: int) -> dict[str, float]:
 
 
 def _rss_mb() -> float:
+    """This process's peak RSS. ``ru_maxrss`` survives ``exec``: a child started after the parent
+    generated the data reported the parent's peak, so Linux's per-process ``VmHWM`` comes first."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
