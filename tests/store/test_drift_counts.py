@@ -146,3 +146,19 @@ def test_every_score_is_the_one_before(data: tuple[EmbeddedStore, Any, pd.DataFr
     store, profile, _ = data
     features = [COUNT, SCORE] if method == "ks" else [COUNT, SCORE, COUNTRY]
     assert scores(store, rule(profile, method, features)) == BEFORE[method]
+
+
+def test_grouped_bins_of_two_windows_in_one_statement(data: tuple[EmbeddedStore, Any, pd.DataFrame]) -> None:
+    # A reference window is a second scope of the same grouped branch: each histogram counts its own.
+    store, _, window = data
+    edges = [10.0, 12.0, 14.0]
+    spec = {"reference": {"offset": "30m"}, "features": [{"name": COUNT, "edges": edges}], "min_samples": 10}
+    checked = Rule.model_validate(
+        {"name": "drift", "source": "app", "window": "30m", "delay": "0s", "group_by": ["svc"], "drift": spec}
+    )
+    current, reference = store.evaluate(drift.queries(checked, AT))
+    halves = {"current": window.iloc[len(window) // 2 :], "reference": window.iloc[: len(window) // 2]}
+    for result, rows in ((current, halves["current"]), (reference, halves["reference"])):
+        for group in result.groups:
+            raw = rows[rows["svc"] == group.key["svc"]]["count"].to_numpy()
+            assert group.values[f"{COUNT}/bins"] == bucket_counts(raw, edges)

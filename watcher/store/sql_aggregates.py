@@ -47,7 +47,7 @@ def _count(index: int) -> Decoder:
 def aggregate(b: Builder, groups: tuple[str, ...], scope: str, agg: Any) -> Decoder:
     """Register an aggregate's SQL; return how to read its value from a group's aggregate values."""
     rows = b.part(groups)
-    if not isinstance(agg, Histogram | Cardinality | Terms | Values):
+    if not isinstance(agg, Cardinality | Terms | Values):  # a histogram is over the rows too
         rows.scopes[scope] = None
     if isinstance(agg, Count):
         return _count(b.aggregate(rows, f"count_if({scope})"))
