@@ -379,7 +379,7 @@ def test_the_chart_is_a_second_step_uploaded_into_the_message_thread(slack_serve
     ]
     [chart] = slack_server.files.values()
     assert chart.data.startswith(b"\x89PNG")
-    assert (chart.filename, chart.title) == ("prediction-5xx.n1.png", "prediction-5xx (model_version=v2)")
+    assert (chart.filename, chart.title) == ("prediction-5xx.f1.n1.png", "prediction-5xx (model_version=v2)")
     assert (chart.channel, chart.thread_ts) == (delivery.ref["channel"], delivery.ref["ts"])
 
 

@@ -174,6 +174,23 @@ def test_a_chart_upload_cut_short_after_it_completed_is_not_uploaded_again(
     assert status(store, chart_step) == "delivered"
 
 
+def test_the_charts_of_a_grouped_message_have_distinct_names_and_are_found_after_a_crash(
+    store: StateStore, slack_server: SlackServer, clock: Clock
+) -> None:
+    first = incident(series=True)
+    group = {"svc": "b"}
+    second = replace(first, fingerprint=fingerprint("api-5xx", group), group=group)
+    store.commit(notifications=[Notification("n1", "slack", Event.FIRING, (first, second), T0, "thread-1")])
+    outbox(store, slack_server, clock).drain(max_items=1)
+    crash_mid_send(store, slack_server, clock, "n1.charts", reached=True)
+    outbox(store, slack_server, clock).drain()
+    names = [file.filename for file in slack_server.files.values()]
+    assert len(names) == len(set(names)) == 2  # one chart per incident, each its own name
+    assert all(name.startswith("api-5xx.") and name.endswith(".n1.png") for name in names)
+    assert "conversations.replies" in [c.method for c in slack_server.calls]  # looked up, both found
+    assert status(store, "n1.charts") == "delivered"
+
+
 def test_when_slack_cannot_be_asked_nothing_is_posted_until_it_can(
     store: StateStore, slack_server: SlackServer, clock: Clock
 ) -> None:

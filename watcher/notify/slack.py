@@ -136,7 +136,7 @@ class SlackNotifier:
             uploads.append(
                 {
                     "file": png,
-                    "filename": chart_name(incident.rule, notification.id),
+                    "filename": chart_name(incident, notification.id),
                     "title": title,
                     "alt_txt": f"chart of {title}",
                 }
@@ -176,7 +176,7 @@ class SlackNotifier:
             if notification.part == CHARTS:
                 if thread is None:
                     return None
-                names = {chart_name(incident.rule, notification.id) for incident in _charted(notification)}
+                names = {chart_name(incident, notification.id) for incident in _charted(notification)}
                 return Delivery(ok=True) if self._lookup.files(*thread, names, since) else None
             reply = notification.event is not Event.FIRING and thread is not None
             channel = thread[0] if reply and thread else self._settings.channel or ""
@@ -399,7 +399,8 @@ def _charted(notification: Notification) -> list[Incident]:
     return [i for i in notification.incidents[:MAX_CHARTS] if len(samples(i.details)) >= MIN_SAMPLES]
 
 
-def chart_name(rule: str, notification_id: str) -> str:
-    """A chart's file name: the rule, and the message's notification id, by which an in-doubt
-    upload is found in the thread (``find``)."""
-    return f"{rule}.{notification_id.split('.')[0][:12]}.png"
+def chart_name(incident: Incident, notification_id: str) -> str:
+    """A chart's file name: the rule, the incident's fingerprint (the incidents of one grouped
+    message often share a rule) and the message's notification id, by which an in-doubt upload
+    is found in the thread (``find``)."""
+    return f"{incident.rule}.{incident.fingerprint[:8]}.{notification_id.split('.')[0][:12]}.png"
