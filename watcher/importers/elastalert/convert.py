@@ -71,6 +71,9 @@ def convert_rule(options: RuleOptions, sources: SourceBook, book: AlerterBook) -
     group_by = field_list(options.get("query_key"))
     if group_by:
         rule["group_by"] = group_by
+    included = field_list(options.get("include"))
+    if included and "*" not in included:  # the fields an alert shows of its matches: its evidence
+        rule["evidence"] = {"fields": included}
     summary = typed.pop("summary")
     rule.update(typed)
     if rule.get("group_by", ()) is None:  # the type's query_key is no grouping (new_term)
