@@ -72,6 +72,11 @@ class SearchStore:
     node class in); ``clock`` and ``sleep`` drive the mapping cache and the retry backoff.
     """
 
+    one_request = True
+    """A batch is one ``_msearch`` (of ``msearch_max`` searches at most), whatever it holds: the
+    per-bucket partials ask the newest buckets and the windows read in full (an alert's evidence)
+    in one call."""
+
     def __init__(
         self,
         source: SearchSource,
