@@ -25,6 +25,8 @@ RULE_MISTAKES = {
     "got 'holt'",
     "rule.forecast-history-not-multiple.yaml": "4:22: forecast 'history' (1h) must be a multiple of "
     "'window' (7m)",
+    "rule.forecast-min-points-too-many.yaml": "4:35: 'min_points' (12) is more than the 6 windows in "
+    "'history' (1h)",
     "rule.forecast-horizon-zero.yaml": "5:3: 'horizon' must be longer than 0s",
     "rule.canary-same-groups.yaml": "4:32: 'baseline' and 'candidate' are both 'v4'",
     "rule.canary-confidence-one.yaml": "4:73: 'canary.confidence' must be < 1, got 1",

@@ -128,6 +128,10 @@ def fits_window(
                 return f"forecast '{name}' ({wrote}) must be a multiple of 'window' ({each})"
         if forecast.history < 3 * window:
             return f"forecast 'history' must hold at least 3 windows of {format_duration(window)}"
+        windows = forecast.history // window
+        if forecast.min_points is not None and forecast.min_points > windows:
+            history, wanted = format_duration(forecast.history), forecast.min_points
+            return f"'min_points' ({wanted}) is more than the {windows} windows in 'history' ({history})"
     if canary is not None and canary.field in group_by:
         return (
             f"'group_by' holds the canary's 'field' ({canary.field}), whose values the canary compares "
