@@ -418,9 +418,8 @@ def _notifiers(config: Config, templates: Templates) -> dict[str, Notifier]:
 def live_partials(store: LogStore) -> bool:
     """Whether live ticks read ``store`` through per-bucket partials (``watcher.store.partials``).
 
-    A search store is asked for the newest interval only: re-reading a 5-minute window every minute
-    cost osmem-server ~4x the CPU (bench_search_tick.py). The embedded store re-reads its windows:
-    there partials made the tick slower (200 rules over 1M rows: 0.74 s CPU against 0.57 s, field
-    columns make a 5-minute re-read cheap) and cost ~13 MB with 1,000 rules. The backtest keeps
-    them for both: each row read once there is 5.7x faster over 3 days of logs."""
+    A search store is asked for the newest interval only: re-reading 5-minute windows every minute
+    cost osmem-server 17x the CPU per rule-tick (bench_search_tick.py --partials). The embedded
+    store re-reads its windows (field columns make a 5-minute re-read cheap); the backtest uses
+    partials on both."""
     return isinstance(store, SearchStore)
