@@ -34,6 +34,7 @@ from watcher.detect.references import Exclusions, overlapping_incidents, referen
 from watcher.incidents.episodes import Episode
 from watcher.incidents.machine import retire, step
 from watcher.incidents.model import OPEN, Event, Incident, State, fingerprint
+from watcher.incidents.retention import forget_old
 from watcher.incidents.state import StateStore, Write
 from watcher.notify.base import Notification
 from watcher.query import Query, QueryResult
@@ -204,7 +205,7 @@ class Engine:
                     sorted(changes.deleted - changes.changed.keys()),
                     dispatch.notifications,
                     checkpoints,
-                    writes=[dispatch.write],
+                    writes=[dispatch.write, lambda db: forget_old(db, now)],
                     fence=fence,
                 )
 

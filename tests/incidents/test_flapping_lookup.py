@@ -16,6 +16,7 @@ from tests.test_engine import MIN, ROUTE, T0, requests, rule
 from watcher.engine import Engine
 from watcher.incidents.encoding import dumps
 from watcher.incidents.model import Incident, State, fingerprint
+from watcher.incidents.retention import forget_old
 from watcher.incidents.schema import MIGRATIONS
 from watcher.incidents.state import StateStore
 from watcher.state.copy import copy_state
@@ -98,6 +99,9 @@ def test_a_state_of_an_older_watcher_gets_its_last_flips_filled_in(tmp_path: Pat
     with StateStore(path) as state:
         assert [i.group["model"] for i in state.flipped_since(T0 - 3 * MIN)] == ["flapped"]
         assert state.flipped_since(T0 - 2 * MIN) == []
+        with state.writing() as db:  # resolved_at was filled in too: retention finds the old ones
+            forget_old(db, T0)
+        assert [i.group["model"] for i in state.incidents()] == ["flapped"]
 
 
 def test_state_migrate_carries_the_last_flips_over(tmp_path: Path, postgres_url: str) -> None:

@@ -214,7 +214,29 @@ _V9: tuple[Step, ...] = (
     _fill_last_flips,
 )
 
-MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+
+def _fill_resolved_at(backend: Backend) -> None:
+    """Give the resolved incidents an older watcher wrote their ``resolved_at`` (from their JSON),
+    so retention (``watcher.incidents.retention``) can tell the old ones."""
+    rows = backend.execute("SELECT fingerprint, data FROM incidents WHERE state = 'resolved'").fetchall()
+    filled = []
+    for fingerprint, data in rows:
+        resolved_at = json.loads(data).get("resolved_at")
+        if resolved_at:
+            filled.append((micros(datetime.fromisoformat(resolved_at)), fingerprint))
+    backend.executemany("UPDATE incidents SET resolved_at = ? WHERE fingerprint = ?", filled)
+
+
+_V10: tuple[Step, ...] = (
+    # Retention (``watcher.incidents.retention``): when an incident resolved, and the index by
+    # which a tick finds the resolved incidents and delivered notifications old enough to forget.
+    "ALTER TABLE incidents ADD COLUMN resolved_at INTEGER",
+    "CREATE INDEX incidents_by_resolved ON incidents (state, resolved_at)",
+    _fill_resolved_at,
+    "CREATE INDEX outbox_done ON outbox (status, delivered_at)",
+)
+
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

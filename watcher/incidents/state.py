@@ -161,16 +161,19 @@ class StateStore(OutboxRows):
             written = self._with_notified(changes, deletes, notified)
             for incident in written:
                 last_flip = micros(max(incident.flips)) if incident.flips else None
+                resolved = incident.resolved_at if incident.state is State.RESOLVED else None
                 self._db.execute(
-                    "INSERT INTO incidents (fingerprint, rule, state, data, last_flip_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET rule = excluded.rule, "
-                    "state = excluded.state, data = excluded.data, last_flip_at = excluded.last_flip_at",
+                    "INSERT INTO incidents (fingerprint, rule, state, data, last_flip_at, resolved_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET rule = excluded.rule, "
+                    "state = excluded.state, data = excluded.data, last_flip_at = excluded.last_flip_at, "
+                    "resolved_at = excluded.resolved_at",
                     (
                         incident.fingerprint,
                         incident.rule,
                         incident.state.value,
                         dumps(incident.to_json()),
                         last_flip,
+                        None if resolved is None else micros(resolved),
                     ),
                 )
             self._db.executemany("DELETE FROM incidents WHERE fingerprint = ?", [(fp,) for fp in deletes])
