@@ -44,7 +44,8 @@ from bench_search_tick import CountingConnection, _http, _peak_rss_kb
 from osmem_server import OsmemServer
 
 from watcher.config import SearchSource
-from watcher.query import FirstSeen, Query, Seen, Values, Window
+from watcher.query import Query, Values, Window
+from watcher.query_documents import FirstSeen, Seen
 from watcher.store.base import LogStore
 from watcher.store.bulk import new_index_mappings
 from watcher.store.embedded import EmbeddedStore

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from watcher.config import SearchSource
-from watcher.query import Count, FirstSeen, In, Latest, Query, QueryResult, Seen, Timeline, Window
+from watcher.query import Count, In, Query, QueryResult, Window
+from watcher.query_documents import FirstSeen, Latest, Seen, Timeline
 from watcher.store.bulk import load_lines
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.search import SearchStore

@@ -27,7 +27,8 @@ from watcher.detect.base import Finding, Status, rule_query, rule_window
 from watcher.detect.groups import failed, split_by
 from watcher.detect.signal import describe, signal_aggregates, signal_count, signal_value
 from watcher.detect.stats import TwoSampleResult, chi2_test, mann_whitney_binned, score, two_proportion
-from watcher.query import Aggregate, AggValue, Histogram, Query, QueryResult, Terms, Timeline
+from watcher.query import Aggregate, AggValue, Histogram, Query, QueryResult, Terms
+from watcher.query_documents import Timeline
 from watcher.rules.ml_specs import DEFAULT_THRESHOLDS
 from watcher.rules.models import Rule
 from watcher.rules.trend_specs import DEFAULT_EDGES, NEWEST, CanarySpec

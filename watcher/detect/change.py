@@ -15,7 +15,8 @@ from datetime import datetime
 from watcher.detect.base import Finding, Status, rule_query, rule_window
 from watcher.detect.groups import failed, groups_with_known
 from watcher.detect.seen import details, shown
-from watcher.query import Aggregate, Latest, Query, QueryResult, Seen, Timeline, Window
+from watcher.query import Aggregate, Query, QueryResult, Window
+from watcher.query_documents import Latest, Seen, Timeline
 from watcher.rules.models import Rule
 
 BEFORE, NOW = "before", "now"

@@ -16,7 +16,8 @@ from watcher.detect.base import Finding, Status, rule_query, rule_window
 from watcher.detect.groups import failed, groups_with_known
 from watcher.detect.seen import details, listing
 from watcher.duration import format_duration
-from watcher.query import FirstSeen, Query, QueryResult, Window
+from watcher.query import Query, QueryResult, Window
+from watcher.query_documents import FirstSeen
 from watcher.rules.models import Rule
 
 NEW = "new"

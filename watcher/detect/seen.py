@@ -1,4 +1,4 @@
-"""Telling the values a document-level detector found (``watcher.query.Seen``): in a finding's
+"""Telling the values a document-level detector found (``watcher.query_documents.Seen``): in a finding's
 reason, for a person, and in its details, for templates and webhooks."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from watcher.query import Seen
+from watcher.query_documents import Seen
 
 SHOWN = 5
 """Values a reason names; the details hold them all."""

@@ -2,7 +2,7 @@
 
 They fire on what individual log documents hold (ElastAlert 2's ``any``, ``whitelist`` /
 ``blacklist``, ``new_term`` and ``change``), yet each is answered in the store like an aggregate
-(``watcher.query.Timeline``, ``FirstSeen``, ``Latest``): counts and distinct values come back,
+(``watcher.query_documents.Timeline``, ``FirstSeen``, ``Latest``): counts and distinct values come back,
 never the documents. A group's matching documents make one incident with a count, grouped and
 throttled like every other.
 
@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, PlainSerializer, ValidationInfo, WithJsonSchema, model_validator
 
 from watcher.duration import Duration, format_duration
-from watcher.query import NEW_VALUES_LIMIT, VALUES_LIMIT, Scalar
+from watcher.query import Scalar
+from watcher.query_documents import NEW_VALUES_LIMIT, VALUES_LIMIT
 from watcher.rules.reader import ReadError, read_text
 from watcher.rules.references import SpecModel
 

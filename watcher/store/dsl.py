@@ -29,11 +29,9 @@ from watcher.query import (
     Eq,
     Exists,
     Filter,
-    FirstSeen,
     Group,
     Histogram,
     In,
-    Latest,
     Missing,
     Not,
     Percentiles,
@@ -41,10 +39,10 @@ from watcher.query import (
     Range,
     Samples,
     Stats,
-    Timeline,
     Values,
     Window,
 )
+from watcher.query_documents import FirstSeen, Latest, Timeline
 from watcher.store.answers import SAMPLES, key_text, merge_values, read_aggregate
 from watcher.store.cells import Cells, Pushed, cells_of, kept, split_where
 from watcher.store.dsl_documents import document_aggregation, read_document

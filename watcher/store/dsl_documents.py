@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from watcher.query import DocumentAggregate, FirstSeen, Latest, Seen, Timeline, Window, by_first
+from watcher.query import Window
+from watcher.query_documents import DocumentAggregate, FirstSeen, Latest, Seen, Timeline, by_first
 from watcher.store.answers import key_text
 from watcher.store.mapping_check import FieldCatalog, Use
 from watcher.store.sql_documents import from_ms

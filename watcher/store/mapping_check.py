@@ -29,10 +29,8 @@ from watcher.query import (
     Eq,
     Exists,
     Filter,
-    FirstSeen,
     Histogram,
     In,
-    Latest,
     Missing,
     Not,
     Or,
@@ -42,10 +40,10 @@ from watcher.query import (
     Samples,
     Stats,
     Terms,
-    Timeline,
     Values,
     aggregate_fields,
 )
+from watcher.query_documents import FirstSeen, Latest, Timeline
 from watcher.rules.models import Rule
 from watcher.store.base import StoreError
 

@@ -27,7 +27,6 @@ import numpy as np
 import numpy.typing as npt
 
 from watcher.query import (
-    VALUES_LIMIT,
     Aggregate,
     AggValue,
     Cardinality,
@@ -40,6 +39,7 @@ from watcher.query import (
     Terms,
     Values,
 )
+from watcher.query_documents import VALUES_LIMIT
 
 Part = list[Any]
 """One group's partials in one bucket (or summed over several), in the order of its ``Layout``."""

@@ -28,7 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from watcher.query import BUCKET, VALUES_LIMIT, Aggregate, Count, Filter, Group, Query, QueryResult, Window
+from watcher.query import BUCKET, Aggregate, Count, Filter, Group, Query, QueryResult, Window
+from watcher.query_documents import VALUES_LIMIT
 from watcher.store.base import LogStore
 from watcher.store.partial_values import Layout, Part, final, partial_of
 

@@ -19,17 +19,15 @@ from watcher.query import (
     CountWhere,
     Documents,
     Eq,
-    FirstSeen,
     Histogram,
-    Latest,
     Missing,
     Percentiles,
     Samples,
     Stats,
     Terms,
-    Timeline,
     Values,
 )
+from watcher.query_documents import FirstSeen, Latest, Timeline
 from watcher.store.fused_rows import Decoder
 from watcher.store.samples import samples_of_json
 from watcher.store.sql_documents import document_aggregate

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from watcher.query import DocumentAggregate, FirstSeen, Latest, Seen, Timeline, by_first
+from watcher.query_documents import DocumentAggregate, FirstSeen, Latest, Seen, Timeline, by_first
 from watcher.store.fused_rows import Decoder
 
 if TYPE_CHECKING:

@@ -18,10 +18,8 @@ from watcher.query import (
     CountWhere,
     Eq,
     Exists,
-    FirstSeen,
     Histogram,
     In,
-    Latest,
     Missing,
     Not,
     Or,
@@ -31,9 +29,9 @@ from watcher.query import (
     Samples,
     Stats,
     Terms,
-    Timeline,
     Values,
 )
+from watcher.query_documents import FirstSeen, Latest, Timeline
 
 
 def validate(query: Query) -> None:
