@@ -18,7 +18,8 @@ from watcher.config import Receiver, SearchSource, SlackReceiver
 from watcher.incidents.model import Event, Incident, State
 from watcher.notify.base import CHARTS, Delivery, Notification
 from watcher.notify.registry import build_notifier
-from watcher.notify.slack import MAX_BLOCK_TEXT, MAX_BLOCKS, TRUNCATED, SlackNotifier
+from watcher.notify.slack import SlackNotifier
+from watcher.notify.slack_layout import MAX_BLOCK_TEXT, MAX_BLOCKS, TRUNCATED
 from watcher.notify.slack_lookup import metadata
 from watcher.rules.models import Rule
 from watcher.templates import Templates

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from http.client import HTTPException
@@ -43,6 +42,7 @@ from watcher.notify.answers import retry_after
 from watcher.notify.base import CHARTS, Delivery, Notification
 from watcher.notify.chart import MIN_SAMPLES, render_chart
 from watcher.notify.pacing import Pace
+from watcher.notify.slack_layout import slack_message, with_ack_buttons
 from watcher.notify.slack_lookup import SlackLookup, SlackLookupError, metadata
 from watcher.templates import RenderError, Templates
 
@@ -52,9 +52,6 @@ _SDK_LOG = logging.getLogger("watcher.notify.slack.sdk")
 _SDK_LOG.setLevel(logging.INFO)
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
-MAX_BLOCKS = 50  # Slack rejects more blocks per message
-MAX_BLOCK_TEXT = 3000  # ... and longer section texts
-TRUNCATED = "… (truncated)"
 COLOURS = {"critical": "#d72b3f", "error": "#e8590c", "warning": "#f2c744", "info": "#439fe0"}
 RESOLVED_COLOUR = "#2eb886"
 MAX_CHARTS = 3  # charts uploaded per message (one per incident, in order)
@@ -319,58 +316,6 @@ class SlackNotifier:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
-
-
-def slack_message(text: str, colour: str) -> dict[str, Any]:
-    """Lay rendered mrkdwn out for Slack: the first paragraph is the message text (and the preview);
-    each further paragraph is a section of an attachment whose bar has the severity colour.
-
-    Slack's limits are met by truncating with a visible marker, never by failing: at most
-    ``MAX_BLOCKS`` sections of at most ``MAX_BLOCK_TEXT`` characters.
-    """
-    paragraphs = [part.strip() for part in re.split(r"\n[ \t]*\n", text) if part.strip()] or ["(empty)"]
-    head, sections = _truncate(paragraphs[0]), [_truncate(part) for part in paragraphs[1:]]
-    if not sections:
-        return {"text": head}
-    if len(sections) > MAX_BLOCKS:
-        sections = [*sections[: MAX_BLOCKS - 1], TRUNCATED]
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": section}} for section in sections]
-    return {"text": head, "attachments": [{"color": colour, "fallback": head, "blocks": blocks}]}
-
-
-ACK_ACTION = "watcher_ack"
-"""The ``action_id`` of the Acknowledge button; its ``value`` is the incident's fingerprint."""
-MAX_BUTTONS = 5  # Slack's limit of elements in an actions block is 25; more buttons read as noise
-
-
-def with_ack_buttons(message: dict[str, Any], incidents: Sequence[Incident], colour: str) -> dict[str, Any]:
-    """``message`` with an Acknowledge button per incident (the first ``MAX_BUTTONS``) in its
-    attachment, whose clicks reach the daemon through Socket Mode (``watcher.process.slack_actions``)."""
-    buttons = [
-        {
-            "type": "button",
-            "action_id": f"{ACK_ACTION}.{rank}",
-            "value": incident.fingerprint,
-            "text": {"type": "plain_text", "text": _button_text(incident, len(incidents))},
-        }
-        for rank, incident in enumerate(incidents[:MAX_BUTTONS])
-    ]
-    attachments = message.get("attachments") or [{"color": colour, "fallback": message["text"], "blocks": []}]
-    actions = {"type": "actions", "elements": buttons}
-    first = {**attachments[0], "blocks": [*attachments[0]["blocks"][: MAX_BLOCKS - 1], actions]}
-    return {**message, "attachments": [first, *attachments[1:]]}
-
-
-def _button_text(incident: Incident, count: int) -> str:
-    if count == 1 or not incident.group:
-        return "Acknowledge"
-    return f"Acknowledge {labels(incident.group)}"[:75]  # Slack's limit for a button's text
-
-
-def _truncate(text: str) -> str:
-    if len(text) <= MAX_BLOCK_TEXT:
-        return text
-    return text[: MAX_BLOCK_TEXT - len(TRUNCATED) - 1] + " " + TRUNCATED
 
 
 def _colour(notification: Notification) -> str:

@@ -1,7 +1,7 @@
 """The Slack "Acknowledge" button, received through Socket Mode: no public URL needed.
 
 A Slack receiver with an ``app_token`` (xapp-…) gets a button on its FIRING messages
-(``watcher.notify.slack.with_ack_buttons``). The daemon holds one Socket Mode connection per such
+(``watcher.notify.slack_layout.with_ack_buttons``). The daemon holds one Socket Mode connection per such
 receiver (slack-sdk's ``SocketModeClient``: it asks ``apps.connections.open`` for a websocket URL
 and keeps it open, reconnecting on its own). A click arrives as an ``interactive`` envelope: it is
 acknowledged to Slack at once (Slack shows an error to the user after 3 s otherwise), then the
@@ -29,7 +29,8 @@ from slack_sdk.web import WebClient
 
 from watcher.config import Config
 from watcher.incidents.state import StateStore
-from watcher.notify.slack import ACK_ACTION, DEFAULT_BASE_URL
+from watcher.notify.slack import DEFAULT_BASE_URL
+from watcher.notify.slack_layout import ACK_ACTION
 from watcher.routing.acknowledge import AcknowledgeError, acknowledge
 
 log = logging.getLogger("watcher.process.slack_actions")
