@@ -34,6 +34,16 @@ def _required() -> bool:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[pg_server.PostgresServer]:
+    yield from _postgres()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[pg_server.PostgresServer]:
+    """A server of the test's own, which it may stop and start (an outage) without the others'."""
+    yield from _postgres()
+
+
+def _postgres() -> Iterator[pg_server.PostgresServer]:
     initdb = pg_server.find_initdb()
     if initdb is None:
         why = "no initdb (PostgreSQL server) found: apt-get install postgresql"

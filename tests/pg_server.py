@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -46,6 +47,7 @@ class PostgresServer:
     process: subprocess.Popen[bytes]
     folder: Path
     port: int
+    command: list[str]
     _names = count()
 
     def url(self, database: str = "postgres") -> str:
@@ -62,6 +64,18 @@ class PostgresServer:
         name = url.rsplit("/", 1)[1]
         with psycopg.connect(self.url(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data (an outage): a fast shutdown, which closes the clients'
+        sessions at once (SIGTERM's smart shutdown would wait for them)."""
+        pid = int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+        self.process.wait(30)
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same port and data."""
+        self.process = _launch(self.command, self.folder)
+        _wait(self)
 
     def stop(self) -> None:
         self.process.terminate()  # SIGTERM: "smart" shutdown, then fast once clients are gone
@@ -86,15 +100,16 @@ def start(initdb: Path) -> PostgresServer:
         check=True, capture_output=True,
     )  # fmt: skip
     port = _free_port()
-    process = subprocess.Popen(
-        [*as_user, str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(folder), "-c", "fsync=off", "-c", "synchronous_commit=off",
-         "-c", "full_page_writes=off", "-c", "max_connections=300"],
-        stdout=subprocess.DEVNULL, stderr=(folder / "server.log").open("wb"),
-    )  # fmt: skip
-    server = PostgresServer(process, folder, port)
+    command = [*as_user, str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
+               "-k", str(folder), "-c", "fsync=off", "-c", "synchronous_commit=off",
+               "-c", "full_page_writes=off", "-c", "max_connections=300"]  # fmt: skip
+    server = PostgresServer(_launch(command, folder), folder, port, command)
     _wait(server)
     return server
+
+
+def _launch(command: list[str], folder: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=(folder / "server.log").open("ab"))
 
 
 def _unprivileged(folder: Path) -> list[str]:

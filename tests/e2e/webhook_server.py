@@ -27,7 +27,7 @@ class Delivery:
     id: str
     event: str
     incidents: list[dict[str, Any]]
-    received: float  # time.monotonic()
+    received: float  # time.time()
 
 
 class WebhookServer:

@@ -63,16 +63,15 @@ class _Worker:
         waits = [pool.idle]
         if report is not None and report.next_token is not None:
             waits.append((report.next_token - now).total_seconds())
-        try:
-            due = pool.state.next_due(self.name)
-        except Exception:  # the state file is in trouble: the guard reports it on the next drain
-            due = None
-        if due is not None and due > now:
-            waits.append((due - now).total_seconds())
         breaker = pool.outbox.breaker
-        opened = breaker.open_until(self.name) if breaker is not None else None
-        if opened is not None and opened > now:
-            waits.append((opened - now).total_seconds())
+        try:  # both are rows of the state (the breaker's too, shared by replicas)
+            due = pool.state.next_due(self.name)
+            opened = breaker.open_until(self.name) if breaker is not None else None
+        except Exception:  # the state is in trouble (a database down): the guard reports it on
+            due = opened = None  # the next drain; this thread must live on to send once it is back
+        for then in (due, opened):
+            if then is not None and then > now:
+                waits.append((then - now).total_seconds())
         return max(0.01, min(waits))
 
 
