@@ -28,12 +28,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from tests.e2e.daemon import WatcherProcess, wait_until, write_config
 from tests.e2e.outage import SearchServer
 from tests.e2e.storm import ROUTE, RULE, storm_env
+from tests.e2e.test_replicas_delivery import settled
 from tests.e2e.webhook_server import Delivery, WebhookServer
 from tests.pg_server import PostgresServer
 
@@ -81,15 +81,6 @@ def told(deliveries: list[Delivery], rule: str, service: str | None = None) -> l
 
 def resolved(deliveries: list[Delivery], rule: str, service: str | None) -> bool:
     return any(d.event == "resolved" for d in told(deliveries, rule, service))
-
-
-def settled(url: str) -> bool:
-    with psycopg.connect(url) as db:
-        (open_,) = db.execute(
-            "SELECT count(*) FROM incidents WHERE state IN ('pending', 'firing')"
-        ).fetchone()
-        (pending,) = db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()
-    return int(open_) == 0 and int(pending) == 0
 
 
 def test_replicas_with_their_database_stopped_fire_nothing_false_and_lose_nothing(
