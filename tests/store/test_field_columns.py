@@ -11,10 +11,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from tests.store.test_embedded_fusion import random_docs, random_queries
-from watcher.query import Count, Eq, Percentiles, Query, Terms, Window
+from watcher.query import (
+    Count,
+    CountWhere,
+    Eq,
+    Histogram,
+    Missing,
+    Percentiles,
+    Query,
+    Range,
+    Stats,
+    Terms,
+    Window,
+)
 from watcher.store import field_columns
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.field_columns import to_fill, uncovered
@@ -176,3 +189,73 @@ def test_two_stores_open_on_one_file_fill_each_others_columns(tmp_path: Path) ->
     assert dict(result.groups[0].values["services"]) == {"api": 3}  # type: ignore[arg-type]
     reader.close()
     writer.close()
+
+
+NOT_NUMBERS = ["abc", "NaN", "inf", "-Infinity", 1e400, True, None, {"a": 1}, [1], ""]
+
+
+def test_a_numeric_field_is_a_double_column_whose_non_numbers_are_skipped_as_before(tmp_path: Path) -> None:
+    numbers = [1.5, 7, "12", " 30 ", -4e2, 0]
+    docs = [(T0 + timedelta(seconds=i), {"x": x}) for i, x in enumerate([*numbers, *NOT_NUMBERS])]
+    docs.append((T0 + timedelta(seconds=30), {"y": 1}))  # x absent
+    window = Window(T0, T0 + timedelta(minutes=1))
+    aggregates = {
+        "bins": Histogram("x", (0.0, 10.0)),
+        "stats": Stats("x"),
+        "numbers": CountWhere(Range("x", gte=-1000.0)),
+        "missing": Missing("x"),
+    }
+    query = Query("q", window, aggregates)
+    documents_only = EmbeddedStore(tmp_path / "documents.duckdb", field_columns=0)
+    with_columns = EmbeddedStore(tmp_path / "columns.duckdb")
+    for store in (documents_only, with_columns):
+        store.ingest_lines(lines(docs[:8]))
+        store.evaluate([query])  # x becomes a DOUBLE column (and a text one: Missing reads text)
+        store.ingest_lines(lines(docs[8:]))  # filled as they are stored
+    (result,) = with_columns.evaluate([query])
+    assert [result] == documents_only.evaluate([query])
+    values = result.groups[0].values
+    assert values["bins"] == [1, 3, 2]  # -400 | 0, 1.5, 7 | 12, 30: every non-number is left out
+    assert values["stats"] == {"avg": -349.5 / 6, "min": -400.0, "max": 30.0, "sum": -349.5, "count": 6}
+    assert values["numbers"] == 6
+    assert values["missing"] == 3  # absent, null, 1e400 (stored as null): a string is not missing
+    with with_columns._cursor() as cur:
+        types = cur.execute(
+            "SELECT column_type FROM (DESCRIBE logs) WHERE column_name LIKE 'field_%'"
+        ).fetchall()
+        cur.execute("UPDATE logs SET doc = '{}'")  # the documents no longer say anything: only the columns do
+    assert sorted(t for (t,) in types) == ["DOUBLE", "VARCHAR"]
+    assert with_columns.evaluate([query]) == [result]
+    documents_only.close()
+    with_columns.close()
+
+
+def test_a_store_whose_columns_were_all_text_gets_its_numbers_typed(tmp_path: Path) -> None:
+    path = tmp_path / "logs.duckdb"
+    store = EmbeddedStore(path)
+    store.ingest_lines(
+        lines([(T0 + timedelta(seconds=i), {"x": x}) for i, x in enumerate([1, 5, "n/a", 20])])
+    )
+    store.close()
+    with duckdb.connect(str(path)) as con:  # the registry as it was before DOUBLE columns: x kept as text
+        con.execute("DROP TABLE field_columns")
+        con.execute(
+            'CREATE TABLE field_columns (pointer VARCHAR NOT NULL, "column" VARCHAR NOT NULL, '
+            "filled_from TIMESTAMP NOT NULL, filled_to TIMESTAMP)"
+        )
+        con.execute("ALTER TABLE logs ADD COLUMN field_0 VARCHAR")
+        con.execute("UPDATE logs SET field_0 = json_extract_string(doc, '/x')")
+        con.execute("INSERT INTO field_columns VALUES ('/x', 'field_0', '0001-01-01', NULL)")
+    store = EmbeddedStore(path)
+    aggregates = {"bins": Histogram("x", (10.0,)), "missing": Missing("x"), "terms": Terms("x", 5)}
+    (result,) = store.evaluate([Query("q", Window(T0, T0 + timedelta(minutes=1)), aggregates)])
+    values = result.groups[0].values
+    assert (values["bins"], values["missing"], dict(values["terms"])) == (
+        [2, 1],
+        0,
+        {"1": 1, "5": 1, "n/a": 1, "20": 1},
+    )  # type: ignore[arg-type]
+    with store._cursor() as cur:
+        rows = cur.execute('SELECT pointer, "column", number FROM field_columns ORDER BY ALL').fetchall()
+    assert rows == [("/x", "field_0", False), ("/x", "field_1", True)]
+    store.close()

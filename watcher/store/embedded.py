@@ -227,9 +227,9 @@ class EmbeddedStore:
         if not plan.planned:
             return {}
         with self._write_lock, self._cursor() as cur:
-            columns = self._fields.prepare(cur, plan.fields, plan.ranges)
+            columns = self._fields.prepare(cur, plan.fields, plan.ranges, plan.numbers)
         with self._cursor() as cur:
-            rows = cur.execute(plan.sql(columns), plan.params).fetchall()
+            rows = cur.execute(plan.sql(columns.text, columns.numbers), plan.params).fetchall()
             return plan.results([column[0] for column in cur.description], rows)
 
     # ------------------------------------------------------------------ inspection
@@ -297,7 +297,7 @@ def _insert(cur: duckdb.DuckDBPyConnection, parsed: ParsedLines, fields: Sequenc
 
     The batch goes in as two list parameters: no NumPy or pandas in the daemon's memory."""
     columns = "".join(f", {field.column}" for field in fields)
-    values = "".join(f", b._s[{i}]" for i in range(1, len(fields) + 1))
+    values = "".join(f", {field.value(f'b._s[{i}]')}" for i, field in enumerate(fields, 1))
     paths = json_paths(field.pointer for field in fields)
     extract = f", json_extract_string(doc, {paths}) AS _s" if fields else ""
     row = cur.execute(

@@ -93,6 +93,14 @@ def merge_spans(spans: Iterable[Span]) -> list[Span]:
     return merged
 
 
+def finite_number(text: str) -> str:
+    """SQL for the number a text holds: ``TRY_CAST`` to DOUBLE, NULL when it is none or is not
+    finite (the strings "NaN", "inf"). The one definition of a number, whether cast per statement
+    or once into a field's DOUBLE column (``field_columns.py``)."""
+    number = f"TRY_CAST({text} AS DOUBLE)"
+    return f"CASE WHEN isfinite({number}) THEN {number} END"
+
+
 def json_paths(pointers: Iterable[str]) -> str:
     """A SQL list literal of JSON pointers, for one ``json_extract_string`` reading them all."""
     return "[" + ", ".join("'" + pointer.replace("'", "''") + "'" for pointer in pointers) + "]"
@@ -154,6 +162,7 @@ class Builder:
         self.params: dict[str, Any] = {}
         self._param_names: dict[tuple[type, Any], str] = {}
         self.text_fields: dict[str, int] = {}
+        self.textual: set[int] = set()  # fields read as text (``f``), not only as numbers (``n``)
         self.numeric: set[int] = set()
         self.json_fields: dict[str, int] = {}
         self.group_fields: dict[str, int] = {}
@@ -172,7 +181,9 @@ class Builder:
         return "$" + self._param_names[key]
 
     def text(self, name: str) -> str:
-        return f"f{self.text_fields.setdefault(name, len(self.text_fields))}"
+        index = self.text_fields.setdefault(name, len(self.text_fields))
+        self.textual.add(index)
+        return f"f{index}"
 
     def number(self, name: str) -> str:
         index = self.text_fields.setdefault(name, len(self.text_fields))
@@ -268,26 +279,36 @@ class Builder:
             " OR ".join(f"(ts >= {self.param(lo)} AND ts < {self.param(hi)})" for lo, hi in ranges) or "FALSE"
         )
 
-    def render(self, where: str, columns: Mapping[str, str]) -> str:
-        """The statement; a text field in ``columns`` is read from that column of ``logs`` instead of
-        being extracted from the document (the column must hold it for every row the scan reads)."""
-        extracted = [name for name in self.text_fields if name not in columns]
+    def render(self, where: str, columns: Mapping[str, str], numbers: Mapping[str, str]) -> str:
+        """The statement; a field in ``columns`` (text) or ``numbers`` (DOUBLE, ``finite_number``) is
+        read from that column of ``logs`` instead of being extracted from the document (the column
+        must hold it for every row the scan reads). A number without its DOUBLE column is cast from
+        the text, per row and statement."""
+        cast = {i for n, i in self.text_fields.items() if i in self.numeric and n not in numbers}
+        needed = [n for n, i in self.text_fields.items() if i in self.textual or i in cast]
+        extracted = [name for name in needed if name not in columns]
         text = {self.text_fields[name]: f"_s[{k + 1}]" for k, name in enumerate(extracted)}
         src_cols = ["ts", "rowid AS rid"] if self.samples else ["ts"]
-        for name, index in self.text_fields.items():
+        for name in needed:
             if name in columns:
-                src_cols.append(f"{columns[name]} AS _c{index}")
-                text[index] = f"_c{index}"
+                src_cols.append(f"{columns[name]} AS _c{self.text_fields[name]}")
+                text[self.text_fields[name]] = f"_c{self.text_fields[name]}"
+        src_cols += [
+            f"{numbers[n]} AS _n{i}"
+            for n, i in self.text_fields.items()
+            if i in self.numeric and n in numbers
+        ]
         if extracted:
             src_cols.append(f"json_extract_string(doc, {json_paths(map(json_pointer, extracted))}) AS _s")
         if self.json_fields:
             src_cols.append(f"json_extract(doc, {json_paths(map(json_pointer, self.json_fields))}) AS _j")
         field_cols = ["ts", "rid"] if self.samples else ["ts"]
         for index in self.text_fields.values():
-            field_cols.append(f"{text[index]} AS f{index}")
+            if index in self.textual:
+                field_cols.append(f"{text[index]} AS f{index}")
             if index in self.numeric:
-                number = f"TRY_CAST({text[index]} AS DOUBLE)"  # strings "NaN", "inf" are no numbers
-                field_cols.append(f"CASE WHEN isfinite({number}) THEN {number} END AS n{index}")
+                number = finite_number(text[index]) if index in cast else f"_n{index}"
+                field_cols.append(f"{number} AS n{index}")
         field_cols += [f"_j[{i + 1}] AS j{i}" for i in self.json_fields.values()]
         field_cols += [
             f"COALESCE({text[self.text_fields[n]]}, '') AS g{i}" for n, i in self.group_fields.items()
@@ -327,12 +348,13 @@ class Builder:
 class FusedPlan:
     """One statement answering a batch; ``errors`` holds queries refused before execution.
 
-    ``fields`` are the fields the statement reads as text and ``ranges`` the time ranges it
-    scans: a store keeping some of those fields as columns over those ranges passes them to
-    ``sql`` so they are read without parsing the documents."""
+    ``fields`` are the fields the statement reads as text, ``numbers`` those it reads as numbers,
+    and ``ranges`` the time ranges it scans: a store keeping some of those fields as columns over
+    those ranges passes them to ``sql`` so they are read without parsing the documents."""
 
     planned: tuple[Planned, ...]
     fields: tuple[str, ...]
+    numbers: tuple[str, ...]
     ranges: tuple[Span, ...]
     errors: dict[str, str]
     reader: RowReader
@@ -340,9 +362,10 @@ class FusedPlan:
     _builder: Builder
     _where: str
 
-    def sql(self, columns: Mapping[str, str] | None = None) -> str:
-        """The statement, reading the fields of ``columns`` (field name -> column of ``logs``) from there."""
-        return self._builder.render(self._where, columns or {})
+    def sql(self, columns: Mapping[str, str] | None = None, numbers: Mapping[str, str] | None = None) -> str:
+        """The statement, reading the fields of ``columns`` (field name -> text column of ``logs``)
+        and the numbers of ``numbers`` (field name -> DOUBLE column) from there."""
+        return self._builder.render(self._where, columns or {}, numbers or {})
 
     def results(self, columns: Sequence[str], rows: Sequence[Row]) -> dict[str, QueryResult]:
         """Split the statement's rows into one result per planned query, by query id."""
@@ -367,4 +390,6 @@ def compile_batch(queries: Sequence[Query], time_field: str = "@timestamp") -> F
     ranges = tuple(merged_ranges([item.query.window for item in planned]))
     where = b.scan_filter(ranges)
     reader = RowReader(tuple(planned), tuple(b.parts.values()), b.aggregate_count, frozenset(b.samples))
-    return FusedPlan(tuple(planned), tuple(b.text_fields), ranges, errors, reader, b.params, b, where)
+    fields = tuple(name for name, index in b.text_fields.items() if index in b.textual)
+    numbers = tuple(name for name, index in b.text_fields.items() if index in b.numeric)
+    return FusedPlan(tuple(planned), fields, numbers, ranges, errors, reader, b.params, b, where)
