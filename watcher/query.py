@@ -241,16 +241,26 @@ class Missing:
     field: str
 
 
+SKETCH_ERROR = 0.01
+"""The relative error of a percentile answered from a log-spaced sketch (``Values.relative_error``)."""
+
+
 @dataclass(frozen=True)
 class Values:
     """Every distinct value of a field with its count: the exact, mergeable form of ``Terms``,
     ``Cardinality`` and (``numeric``) ``Percentiles`` that per-bucket partials keep
     (``watcher.store.partials``). Result: ``{value: count}`` -- values as strings, or as floats
-    when ``numeric`` -- or ``None`` when there are more than ``limit`` distinct values."""
+    when ``numeric`` -- or ``None`` when there are more than ``limit`` distinct values.
+
+    ``relative_error`` (numeric only; embedded store) rounds each number to the middle of its
+    log-spaced bin first (``SKETCH_ERROR``: within 1 % of the number), so the distinct values,
+    and what partials keep, stay a few hundred whatever the field's cardinality: the mergeable
+    sketch a percentile falls back on when its exact values are too many."""
 
     field: str
     numeric: bool = False
     limit: int = VALUES_LIMIT
+    relative_error: float = 0.0
 
 
 Sample: TypeAlias = dict[str, Any]

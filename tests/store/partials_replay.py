@@ -43,13 +43,17 @@ def replay(
     *,
     partials: bool,
     only: tuple[str, ...] = (),
+    read_ahead: bool = False,
 ) -> Replayed:
-    """The shipped rules (``only`` those named) replayed minute by minute over ``store``."""
+    """The shipped rules (``only`` those named) replayed minute by minute over ``store``; with
+    ``read_ahead``, as ``watcher backtest`` does (buckets read hours ahead of the clock)."""
     config, rules = demo_rules()
     rules = [rule for rule in rules if not only or rule.name in only]
-    state = StateStore(workdir / f"state-{partials}.sqlite")
+    state = StateStore(workdir / f"state-{partials}-{read_ahead}.sqlite")
     dispatcher = Dispatcher.from_config(config, state)  # type: ignore[arg-type]
     engine = Engine(rules, {"demo": store}, state, config.route, dispatcher=dispatcher, partials=partials)  # type: ignore[attr-defined]
+    if read_ahead:
+        engine.read_ahead(end)
     events, values, notifications, errors = [], [], [], 0
     now = start
     while now <= end:

@@ -418,8 +418,8 @@ def _notifiers(config: Config, templates: Templates) -> dict[str, Notifier]:
 def live_partials(store: LogStore) -> bool:
     """Whether live ticks read ``store`` through per-bucket partials (``watcher.store.partials``).
 
-    A search store is asked for the newest interval only: re-reading 5-minute windows every minute
-    cost osmem-server 17x the CPU per rule-tick (bench_search_tick.py --partials). The embedded
-    store re-reads its windows (field columns make a 5-minute re-read cheap); the backtest uses
-    partials on both."""
-    return isinstance(store, SearchStore)
+    Both are asked for the newest interval only. A search store: re-reading 5-minute windows every
+    minute cost osmem-server 17x the CPU per rule-tick (bench_search_tick.py --partials). The
+    embedded store, since window sums slide and the newest buckets are a statement of their own:
+    200 rules over 1M rows, 0.22 s CPU per tick against 0.77 s re-reading (bench_embedded_tick.py)."""
+    return isinstance(store, SearchStore | EmbeddedStore)

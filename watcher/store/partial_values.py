@@ -47,12 +47,13 @@ Part = list[Any]
 _COUNT, _BINS, _STATS, _VALUES, _SORTED = range(5)
 
 
-def partial_of(aggregate: Aggregate, limit: int = VALUES_LIMIT) -> Aggregate:
-    """What the store is asked per bucket so that ``aggregate`` can be computed over any buckets."""
+def partial_of(aggregate: Aggregate, limit: int = VALUES_LIMIT, sketch: float = 0.0) -> Aggregate:
+    """What the store is asked per bucket so that ``aggregate`` can be computed over any buckets;
+    with ``sketch``, percentiles are asked as numbers rounded within that relative error."""
     if isinstance(aggregate, Terms | Cardinality):
         return Values(aggregate.field, limit=limit)
     if isinstance(aggregate, Percentiles):
-        return Values(aggregate.field, numeric=True, limit=limit)
+        return Values(aggregate.field, numeric=True, limit=limit, relative_error=sketch)
     if isinstance(aggregate, Count | CountWhere | Missing | Stats | Histogram | Values):
         return aggregate
     raise ValueError(f"no partial form for {type(aggregate).__name__}")

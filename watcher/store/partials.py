@@ -28,7 +28,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from watcher.query import BUCKET, Aggregate, Count, Filter, Group, Query, QueryResult, Window
+from watcher.query import (
+    BUCKET,
+    SKETCH_ERROR,
+    Aggregate,
+    Count,
+    Filter,
+    Group,
+    Percentiles,
+    Query,
+    QueryResult,
+    Window,
+)
 from watcher.query_documents import VALUES_LIMIT
 from watcher.store.base import LogStore
 from watcher.store.partial_values import Layout, Part, final, partial_of
@@ -96,7 +107,15 @@ class _Plan:
 
     query: Query
     series: Series | None = None
-    starts: tuple[datetime, ...] = ()
+    count: int = 0
+    """Buckets in the window (from its start): listed only when needed, a 30-minute window every
+    5 s has 360, and listing them for 1,000 rules was most of a live tick."""
+    exact: Series | None = None
+    """The series with exact values (``series`` is its sketch once its values were too many)."""
+
+    @property
+    def sketch(self) -> float:
+        return SKETCH_ERROR if self.series is not self.exact else 0.0
 
 
 class Partials:
@@ -120,6 +139,10 @@ class Partials:
         self.held: dict[Series, _Held] = {}
         self.layouts: dict[Series, Layout] = {}
         self.direct: set[Series] = set()  # a bucket had too many distinct values: asked directly
+        # Exact series whose numbers were too many: their percentiles come from a sketch, when
+        # the store can round numbers to one (``sketches``), instead of re-reading their windows.
+        self.sketched: set[Series] = set()
+        self.sketches = bool(getattr(store, "sketches", False))
         self.buckets_asked = 0  # buckets the store was asked for (tests and benches count them)
 
     def evaluate(self, queries: Sequence[Query]) -> list[QueryResult]:
@@ -158,25 +181,32 @@ class Partials:
                             and not self.read_ahead):  # fmt: skip
             return _Plan(query)
         try:
-            aggregates = frozenset(partial_of(agg, self.values_limit) for agg in query.aggregates.values())
+            exact = self._series(query, size, 0.0)
         except ValueError:
             return _Plan(query)
-        series = Series(query.where, query.group_by, aggregates | {_COUNT}, size)
-        if series in self.direct:
+        if exact in self.direct:
             return _Plan(query)
+        series = self._series(query, size, SKETCH_ERROR) if exact in self.sketched else exact
         count = (query.window.end - query.window.start) // size
-        return _Plan(query, series, tuple(query.window.start + k * size for k in range(count)))
+        return _Plan(query, series, count, exact)
+
+    def _series(self, query: Query, size: timedelta, sketch: float) -> Series:
+        partial = (partial_of(agg, self.values_limit, sketch) for agg in query.aggregates.values())
+        return Series(query.where, query.group_by, frozenset(partial) | {_COUNT}, size)
 
     def _fetches(self, plans: Sequence[_Plan]) -> list[tuple[Series, Query]]:
         """One bucketed query per run of consecutive buckets not held, per series."""
         missing: dict[Series, set[datetime]] = {}
+        seen: set[tuple[Series, datetime, int]] = set()  # rules sharing a series share windows
         for plan in plans:
-            if plan.series is None:
+            if plan.series is None or (plan.series, plan.query.window.start, plan.count) in seen:
                 continue
+            seen.add((plan.series, plan.query.window.start, plan.count))
             held = self.held.get(plan.series)
             wanted = missing.setdefault(plan.series, set())
-            wanted.update(start for start in plan.starts if held is None or start not in held.buckets)
-        fetches = []
+            inside = _starts(plan.query.window.start, plan.query.window.end, plan.series.size)
+            wanted.update(start for start in inside if held is None or start not in held.buckets)
+        fetches: list[tuple[Series, Query]] = []
         for series, starts in missing.items():
             layout = self._layout(series)
             for number, (first, end) in enumerate(_runs(sorted(starts), series.size)):
@@ -240,17 +270,27 @@ class Partials:
         if known is not None and known[0] == query.aggregates:  # equal, not hashed: filters are shared
             return QueryResult(query.id, known[1])
         layout = held.layout
-        totals = _summed(held, plan.starts, plan.series.size)
+        totals = _summed(held, query.window.start, plan.count, plan.series.size)
         if not all(layout.answerable(total) for total in totals.values()):
-            log.info(
-                "a bucket of query %s has more than its values limit: asked directly from now on", query.id
-            )
-            self.direct.add(plan.series)
+            self._too_many(plan)
             return None
-        positions = [layout.index[partial_of(agg, self.values_limit)] for agg in query.aggregates.values()]
+        limit, sketch = self.values_limit, plan.sketch
+        positions = [layout.index[partial_of(agg, limit, sketch)] for agg in query.aggregates.values()]
         groups = _groups(query, totals, layout, positions)
         held.answers[memo] = (query.aggregates, groups)
         return QueryResult(query.id, groups)
+
+    def _too_many(self, plan: _Plan) -> None:
+        """A bucket of ``plan`` has more than its values limit: percentiles go to a sketch (the
+        store permitting), else the query is asked directly from now on."""
+        assert plan.exact is not None
+        percentiles = any(isinstance(agg, Percentiles) for agg in plan.query.aggregates.values())
+        if self.sketches and percentiles and not plan.sketch:
+            log.info("query %s has too many distinct values: its percentiles from a sketch", plan.query.id)
+            self.sketched.add(plan.exact)
+        else:
+            log.info("query %s has too many distinct values: asked directly from now on", plan.query.id)
+            self.direct.add(plan.exact)
 
     # ------------------------------------------------------------------ memory
 
@@ -266,8 +306,12 @@ class Partials:
         for series, spans in keep.items():
             held = self.held[series]
             needed = sum((hi - lo) // series.size for lo, hi in _union(spans))
-            if len(held.buckets) + len(held.answers) > 2 * needed + 16:  # amortised: not every tick
+            # Amortised, not every tick; answers apart from buckets: a 30-minute window every 5 s
+            # has 360 buckets, and as many answers kept until the buckets were pruned cost 60 MB
+            # with 1,000 rules.
+            if len(held.buckets) > 2 * needed + 16:
                 held.buckets = {s: v for s, v in held.buckets.items() if _within(s, s, spans)}
+            if len(held.answers) > 2 * len(spans) + 4:
                 held.answers = {m: a for m, a in held.answers.items() if _within(m[0].start, m[0].end, spans)}
         if latest is not None:
             for series in [
@@ -319,11 +363,11 @@ def _from_ms(millis: int) -> datetime:
     return EPOCH + millis * MS
 
 
-def _summed(held: _Held, starts: Sequence[datetime], size: timedelta) -> dict[Key, Part]:
+def _summed(held: _Held, first: datetime, count: int, size: timedelta) -> dict[Key, Part]:
     """The window's sum per group: slid on from the last window of its length when they overlap
     (its newest buckets added, its oldest taken off), else added up from its buckets."""
-    first, end = starts[0], starts[-1] + size
-    last = held.sums.get(len(starts))
+    end = first + count * size
+    last = held.sums.get(count)
     if last is not None and last.start <= first < last.end <= end:
         leaving, entering = _starts(last.start, first, size), _starts(last.end, end, size)
         if all(start in held.buckets for start in (*leaving, *entering)):
@@ -334,10 +378,10 @@ def _summed(held: _Held, starts: Sequence[datetime], size: timedelta) -> dict[Ke
             last.start, last.end = first, end
             return last.totals
     totals: dict[Key, Part] = {}
-    for start in starts:
+    for start in _starts(first, end, size):
         _add(held.layout, totals, held.buckets[start])
     if held.layout.slides and (last is None or end >= last.end):
-        held.sums[len(starts)] = _Sum(first, end, totals)  # answers are finalised copies: no aliasing
+        held.sums[count] = _Sum(first, end, totals)  # answers are finalised copies: no aliasing
     return totals
 
 

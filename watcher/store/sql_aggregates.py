@@ -90,7 +90,10 @@ def _value_aggregate(b: Builder, groups: tuple[str, ...], scope: str, agg: Any) 
         raise ValueError(f"unsupported aggregate {type(agg).__name__}")
     numeric = isinstance(agg, Values) and agg.numeric
     column = b.number(agg.field) if numeric else b.text(agg.field)
-    part = b.part(groups, column, f"{column} IS NOT NULL")
+    present = f"{column} IS NOT NULL"
+    if isinstance(agg, Values) and agg.relative_error:
+        column = _sketched(column, agg.relative_error)
+    part = b.part(groups, column, present)
     count = part.count_column(scope)
     if isinstance(agg, Cardinality):
         return _count(b.aggregate(part, f"count_if({count} > 0)"))
@@ -135,6 +138,17 @@ def _counted_by_value(b: Builder, groups: tuple[str, ...], scope: str, flt: Any)
         return None
     count = part.count_column(scope)
     return _count(b.aggregate(part, f"sum({count}) FILTER (WHERE v = {b.param(flt.value)})"))
+
+
+def _sketched(number: str, error: float) -> str:
+    """A number rounded to the middle of its log-spaced bin: bin k holds (g^(k-1), g^k] with
+    g = (1 + e) / (1 - e), and 2 g^k / (g + 1) is within ``e`` of each of them (relative)."""
+    growth = (1 + error) / (1 - error)
+    middle = 2 / (growth + 1)
+    return (
+        f"CASE WHEN {number} = 0 THEN 0.0 ELSE sign({number}) * {middle!r} * "
+        f"pow({growth!r}, ceil(ln(abs({number})) / {math.log(growth)!r})) END"
+    )
 
 
 def _values(b: Builder, part: Any, count: str, agg: Values) -> Decoder:

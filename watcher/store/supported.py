@@ -85,6 +85,8 @@ def _aggregate_problem(agg: Any) -> str | None:
     if isinstance(agg, Terms):
         return None if agg.size >= 1 else f"terms size must be at least 1, got {agg.size}"
     if isinstance(agg, Values):
+        if not 0 <= agg.relative_error < 1 or (agg.relative_error and not agg.numeric):
+            return f"a values sketch needs numeric values and a relative error in [0, 1), got {agg}"
         return None if agg.limit >= 1 else f"values limit must be at least 1, got {agg.limit}"
     if isinstance(agg, Timeline | FirstSeen | Latest):
         return _document_problem(agg)
