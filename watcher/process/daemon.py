@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -28,12 +27,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher.config import Config, EmbeddedSource
 from watcher.engine import Engine
-from watcher.notify.base import Notifier
 from watcher.notify.breaker import CircuitBreaker
 from watcher.notify.outbox import Outbox, RetryPolicy
-from watcher.notify.registry import build_notifier
 from watcher.notify.workers import DeliveryWorkers
-from watcher.process import memory
+from watcher.process import memory, receivers
 from watcher.process.meta import Watchdog
 from watcher.process.operations import Operations
 from watcher.process.partitions import LeaseLostError, Replica
@@ -50,10 +47,6 @@ from watcher.store.factory import open_store, open_stores
 from watcher.store.search import SearchStore
 from watcher.template_errors import rule_errors
 from watcher.templates import Templates
-
-if TYPE_CHECKING:
-    from watcher.incidents.state import StateStore
-    from watcher.process.slack_actions import SlackActions
 
 log = logging.getLogger("watcher.process.daemon")
 Clock = Callable[[], datetime]
@@ -101,7 +94,7 @@ class Daemon:
         self.templates = Templates(config.templates, rules, config.sources)
         self.outbox = Outbox(
             self.state,
-            _notifiers(config, self.templates),
+            receivers.notifiers(config, self.templates),
             RetryPolicy.from_config(config.delivery.retry),
             clock=clock,
             breaker=CircuitBreaker.from_config(config.delivery.breaker, self.state),
@@ -113,7 +106,7 @@ class Daemon:
             else Replica(self.state, config.ha, clock, metrics=self.operations.metrics.replica())
         )
         self.workers = DeliveryWorkers(self.outbox, self.state, clock)
-        self.actions = _slack_actions(config, self.state, clock)
+        self.actions = receivers.slack_actions(config, self.state, clock)
         alert = DirectAlert(lambda incident: self.dispatcher.routes(incident), lambda: self.outbox.notifiers)
         health, metrics = self.operations.health, self.operations.metrics
         self.guard = WriteGuard(self.state, health, metrics, alert, clock)
@@ -262,7 +255,7 @@ class Daemon:
         changes, config, now = loaded.changes, loaded.config, self.clock()
         try:  # built first: a receiver that cannot be built leaves everything as it was
             templates = Templates(config.templates, changes.rules, config.sources)
-            notifiers = _notifiers(config, templates)
+            notifiers = receivers.notifiers(config, templates)
         except Exception as exc:
             log.error("reload failed, keeping the running config: %s", exc)
             self.operations.metrics.reloaded(ok=False)
@@ -366,7 +359,7 @@ class Daemon:
             until = self.clock() + flush_timeout
             self.guard.run("drain", lambda: self.drain(until=until))
             # Each worker finishes its send in flight and sends what is due until ``until``.
-            self.workers.stop(until, join=flush_timeout + _longest_send(self.config))
+            self.workers.stop(until, join=flush_timeout + receivers.longest_send(self.config))
             left = self.state.outbox_depth()
             if left:
                 log.warning(
@@ -391,28 +384,6 @@ class Daemon:
         self.start()
         self.stopping.wait()
         self.stop()
-
-
-def _slack_actions(config: Config, state: StateStore, clock: Clock) -> SlackActions | None:
-    """The Acknowledge button's Socket Mode connections, when a Slack receiver has an ``app_token``
-    (slack-sdk's socket mode is imported only then). A reload does not change them: a restart does."""
-    slack = [receiver.slack for receiver in config.receivers.values() if receiver.slack is not None]
-    if not any(settings.app_token is not None for settings in slack):
-        return None
-    from watcher.process.slack_actions import SlackActions
-
-    return SlackActions(config, state, clock)
-
-
-def _longest_send(config: Config) -> timedelta:
-    """The longest one send may take: the largest receiver timeout (10s by default)."""
-    timeouts = [getattr(receiver.settings, "timeout", None) for receiver in config.receivers.values()]
-    return max([t for t in timeouts if isinstance(t, timedelta)], default=timedelta(seconds=10))
-
-
-def _notifiers(config: Config, templates: Templates) -> dict[str, Notifier]:
-    """One notifier per configured receiver, rendering with the config's templates."""
-    return {name: build_notifier(name, receiver, templates) for name, receiver in config.receivers.items()}
 
 
 def live_partials(store: LogStore) -> bool:
