@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from watcher.config import Route
-from watcher.engine import Engine, TickReport
+from watcher.engine import Engine
 from watcher.incidents.model import Event, State
 from watcher.incidents.state import StateStore
 from watcher.query import Query, QueryResult
 from watcher.rules.models import Rule
 from watcher.store.embedded import EmbeddedStore
+from watcher.tick_report import TickReport
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -8,7 +8,6 @@ from typing import Any
 
 from tests.conftest import StateAt
 from watcher.config import Route
-from watcher.engine import TickReport
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
@@ -16,6 +15,7 @@ from watcher.notify.outbox import DrainReport
 from watcher.process.meta import RECEIVER_DEAD, RULES_INVALID, STORE_UNREACHABLE, Watchdog, observe
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
+from watcher.tick_report import TickReport
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SEC = timedelta(seconds=1)

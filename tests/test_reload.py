@@ -19,7 +19,6 @@ from tests.e2e.daemon import write_config
 from tests.test_engine import rule
 from watcher.cli.common import load
 from watcher.config import Config, Route
-from watcher.engine import Transition
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Delivery
@@ -31,6 +30,7 @@ from watcher.routing.dispatch import Dispatcher
 from watcher.rules.loader import ConfigError, load_config
 from watcher.rules.models import ThresholdSpec
 from watcher.rules.reload import Retired
+from watcher.tick_report import Transition
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -36,7 +36,6 @@ from watcher.incidents.machine import retire, step
 from watcher.incidents.model import OPEN, Event, Incident, State, fingerprint
 from watcher.incidents.retention import forget_old
 from watcher.incidents.state import StateStore, Write
-from watcher.notify.base import Notification
 from watcher.query import Query, QueryResult
 from watcher.routing.dispatch import Dispatch, Dispatcher
 from watcher.rules.models import Rule
@@ -44,37 +43,12 @@ from watcher.schedule import DEFAULT_BACKLOG_PER_TICK, DEFAULT_CATCH_UP, Due, du
 from watcher.store.base import LogStore, StoreError
 from watcher.store.coverage import Coverage
 from watcher.store.partials import Partials
+from watcher.tick_report import Evaluation, TickReport, Transition
 
 READ_AHEAD = timedelta(hours=6)
 """How far a backtest reads each rule's buckets ahead of its clock: a few statements per day."""
 
 log = logging.getLogger("watcher.engine")
-
-
-@dataclass(frozen=True)
-class Transition:
-    """An incident event produced by a tick (what ``backtest`` prints)."""
-
-    incident: Incident
-    event: Event
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One evaluation of a rule in a tick (what ``/metrics`` times and counts per rule).
-
-    ``seconds`` is the rule's share of its source's batched store round trip (the batch's wall
-    time times the rule's share of its queries) plus its own detection time; ``error`` when the
-    store did not answer or the detector could not judge a group; ``findings`` what it concluded
-    per group (the backtest's summary counts the evaluations that had not enough data).
-    """
-
-    rule: str
-    at: datetime
-    seconds: float
-    error: bool
-    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,16 +81,6 @@ class Ownership(Protocol):
     def owns(self, rule: str) -> bool: ...
 
     def fence(self, rules: Collection[str]) -> Write: ...
-
-
-@dataclass
-class TickReport:
-    evaluations: int = 0
-    errors: dict[str, str] = field(default_factory=dict)  # rule -> store error
-    transitions: list[Transition] = field(default_factory=list)
-    notifications: list[Notification] = field(default_factory=list)
-    round_trips: dict[str, int] = field(default_factory=dict)  # source -> store calls
-    evaluated: list[Evaluation] = field(default_factory=list)  # one per evaluation, in plan order
 
 
 class Engine:

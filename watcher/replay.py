@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from watcher.config import Config, Source
-from watcher.engine import Engine, TickReport
+from watcher.engine import Engine
 from watcher.incidents.state import StateStore
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
@@ -25,6 +25,7 @@ from watcher.state.sqlite import SQLiteBackend
 from watcher.store.base import LogStore
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.ingest import IngestReport
+from watcher.tick_report import TickReport
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ import pytest
 from tests.conftest import StateAt
 from tests.store.conftest import SearchServer, StoreFactory
 from watcher.config import Route
-from watcher.engine import Engine, TickReport
+from watcher.engine import Engine
 from watcher.incidents.model import State
 from watcher.rules.evidence import DEFAULT_REDACT, ELLIPSIS, MAX_FIELDS, MAX_VALUE, REDACTED, cleaned
 from watcher.rules.models import Rule
 from watcher.store.base import LogStore
 from watcher.store.embedded import EmbeddedStore
+from watcher.tick_report import TickReport
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 ROUTE = Route.model_validate({"receiver": "console"})

@@ -24,13 +24,13 @@ from watcher.cli.backtest_summary import Summary
 from watcher.cli.common import LoadFailedError, add_config_argument, columns, load, parse_time
 from watcher.cli.progress import Progress
 from watcher.config import Config, EmbeddedSource
-from watcher.engine import Transition
 from watcher.incidents.model import Event
 from watcher.query import Count, Query, Window
 from watcher.replay import Replay
 from watcher.rules.models import Rule
 from watcher.store.base import StoreError
 from watcher.store.rejections import no_usable_lines, summary
+from watcher.tick_report import Transition
 
 REPORTED = (Event.FIRING, Event.RESOLVED)
 """Events printed, and an UPDATE that changes the incident's severity (``severity_from``)."""

@@ -16,8 +16,8 @@ from typing import Any, TextIO
 
 from watcher.cli.common import columns
 from watcher.detect.base import Status
-from watcher.engine import Evaluation, TickReport
 from watcher.incidents.model import Event, fingerprint
+from watcher.tick_report import Evaluation, TickReport
 
 
 @dataclass

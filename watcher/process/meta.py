@@ -33,13 +33,13 @@ from datetime import datetime
 from typing import NamedTuple
 
 from watcher.config import HaConfig
-from watcher.engine import TickReport, Transition
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore, Write
 from watcher.notify.outbox import DrainReport
 from watcher.routing.dispatch import META_PREFIX, Dispatcher
 from watcher.rules.models import Rule
 from watcher.state.base import Db
+from watcher.tick_report import TickReport, Transition
 
 log = logging.getLogger("watcher.process.meta")
 

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from watcher.config import Config
-from watcher.engine import TickReport
 from watcher.incidents.model import OPEN
 from watcher.incidents.state import StateStore
 from watcher.notify.outbox import DrainReport
@@ -21,6 +20,7 @@ from watcher.process.metrics import Metrics
 from watcher.process.systemd import Notify, Watchdog, watchdog_interval
 from watcher.rules.models import Rule
 from watcher.schedule import tick_interval
+from watcher.tick_report import TickReport
 
 log = logging.getLogger("watcher.process.operations")
 

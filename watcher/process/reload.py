@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from watcher.config import Config
-from watcher.engine import Ownership, Transition
+from watcher.engine import Ownership
 from watcher.incidents.machine import retire
 from watcher.incidents.model import OPEN, Incident
 from watcher.incidents.state import StateStore
@@ -32,6 +32,7 @@ from watcher.rules.loader import ConfigError, LoadError, load_config, load_rules
 from watcher.rules.models import Rule
 from watcher.rules.reload import Retired, RuleChanges, merge
 from watcher.rules.watch import FileWatch, Stamp, snapshot
+from watcher.tick_report import Transition
 
 log = logging.getLogger("watcher.process.reload")
 

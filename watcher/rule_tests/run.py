@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from watcher.engine import Transition
 from watcher.notify.base import Notification
 from watcher.replay import Replay
 from watcher.rule_tests.inputs import time_fields, write_inputs
 from watcher.rule_tests.model import Expected, ExpectedNotification, on
 from watcher.rule_tests.reading import Suite
+from watcher.tick_report import Transition
 
 Group = tuple[tuple[str, str], ...]
 
