@@ -279,6 +279,17 @@ def test_thread_order_follows_enqueue_order_when_created_at_ties(store: StateSto
     assert due_ids(store, T0) == ["zz-first"]
 
 
+def test_a_reply_enqueued_later_with_an_earlier_time_still_waits_for_the_first_message(
+    store: StateStore,
+) -> None:
+    """Replicas stamp notifications with their own tick's time: a group's RESOLVED enqueued by one
+    replica after another replica's FIRING may carry an earlier time; it must still wait for it
+    (sent first, it would start the thread and the FIRING would land outside it)."""
+    store.commit(notifications=[notification("firing", thread="t", at=T0 + SEC)])
+    store.commit(notifications=[notification("resolved", thread="t", at=T0)])
+    assert due_ids(store, T0 + SEC) == ["firing"]
+
+
 def test_mark_delivered_stores_the_threads_first_ref_and_is_idempotent(store: StateStore) -> None:
     store.commit(notifications=[notification("n1"), notification("n2", at=T0 + SEC)])
     store.mark_delivered("n1", T0 + SEC, {"channel": "C1", "ts": "1.000"})

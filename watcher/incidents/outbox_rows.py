@@ -104,14 +104,16 @@ class OutboxRows:
         self, now: datetime, limit: int = 100, receiver: str | None = None
     ) -> list[OutboxItem]:
         """Pending notifications whose next attempt is due (of one ``receiver``, or all), oldest
-        first. A notification waits while an earlier one of the same (receiver, thread_key) is
-        still pending, so a thread's first message is always delivered (or dead) before its replies."""
+        first. A notification waits while one of the same (receiver, thread_key) enqueued before it
+        is still pending, so a thread's first message is always delivered (or dead) before its
+        replies. Enqueue order, not ``created_at``: replicas stamp a notification with their tick's
+        time, so a reply enqueued after the first message (a group is written only at the revision
+        read) may carry an earlier time, and would otherwise go first, outside the thread."""
         only = "" if receiver is None else "AND o.receiver = ? "
         sql = (
             f"SELECT {_ITEM_COLUMNS} FROM outbox AS o WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
             f"{only}AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.receiver = o.receiver "
-            "AND e.thread_key = o.thread_key AND e.status = 'pending' "
-            "AND (e.created_at, e.seq) < (o.created_at, o.seq)) "
+            "AND e.thread_key = o.thread_key AND e.status = 'pending' AND e.seq < o.seq) "
             "ORDER BY o.created_at, o.seq LIMIT ?"
         )
         args = (micros(now), limit) if receiver is None else (micros(now), receiver, limit)
