@@ -76,7 +76,7 @@ from watcher.query import (
 )
 from watcher.rules.models import Rule
 from watcher.store.bulk import new_index_mappings
-from watcher.store.partial_values import Sorted
+from watcher.store.multiset import Sorted
 from watcher.store.partials import Partials
 from watcher.store.search import SearchStore
 

@@ -19,12 +19,9 @@ added up again in bucket order, so they stay those of summing the buckets.
 
 from __future__ import annotations
 
-import math
+import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from watcher.query import (
     Aggregate,
@@ -39,6 +36,9 @@ from watcher.query import (
     Terms,
     Values,
 )
+
+if TYPE_CHECKING:
+    from watcher.store.multiset import Sorted
 from watcher.query_documents import VALUES_LIMIT
 
 Part = list[Any]
@@ -59,56 +59,6 @@ def partial_of(aggregate: Aggregate, limit: int = VALUES_LIMIT, sketch: float = 
     raise ValueError(f"no partial form for {type(aggregate).__name__}")
 
 
-class Sorted:
-    """A multiset of numbers: distinct values ascending with their counts (NumPy arrays). Adding
-    and taking off a bucket's values is a merge, a percentile a cumulative sum and a search --
-    not a sort of the window's values at every evaluation. Never changed in place."""
-
-    __slots__ = ("counts", "values")
-
-    def __init__(self, values: npt.NDArray[np.float64], counts: npt.NDArray[np.int64]) -> None:
-        self.values, self.counts = values, counts
-
-    @classmethod
-    def of(cls, counted: Mapping[float, int]) -> Sorted:
-        values = np.fromiter(counted.keys(), np.float64, len(counted))
-        counts = np.fromiter(counted.values(), np.int64, len(counted))
-        order = np.argsort(values, kind="stable")
-        return cls(values[order], counts[order])
-
-    def plus(self, other: Sorted) -> Sorted:
-        at = np.searchsorted(self.values, other.values)
-        known = at < len(self.values)
-        known[known] = self.values[at[known]] == other.values[known]
-        counts = self.counts.copy()
-        counts[at[known]] += other.counts[known]  # distinct values: no index twice
-        new = ~known
-        if not new.any():
-            return Sorted(self.values, counts)
-        return Sorted(
-            np.insert(self.values, at[new], other.values[new]), np.insert(counts, at[new], other.counts[new])
-        )
-
-    def minus(self, other: Sorted) -> Sorted:
-        """Take off values added before (each of ``other``'s values is in this multiset)."""
-        counts = self.counts.copy()
-        counts[np.searchsorted(self.values, other.values)] -= other.counts
-        kept = counts > 0
-        return Sorted(self.values[kept], counts[kept])
-
-    def quantile(self, fraction: float) -> float | None:
-        """As DuckDB's ``quantile_cont``: linear interpolation between the two nearest ranks."""
-        cumulative = np.cumsum(self.counts)
-        total = int(cumulative[-1]) if len(cumulative) else 0
-        if not total:
-            return None
-        rank = (total - 1) * fraction
-        low, high = math.floor(rank), math.ceil(rank)
-        below = float(self.values[np.searchsorted(cumulative, low, side="right")])
-        above = float(self.values[np.searchsorted(cumulative, high, side="right")])
-        return below if low == high else below + (above - below) * (rank - low)
-
-
 class Layout:
     """The partial aggregates of a series, in one fixed order: how the store's answer for a
     bucket becomes a ``Part``, how parts add up and come off, and each window's answer."""
@@ -125,7 +75,7 @@ class Layout:
         part: Part = [None] * len(self.order)
         for name, value in values.items():
             index = int(name[1:])
-            part[index] = Sorted.of(value) if self.kinds[index] == _SORTED and value is not None else value
+            part[index] = _sorted(value) if self.kinds[index] == _SORTED and value is not None else value
         return part
 
     def add(self, total: Part, part: Part) -> None:
@@ -195,7 +145,7 @@ _EMPTY: dict[int, Any] = {
     _BINS: lambda aggregate: [0] * (len(aggregate.edges) + 1),
     _STATS: lambda aggregate: {"sum": 0.0, "min": None, "max": None, "count": 0},
     _VALUES: lambda aggregate: {},
-    _SORTED: lambda aggregate: Sorted(np.empty(0, np.float64), np.empty(0, np.int64)),
+    _SORTED: lambda aggregate: _sorted({}),
 }
 
 
@@ -221,9 +171,9 @@ def final(aggregate: Aggregate, value: Any) -> AggValue:
     if isinstance(aggregate, Stats):
         return _stats(value)
     if isinstance(aggregate, Percentiles):
-        multiset = value if isinstance(value, Sorted) else Sorted.of(value or {})
+        multiset = value if _is_sorted(value) else _sorted(value or {})
         return {q: multiset.quantile(q / 100) for q in aggregate.qs}
-    if isinstance(value, Sorted):
+    if _is_sorted(value):
         return {float(v): int(c) for v, c in zip(value.values, value.counts, strict=True)}
     counts: dict[Any, int] = {v: c for v, c in (value or {}).items() if c}
     if isinstance(aggregate, Cardinality):
@@ -240,3 +190,18 @@ def _stats(value: Mapping[str, Any] | None) -> dict[str, float | None]:
     count = int(value["count"])
     return {"avg": value["sum"] / count, "min": value["min"], "max": value["max"],
             "sum": value["sum"], "count": count}  # fmt: skip
+
+
+def _sorted(counted: Mapping[float, int]) -> Sorted:
+    """A ``Sorted`` multiset of ``counted``. NumPy is imported here, not with the module: a daemon
+    whose rules ask no numeric values (no percentile) never loads it (about 13 MB of RSS)."""
+    from watcher.store.multiset import Sorted
+
+    return Sorted.of(counted)
+
+
+def _is_sorted(value: Any) -> bool:
+    """Whether ``value`` is a ``Sorted`` multiset, without importing NumPy to ask: one exists only
+    if ``_sorted`` imported its module."""
+    multiset = sys.modules.get("watcher.store.multiset")
+    return multiset is not None and isinstance(value, multiset.Sorted)
