@@ -42,18 +42,16 @@ from watcher.query import (
     Cardinality,
     Count,
     CountWhere,
-    Eq,
     Histogram,
-    In,
     Missing,
     Percentiles,
     Query,
     QueryResult,
-    Range,
     Stats,
     Terms,
     Window,
 )
+from watcher.query_filters import Eq, In, Range
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.partials import Partials
 

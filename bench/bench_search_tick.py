@@ -61,19 +61,16 @@ from watcher.query import (
     Cardinality,
     Count,
     CountWhere,
-    Eq,
-    Filter,
     Histogram,
-    In,
     Missing,
     Percentiles,
     Query,
-    Range,
     Stats,
     Terms,
     Values,
     Window,
 )
+from watcher.query_filters import Eq, Filter, In, Range
 from watcher.rules.models import Rule
 from watcher.store.bulk import new_index_mappings
 from watcher.store.multiset import Sorted

@@ -26,7 +26,8 @@ from watcher.baseline import (
 )
 from watcher.baseline_store import profile_from_store
 from watcher.cli import main
-from watcher.query import Eq, Window
+from watcher.query import Window
+from watcher.query_filters import Eq
 from watcher.store.embedded import EmbeddedStore
 
 BUILT = datetime(2026, 1, 5, tzinfo=UTC)

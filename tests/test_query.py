@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from watcher.query import MATCH_ALL, And, Eq, Exists, In, Not, Or, Range, filter_fields, parse_filter
+from watcher.query_filters import MATCH_ALL, And, Eq, Exists, In, Not, Or, Range, filter_fields, parse_filter
 
 
 def test_mapping_forms_parse_to_the_filter_ast() -> None:

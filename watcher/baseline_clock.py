@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from watcher.baseline import Profile
 from watcher.baseline_seasonal import bucket_start
-from watcher.query import BUCKET, MATCH_ALL, Aggregate, Filter, Histogram, Query, Terms, Window
+from watcher.query import BUCKET, Aggregate, Histogram, Query, Terms, Window
+from watcher.query_filters import MATCH_ALL, Filter
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -27,13 +27,10 @@ from watcher.baseline_seasonal import SlotTally, bucket_start, category_counts, 
 from watcher.baseline_slots import HOUR, SlotBy, range_hours, slot_of
 from watcher.query import (
     BUCKET,
-    MATCH_ALL,
     Aggregate,
     AggValue,
     Count,
     CountWhere,
-    Eq,
-    Filter,
     Histogram,
     Missing,
     Percentiles,
@@ -42,6 +39,7 @@ from watcher.query import (
     Terms,
     Window,
 )
+from watcher.query_filters import MATCH_ALL, Eq, Filter
 
 if TYPE_CHECKING:
     from watcher.store.base import LogStore

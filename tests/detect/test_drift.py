@@ -24,7 +24,8 @@ from watcher.baseline import (
 from watcher.detect import DETECTORS, drift, stats
 from watcher.detect.base import Status
 from watcher.incidents.machine import step
-from watcher.query import Count, CountWhere, Eq, Group, Histogram, Missing, QueryResult, Terms
+from watcher.query import Count, CountWhere, Group, Histogram, Missing, QueryResult, Terms
+from watcher.query_filters import Eq
 from watcher.rules.models import Rule
 from watcher.store.embedded import EmbeddedStore
 

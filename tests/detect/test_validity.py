@@ -14,20 +14,8 @@ from watcher.baseline import OTHER, CategoricalFeature, NumericFeature, Profile
 from watcher.detect import DETECTORS, validity
 from watcher.detect.base import Status
 from watcher.incidents.machine import step
-from watcher.query import (
-    And,
-    Count,
-    CountWhere,
-    Exists,
-    Group,
-    In,
-    Missing,
-    Not,
-    Or,
-    QueryResult,
-    Range,
-    Terms,
-)
+from watcher.query import Count, CountWhere, Group, Missing, QueryResult, Terms
+from watcher.query_filters import And, Exists, In, Not, Or, Range
 from watcher.rules.models import Rule
 from watcher.store.embedded import EmbeddedStore
 

@@ -8,25 +8,18 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from watcher.query import (
-    MATCH_ALL,
-    And,
     Cardinality,
     Count,
     CountWhere,
-    Eq,
-    Exists,
     Histogram,
-    In,
     Missing,
-    Not,
-    Or,
     Percentiles,
     Query,
-    Range,
     Stats,
     Terms,
     Window,
 )
+from watcher.query_filters import MATCH_ALL, And, Eq, Exists, In, Not, Or, Range
 from watcher.store.dsl import (
     compile_aggregate,
     compile_filter,

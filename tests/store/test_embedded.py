@@ -16,29 +16,20 @@ import pytest
 
 from watcher.config import EmbeddedSource
 from watcher.query import (
-    MATCH_ALL,
     Aggregate,
-    And,
     Cardinality,
     Count,
     CountWhere,
-    Eq,
-    Exists,
-    Filter,
     Histogram,
-    In,
     Missing,
-    Not,
-    Or,
     Percentiles,
     Query,
     QueryResult,
-    Range,
     Stats,
     Terms,
     Window,
-    parse_filter,
 )
+from watcher.query_filters import MATCH_ALL, And, Eq, Exists, Filter, In, Not, Or, Range, parse_filter
 from watcher.store.base import StoreError
 from watcher.store.embedded import EmbeddedStore, from_source
 

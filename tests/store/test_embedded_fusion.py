@@ -17,26 +17,19 @@ import pytest
 
 from watcher.query import (
     Aggregate,
-    And,
     Cardinality,
     Count,
     CountWhere,
-    Eq,
-    Exists,
-    Filter,
     Histogram,
-    In,
     Missing,
-    Not,
-    Or,
     Percentiles,
     Query,
     QueryResult,
-    Range,
     Stats,
     Terms,
     Window,
 )
+from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Or, Range
 from watcher.store.embedded import EmbeddedStore
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

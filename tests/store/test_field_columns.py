@@ -15,19 +15,8 @@ import duckdb
 import pytest
 
 from tests.store.test_embedded_fusion import random_docs, random_queries
-from watcher.query import (
-    Count,
-    CountWhere,
-    Eq,
-    Histogram,
-    Missing,
-    Percentiles,
-    Query,
-    Range,
-    Stats,
-    Terms,
-    Window,
-)
+from watcher.query import Count, CountWhere, Histogram, Missing, Percentiles, Query, Stats, Terms, Window
+from watcher.query_filters import Eq, Range
 from watcher.store import field_columns
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.field_columns import to_fill, uncovered

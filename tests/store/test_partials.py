@@ -22,11 +22,11 @@ from watcher.query import (
     Percentiles,
     Query,
     QueryResult,
-    Range,
     Stats,
     Terms,
     Window,
 )
+from watcher.query_filters import Range
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.partials import Partials
 

@@ -10,24 +10,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from watcher.query import (
-    MATCH_ALL,
     Cardinality,
     Count,
     CountWhere,
-    Eq,
-    Exists,
     Histogram,
-    In,
     Missing,
-    Not,
-    Or,
     Percentiles,
     Query,
-    Range,
     Stats,
     Terms,
     Window,
 )
+from watcher.query_filters import MATCH_ALL, Eq, Exists, In, Not, Or, Range
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 WINDOW = Window(T0, T0 + timedelta(minutes=5))

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from watcher.cli import main
-from watcher.query import Count, CountWhere, Eq, Query, Window
+from watcher.query import Count, CountWhere, Query, Window
+from watcher.query_filters import Eq
 from watcher.store.bulk import ingest_index, load_lines
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from watcher.config import SearchSource
-from watcher.query import Count, In, Query, QueryResult, Window
+from watcher.query import Count, Query, QueryResult, Window
 from watcher.query_documents import FirstSeen, Latest, Seen, Timeline
+from watcher.query_filters import In
 from watcher.store.bulk import load_lines
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.search import SearchStore

@@ -19,27 +19,21 @@ import pytest
 from watcher.demo import DEMO_START, generate
 from watcher.detect import DETECTORS
 from watcher.query import (
-    And,
     Cardinality,
     Count,
     CountWhere,
-    Eq,
-    Exists,
     Histogram,
-    In,
     Missing,
-    Not,
-    Or,
     Percentiles,
     Query,
     QueryResult,
-    Range,
     Samples,
     Stats,
     Terms,
     Values,
     Window,
 )
+from watcher.query_filters import And, Eq, Exists, In, Not, Or, Range
 from watcher.rules.models import Rule
 from watcher.store.bulk import load_lines
 from watcher.store.embedded import EmbeddedStore

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.query import Count, CountWhere, Eq, Percentiles, Query, Range, Stats, Window
+from watcher.query import Count, CountWhere, Percentiles, Query, Stats, Window
+from watcher.query_filters import Eq, Range
 from watcher.store.base import StoreError
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

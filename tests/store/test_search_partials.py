@@ -15,7 +15,8 @@ import pytest
 
 from tests.store.partials_replay import assert_same, replay
 from watcher.demo import DEMO_START, generate
-from watcher.query import Count, CountWhere, Percentiles, Query, Range, Window
+from watcher.query import Count, CountWhere, Percentiles, Query, Window
+from watcher.query_filters import Range
 from watcher.store.bulk import load_lines
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.partials import Partials

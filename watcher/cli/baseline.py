@@ -21,7 +21,8 @@ from watcher.baseline_seasonal import seasonal_from_frame
 from watcher.baseline_store import profile_from_store, seasonal_from_store
 from watcher.cli.common import add_config_argument, parse_time
 from watcher.config import EmbeddedSource
-from watcher.query import Filter, Window, parse_filter
+from watcher.query import Window
+from watcher.query_filters import Filter, parse_filter
 from watcher.rules.loader import ConfigError, load_config
 from watcher.store.factory import open_store
 

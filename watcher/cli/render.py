@@ -44,7 +44,8 @@ from watcher.notify.segments import encoding, segments
 from watcher.notify.slack import SlackNotifier
 from watcher.notify.sms import SmsNotifier
 from watcher.notify.webhook import WebhookNotifier
-from watcher.query import And, Eq, Filter, In, Or, Range, Sample
+from watcher.query import Sample
+from watcher.query_filters import And, Eq, Filter, In, Or, Range
 from watcher.rules.evidence import cleaned
 from watcher.rules.models import Rule
 from watcher.rules.trend_specs import NEWEST

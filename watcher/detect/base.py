@@ -13,7 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from watcher.query import Aggregate, Filter, Query, QueryResult, Sample, Window
+from watcher.query import Aggregate, Query, QueryResult, Sample, Window
+from watcher.query_filters import Filter
 from watcher.rules.models import Rule
 
 if TYPE_CHECKING:

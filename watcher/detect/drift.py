@@ -44,7 +44,6 @@ from watcher.query import (
     AggValue,
     Count,
     CountWhere,
-    Eq,
     Histogram,
     Missing,
     Query,
@@ -52,6 +51,7 @@ from watcher.query import (
     Terms,
     Window,
 )
+from watcher.query_filters import Eq
 from watcher.rules.ml_specs import DriftFeature, DriftSpec
 from watcher.rules.models import Rule
 

@@ -22,7 +22,8 @@ from datetime import datetime
 
 from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.groups import group_key
-from watcher.query import MATCH_ALL, Documents, Query, QueryResult, Samples
+from watcher.query import Documents, Query, QueryResult, Samples
+from watcher.query_filters import MATCH_ALL
 from watcher.rules.evidence import cleaned
 from watcher.rules.models import Rule
 

@@ -26,24 +26,8 @@ from watcher.baseline_slots import expected_missing_rate
 from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.groups import failed, groups_with_known
 from watcher.detect.signal import too_few
-from watcher.query import (
-    Aggregate,
-    AggValue,
-    And,
-    Count,
-    CountWhere,
-    Exists,
-    Filter,
-    In,
-    Missing,
-    Not,
-    Or,
-    Query,
-    QueryResult,
-    Range,
-    Terms,
-    Window,
-)
+from watcher.query import Aggregate, AggValue, Count, CountWhere, Missing, Query, QueryResult, Terms, Window
+from watcher.query_filters import And, Exists, Filter, In, Not, Or, Range
 from watcher.rules.ml_specs import ValidityCheck, ValiditySpec
 from watcher.rules.models import Rule
 from watcher.rules.thresholds import Severity, severity_rank

@@ -14,8 +14,9 @@ from watcher.detect.base import Finding, Status, rule_query, rule_window
 from watcher.detect.groups import failed, groups_with_known
 from watcher.detect.seen import details, listing
 from watcher.detect.signal import COUNT, signal_count
-from watcher.query import Aggregate, And, Count, Exists, Filter, In, Not, Query, QueryResult
+from watcher.query import Aggregate, Count, Query, QueryResult
 from watcher.query_documents import Timeline
+from watcher.query_filters import And, Exists, Filter, In, Not
 from watcher.rules.document_specs import ValuesSpec
 from watcher.rules.models import Rule
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from watcher.config import EmbeddedSource, SearchSource
 from watcher.incidents.model import Incident
-from watcher.query import MATCH_ALL, And, Eq, Exists, Filter, In, Not, Range, Scalar
+from watcher.query_filters import MATCH_ALL, And, Eq, Exists, Filter, In, Not, Range, Scalar
 from watcher.rules.models import Rule
 
 _KQL_SPECIAL = re.compile(r'([\\():<>"*{}\s])')

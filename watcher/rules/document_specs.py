@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, PlainSerializer, ValidationInfo, WithJsonSchema, model_validator
 
 from watcher.duration import Duration, format_duration
-from watcher.query import Scalar
 from watcher.query_documents import NEW_VALUES_LIMIT, VALUES_LIMIT
+from watcher.query_filters import Scalar
 from watcher.rules.reader import ReadError, read_text
 from watcher.rules.references import SpecModel
 

@@ -26,7 +26,7 @@ from pydantic import (
 
 from watcher.duration import Duration, format_duration
 from watcher.incidents.flapping import DEFAULT_FLAPPING, FlappingSpec
-from watcher.query import Filter, parse_filter
+from watcher.query_filters import Filter, parse_filter
 from watcher.rules.document_specs import DOCUMENT_KINDS, ChangeSpec, MatchSpec, NewValueSpec, ValuesSpec
 from watcher.rules.evidence import DEFAULT_REDACT, EvidenceSpec
 from watcher.rules.ml_specs import DriftSpec, SpikeSpec, ValiditySpec

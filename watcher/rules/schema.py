@@ -16,7 +16,7 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema
 
 from watcher.duration import format_duration
-from watcher.query import And, Eq, Exists, In, Not, Or, Range
+from watcher.query_filters import And, Eq, Exists, In, Not, Or, Range
 from watcher.rules.models import DETECTOR_KINDS, GROUPED_ONLY, SIGNAL_KINDS, Rule, Signal
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"

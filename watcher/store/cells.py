@@ -29,26 +29,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from watcher.query import (
-    Aggregate,
-    And,
-    Count,
-    CountWhere,
-    Eq,
-    Exists,
-    Filter,
-    Histogram,
-    In,
-    Missing,
-    Not,
-    Or,
-    Range,
-    Samples,
-    Scalar,
-    Stats,
-    Values,
-    filter_fields,
-)
+from watcher.query import Aggregate, Count, CountWhere, Histogram, Missing, Samples, Stats, Values
+from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Or, Range, Scalar, filter_fields
 from watcher.store.answers import key_text
 from watcher.store.mapping_check import KEYWORD_TYPES, NUMERIC_TYPES, FieldCatalog, FieldMappingError, Use
 

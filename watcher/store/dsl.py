@@ -22,27 +22,21 @@ from watcher.query import (
     BUCKET,
     Aggregate,
     AggValue,
-    And,
     Cardinality,
     Count,
     CountWhere,
-    Eq,
-    Exists,
-    Filter,
     Group,
     Histogram,
-    In,
     Missing,
-    Not,
     Percentiles,
     Query,
-    Range,
     Samples,
     Stats,
     Values,
     Window,
 )
 from watcher.query_documents import FirstSeen, Latest, Timeline
+from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Range
 from watcher.store.answers import SAMPLES, key_text, merge_values, read_aggregate
 from watcher.store.cells import Cells, Pushed, cells_of, kept, split_where
 from watcher.store.dsl_documents import document_aggregation, read_document

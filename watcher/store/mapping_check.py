@@ -22,21 +22,13 @@ from typing import Protocol
 from watcher.config import SearchSource, Source
 from watcher.query import (
     Aggregate,
-    And,
     Cardinality,
     Count,
     CountWhere,
-    Eq,
-    Exists,
-    Filter,
     Histogram,
-    In,
     Missing,
-    Not,
-    Or,
     Percentiles,
     Query,
-    Range,
     Samples,
     Stats,
     Terms,
@@ -44,6 +36,7 @@ from watcher.query import (
     aggregate_fields,
 )
 from watcher.query_documents import FirstSeen, Latest, Timeline
+from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Or, Range
 from watcher.rules.models import Rule
 from watcher.store.base import StoreError
 

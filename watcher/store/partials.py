@@ -33,7 +33,6 @@ from watcher.query import (
     SKETCH_ERROR,
     Aggregate,
     Count,
-    Filter,
     Group,
     Percentiles,
     Query,
@@ -41,6 +40,7 @@ from watcher.query import (
     Window,
 )
 from watcher.query_documents import VALUES_LIMIT
+from watcher.query_filters import Filter
 from watcher.store.base import LogStore
 from watcher.store.partial_values import Layout, Part, final, partial_of
 

@@ -35,21 +35,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from watcher.query import (
-    BUCKET,
-    And,
-    Count,
-    Eq,
-    Exists,
-    Filter,
-    In,
-    Not,
-    Or,
-    Query,
-    QueryResult,
-    Range,
-    Window,
-)
+from watcher.query import BUCKET, Count, Query, QueryResult, Window
+from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Or, Range
 from watcher.store.fused_rows import Planned, Row, RowReader
 from watcher.store.sql_aggregates import aggregate
 from watcher.store.supported import validate

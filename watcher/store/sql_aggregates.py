@@ -18,7 +18,6 @@ from watcher.query import (
     Count,
     CountWhere,
     Documents,
-    Eq,
     Histogram,
     Missing,
     Percentiles,
@@ -28,6 +27,7 @@ from watcher.query import (
     Values,
 )
 from watcher.query_documents import FirstSeen, Latest, Timeline
+from watcher.query_filters import Eq
 from watcher.store.fused_rows import Decoder
 from watcher.store.samples import samples_of_json
 from watcher.store.sql_documents import document_aggregate

@@ -12,26 +12,20 @@ from datetime import timedelta
 from typing import Any
 
 from watcher.query import (
-    And,
     Cardinality,
     Count,
     CountWhere,
-    Eq,
-    Exists,
     Histogram,
-    In,
     Missing,
-    Not,
-    Or,
     Percentiles,
     Query,
-    Range,
     Samples,
     Stats,
     Terms,
     Values,
 )
 from watcher.query_documents import FirstSeen, Latest, Timeline
+from watcher.query_filters import And, Eq, Exists, In, Not, Or, Range
 
 
 def validate(query: Query) -> None:
