@@ -26,7 +26,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from watcher.query import (
     BUCKET,
@@ -42,15 +42,12 @@ from watcher.query import (
 from watcher.query_documents import VALUES_LIMIT
 from watcher.query_filters import Filter
 from watcher.store.base import LogStore
+from watcher.store.buckets import bucket_size, bucket_starts, from_ms, runs, union, within
 from watcher.store.partial_values import Layout, Part, final, partial_of
 
 log = logging.getLogger("watcher.store.partials")
 
-MS = timedelta(milliseconds=1)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COUNT: Aggregate = Count()
-MAX_BUCKETS = 1440
-"""Buckets per window: a longer window (a day evaluated every minute) is asked directly."""
 FORGET_AFTER = timedelta(hours=1)
 
 Key = tuple[str, ...]
@@ -176,7 +173,7 @@ class Partials:
     # ------------------------------------------------------------------ planning
 
     def _plan(self, query: Query) -> _Plan:
-        size = _bucket(query)
+        size = bucket_size(query)
         if size is None or (query.every is not None and query.every >= query.window.end - query.window.start
                             and not self.read_ahead):  # fmt: skip
             return _Plan(query)
@@ -204,12 +201,12 @@ class Partials:
             seen.add((plan.series, plan.query.window.start, plan.count))
             held = self.held.get(plan.series)
             wanted = missing.setdefault(plan.series, set())
-            inside = _starts(plan.query.window.start, plan.query.window.end, plan.series.size)
+            inside = bucket_starts(plan.query.window.start, plan.query.window.end, plan.series.size)
             wanted.update(start for start in inside if held is None or start not in held.buckets)
         fetches: list[tuple[Series, Query]] = []
         for series, starts in missing.items():
             layout = self._layout(series)
-            for number, (first, end) in enumerate(_runs(sorted(starts), series.size)):
+            for number, (first, end) in enumerate(runs(sorted(starts), series.size)):
                 end = self._ahead(series, end)
                 window = Window(first, end)
                 query = Query(f"partials:{id(series)}:{number}", window,
@@ -249,7 +246,7 @@ class Partials:
                 start + k * size: {} for k in range((query.window.end - start) // size)
             }
             for group in answer.groups:
-                bucket = _from_ms(int(group.key[BUCKET]))
+                bucket = from_ms(int(group.key[BUCKET]))
                 key = tuple(group.key[name] for name in series.group_by)
                 fresh[bucket][key] = layout.part(group.values)
             held.buckets.update(fresh)
@@ -305,14 +302,14 @@ class Partials:
             latest = plan.query.window.end if latest is None else max(latest, plan.query.window.end)
         for series, spans in keep.items():
             held = self.held[series]
-            needed = sum((hi - lo) // series.size for lo, hi in _union(spans))
+            needed = sum((hi - lo) // series.size for lo, hi in union(spans))
             # Amortised, not every tick; answers apart from buckets: a 30-minute window every 5 s
             # has 360 buckets, and as many answers kept until the buckets were pruned cost 60 MB
             # with 1,000 rules.
             if len(held.buckets) > 2 * needed + 16:
-                held.buckets = {s: v for s, v in held.buckets.items() if _within(s, s, spans)}
+                held.buckets = {s: v for s, v in held.buckets.items() if within(s, s, spans)}
             if len(held.answers) > 2 * len(spans) + 4:
-                held.answers = {m: a for m, a in held.answers.items() if _within(m[0].start, m[0].end, spans)}
+                held.answers = {m: a for m, a in held.answers.items() if within(m[0].start, m[0].end, spans)}
         if latest is not None:
             for series in [
                 s for s, h in self.held.items() if latest - h.last_end > 3 * h.every + FORGET_AFTER
@@ -321,55 +318,13 @@ class Partials:
                 self.layouts.pop(series, None)
 
 
-def _union(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    merged: list[tuple[datetime, datetime]] = []
-    for lo, hi in sorted(spans):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-        else:
-            merged.append((lo, hi))
-    return merged
-
-
-def _within(start: datetime, end: datetime, spans: Sequence[tuple[datetime, datetime]]) -> bool:
-    return any(lo <= start and end <= hi for lo, hi in spans)
-
-
-def _bucket(query: Query) -> timedelta | None:
-    """The bucket length of a query that comes back ``every``: gcd(window, every) in whole ms,
-    when its window starts on a whole millisecond and holds at most ``MAX_BUCKETS`` buckets."""
-    length = query.window.end - query.window.start
-    if query.every is None or query.buckets is not None or length <= timedelta(0):
-        return None
-    if length % MS or query.every % MS or query.window.start.microsecond % 1000:
-        return None
-    size = math.gcd(length // MS, query.every // MS) * MS
-    return size if length // size <= MAX_BUCKETS else None
-
-
-def _runs(starts: Sequence[datetime], size: timedelta) -> Iterable[tuple[datetime, datetime]]:
-    """Consecutive bucket starts as ``[first, end)`` ranges."""
-    run: list[datetime] = []
-    for start in starts:
-        if run and start != run[-1] + size:
-            yield run[0], run[-1] + size
-            run = []
-        run.append(start)
-    if run:
-        yield run[0], run[-1] + size
-
-
-def _from_ms(millis: int) -> datetime:
-    return EPOCH + millis * MS
-
-
 def _summed(held: _Held, first: datetime, count: int, size: timedelta) -> dict[Key, Part]:
     """The window's sum per group: slid on from the last window of its length when they overlap
     (its newest buckets added, its oldest taken off), else added up from its buckets."""
     end = first + count * size
     last = held.sums.get(count)
     if last is not None and last.start <= first < last.end <= end:
-        leaving, entering = _starts(last.start, first, size), _starts(last.end, end, size)
+        leaving, entering = bucket_starts(last.start, first, size), bucket_starts(last.end, end, size)
         if all(start in held.buckets for start in (*leaving, *entering)):
             for start in entering:
                 _add(held.layout, last.totals, held.buckets[start])
@@ -378,7 +333,7 @@ def _summed(held: _Held, first: datetime, count: int, size: timedelta) -> dict[K
             last.start, last.end = first, end
             return last.totals
     totals: dict[Key, Part] = {}
-    for start in _starts(first, end, size):
+    for start in bucket_starts(first, end, size):
         _add(held.layout, totals, held.buckets[start])
     if held.layout.slides and (last is None or end >= last.end):
         held.sums[count] = _Sum(first, end, totals)  # answers are finalised copies: no aliasing
@@ -402,10 +357,6 @@ def _take_off(layout: Layout, totals: dict[Key, Part], bucket: Mapping[Key, Part
         layout.subtract(total, part)
         if not total[count]:
             del totals[key]
-
-
-def _starts(first: datetime, end: datetime, size: timedelta) -> list[datetime]:
-    return [first + k * size for k in range((end - first) // size)]
 
 
 def _groups(

@@ -1,0 +1,61 @@
+"""Time buckets of the per-bucket partials (``watcher.store.partials``): a query's bucket length,
+bucket starts, their runs and spans. Pure functions of times, no store."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from watcher.query import Query
+
+MS = timedelta(milliseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_BUCKETS = 1440
+"""Buckets per window: a longer window (a day evaluated every minute) is asked directly."""
+
+
+def bucket_size(query: Query) -> timedelta | None:
+    """The bucket length of a query that comes back ``every``: gcd(window, every) in whole ms,
+    when its window starts on a whole millisecond and holds at most ``MAX_BUCKETS`` buckets."""
+    length = query.window.end - query.window.start
+    if query.every is None or query.buckets is not None or length <= timedelta(0):
+        return None
+    if length % MS or query.every % MS or query.window.start.microsecond % 1000:
+        return None
+    size = math.gcd(length // MS, query.every // MS) * MS
+    return size if length // size <= MAX_BUCKETS else None
+
+
+def runs(starts: Sequence[datetime], size: timedelta) -> Iterable[tuple[datetime, datetime]]:
+    """Consecutive bucket starts as ``[first, end)`` ranges."""
+    run: list[datetime] = []
+    for start in starts:
+        if run and start != run[-1] + size:
+            yield run[0], run[-1] + size
+            run = []
+        run.append(start)
+    if run:
+        yield run[0], run[-1] + size
+
+
+def bucket_starts(first: datetime, end: datetime, size: timedelta) -> list[datetime]:
+    return [first + k * size for k in range((end - first) // size)]
+
+
+def union(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    merged: list[tuple[datetime, datetime]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def within(start: datetime, end: datetime, spans: Sequence[tuple[datetime, datetime]]) -> bool:
+    return any(lo <= start and end <= hi for lo, hi in spans)
+
+
+def from_ms(millis: int) -> datetime:
+    return EPOCH + millis * MS
