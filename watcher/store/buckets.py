@@ -1,5 +1,5 @@
-"""Time buckets of the per-bucket partials (``watcher.store.partials``): a query's bucket length,
-bucket starts, their runs and spans. Pure functions of times, no store."""
+"""Time buckets and spans: a query's bucket length, bucket starts, their runs, and spans merged into
+disjoint ones (the per-bucket partials, ``watcher.store.partials``, and the embedded store's scans)."""
 
 from __future__ import annotations
 
@@ -43,13 +43,14 @@ def bucket_starts(first: datetime, end: datetime, size: timedelta) -> list[datet
     return [first + k * size for k in range((end - first) // size)]
 
 
-def union(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+def merge_spans(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The same times as ``spans``, as sorted disjoint spans (touching spans are joined)."""
     merged: list[tuple[datetime, datetime]] = []
-    for lo, hi in sorted(spans):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
-            merged.append((lo, hi))
+            merged.append((start, end))
     return merged
 
 

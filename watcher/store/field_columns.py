@@ -28,7 +28,8 @@ from typing import NamedTuple
 
 import duckdb
 
-from watcher.store.sql import Span, finite_number, json_paths, json_pointer, merge_spans
+from watcher.store.buckets import merge_spans
+from watcher.store.sql import Span, finite_number, json_paths, json_pointer
 
 log = logging.getLogger(__name__)
 

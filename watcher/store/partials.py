@@ -42,7 +42,7 @@ from watcher.query import (
 from watcher.query_documents import VALUES_LIMIT
 from watcher.query_filters import Filter
 from watcher.store.base import LogStore
-from watcher.store.buckets import bucket_size, bucket_starts, from_ms, runs, union, within
+from watcher.store.buckets import bucket_size, bucket_starts, from_ms, merge_spans, runs, within
 from watcher.store.partial_values import Layout, Part, final, partial_of
 
 log = logging.getLogger("watcher.store.partials")
@@ -302,7 +302,7 @@ class Partials:
             latest = plan.query.window.end if latest is None else max(latest, plan.query.window.end)
         for series, spans in keep.items():
             held = self.held[series]
-            needed = sum((hi - lo) // series.size for lo, hi in union(spans))
+            needed = sum((hi - lo) // series.size for lo, hi in merge_spans(spans))
             # Amortised, not every tick; answers apart from buckets: a 30-minute window every 5 s
             # has 360 buckets, and as many answers kept until the buckets were pruned cost 60 MB
             # with 1,000 rules.

@@ -37,6 +37,7 @@ from typing import Any
 
 from watcher.query import BUCKET, Count, Query, QueryResult, Window
 from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Or, Range
+from watcher.store.buckets import merge_spans
 from watcher.store.fused_rows import Planned, Row, RowReader
 from watcher.store.sql_aggregates import aggregate
 from watcher.store.supported import validate
@@ -67,17 +68,6 @@ def merged_ranges(windows: Sequence[Window]) -> list[Span]:
     """Disjoint UTC ranges covering all windows, so a 1d-earlier reference window does not
     make the scan read the whole day in between."""
     return merge_spans((naive_utc(w.start), naive_utc(w.end)) for w in windows if w.start < w.end)
-
-
-def merge_spans(spans: Iterable[Span]) -> list[Span]:
-    """The same timestamps as ``spans``, as sorted disjoint spans (touching spans are joined)."""
-    merged: list[Span] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def finite_number(text: str) -> str:
