@@ -135,7 +135,8 @@ def test_three_replicas_killed_at_random_deliver_everything_once_and_threaded(
         webhook = hook.snapshot()
 
     with psycopg.connect(postgres_url) as db:
-        rows = db.execute("SELECT id, receiver, thread_key, status, payload FROM outbox").fetchall()
+        sql = "SELECT id, receiver, thread_key, status, payload FROM outbox ORDER BY seq"
+        rows = db.execute(sql).fetchall()
         refs = {key: json.loads(ref) for key, ref in db.execute("SELECT thread_key, ref FROM thread_refs")}
     assert {status for *_, status, _ in rows} == {"delivered"}
     event = {nid: json.loads(payload)["event"] for nid, *_, payload in rows}
@@ -146,8 +147,15 @@ def test_three_replicas_killed_at_random_deliver_everything_once_and_threaded(
     posted = Counter(str(call.body["metadata"]["event_payload"]["notification_id"]) for call in calls)
     hooked = Counter(delivery.id for delivery in webhook)
     hook_rows = {nid for nid, receiver, *_ in rows if receiver == "hook"}
+    # A flush sends the group's RESOLVED notifications before its FIRING (routing/dispatch.py): one
+    # enqueued before the thread's FIRING (an episode found after the fact) cannot reply in a thread
+    # that does not exist yet, and stands alone. Every message enqueued after the FIRING replies in it.
+    order = {nid: index for index, (nid, *_) in enumerate(rows)}
+    started = {thread: order[nid] for nid, thread in slack_rows.items() if event[nid] == "firing"}
     resolved = [
-        (nid, thread) for nid, thread in slack_rows.items() if event[nid] == "resolved" and thread in refs
+        (nid, thread)
+        for nid, thread in slack_rows.items()
+        if event[nid] == "resolved" and thread in refs and order[nid] > started.get(thread, len(rows))
     ]
     outside = [nid for nid, thread in resolved if not _in_thread(nid, thread, calls, refs)]
     print(  # the figures bench/bench_replicas_crash.py reports
@@ -172,6 +180,8 @@ def test_three_replicas_killed_at_random_deliver_everything_once_and_threaded(
         if event[nid] == "firing":
             assert "thread_ts" not in posts[nid]
             assert refs[thread]["ts"] == str(posts[nid].get("ts", refs[thread]["ts"]))
+        elif thread in firing and order[nid] < started[thread]:
+            assert "thread_ts" not in posts[nid], (nid, event[nid])  # before the thread: on its own
         elif thread in firing:
             assert posts[nid]["thread_ts"] == refs[thread]["ts"], (nid, event[nid])
 
