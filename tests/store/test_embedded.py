@@ -5,7 +5,9 @@ The documents below are few enough that every expected value is computed by hand
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -189,6 +191,22 @@ def test_aggregates_respect_the_query_filter(store: EmbeddedStore) -> None:
     assert one(store, Terms("features.country"), api) == {"DE": 1, "FR": 1, "US": 1}
     assert one(store, Missing("client_id"), api) == 1
     assert one(store, CountWhere(Eq("ok", True)), Eq("model_version", "v2")) == 0
+
+
+def test_a_value_on_an_edge_without_a_short_decimal_lands_in_the_bin_above(tmp_path: Path) -> None:
+    """Edges such as 0.1 + 0.2 or the smallest double are compared exactly: a value equal to an
+    edge opens its bin, the double just below it stays in the bin before."""
+    edges = (-0.0, 5e-324, 0.1 + 0.2, 1 / 3, 1e300)
+    values = [v for edge in edges for v in (math.nextafter(edge, -math.inf), edge)] + [-1e308, 1e308]
+    store = EmbeddedStore(tmp_path / "logs.duckdb")
+    moments = [(T0 + timedelta(seconds=i)).isoformat() for i in range(len(values))]
+    store.ingest_lines(json.dumps({"@timestamp": at, "x": v}) for at, v in zip(moments, values, strict=True))
+    expected = [0] * (len(edges) + 1)
+    for value in values:
+        expected[bisect.bisect_right(edges, value)] += 1
+    assert expected == [2] * 6
+    assert one(store, Histogram("x", edges)) == expected
+    store.close()
 
 
 def test_an_empty_window_still_has_one_group(store: EmbeddedStore) -> None:
