@@ -19,9 +19,8 @@ added up again in bucket order, so they stay those of summing the buckets.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from watcher.query import (
     Aggregate,
@@ -36,10 +35,8 @@ from watcher.query import (
     Terms,
     Values,
 )
-
-if TYPE_CHECKING:
-    from watcher.store.multiset import Sorted
 from watcher.query_documents import VALUES_LIMIT
+from watcher.store.multiset import Sorted
 
 Part = list[Any]
 """One group's partials in one bucket (or summed over several), in the order of its ``Layout``."""
@@ -75,7 +72,7 @@ class Layout:
         part: Part = [None] * len(self.order)
         for name, value in values.items():
             index = int(name[1:])
-            part[index] = _sorted(value) if self.kinds[index] == _SORTED and value is not None else value
+            part[index] = Sorted.of(value) if self.kinds[index] == _SORTED and value is not None else value
         return part
 
     def add(self, total: Part, part: Part) -> None:
@@ -145,7 +142,7 @@ _EMPTY: dict[int, Any] = {
     _BINS: lambda aggregate: [0] * (len(aggregate.edges) + 1),
     _STATS: lambda aggregate: {"sum": 0.0, "min": None, "max": None, "count": 0},
     _VALUES: lambda aggregate: {},
-    _SORTED: lambda aggregate: _sorted({}),
+    _SORTED: lambda aggregate: Sorted.of({}),
 }
 
 
@@ -171,9 +168,9 @@ def final(aggregate: Aggregate, value: Any) -> AggValue:
     if isinstance(aggregate, Stats):
         return _stats(value)
     if isinstance(aggregate, Percentiles):
-        multiset = value if _is_sorted(value) else _sorted(value or {})
+        multiset = value if isinstance(value, Sorted) else Sorted.of(value or {})
         return {q: multiset.quantile(q / 100) for q in aggregate.qs}
-    if _is_sorted(value):
+    if isinstance(value, Sorted):
         return {float(v): int(c) for v, c in zip(value.values, value.counts, strict=True)}
     counts: dict[Any, int] = {v: c for v, c in (value or {}).items() if c}
     if isinstance(aggregate, Cardinality):
@@ -190,18 +187,3 @@ def _stats(value: Mapping[str, Any] | None) -> dict[str, float | None]:
     count = int(value["count"])
     return {"avg": value["sum"] / count, "min": value["min"], "max": value["max"],
             "sum": value["sum"], "count": count}  # fmt: skip
-
-
-def _sorted(counted: Mapping[float, int]) -> Sorted:
-    """A ``Sorted`` multiset of ``counted``. NumPy is imported here, not with the module: a daemon
-    whose rules ask no numeric values (no percentile) never loads it (about 13 MB of RSS)."""
-    from watcher.store.multiset import Sorted
-
-    return Sorted.of(counted)
-
-
-def _is_sorted(value: Any) -> bool:
-    """Whether ``value`` is a ``Sorted`` multiset, without importing NumPy to ask: one exists only
-    if ``_sorted`` imported its module."""
-    multiset = sys.modules.get("watcher.store.multiset")
-    return multiset is not None and isinstance(value, multiset.Sorted)
