@@ -121,7 +121,8 @@ class _Part:
             # bucketed one, no longer hashes every row of the hour another rule's window scans.
             source = f"scoped WHERE {' OR '.join(self.scopes)}"
         elif self.value is not None:
-            counts = [f"count_if({scope}) AS {name}" for scope, name in self.counts.items()]
+            # BIGINT: count_if's HUGEINT made Python read a tick's per-value counts 4x slower.
+            counts = [f"count_if({scope})::BIGINT AS {name}" for scope, name in self.counts.items()]
             counts += [f"{sql} AS {name}" for sql, name in self.inner.items()]
             inner = ", ".join([*groups, f"{self.value} AS v", *counts])
             any_scope = " OR ".join(self.counts)
