@@ -36,7 +36,7 @@ from watcher.incidents.machine import retire, step
 from watcher.incidents.model import OPEN, Event, Incident, State, fingerprint
 from watcher.incidents.retention import forget_old
 from watcher.incidents.state import StateStore, Write
-from watcher.query import Query, QueryResult
+from watcher.query import Query, QueryResult, Window
 from watcher.routing.dispatch import Dispatch, Dispatcher
 from watcher.rules.models import Rule
 from watcher.schedule import DEFAULT_BACKLOG_PER_TICK, DEFAULT_CATCH_UP, Due, due
@@ -187,14 +187,14 @@ class Engine:
         looked_back: set[str] = set()
         for item in plan:
             rule = item.rule
-            queries = [
-                _tagged(q, item.at, rule.every) for q in DETECTORS[rule.detector].queries(rule, item.at)
-            ]
+            suffix = f"@{item.at.isoformat()}"
+            asked = DETECTORS[rule.detector].queries(rule, item.at)
+            queries = [_tagged(q, suffix, rule.every) for q in asked]
             seed = None if rule.name in looked_back else self.known.seed_query(rule, item.at)
             looked_back.add(rule.name)
             evidence = evidence_query(rule, queries, item.at) if self.evidence else None
             # Answers for the engine, not the detector: the known-groups lookback and the evidence.
-            extras = (seed, None if evidence is None else _tagged(evidence, item.at, rule.every))
+            extras = (seed, None if evidence is None else _tagged(evidence, suffix, rule.every))
             by_source[rule.source].append((item, queries, extras))
         answers: dict[tuple[str, datetime], _Answer] = {}
         for source, entries in by_source.items():
@@ -214,10 +214,9 @@ class Engine:
         starts = [window.start for item in plan for window in reference_windows(item.rule, item.at)]
         return self.state.episodes(min(starts)) if starts else []
 
-    def _exclusions(self, item: Due, episodes: Sequence[Episode]) -> Exclusions:
+    def _exclusions(self, rule: Rule, windows: Sequence[Window], episodes: Sequence[Episode]) -> Exclusions:
         """The reference windows of an evaluation left out: the source has no data for them (for
         every group), or they overlap an incident of the rule (for its group)."""
-        rule, windows = item.rule, reference_windows(item.rule, item.at)
         uncovered = self._coverage.excluded(rule.source, windows, rule.every)
         return Exclusions(uncovered, overlapping_incidents(rule, windows, episodes))
 
@@ -281,7 +280,7 @@ class Engine:
             return _Outcome(findings, Known(known.groups), None, share.store_seconds)
         detector = DETECTORS[rule.detector]
         if references:
-            excluded = self._exclusions(item, episodes)
+            excluded = self._exclusions(rule, references, episodes)
             findings = detector.evaluate(rule, answers, item.at, known.groups, excluded=excluded)
         else:
             findings = detector.evaluate(rule, answers, item.at, known.groups)
@@ -361,11 +360,11 @@ def errors_in(answers: Sequence[QueryResult]) -> bool:
     return any(not answer.ok for answer in answers)
 
 
-def _tagged(query: Query, at: datetime, every: timedelta) -> Query:
-    """Query ids unique within a batch that holds several evaluation times of one rule; ``every``
-    tells the partials how soon the same question comes back."""
+def _tagged(query: Query, suffix: str, every: timedelta) -> Query:
+    """Query ids unique within a batch that holds several evaluation times of one rule (``suffix``:
+    ``@`` and the time); ``every`` tells the partials how soon the same question comes back."""
     return Query(
-        id=f"{query.id}@{at.isoformat()}",
+        id=query.id + suffix,
         window=query.window,
         aggregates=query.aggregates,
         where=query.where,

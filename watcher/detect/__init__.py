@@ -31,8 +31,14 @@ _MODULES = {
 class _Registry(Mapping[str, Detector]):
     """Detector kind -> module, imported when first asked for."""
 
+    def __init__(self) -> None:
+        self._loaded: dict[str, Detector] = {}  # asked twice per evaluation: import_module is not free
+
     def __getitem__(self, kind: str) -> Detector:
-        return cast(Detector, importlib.import_module(_MODULES[kind]))
+        detector = self._loaded.get(kind)
+        if detector is None:
+            detector = self._loaded[kind] = cast(Detector, importlib.import_module(_MODULES[kind]))
+        return detector
 
     def __iter__(self) -> Iterator[str]:
         return iter(_MODULES)

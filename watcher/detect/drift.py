@@ -31,6 +31,7 @@ from watcher.baseline import OTHER, CategoricalFeature, NumericFeature
 from watcher.baseline_slots import expected_counts, slot_spans
 from watcher.detect import stats
 from watcher.detect.base import Finding, Status, rule_window
+from watcher.detect.derived import derived
 from watcher.detect.groups import failed, group_key, groups_with_known, values_by_group
 from watcher.detect.references import (
     NOTHING_EXCLUDED,
@@ -82,12 +83,13 @@ def queries(rule: Rule, at: datetime) -> list[Query]:
     ]
 
 
-def feature_aggregates(spec: DriftSpec) -> dict[str, Aggregate]:
+@derived
+def feature_aggregates(spec: DriftSpec) -> Mapping[str, Aggregate]:
     """What the store counts per window: the document count and each feature's bins. A profile's
     categories are counted one by one (exact, whatever the cardinality); ``Terms`` only names new
     values, or -- without a profile -- supplies the categories of both windows."""
     aggregates: dict[str, Aggregate] = {COUNT: Count()}
-    for feature in spec.resolved_features():
+    for feature in _features(spec):
         name, stored = feature.name, _stored(spec, feature.name)
         if feature.edges is not None:
             aggregates[f"{name}/bins"] = Histogram(name, feature.edges)
@@ -106,6 +108,44 @@ def feature_aggregates(spec: DriftSpec) -> dict[str, Aggregate]:
 
 def _stored(spec: DriftSpec, name: str) -> NumericFeature | CategoricalFeature | None:
     return spec.baseline.profile.features.get(name) if spec.baseline is not None else None
+
+
+@derived
+def _features(spec: DriftSpec) -> tuple[DriftFeature, ...]:
+    return tuple(spec.resolved_features())
+
+
+@dataclass(frozen=True)
+class _Bins:
+    """What one feature's bins owe to the rule alone (``derived`` once per rule, not at every
+    evaluation): the feature, its profile entry, its bins' labels, the profile's counts in them
+    (a whole-range profile's reference) and the values the profile knows."""
+
+    feature: DriftFeature
+    stored: NumericFeature | CategoricalFeature | None
+    labels: tuple[str, ...] = ()
+    profile: tuple[float, ...] = ()
+    known: frozenset[str] = frozenset()
+
+
+@derived
+def _bins(spec: DriftSpec) -> tuple[_Bins, ...]:
+    bins = []
+    for feature in _features(spec):
+        stored = _stored(spec, feature.name)
+        if feature.edges is not None:
+            numeric = stored if isinstance(stored, NumericFeature) else None
+            labels = bin_labels(feature.edges, maximum=numeric.max if numeric is not None else None)
+            profile = tuple(numeric.bin_counts()) if numeric is not None else ()
+            bins.append(_Bins(feature, stored, tuple(labels), profile))
+        elif isinstance(stored, CategoricalFeature):
+            labels = [*stored.categories, OTHER]
+            profile = tuple(stored.shares.get(label, 0.0) * stored.count for label in labels)
+            known = frozenset(stored.values or stored.categories)
+            bins.append(_Bins(feature, stored, tuple(labels), profile, known))
+        else:
+            bins.append(_Bins(feature, stored))
+    return tuple(bins)
 
 
 def evaluate(
@@ -159,38 +199,37 @@ def _with_references(finding: Finding, used: int, left_out: Mapping[int, str]) -
 class Binned:
     """One feature's counts in aligned bins, reference and current."""
 
-    labels: list[str]
-    reference: list[float]
+    labels: Sequence[str]
+    reference: Sequence[float]
     current: list[float]
     new_values: dict[str, int] = field(default_factory=dict)
 
 
 def binned(
     spec: DriftSpec,
-    feature: DriftFeature,
+    bins: _Bins,
     values: Values,
     earlier: Values | None,
     window: Window | None = None,
 ) -> Binned:
     """Align the current window's counts with the reference's (earlier window, or profile: the
     slots of ``window`` in a seasonal one)."""
-    stored = _stored(spec, feature.name)
+    feature, stored, labels = bins.feature, bins.stored, bins.labels
     seasonal = _seasonal(spec, feature.name, window) if earlier is None else None
     if feature.edges is not None:
-        labels = bin_labels(feature.edges, maximum=stored.max if isinstance(stored, NumericFeature) else None)
         current = _histogram(values, feature.name, len(labels))
         if earlier is not None:
             return Binned(labels, _histogram(earlier, feature.name, len(labels)), current)
         assert isinstance(stored, NumericFeature)
-        return Binned(labels, seasonal or stored.bin_counts(), current)
+        return Binned(labels, seasonal or bins.profile, current)
     if isinstance(stored, CategoricalFeature):
-        labels = [*stored.categories, OTHER]
-        current = _profile_categories(values, feature.name, len(stored.categories))
+        categories = len(labels) - 1  # the last is OTHER
+        current = _profile_categories(values, feature.name, categories)
         if earlier is not None:
-            reference = _profile_categories(earlier, feature.name, len(stored.categories))
+            reference: Sequence[float] = _profile_categories(earlier, feature.name, categories)
         else:
-            reference = seasonal or [stored.shares.get(label, 0.0) * stored.count for label in labels]
-        return Binned(labels, reference, current, _new_values(values, feature.name, stored))
+            reference = seasonal or bins.profile
+        return Binned(labels, reference, current, _new_values(values, feature.name, bins.known))
     terms, old_terms = _terms(values, feature.name), _terms(earlier or {}, feature.name)
     names = sorted(old_terms.keys() | terms.keys(), key=lambda v: (-old_terms.get(v, 0), v))
     reference = _window_categories(earlier or {}, feature.name, old_terms, names)
@@ -226,8 +265,7 @@ def _profile_categories(values: Values, name: str, size: int) -> list[float]:
     return [*counts, float(max(_present(values, name) - sum(counts), 0))]
 
 
-def _new_values(values: Values, name: str, stored: CategoricalFeature) -> dict[str, int]:
-    known = set(stored.values or stored.categories)
+def _new_values(values: Values, name: str, known: frozenset[str]) -> dict[str, int]:
     new = sorted(
         ((v, c) for v, c in _terms(values, name).items() if v not in known), key=lambda item: -item[1]
     )
@@ -283,9 +321,10 @@ def _judge(
 ) -> Finding:
     scored: dict[str, dict[str, Any]] = {}
     short: dict[str, str] = {}
-    for feature in spec.resolved_features():
+    for bins in _bins(spec):
+        feature = bins.feature
         try:
-            data = binned(spec, feature, values, earlier, window)
+            data = binned(spec, bins, values, earlier, window)
             problem = _too_small(spec, data, earlier is not None)
             if not problem:
                 scored[feature.name] = _score(spec, data)

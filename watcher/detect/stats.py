@@ -28,23 +28,45 @@ Counts = Sequence[float] | npt.NDArray[np.float64]
 _Vector = npt.NDArray[np.float64]
 
 
-def _counts(name: str, counts: Counts) -> _Vector:
-    values = np.asarray(counts, dtype=np.float64)
-    if values.ndim != 1 or values.size == 0:
+def _checked(name: str, counts: Counts) -> list[float]:
+    """``counts`` as floats, refused with a message unless they are one non-empty row of finite,
+    non-negative numbers with a positive total. Plain floats, not an array: a drift rule scores a
+    handful of bins per feature at every evaluation, where NumPy's per-call cost was most of PSI's."""
+    if isinstance(counts, np.ndarray) and counts.ndim != 1:
         raise ValueError(f"{name} needs at least one bin")
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        bad = next(v for v in values.tolist() if not math.isfinite(v) or v < 0)
-        raise ValueError(f"{name} counts must be finite and non-negative, got {bad}")
-    if values.sum() <= 0:
+    values = [float(v) for v in counts]
+    if not values:
+        raise ValueError(f"{name} needs at least one bin")
+    for value in values:
+        if not 0 <= value < math.inf:  # NaN fails both comparisons
+            raise ValueError(f"{name} counts must be finite and non-negative, got {value}")
+    if not any(values):
         raise ValueError(f"{name} is empty: no counts in any bin")
     return values
 
 
+def _counts(name: str, counts: Counts) -> _Vector:
+    return np.asarray(_checked(name, counts), dtype=np.float64)
+
+
 def _pair(reference: Counts, current: Counts) -> tuple[_Vector, _Vector]:
-    ref, cur = _counts("reference", reference), _counts("current", current)
-    if ref.size != cur.size:
-        raise ValueError(f"reference has {ref.size} bins and current has {cur.size}; they must match")
+    ref, cur = _checked_pair(reference, current)
+    return np.asarray(ref, dtype=np.float64), np.asarray(cur, dtype=np.float64)
+
+
+def _checked_pair(reference: Counts, current: Counts) -> tuple[list[float], list[float]]:
+    ref, cur = _checked("reference", reference), _checked("current", current)
+    if len(ref) != len(cur):
+        raise ValueError(f"reference has {len(ref)} bins and current has {len(cur)}; they must match")
     return ref, cur
+
+
+def _smoothed(counts: list[float], floor: float = SMOOTHING_FLOOR) -> list[float]:
+    """``smoothed_shares`` of checked counts, in plain floats."""
+    total = sum(counts)
+    raised = [max(count / total, floor) for count in counts]
+    scale = sum(raised)
+    return [share / scale for share in raised]
 
 
 def shares(counts: Counts) -> _Vector:
@@ -56,9 +78,7 @@ def shares(counts: Counts) -> _Vector:
 
 def smoothed_shares(counts: Counts, floor: float = SMOOTHING_FLOOR) -> _Vector:
     """Shares with every bin raised to at least ``floor`` and renormalised (see the module doc)."""
-    raised = np.maximum(shares(counts), floor)
-    out: _Vector = raised / raised.sum()
-    return out
+    return np.asarray(_smoothed(_checked("counts", counts), floor), dtype=np.float64)
 
 
 def psi(reference: Counts, current: Counts) -> float:
@@ -66,17 +86,17 @@ def psi(reference: Counts, current: Counts) -> float:
 
     Rule of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift.
     """
-    ref, cur = _pair(reference, current)
-    r, c = smoothed_shares(ref), smoothed_shares(cur)
-    return max(float(np.sum((c - r) * np.log(c / r))), 0.0)
+    ref, cur = _checked_pair(reference, current)
+    r, c = _smoothed(ref), _smoothed(cur)
+    return max(sum((c_i - r_i) * math.log(c_i / r_i) for r_i, c_i in zip(r, c, strict=True)), 0.0)
 
 
 def kl_divergence(reference: Counts, current: Counts) -> float:
     """KL(current || reference) in nats over smoothed shares: the information lost when the
     reference describes today's traffic. Not symmetric."""
-    ref, cur = _pair(reference, current)
-    r, c = smoothed_shares(ref), smoothed_shares(cur)
-    return max(float(np.sum(c * np.log(c / r))), 0.0)
+    ref, cur = _checked_pair(reference, current)
+    r, c = _smoothed(ref), _smoothed(cur)
+    return max(sum(c_i * math.log(c_i / r_i) for r_i, c_i in zip(r, c, strict=True)), 0.0)
 
 
 def js_distance(reference: Counts, current: Counts) -> float:

@@ -17,13 +17,15 @@ check crosses; a plain share alerts at the rule's ``severity``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from watcher.baseline import CategoricalFeature, NumericFeature
 from watcher.baseline_slots import expected_missing_rate
 from watcher.detect.base import Finding, Status, rule_window
+from watcher.detect.derived import derived
 from watcher.detect.groups import failed, groups_with_known
 from watcher.detect.signal import too_few
 from watcher.query import Aggregate, AggValue, Count, CountWhere, Missing, Query, QueryResult, Terms, Window
@@ -55,18 +57,35 @@ class Plan:
     def ranged(self) -> bool:
         return self.low is not None or self.high is not None
 
+    @cached_property
+    def known_set(self) -> frozenset[str]:
+        """The known values, looked up for every value of every window's terms."""
+        return frozenset(self.known or ())
 
-def plans(spec: ValiditySpec, window: Window | None = None) -> list[Plan]:
+
+def plans(spec: ValiditySpec, window: Window | None = None) -> Sequence[Plan]:
     """One plan per checked feature, from the profile and the rule's explicit bounds. A seasonal
     profile's missing rate is that of ``window``'s slots; the known values and the range stay
     the whole range's (what the model was trained on, at any hour)."""
+    whole = _whole_range_plans(spec)
+    profile = spec.baseline.profile if spec.baseline is not None else None
+    if profile is None or not profile.slots or not profile.by or window is None:
+        return whole
+    return [
+        replace(plan, missing_rate=expected_missing_rate(profile.slots, plan.name, window, profile.by))
+        if plan.name in profile.features
+        else plan
+        for plan in whole
+    ]
+
+
+@derived
+def _whole_range_plans(spec: ValiditySpec) -> tuple[Plan, ...]:
     profile = spec.baseline.profile if spec.baseline is not None else None
     out = []
     for name in spec.checked_features():
         stored = profile.features.get(name) if profile is not None else None
         rate = stored.missing_rate if stored is not None else 0.0
-        if stored is not None and profile is not None and profile.slots and profile.by and window is not None:
-            rate = expected_missing_rate(profile.slots, name, window, profile.by)
         bounds = spec.bounds.get(name)
         if bounds is not None:
             out.append(Plan(name, rate, low=bounds.min, high=bounds.max))
@@ -76,11 +95,18 @@ def plans(spec: ValiditySpec, window: Window | None = None) -> list[Plan]:
             out.append(Plan(name, rate, known=stored.values))
         else:
             out.append(Plan(name, rate))
-    return out
+    return tuple(out)
 
 
 def queries(rule: Rule, at: datetime) -> list[Query]:
-    spec = _spec(rule)
+    aggregates = _aggregates(_spec(rule))
+    window = rule_window(rule, at)
+    return [Query(f"{rule.name}#current", window, aggregates, where=rule.where, group_by=rule.group_by)]
+
+
+@derived
+def _aggregates(spec: ValiditySpec) -> Mapping[str, Aggregate]:
+    """What the store counts per window; the rule's alone, so built once."""
     aggregates: dict[str, Aggregate] = {COUNT: Count()}
     for plan in plans(spec):
         aggregates[f"{plan.name}/missing"] = Missing(plan.name)
@@ -90,8 +116,7 @@ def queries(rule: Rule, at: datetime) -> list[Query]:
                 aggregates[f"{plan.name}/terms"] = Terms(plan.name, size=len(plan.known) + spec.top_values)
         if plan.ranged and spec.out_of_range_share_above is not None:
             aggregates[f"{plan.name}/out_of_range"] = CountWhere(out_of_range_filter(plan))
-    window = rule_window(rule, at)
-    return [Query(f"{rule.name}#current", window, aggregates, where=rule.where, group_by=rule.group_by)]
+    return aggregates
 
 
 def unseen_filter(name: str, known: Sequence[str]) -> Filter:
@@ -201,7 +226,7 @@ def _unseen_values(values: Values, plan: Plan, top: int) -> dict[str, int]:
     terms = values.get(f"{plan.name}/terms")
     if not isinstance(terms, dict) or plan.known is None:
         return {}
-    known = set(plan.known)
+    known = plan.known_set
     unseen = [
         (str(v), int(c)) for v, c in terms.items() if str(v) not in known and isinstance(c, int | float)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -35,7 +36,14 @@ class Event(StrEnum):
 
 def fingerprint(rule: str, group: Mapping[str, str]) -> str:
     """Stable identity of an incident: the rule name and its group labels, order-independent."""
-    payload = json.dumps([rule, sorted(group.items())], separators=(",", ":"))
+    return _fingerprint(rule, tuple(sorted(group.items())))
+
+
+@functools.lru_cache(maxsize=8192)
+def _fingerprint(rule: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """Kept for the groups seen lately: the engine asks for every finding of every evaluation,
+    and the JSON and hash were most of stepping an incident that stays inactive."""
+    payload = json.dumps([rule, labels], separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

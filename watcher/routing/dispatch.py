@@ -164,6 +164,8 @@ class Dispatcher:
         targets = [(change, match) for change in changes for match in self.routes(change.incident)]
         keys = {group_key(match, match.group_labels(change.incident.labels)) for change, match in targets}
         with self.state.reading() as db:
+            if not targets and not _due(db, now):
+                return Dispatch()  # most ticks: nothing changed, no group due (one cheap read)
             groups = load_groups(db, keys, due_by=now)
             silences = load_silences(db, now)
             ended = [_episode(c.incident) for c in changes if c.event is Event.RESOLVED]
@@ -221,15 +223,20 @@ class Dispatcher:
     def flush(self, now: datetime) -> list[Notification]:
         """Flush the groups due at ``now`` and enqueue their notifications (between ticks)."""
         with self.state.reading() as db:
-            due = next_flush(db)
-        if due is None or due > now:
-            return []
+            if not _due(db, now):
+                return []
 
         def commit(dispatch: Dispatch) -> None:
             if not dispatch.empty:
                 self.state.commit(notifications=dispatch.notifications, writes=[dispatch.write])
 
         return self.settle((), now, commit).notifications
+
+
+def _due(db: Db, now: datetime) -> bool:
+    """Whether a group is due at ``now``."""
+    due = next_flush(db)
+    return due is not None and due <= now
 
 
 def _flush_order(group: Group) -> tuple[datetime, str]:
