@@ -12,10 +12,11 @@ from __future__ import annotations
 import glob
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import duckdb
 
@@ -23,20 +24,20 @@ from watcher.config import EmbeddedSource
 from watcher.config.sources import TimeFormat
 from watcher.query import Query, QueryResult
 from watcher.store.base import StoreError
-from watcher.store.field_columns import FIELD_COLUMNS, FieldColumn, FieldColumns
+from watcher.store.field_columns import FIELD_COLUMNS, FieldColumns
 from watcher.store.field_columns import SCHEMA as FIELD_COLUMNS_SCHEMA
 from watcher.store.ingest import (
-    NOT_JSON,
     FileCursor,
     IngestReport,
-    ParsedLines,
+    LineReader,
     epoch_micros,
     parse_lines,
-    read_complete_lines,
+    read_complete_block,
     resume_cursor,
 )
+from watcher.store.ingest_bulk import insert_rows, store_block
 from watcher.store.rejections import RejectionLog
-from watcher.store.sql import FusedPlan, compile_batch, json_paths, naive_utc
+from watcher.store.sql import FusedPlan, compile_batch, naive_utc
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (ts TIMESTAMP NOT NULL, doc VARCHAR NOT NULL);
@@ -46,10 +47,13 @@ CREATE TABLE IF NOT EXISTS ingest_cursors (
 );
 ALTER TABLE ingest_cursors ADD COLUMN IF NOT EXISTS line BIGINT DEFAULT 0;
 """
+_T = TypeVar("_T")
 READ_CHUNK = 4 * 1024 * 1024
 """Bytes of a file parsed and committed at a time: bounds memory on a large backlog. A chunk
 costs several times its size at its peak (lines, parsed rows, DuckDB's insert): with 16 MB chunks
 a 20 MB backlog took the RSS up by 120 MB, with 4 MB chunks by 52 MB, at the same speed."""
+TRANSACTION_BYTES = 32 * 1024 * 1024
+"""Bytes of a file stored per transaction (several chunks)."""
 
 
 class EmbeddedStore:
@@ -66,6 +70,7 @@ class EmbeddedStore:
         time_field: str = "@timestamp",
         retention: timedelta | None = None,
         read_chunk: int = READ_CHUNK,
+        transaction_bytes: int = TRANSACTION_BYTES,
         threads: int = 1,
         memory_limit: str = "512MB",
         field_columns: int = FIELD_COLUMNS,
@@ -78,6 +83,7 @@ class EmbeddedStore:
         self.rejections = rejections  # warns about skipped lines (the daemon's); None: the caller tells
         self.retention = retention
         self._read_chunk = read_chunk
+        self._transaction_bytes = transaction_bytes
         # Serialises what writes: ingestion, retention, and adding or filling field columns.
         self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,9 +131,9 @@ class EmbeddedStore:
         """Store JSON lines given directly (tests, the demo, backfills); no cursor is kept."""
         parsed = parse_lines(lines, self.time_field, self._not_before(now), time_format=self.time_format)
         with self._write_lock, self._cursor() as cur:
-            self._write(cur, parsed, None)
-        self._told(parsed.report)
-        return parsed.report
+            report = self._write(cur, lambda: insert_rows(cur, parsed, self._fields.columns))
+        self._told(report)
+        return report
 
     def _told(self, report: IngestReport) -> None:
         if self.rejections is not None and report.skipped:
@@ -143,50 +149,51 @@ class EmbeddedStore:
             return IngestReport()
         with handle:
             cursor = resume_cursor(path, os.fstat(handle.fileno()), handle, known)
+            reader = LineReader(self.time_field, self.time_format, not_before)
             while True:
-                advanced, chunk = self._ingest_chunk(cur, handle, cursor, not_before)
-                report.add(chunk)
+                advanced = self._write(cur, partial(self._store_chunks, cur, handle, cursor, reader, report))
                 if advanced.offset == cursor.offset:
                     break
                 cursor = advanced
         return report
 
-    def _ingest_chunk(
-        self, cur: duckdb.DuckDBPyConnection, handle: BinaryIO, cursor: FileCursor, not_before: int | None
-    ) -> tuple[FileCursor, IngestReport]:
-        """Parse and commit one chunk after ``cursor``. Its lines are dropped once parsed and its rows
-        once stored, before the next chunk is read: a backlog costs one chunk of memory, not two."""
-        lines, advanced = read_complete_lines(handle, cursor, self._read_chunk)
-        parsed = parse_lines(
-            lines,
-            self.time_field,
-            not_before,
-            time_format=self.time_format,
-            file=cursor.path,
-            first_line=cursor.line + 1,
-        )
-        del lines  # parsed.docs holds the text; the bytes need not wait for the insert
-        self._write(cur, parsed, advanced)
-        return advanced, parsed.report
+    def _store_chunks(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        handle: BinaryIO,
+        cursor: FileCursor,
+        reader: LineReader,
+        report: IngestReport,
+    ) -> FileCursor:
+        """Store chunks after ``cursor`` until ``self._transaction_bytes`` are read or the file
+        ends, and save the cursor past them; return it. Each chunk's bytes are dropped once stored,
+        before the next is read: a backlog costs one chunk of Python's memory."""
+        start = cursor.offset
+        while True:
+            block, advanced = read_complete_block(handle, cursor, self._read_chunk)
+            if block:
+                where = (cursor.path, cursor.line + 1)
+                report.add(store_block(cur, block, reader, where, self._fields.columns))
+            del block
+            moved, cursor = advanced.offset != cursor.offset, advanced
+            if not moved or cursor.offset - start >= self._transaction_bytes:
+                break
+        _save_cursor(cur, cursor)
+        return cursor
 
-    def _write(self, cur: duckdb.DuckDBPyConnection, parsed: ParsedLines, cursor: FileCursor | None) -> None:
-        """Insert parsed rows and move the file cursor in one transaction."""
+    def _write(self, cur: duckdb.DuckDBPyConnection, store: Callable[[], _T]) -> _T:
+        """Run ``store`` (given the field columns loaded) in one transaction: rows and the file
+        cursor that accounts for them."""
         cur.begin()
         try:
-            if parsed.docs:
-                self._fields.load(cur)  # the columns of this transaction's view of the table
-                parsed.report.rows_stored = _insert(cur, parsed, self._fields.columns)
-                rejected = len(parsed.docs) - parsed.report.rows_stored
-                if rejected:
-                    parsed.report.skipped[NOT_JSON] += rejected  # DuckDB's JSON parser refused them
-            if cursor is not None:
-                _save_cursor(cur, cursor)
+            self._fields.load(cur)  # the columns of this transaction's view of the table
+            done = store()
             cur.commit()
         except BaseException:
             cur.rollback()
             raise
-        if parsed.docs:
-            self._first = None
+        self._first = None
+        return done
 
     def _not_before(self, now: datetime | None) -> int | None:
         if now is None or self.retention is None:
@@ -292,25 +299,6 @@ def _pick(answered: dict[str, QueryResult], plan: FusedPlan, query: Query) -> Qu
 def _matching_files(globs: Sequence[str]) -> list[str]:
     found = {os.path.abspath(p) for pattern in globs for p in glob.glob(pattern, recursive=True)}
     return sorted(p for p in found if os.path.isfile(p))
-
-
-def _insert(cur: duckdb.DuckDBPyConnection, parsed: ParsedLines, fields: Sequence[FieldColumn]) -> int:
-    """Insert rows in time order (tighter zone maps, so windows skip more row groups), with every
-    field column filled; documents DuckDB's JSON parser refuses are dropped so they can never fail
-    a query later.
-
-    The batch goes in as two list parameters: no NumPy or pandas in the daemon's memory."""
-    columns = "".join(f", {field.column}" for field in fields)
-    values = "".join(f", {field.value(f'b._s[{i}]')}" for i, field in enumerate(fields, 1))
-    paths = json_paths(field.pointer for field in fields)
-    extract = f", json_extract_string(doc, {paths}) AS _s" if fields else ""
-    row = cur.execute(
-        f"INSERT INTO logs (ts, doc{columns}) SELECT make_timestamp(b.us), b.doc{values} FROM "
-        f"(SELECT *{extract} FROM (SELECT unnest($1::BIGINT[]) AS us, unnest($2::VARCHAR[]) AS doc) "
-        "WHERE json_valid(doc)) AS b ORDER BY b.us",
-        [list(parsed.micros), list(parsed.docs)],
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _load_cursors(cur: duckdb.DuckDBPyConnection) -> list[FileCursor]:

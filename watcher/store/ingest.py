@@ -28,6 +28,7 @@ BAD_TIMESTAMP = "bad_timestamp"
 AMBIGUOUS_TIMESTAMP = "ambiguous_timestamp"
 EXPIRED = "expired"
 """Why a line was skipped: the ``reason`` label of ``watcher_ingest_rejected_total``."""
+EXPIRED_DETAIL = "older than the retention"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMERIC = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
@@ -189,9 +190,16 @@ def parse_lines(
     ``file`` and ``first_line`` (the number of the first of ``lines`` in it) say where a skipped
     line was. ``report.rows_stored`` is left at 0: the store sets it once rows are written.
     """
+    reader = LineReader(time_field, time_format, not_before)
+    return parse_numbered(enumerate(lines, start=first_line), reader, file)
+
+
+def parse_numbered(
+    numbered: Iterable[tuple[int, str | bytes]], reader: LineReader, file: str | None = None
+) -> ParsedLines:
+    """``parse_lines`` of lines given with their numbers (not necessarily consecutive)."""
     out = ParsedLines()
-    reader = _LineReader(time_field, time_format, not_before)
-    for number, raw in enumerate(lines, start=first_line):
+    for number, raw in numbered:
         line = raw.strip()  # also drops the \r of CRLF files
         if not line:
             continue
@@ -204,7 +212,10 @@ def parse_lines(
 
 
 @dataclass(frozen=True)
-class _LineReader:
+class LineReader:
+    """How a source's lines are read: its time field and format, and the retention's cutoff
+    (epoch microseconds; ``None``: none)."""
+
     time_field: str
     time_format: TimeFormat
     not_before: int | None
@@ -225,7 +236,7 @@ class _LineReader:
             return moment
         micros = epoch_micros(moment)
         if self.not_before is not None and micros < self.not_before:
-            return EXPIRED, "older than the retention"
+            return EXPIRED, EXPIRED_DETAIL
         if any(constant in text for constant in _CONSTANTS):
             text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         out.micros.append(micros)
@@ -310,10 +321,9 @@ def _identity(stat: os.stat_result) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
-def read_complete_lines(
-    handle: BinaryIO, cursor: FileCursor, max_bytes: int
-) -> tuple[list[bytes], FileCursor]:
-    """Up to ``max_bytes`` of whole lines after the cursor, and the cursor past them.
+def read_complete_block(handle: BinaryIO, cursor: FileCursor, max_bytes: int) -> tuple[bytes, FileCursor]:
+    """Up to ``max_bytes`` of whole lines after the cursor, each ending with its newline, and the
+    cursor past them.
 
     A last line without its newline is left for a later pass (the writer may be mid-line);
     a single line longer than ``max_bytes`` is read whole.
@@ -326,11 +336,12 @@ def read_complete_lines(
         end = len(data) + found if found >= 0 else -1
         data += more
     if end < 0:
-        return [], cursor
-    lines = data.split(b"\n")  # no copy of the whole lines first: a chunk is held once, as lines
-    del lines[-1]  # what follows the last newline: an unfinished line, left for a later pass
-    advanced = replace(cursor, offset=cursor.offset + end + 1, line=cursor.line + len(lines))
+        return b"", cursor
+    # What follows the last newline, an unfinished line, is left for a later pass.
+    block = data if end + 1 == len(data) else data[: end + 1]
+    del data
+    advanced = replace(cursor, offset=cursor.offset + end + 1, line=cursor.line + block.count(b"\n"))
     if cursor.head_len < HEAD_BYTES:
         length = min(HEAD_BYTES, advanced.offset)
         advanced = replace(advanced, head_len=length, head_hash=head_fingerprint(handle, length))
-    return lines, advanced
+    return block, advanced
