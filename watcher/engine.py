@@ -371,4 +371,5 @@ def _tagged(query: Query, suffix: str, every: timedelta) -> Query:
         group_by=query.group_by,
         buckets=query.buckets,
         every=every,
+        only_if=query.only_if,
     )

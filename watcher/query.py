@@ -10,7 +10,7 @@ the document-level aggregates in ``watcher.query_documents``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
@@ -192,7 +192,7 @@ class Query:
     (it must divide the window, in whole milliseconds): each group's key gains ``BUCKET``, and
     empty buckets are absent. ``every`` says how often the same question is asked again with its
     window moved on by that much, which lets ``watcher.store.partials`` answer it from per-bucket
-    partial aggregates instead of re-reading the whole window.
+    partial aggregates instead of re-reading the whole window. ``only_if`` lets a store skip it.
     """
 
     id: str
@@ -202,6 +202,18 @@ class Query:
     group_by: tuple[str, ...] = ()
     buckets: timedelta | None = None
     every: timedelta | None = None
+    only_if: Condition | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Needed only when a group of another query's answer (``query``, its id in the same batch)
+    meets ``met``: an alert's evidence, needed only when a group alerts. A store that knows that
+    answer before it reads the window (``watcher.store.partials``, from its buckets) skips the
+    query otherwise and answers it with no groups; any other store asks it as it is."""
+
+    query: str
+    met: Callable[[Group], bool]
 
 
 AggValue: TypeAlias = (

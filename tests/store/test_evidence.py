@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ from tests.conftest import StateAt
 from tests.store.conftest import SearchServer, StoreFactory
 from watcher.config import Route
 from watcher.engine import Engine
-from watcher.incidents.model import State
+from watcher.incidents.model import Event, State
+from watcher.query import Query, QueryResult, Samples
 from watcher.rules.evidence import DEFAULT_REDACT, ELLIPSIS, MAX_FIELDS, MAX_VALUE, REDACTED, cleaned
 from watcher.rules.models import Rule
 from watcher.store.base import LogStore
@@ -147,3 +148,56 @@ def test_a_wide_document_keeps_its_first_fields() -> None:
     wide = {f"f{i:03}": i for i in range(MAX_FIELDS + 10)}
     (kept,) = cleaned([wide], DEFAULT_REDACT)
     assert list(kept) == [f"f{i:03}" for i in range(MAX_FIELDS)]
+
+
+class SamplesCounted:
+    """The real embedded store, counting the evidence queries (``Samples``) it is asked."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self.store, self.asked = store, 0
+        self.sketches = store.sketches
+
+    def evaluate(self, queries: Sequence[Query]) -> list[QueryResult]:
+        self.asked += sum(isinstance(a, Samples) for q in queries for a in q.aggregates.values())
+        return self.store.evaluate(queries)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def sliding(tmp_path: Path, state_at: StateAt, above: float) -> tuple[SamplesCounted, list[TickReport]]:
+    """A 5-minute 5xx ratio every minute (answered from per-bucket partials) ticked from before
+    the documents to T0, on the real embedded store."""
+    store = EmbeddedStore(tmp_path / "logs.duckdb")
+    store.ingest_lines(json.dumps(doc) for doc in documents())
+    counted = SamplesCounted(store)
+    spec = rule(window="5m", threshold={"above": above})
+    at_once = Route.model_validate({"receiver": "console", "group_wait": "0s"})
+    with state_at.open() as state:
+        engine = Engine([spec], {"logs": counted}, state, at_once)
+        reports = [engine.tick(T0 - timedelta(minutes=m)) for m in (3, 2, 1, 0)]
+    store.close()
+    return counted, reports
+
+
+def test_with_partials_the_first_firing_notification_has_evidence(tmp_path: Path, state_at: StateAt) -> None:
+    """Evidence is asked only on the tick a group alerts, in that tick's one store call, and the
+    FIRING notification sent at that tick already shows the group's 5xx documents."""
+    counted, reports = sliding(tmp_path, state_at, above=0.3)
+    *quiet, firing = reports
+    assert [r.transitions for r in quiet] == [[], [], []]
+    assert counted.asked == 1  # the alerting tick's, not one per tick
+    assert firing.round_trips == {"logs": 1}
+    (notification,) = firing.notifications
+    assert notification.event is Event.FIRING
+    (incident,) = notification.incidents
+    assert incident.group == {"service": "api"}
+    assert [doc["status"] for doc in incident.evidence] == [503, 503, 503]
+
+
+def test_with_partials_no_alerting_group_asks_no_evidence(tmp_path: Path, state_at: StateAt) -> None:
+    """api's 60 % and web's 10 % 5xx both stay under 70 %: the windows are summed from buckets and
+    no tick reads documents for evidence."""
+    counted, reports = sliding(tmp_path, state_at, above=0.7)
+    assert all(not report.transitions for report in reports)
+    assert counted.asked == 0

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from watcher.detect import threshold
 from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.groups import group_key
-from watcher.query import Documents, Query, QueryResult, Samples
+from watcher.query import Condition, Documents, Query, QueryResult, Samples
 from watcher.query_filters import MATCH_ALL
 from watcher.rules.evidence import cleaned
 from watcher.rules.models import Rule
@@ -52,7 +53,18 @@ def evidence_query(rule: Rule, queries: Sequence[Query], at: datetime) -> Query 
     sort, ascending = (spec.sort_field, spec.ascending) if spec.sort else (_measured_field(rule), False)
     samples = Samples(of, spec.size, spec.fields, sort, ascending)
     window = rule_window(rule, at)
-    return Query(f"{rule.name}#{EVIDENCE}", window, {EVIDENCE: samples}, own.where, own.group_by)
+    only_if = _when_alerting(rule, own) if window == own.window else None
+    return Query(f"{rule.name}#{EVIDENCE}", window, {EVIDENCE: samples}, own.where, own.group_by,
+                 only_if=only_if)  # fmt: skip
+
+
+def _when_alerting(rule: Rule, own: Query) -> Condition | None:
+    """For a threshold rule, the condition that a group of its own answer alerts: a store that
+    knows that answer before reading the window (from per-bucket partials) then skips the
+    evidence on the ticks where no group alerts, instead of re-reading the window every tick."""
+    if rule.detector != "threshold":
+        return None
+    return Condition(own.id, lambda group: threshold.alerts(rule, group.key, group.values))
 
 
 def _measured_field(rule: Rule) -> str:

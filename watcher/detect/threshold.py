@@ -14,7 +14,7 @@ from typing import Any
 from watcher.detect.base import Finding, Status, rule_query, rule_window
 from watcher.detect.groups import failed, groups_with_known
 from watcher.detect.signal import describe, signal_aggregates, signal_count, signal_value
-from watcher.query import Query, QueryResult
+from watcher.query import AggValue, Query, QueryResult
 from watcher.rules.models import Rule
 
 
@@ -47,6 +47,16 @@ def evaluate(
             continue
         findings.append(_judge(rule, group, value, count, name))
     return findings
+
+
+def alerts(rule: Rule, group: Mapping[str, str], values: Mapping[str, AggValue]) -> bool:
+    """Whether ``evaluate`` finds this group of the answer alerting: the condition on which the
+    store is asked for the alert's evidence (``watcher.detect.evidence``)."""
+    assert rule.threshold is not None
+    if signal_count(values) < rule.min_events:
+        return False
+    value = signal_value(rule.signal, values)
+    return value is not None and rule.threshold_for(group).crossed(value, rule.severity) is not None
 
 
 def _judge(rule: Rule, group: Mapping[str, str], value: float, count: int, name: str) -> Finding:
