@@ -72,7 +72,7 @@ def test_live_ticks_tell_the_same_as_rereading_while_logs_arrive(arriving, make_
     send = spy_store._msearch
 
     def spy(batch):
-        bodies.extend(batch)
+        bodies.extend(json.loads(body) for body in batch)
         return send(batch)
 
     spy_store._msearch = spy  # type: ignore[method-assign]

@@ -67,7 +67,7 @@ def test_a_steady_tick_sends_one_search_of_the_newest_minute(demo_index, make_st
     send = search._msearch
 
     def spy(batch):
-        bodies.extend(batch)
+        bodies.extend(json.loads(body) for body in batch)
         return send(batch)
 
     search._msearch = spy

@@ -25,7 +25,8 @@ from watcher.config import SearchSource
 from watcher.query import Group, Query, QueryResult
 from watcher.store.answers import error_message, shard_failure
 from watcher.store.base import StoreError
-from watcher.store.dsl import FusedSearch, Json, fuse, read_page, search_body
+from watcher.store.dsl import FusedSearch, Json, fuse, read_page
+from watcher.store.dsl_bodies import BodyCache, encode
 from watcher.store.first_document import FirstDocument
 from watcher.store.mapping_check import FieldCatalog, fields_used, query_problem
 from watcher.store.search_client import (
@@ -98,7 +99,8 @@ class SearchStore:
         self._backend: Backend = open_backend(source, dict(client_options or {}))
         self._fields: dict[str, tuple[frozenset[str], float]] = {}
         self._indices: tuple[tuple[str, ...], float] = ((), float("-inf"))
-        self._first = FirstDocument(source, lambda body: self._msearch([body])[0], clock)
+        self._bodies = BodyCache(source.time_field, page_size)
+        self._first = FirstDocument(source, lambda body: self._msearch([encode(body)])[0], clock)
 
     @property
     def describe(self) -> str:
@@ -182,6 +184,7 @@ class SearchStore:
         except (RequestTimeoutError, UnreachableError) as exc:
             raise self._failed(exc) from exc
         mapped = answer.get("fields") or {}
+        self._bodies.clear()
         for name in names:
             types = frozenset(kind for kind in mapped.get(name, {}) if kind != "unmapped")
             self._fields[name] = (types, now)
@@ -197,10 +200,7 @@ class SearchStore:
         pending: list[tuple[FusedSearch, Json | None]] = [(search, None) for search in searches]
         done: list[FusedSearch] = []
         while pending:
-            bodies = [
-                search_body(search, catalog, self.source.time_field, self.page_size, after)
-                for search, after in pending
-            ]
+            bodies = [self._bodies.body(search, catalog, after) for search, after in pending]
             answers = self._msearch(bodies)
             next_round: list[tuple[FusedSearch, Json | None]] = []
             for (search, after), answer in zip(pending, answers, strict=True):
@@ -241,8 +241,8 @@ class SearchStore:
             return []
         return [(search, page.after)]
 
-    def _msearch(self, bodies: list[Json]) -> list[Json | str]:
-        """One answer per body: the response, or the store's error message for that search."""
+    def _msearch(self, bodies: list[bytes]) -> list[Json | str]:
+        """One answer per (encoded) body: the response, or the store's error message for that search."""
         answers: list[Json | str] = []
         size = self.source.msearch_max
         for start in range(0, len(bodies), size):
@@ -250,10 +250,8 @@ class SearchStore:
             answers += self._msearch_chunk(chunk)
         return answers
 
-    def _msearch_chunk(self, chunk: list[Json]) -> list[Json | str]:
-        lines: list[Json] = []
-        for body in chunk:
-            lines += [{}, body]
+    def _msearch_chunk(self, chunk: list[bytes]) -> list[Json | str]:
+        lines = b"".join(b"{}\n" + body + b"\n" for body in chunk)
         try:
             answer = self._call(
                 "_msearch", lambda: self._backend.msearch(self.source.index, lines, MSEARCH_FILTER_PATH)

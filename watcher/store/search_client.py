@@ -13,7 +13,7 @@ import random
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from watcher.config import SearchSource
@@ -46,7 +46,8 @@ class RejectedError(Exception):
 class Backend(Protocol):
     describe: str
 
-    def msearch(self, index: str, lines: list[Json], filter_path: str) -> Json: ...
+    def msearch(self, index: str, lines: bytes, filter_path: str) -> Json:
+        """One ``_msearch`` of ``lines``, the request body already encoded (NDJSON)."""
 
     def field_caps(self, index: str, fields: list[str]) -> Json: ...
 
@@ -170,9 +171,11 @@ class ElasticsearchBackend:
             **options,
         )
 
-    def msearch(self, index: str, lines: list[Json], filter_path: str) -> Json:
+    def msearch(self, index: str, lines: bytes, filter_path: str) -> Json:
+        # The client sends an encoded body as it is (its NDJSON serializer passes bytes through).
+        searches = cast(Any, lines)
         with _elasticsearch_errors():
-            return dict(self.client.msearch(index=index, searches=lines, filter_path=filter_path).body)
+            return dict(self.client.msearch(index=index, searches=searches, filter_path=filter_path).body)
 
     def field_caps(self, index: str, fields: list[str]) -> Json:
         # The client sends the field list in a body, which not every server reads; the query
@@ -244,7 +247,7 @@ class OpenSearchBackend:
             **options,
         )
 
-    def msearch(self, index: str, lines: list[Json], filter_path: str) -> Json:
+    def msearch(self, index: str, lines: bytes, filter_path: str) -> Json:
         with _opensearch_errors():
             return dict(self.client.msearch(body=lines, index=index, params={"filter_path": filter_path}))
 
