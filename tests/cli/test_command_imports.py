@@ -34,3 +34,12 @@ def test_an_unknown_command_is_refused_with_the_full_list(capsys: pytest.Capture
     with pytest.raises(SystemExit):
         main(["nosuch"])
     assert "invalid choice: 'nosuch' (choose from" in capsys.readouterr().err
+
+
+def test_a_daemon_without_search_sources_loads_no_search_store() -> None:
+    probe = (
+        "import sys\nimport watcher.process.daemon, watcher.store.embedded\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('watcher.store.search', 'watcher.store.dsl'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

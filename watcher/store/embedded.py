@@ -60,6 +60,8 @@ class EmbeddedStore:
     """A ``LogStore`` over one DuckDB file. Safe to share between threads: each call uses its
     own DuckDB cursor, and writes (ingestion, retention, field columns) are serialised."""
 
+    live_partials = True
+    """The daemon's live ticks read it through per-bucket partials (``watcher.process.daemon``)."""
     sketches = True
     """It rounds numbers to a log-spaced sketch (``Values.relative_error``): per-bucket partials
     keep a percentile of too many distinct values that way instead of re-reading its windows."""

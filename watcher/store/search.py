@@ -73,6 +73,8 @@ class SearchStore:
     node class in); ``clock`` and ``sleep`` drive the mapping cache and the retry backoff.
     """
 
+    live_partials = True
+    """The daemon's live ticks read it through per-bucket partials (``watcher.process.daemon``)."""
     one_request = True
     """A batch is one ``_msearch`` (of ``msearch_max`` searches at most), whatever it holds: the
     per-bucket partials ask the newest buckets and the windows read in full (an alert's evidence)
