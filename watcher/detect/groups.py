@@ -34,7 +34,7 @@ GroupKey = tuple[tuple[str, str], ...]
 
 def group_key(group: Mapping[str, str]) -> GroupKey:
     """A hashable, order-independent form of a group's labels."""
-    return tuple(sorted(group.items()))
+    return tuple(group.items()) if len(group) < 2 else tuple(sorted(group.items()))
 
 
 def _key(group: Group) -> GroupKey:

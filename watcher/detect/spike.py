@@ -72,7 +72,8 @@ def evaluate(
     lookups = [values_by_group(result) for result in earlier]
     findings = []
     for group, values in groups_with_known(current, known_groups):
-        references = [lookup.get(group_key(group), {}) for lookup in lookups]
+        key = group_key(group)
+        references = [lookup.get(key, {}) for lookup in lookups]
         if spec.references is not None:
             left_out = excluded.of(rule, group)
             findings.append(_by_offset(rule, spec, group, values, references, left_out))

@@ -82,6 +82,8 @@ def step(
     """
     if finding.rule != rule.name:
         raise ValueError(f"finding of rule {finding.rule!r} cannot step an incident of rule {rule.name!r}")
+    if incident is None and finding.status is Status.OK:
+        return None, []  # inactive stays inactive (no flap to count either): most steps of a tick
     if incident is not None and incident.fingerprint != fingerprint(rule.name, finding.group):
         raise ValueError(
             f"incident {incident.fingerprint} is not the incident of rule {rule.name!r} "

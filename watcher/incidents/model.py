@@ -135,8 +135,20 @@ class Incident:
 _FIELDS = tuple(f.name for f in fields(Incident))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
-    """``value`` as fresh JSON-shaped containers (a detail is never shared with the snapshot)."""
+    """``value`` as fresh JSON-shaped containers (a detail is never shared with the snapshot).
+    Exact types first: the ``Mapping`` check is an ABC's, slow on the many numbers and strings
+    of the details written for every changed incident of every tick."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {key: _plain(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [_plain(item) for item in value]
     if isinstance(value, Mapping):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
