@@ -3,10 +3,13 @@ two buckets of one group merged, and the store's error words."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from watcher.query import Cardinality, Count, Histogram, Percentiles, Stats, Terms
 from watcher.store.answers import error_message, key_text, merge_values, read_aggregate, shard_failure
+from watcher.store.search_client import read_json
 
 
 def test_reading_aggregates():
@@ -76,3 +79,22 @@ def test_merging_two_buckets_of_one_group():
         "count": 3,
     }
     assert merge_values(Percentiles("x", (50.0,)), {50.0: 1.0}, {50.0: 9.0}) == {50.0: 1.0}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"responses": [{"aggregations": {"a0": {"value": 0.1}, "a1": {"values": [{"key": 99.0}]}}}]}',
+        "[73.00000000000001, 1e-7, 5e-324, 1.7976931348623157e308, -0.0, 1E+2, 0.30000000000000004]",
+        '{"value": NaN, "min": -Infinity}',
+        '{"key": 18446744073709551615, "doc_count": -9223372036854775808}',
+        '{"key": "\\ud800 lone surrogate"}',
+    ],
+)
+def test_answers_read_as_the_json_module_reads_them(text: str) -> None:
+    """orjson reads answers first; what it refuses (NaN, lone surrogates) still reads, and numbers
+    (to an unsigned_long's 2**64 - 1) read the same."""
+    expected = json.loads(text)
+    got = read_json(text)
+    assert repr(got) == repr(expected)
+    assert repr(read_json(text.encode("utf-8", "surrogatepass"))) == repr(expected)

@@ -8,6 +8,7 @@ policy (``backoff``) to both clients.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -15,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol, cast
 from urllib.parse import quote, urlsplit, urlunsplit
+
+import orjson
 
 from watcher.config import SearchSource
 from watcher.store.answers import error_message
@@ -60,6 +63,17 @@ class Backend(Protocol):
     def info(self) -> Json: ...
 
     def close(self) -> None: ...
+
+
+def read_json(data: str | bytes) -> Any:
+    """An answer's JSON as ``json.loads`` reads it. orjson's parser goes first: it reads a tick's
+    ``_msearch`` answer in half the CPU, and numbers alike (integers up to an ``unsigned_long``'s
+    2**64 - 1, the largest a store sends). What it refuses and ``json`` accepts (``NaN``, lone
+    surrogates) is read by ``json``."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 8.0) -> float:
@@ -158,7 +172,13 @@ def _clean(exc: BaseException) -> str:
 class ElasticsearchBackend:
     def __init__(self, source: SearchSource, options: dict[str, Any]) -> None:
         from elasticsearch import Elasticsearch
+        from elasticsearch.serializer import JsonSerializer
 
+        class Answers(JsonSerializer):
+            def json_loads(self, data: bytes) -> Any:
+                return read_json(data)
+
+        options.setdefault("serializers", {JsonSerializer.mimetype: Answers()})
         if "http_auth" in options:
             options["basic_auth"] = options.pop("http_auth")
         self.describe = f"elasticsearch at {safe_hosts(source.hosts)}"
@@ -236,7 +256,13 @@ def _elasticsearch_errors() -> Iterator[None]:
 class OpenSearchBackend:
     def __init__(self, source: SearchSource, options: dict[str, Any]) -> None:
         from opensearchpy import OpenSearch
+        from opensearchpy.serializer import JSONSerializer
 
+        class Answers(JSONSerializer):
+            def loads(self, s: str) -> Any:
+                return read_json(s)
+
+        options.setdefault("serializer", Answers())
         self.describe = f"opensearch at {safe_hosts(source.hosts)}"
         self.client = OpenSearch(
             source.hosts,
