@@ -11,6 +11,8 @@ keeps its first ``MAX_FIELDS`` fields.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -93,13 +95,21 @@ def cleaned(samples: Sequence[Sample], redact: Sequence[str]) -> tuple[Sample, .
     most ``MAX_FIELDS`` fields each."""
     secrets = tuple(_plain(name) for name in redact if name)
     return tuple(
-        {name: _value(name, value, secrets) for name, value in list(sample.items())[:MAX_FIELDS]}
+        {name: _value(name, value, secrets) for name, value in itertools.islice(sample.items(), MAX_FIELDS)}
         for sample in samples
     )
 
 
-def _value(name: str, value: Any, secrets: Sequence[str]) -> Any:
-    if any(secret in _plain(name) for secret in secrets):
+@functools.lru_cache(maxsize=4096)
+def _secret(name: str, secrets: tuple[str, ...]) -> bool:
+    """Whether a field of this name is redacted: decided once per name, as the same fields come
+    back in every document of every tick."""
+    plain = _plain(name)
+    return any(secret in plain for secret in secrets)
+
+
+def _value(name: str, value: Any, secrets: tuple[str, ...]) -> Any:
+    if _secret(name, secrets):
         return REDACTED
     if isinstance(value, Mapping | list):
         value = str(value)
