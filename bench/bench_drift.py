@@ -12,7 +12,8 @@ store, against a baseline profile of 200k training rows; 5 features drifted. Thr
              names an interpreter with evidently installed (kept out of watcher's own venv).
 
 Each way runs in its own process, so peak RSS (VmHWM) is its own. The script checks that the
-in-memory PSI equals watcher's to 1e-9 on the same bins, and prints times, RSS and the ratio.
+in-memory PSI equals watcher's to 1e-9 on the same bins, and prints wall and CPU times (CPU: all
+the process's threads), RSS, the ratio and the load average (the machine may be shared).
 
     .venv/bin/python bench/bench_drift.py [--rows 1000000] [--evidently-python /path/to/python]
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -136,17 +138,19 @@ def run_watcher(workdir: Path, repeat: int) -> dict[str, Any]:
     )
     store = EmbeddedStore(workdir / "logs.duckdb")
     ready_rss = _rss_mb()
-    times, finding = [], None
+    times, cpus, finding = [], [], None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         results = store.evaluate(drift.queries(rule, AT))
         (finding,) = drift.evaluate(rule, results, AT)
         times.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu_started)
     store.close()
     assert finding is not None
     scores = {name.split(".", 1)[1]: info["score"] for name, info in finding.details["features"].items()}
     return {
         "times": times,
+        "cpus": cpus,
         "ready_rss_mb": ready_rss,
         "peak_rss_mb": _rss_mb(),
         "psi": scores,
@@ -196,9 +200,9 @@ def run_in_memory(workdir: Path, repeat: int) -> dict[str, Any]:
         duckdb.connect().execute(f"SELECT * FROM read_parquet('{workdir / 'reference.parquet'}')").df()
     )
     ready_rss = _rss_mb()
-    times, pulls, scores, p_values = [], [], {}, {}
+    times, cpus, pulls, scores, p_values = [], [], [], {}, {}
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         current = pull_window(workdir / "logs.duckdb")
         pulled = time.perf_counter()
         for name in NUMERIC:
@@ -221,10 +225,12 @@ def run_in_memory(workdir: Path, repeat: int) -> dict[str, Any]:
             table = np.vstack([expected, counts])
             p_values[name] = float(chi2_contingency(table[:, table.sum(axis=0) > 0])[1])
         times.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu_started)
         pulls.append(pulled - started)
         del current
     return {
         "times": times,
+        "cpus": cpus,
         "pull_times": pulls,
         "ready_rss_mb": ready_rss,
         "peak_rss_mb": _rss_mb(),
@@ -242,20 +248,22 @@ def run_evidently(workdir: Path, repeat: int) -> dict[str, Any]:
         duckdb.connect().execute(f"SELECT * FROM read_parquet('{workdir / 'reference.parquet'}')").df()
     )
     ready_rss = _rss_mb()
-    times, pulls = [], []
+    times, cpus, pulls = [], [], []
     drifted: list[str] = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         current = pull_window(workdir / "logs.duckdb")
         pulled = time.perf_counter()
         snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
         data = snapshot.dict()
         times.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu_started)
         pulls.append(pulled - started)
         drifted = sorted(_evidently_drifted(data))
         del current
     return {
         "times": times,
+        "cpus": cpus,
         "pull_times": pulls,
         "ready_rss_mb": ready_rss,
         "peak_rss_mb": _rss_mb(),
@@ -304,7 +312,9 @@ def report(rows: int, setup: dict[str, float], results: dict[str, dict[str, Any]
         else (f"setup: generate {setup['generate_s']:.1f}s, ingest {setup['ingest_s']:.1f}s")
     )
     print(f"\n{rows:,} rows x {len(NUMERIC) + len(CATEGORICAL)} features in the window ({made})")
-    print(f"{'way':<34}{'verdict s':>10}{'of which pull s':>17}{'peak RSS MB':>13}{'x watcher':>11}")
+    print(
+        f"{'way':<34}{'verdict s':>10}{'CPU s':>8}{'of which pull s':>17}{'peak RSS MB':>13}{'x watcher':>11}"
+    )
     for name, result in results.items():
         seconds = median(result["times"])
         pull = f"{median(result['pull_times']):.2f}" if "pull_times" in result else "-"
@@ -313,8 +323,10 @@ def report(rows: int, setup: dict[str, float], results: dict[str, dict[str, Any]
             "in-memory": "pandas + scipy on raw values",
             "evidently": "Evidently DataDriftPreset",
         }[name]
+        cpu = median(result["cpus"])
         print(
-            f"{label:<34}{seconds:>10.2f}{pull:>17}{result['peak_rss_mb']:>13.0f}{seconds / watcher_s:>11.1f}"
+            f"{label:<34}{seconds:>10.2f}{cpu:>8.2f}{pull:>17}{result['peak_rss_mb']:>13.0f}"
+            f"{seconds / watcher_s:>11.1f}"
         )
     memory = results["in-memory"]
     compute = median([t - p for t, p in zip(memory["times"], memory["pull_times"], strict=True)])
@@ -324,6 +336,13 @@ def report(rows: int, setup: dict[str, float], results: dict[str, dict[str, Any]
     )
     for name, result in results.items():
         print(f"drifted per {name}: {', '.join(result['drifted'])}")
+    runs = results["watcher"]
+    print(
+        "watcher runs, wall s: "
+        + " ".join(f"{t:.2f}" for t in runs["times"])
+        + "; CPU s: "
+        + " ".join(f"{t:.2f}" for t in runs["cpus"])
+    )
 
 
 def main() -> None:
@@ -349,6 +368,7 @@ def main() -> None:
             setup = {"generate_s": math.nan, "ingest_s": math.nan}  # data of an earlier run
         else:
             setup = prepare(workdir, args.rows, args.reference_rows)
+        load_before = os.getloadavg()[0]
         results = {
             "watcher": child("watcher", workdir, args.repeat),
             "in-memory": child("in-memory", workdir, args.repeat),
@@ -359,6 +379,7 @@ def main() -> None:
         abs(results["watcher"]["psi"][n] - results["in-memory"]["psi"][n]) for n in NUMERIC + CATEGORICAL
     )
     report(args.rows, setup, results)
+    print(f"load average (1 min) before / after the runs: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
     print(f"max |PSI watcher - PSI in-memory| over {len(NUMERIC) + len(CATEGORICAL)} features: {gap:.2e}")
     if not gap <= 1e-9 or math.isnan(gap):
         raise SystemExit("PSI values differ by more than 1e-9")
