@@ -64,6 +64,7 @@ class StateStore(OutboxRows):
         self._lock = threading.RLock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.writes = 0  # transactions committed: a write after a failed one says the state works again
+        self._decoded: dict[str, Incident] = {}  # the latest read's rows (JSON text -> snapshot)
         self._db = where if isinstance(where, Backend) else _sqlite(where, busy_timeout)
         self.path: Path | None = getattr(self._db, "path", None)  # the SQLite file, if it is one
         self.name = self._db.name
@@ -105,7 +106,9 @@ class StateStore(OutboxRows):
             sql, args = sql + f" AND state IN ({', '.join('?' * len(wanted))})", [*args, *wanted]
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        found = [Incident.from_json(json.loads(data)) for (data,) in rows]
+            found = self._decode(rows)
+            if states is not None:  # the engine's read of open incidents, every tick: kept for the next
+                self._decoded = {data: incident for (data,), incident in zip(rows, found, strict=True)}
         return sorted(found, key=lambda incident: (incident.rule, incident.started_at, incident.fingerprint))
 
     def flipped_since(self, since: datetime) -> list[Incident]:
@@ -117,7 +120,13 @@ class StateStore(OutboxRows):
                 "SELECT data FROM incidents WHERE state = ? AND last_flip_at > ?",
                 (State.RESOLVED.value, micros(since)),
             ).fetchall()
-        return [Incident.from_json(json.loads(data)) for (data,) in rows]
+            return self._decode(rows)
+
+    def _decode(self, rows: Sequence[tuple[str]]) -> list[Incident]:
+        """The rows' incidents. A row the latest ``incidents`` read found with the same text is
+        that snapshot (immutable), not decoded again: the engine reads the open incidents every
+        tick, and most are as they were."""
+        return [self._decoded.get(data) or Incident.from_json(json.loads(data)) for (data,) in rows]
 
     def incident(self, fingerprint: str) -> Incident | None:
         with self._lock:
