@@ -12,10 +12,11 @@ from __future__ import annotations
 import glob
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from watcher.config import Config, Source
+from watcher.detect import DETECTORS
 from watcher.engine import Engine
 from watcher.incidents.state import StateStore
 from watcher.routing.dispatch import Dispatcher
@@ -54,7 +55,9 @@ class Replay:
         self.stores: dict[str, LogStore] = dict(stores) if stores is not None else {}
         if stores is None:
             for name in sorted({rule.source for rule in rules}):
-                self.stores[name], self.ingested[name] = _loaded(config.sources[name], logs, workdir / name)
+                read = [rule for rule in rules if rule.source == name]
+                loaded = _loaded(config.sources[name], read, logs, workdir / name)
+                self.stores[name], self.ingested[name] = loaded
         self.state = StateStore(SQLiteBackend(workdir / "state.sqlite", scratch=True))
         dispatcher = Dispatcher.from_config(config, self.state)
         # Evidence only where notifications are shown (the demo): per-bucket partials cannot sum
@@ -93,9 +96,14 @@ class Replay:
             store.close()
 
 
-def _loaded(source: Source, logs: Sequence[Path], path: Path) -> tuple[EmbeddedStore, IngestReport]:
-    """A fresh embedded store at ``path`` holding ``logs``, read with the source's time settings."""
+def _loaded(
+    source: Source, rules: Sequence[Rule], logs: Sequence[Path], path: Path
+) -> tuple[EmbeddedStore, IngestReport]:
+    """A fresh embedded store at ``path`` holding ``logs``, read with the source's time settings,
+    the fields ``rules`` read kept as columns filled as the rows are inserted."""
     store = EmbeddedStore(
         path.with_suffix(".duckdb"), time_field=source.time_field, time_format=source.time_format
     )
+    at = datetime.now(UTC)  # the fields a rule reads do not depend on when
+    store.keep_columns([query for rule in rules for query in DETECTORS[rule.detector].queries(rule, at)])
     return store, store.ingest_files([glob.escape(str(log)) for log in logs])

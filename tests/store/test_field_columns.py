@@ -248,3 +248,27 @@ def test_a_store_whose_columns_were_all_text_gets_its_numbers_typed(tmp_path: Pa
         rows = cur.execute('SELECT pointer, "column", number FROM field_columns ORDER BY ALL').fetchall()
     assert rows == [("/x", "field_0", False), ("/x", "field_1", True)]
     store.close()
+
+
+def test_columns_kept_before_a_backlog_are_filled_as_it_is_ingested(tmp_path: Path) -> None:
+    # What a backtest does: its rules' fields get columns first, so the first tick fills nothing.
+    rng = random.Random(11)
+    log = tmp_path / "app.jsonl"
+    log.write_text("".join(line + "\n" for line in lines(random_docs(rng, 500))))
+    queries = random_queries(rng, 30)
+    documents_only = EmbeddedStore(tmp_path / "documents.duckdb", field_columns=0)
+    kept = EmbeddedStore(tmp_path / "kept.duckdb")
+    kept.keep_columns(queries)
+    documents_only.ingest_files([str(log)])
+    kept.ingest_files([str(log)])
+    with kept._cursor() as cur:  # a test-only look at the registry before any tick
+        registry = cur.execute('SELECT "column", filled_from, filled_to FROM field_columns').fetchall()
+        columns = [column for column, _, _ in registry]
+        where = " OR ".join(f"{column} IS NOT NULL" for column in columns)
+        filled = cur.execute(f"SELECT count(*) FROM logs WHERE {where}").fetchall()[0][0]
+    assert registry
+    assert all((lo, hi) == (datetime.min, None) for _, lo, hi in registry)
+    assert filled > 0
+    assert kept.evaluate(queries) == documents_only.evaluate(queries)
+    documents_only.close()
+    kept.close()

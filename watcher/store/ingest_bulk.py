@@ -18,13 +18,14 @@ any case), so a line where either could be is left to Python; so is a line with 
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import duckdb
 
-from watcher.config.sources import TimeFormat
 from watcher.store.field_columns import FieldColumn
 from watcher.store.ingest import (
     EXPIRED,
@@ -39,19 +40,20 @@ from watcher.store.ingest import (
 )
 from watcher.store.sql import json_paths
 
-_STRICT_BREAKERS = r",[ \t\r]*[}\]]|[:,\[][ \t\r]*-?([iI]|[nN][^u])"
+_LAX = r",[ \t\r]*[}\]]|[:,\[][ \t\r]*-?([iI]|[nN][^u])"
 """Where DuckDB's JSON parser accepts what Python's refuses: a trailing comma, a ``nan``/``inf``
 literal. Matches inside strings too: such a line is merely read by Python."""
 _ISO = (
     r"[1-9][0-9]{3}-[01][0-9]-[0-3][0-9][T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
     r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?"
 )
-"""The timestamps read in bulk; ``datetime.fromisoformat`` reads each the same way. Others
-(``2024-06-01T12:00``, a week date, a comma before the fraction, ...) are read by Python."""
+"""The timestamps read in bulk (DuckDB's ``TIMESTAMPTZ`` cast in UTC); ``datetime.fromisoformat``
+reads each the same way. Others (``2024-06-01T12:00``, a week date, a comma before the fraction,
+...) are read by Python."""
 _MICROS_PER_UNIT = {"epoch_s": 1_000_000, "epoch_ms": 1_000}
-_LOW = epoch_micros(datetime(1000, 1, 1, tzinfo=UTC))
+_LOW = epoch_micros(datetime(1900, 1, 1, tzinfo=UTC))
 _HIGH = epoch_micros(datetime(9999, 1, 1, tzinfo=UTC))
-"""Times read in bulk lie in these years: no year 0, and no overflow at 1 or 9999 with an offset."""
+"""Times read in bulk lie in these years: no calendar reform, no overflow at 9999 with an offset."""
 CHUNK_TABLE = "ingest_chunk"
 
 
@@ -71,6 +73,7 @@ def store_block(
         lines = block.split(b"\n")[:-1]
         parsed = parse_numbered(enumerate(lines, first_line), reader, file)
         return insert_rows(cur, parsed, fields)
+    cur.execute("SET TimeZone = 'UTC'")  # a time without an offset is UTC, as Python reads it
     cur.execute(classify_sql(reader), [text, first_line])
     del text
     slow = cur.execute(f"SELECT n, line FROM {CHUNK_TABLE} WHERE us IS NULL ORDER BY n").fetchall()
@@ -119,58 +122,55 @@ def _decoded(block: bytes) -> str | None:
 def classify_sql(reader: LineReader) -> str:
     """The statement making ``ingest_chunk(n, line, us)`` from the block (``$1``) and its first
     line's number (``$2``): every line but empty ones, ``us`` its row's time when it is certain,
-    NULL when Python reads the line."""
-    key = _sql_text(reader.time_field)
-    pointer = _sql_text("/" + reader.time_field.replace("~", "~0").replace("/", "~1"))
+    NULL when Python reads the line. Each function costs about 0.1 s per 500k lines: the common
+    line goes through two regular expressions and two JSON parses."""
+    key = reader.time_field
+    pointer = _sql_text("/" + key.replace("~", "~0").replace("/", "~1"))
+    literal = json.dumps(key, ensure_ascii=False)
+    # Not Python's: not an object without blanks around it, NaN or Infinity anywhere (Python
+    # rewrites the document), DuckDB's laxness, or the time field twice (Python reads the last,
+    # DuckDB the first). A key written with escapes is not its literal: those lines list their keys.
+    refused = f"^[^{{]|[^}}]$|NaN|Infinity|{re.escape(literal)}.*{re.escape(literal)}|{_LAX}"
+    escaped = "\\" if any(c in key for c in '"\\/') or not key.isprintable() else "\\u"
+    strict = f"NOT regexp_matches(line, {_sql_text(refused)}) AND json_valid(line)"
+    once = f"len(list_filter(json_keys(line), lambda k: k = {_sql_text(key)})) = 1"
+    unit = _MICROS_PER_UNIT.get(reader.time_format)
+    # Numbers are Python's to refuse without a unit: then only strings, extracted as text.
+    extract = "json_extract_string" if unit is None else "json_extract"
+    value = (  # CASE, not AND or OR: DuckDB evaluates every operand of those, json_keys needs JSON
+        f"CASE WHEN {strict} THEN (CASE WHEN NOT contains(line, {_sql_text(escaped)}) "
+        f"THEN {extract}(line, {pointer}) WHEN {once} THEN {extract}(line, {pointer}) END) END"
+    )
+    if unit is None:
+        time = f"CASE WHEN regexp_full_match(v, '{_ISO}') THEN epoch_us(try_cast(v AS TIMESTAMPTZ)) END"
+    else:
+        time = _epoch_sql(unit)
     return f"""
 CREATE OR REPLACE TEMP TABLE {CHUNK_TABLE} AS
 WITH lines AS (
     SELECT CAST(n AS BIGINT) + $2 - 1 AS n, line
     FROM unnest(string_split($1, chr(10))) WITH ORDINALITY AS t(line, n) WHERE line <> ''
-), strict AS (
-    SELECT n, line, CASE WHEN starts_with(line, '{{') AND ends_with(line, '}}')
-        AND NOT contains(line, 'NaN') AND NOT contains(line, 'Infinity') AND json_valid(line)
-        AND NOT regexp_matches(line, '{_STRICT_BREAKERS}')
-        AND len(list_filter(json_keys(line), lambda k: k = {key})) = 1
-        THEN json_extract(line, {pointer}) END AS v
-    FROM lines
-), typed AS (
-    SELECT n, line, json_type(v) AS kind, CASE WHEN json_type(v) = 'VARCHAR' THEN v ->> '$' END AS s, v
-    FROM strict
-)
+), valued AS (SELECT n, line, {value} AS v FROM lines)
 SELECT n, line, CASE WHEN us BETWEEN {_LOW} AND {_HIGH} THEN us END AS us FROM (
-    SELECT n, line, {_time_sql(reader.time_format)} AS us FROM typed
+    SELECT n, line, {time} AS us FROM valued
 )"""
 
 
-def _time_sql(time_format: TimeFormat) -> str:
-    """A row's epoch microseconds from ``s`` (the time field's text) or ``v`` (its JSON), as
-    ``parse_timestamp`` reads it; NULL where Python must decide."""
-    offset = (
-        "CASE WHEN ends_with(s, 'Z') THEN 0 WHEN length(s) >= 25 AND substr(s, -6, 1) IN ('+', '-') "
-        "THEN (CASE substr(s, -6, 1) WHEN '+' THEN 1 ELSE -1 END) "
-        "* (CAST(substr(s, -5, 2) AS BIGINT) * 3600 + CAST(substr(s, -2, 2) AS BIGINT) * 60) * 1000000 "
-        "ELSE 0 END"
+def _epoch_sql(unit: int) -> str:
+    """A row's epoch microseconds from ``v``, its time field's JSON, with ``epoch_s`` or
+    ``epoch_ms``: a string as ISO 8601 as above, an int times the unit exactly, a float times the
+    unit rounded half to even, as ``parse_timestamp``; NULL where Python must decide (a numeric
+    string, among others)."""
+    integer = (
+        f"(CASE WHEN try_cast(v AS BIGINT) BETWEEN {_LOW // unit} AND {_HIGH // unit} "
+        f"THEN try_cast(v AS BIGINT) * {unit} END)"
     )
-    local = (
-        "CASE WHEN ends_with(s, 'Z') THEN left(s, -1) "
-        "WHEN length(s) >= 25 AND substr(s, -6, 1) IN ('+', '-') THEN left(s, -6) ELSE s END"
-    )
-    iso = (
-        f"WHEN kind = 'VARCHAR' AND regexp_full_match(s, '{_ISO}') "
-        f"THEN epoch_us(try_cast({local} AS TIMESTAMP)) - ({offset})"
-    )
-    unit = _MICROS_PER_UNIT.get(time_format)
-    if unit is None:
-        return f"CASE {iso} END"
-    # Python: an int times the unit exactly; a float times the unit, rounded half to even.
     return (
-        f"CASE {iso} "
-        f"WHEN kind IN ('BIGINT', 'UBIGINT') "
-        f"AND try_cast(v AS BIGINT) BETWEEN {_LOW // unit} AND {_HIGH // unit} "
-        f"THEN try_cast(v AS BIGINT) * {unit} "
-        f"WHEN kind = 'DOUBLE' AND abs(CAST(v AS DOUBLE)) < {2**62 // unit} "
-        f"THEN CAST(round_even(CAST(v AS DOUBLE) * {unit}, 0) AS BIGINT) END"
+        f"CASE json_type(v) WHEN 'VARCHAR' THEN (CASE WHEN regexp_full_match(v ->> '$', '{_ISO}') "
+        f"THEN epoch_us(try_cast(v ->> '$' AS TIMESTAMPTZ)) END) "
+        f"WHEN 'BIGINT' THEN {integer} WHEN 'UBIGINT' THEN {integer} "
+        f"WHEN 'DOUBLE' THEN (CASE WHEN abs(CAST(v AS DOUBLE)) < {2**62 // unit} "
+        f"THEN CAST(round_even(CAST(v AS DOUBLE) * {unit}, 0) AS BIGINT) END) END"
     )
 
 
