@@ -167,6 +167,8 @@ def _leveled(incident: Incident, level: str, rule: Rule, now: datetime) -> tuple
     changed: a new level becomes the severity once it held for ``for_`` (higher) or
     ``keep_firing_for`` (lower)."""
     if level == incident.severity:
+        if not incident.next_severity and incident.next_severity_since is None:
+            return incident, False  # nothing pending: no copy of the snapshot
         return incident.evolve(next_severity="", next_severity_since=None), False
     since = incident.next_severity_since if incident.next_severity == level else None
     since = since or now
