@@ -195,3 +195,53 @@ def test_windows_slid_minute_by_minute_answer_as_re_reading_them(demo_store):
         for got, expected in zip(partials.evaluate(queries), demo_store.evaluate(queries), strict=True):
             assert_equal(got, expected)
     assert {length for held in partials.held.values() for length in held.sums} == {5, 10}
+
+
+def test_windows_on_two_bucket_grids_of_one_series_answer_as_re_reading(demo_store):
+    """Two rules with the same filter and aggregates, one evaluating windows that end on the
+    minute and one on the half minute: one series, buckets on two grids, each answer as re-read."""
+    partials = Partials(demo_store)
+    start = DEMO_START + timedelta(minutes=40)
+    for minute in range(12):
+        at = start + minute * EVERY
+        queries = [
+            Query("on-minute", Window(at - timedelta(minutes=5), at), AGGREGATES, every=EVERY),
+            Query(
+                "half",
+                Window(at - timedelta(minutes=5, seconds=30), at - timedelta(seconds=30)),
+                AGGREGATES,
+                every=EVERY,
+            ),
+        ]
+        for got, expected in zip(partials.evaluate(queries), demo_store.evaluate(queries), strict=True):
+            assert_equal(got, expected)
+    assert len(partials.held) == 1
+    assert partials.buckets_asked == 2 * 5 + 2 * 11  # each grid's newest minute per tick
+
+
+def test_changed_aggregates_under_the_same_filter_are_answered_anew(demo_store):
+    """A rule edited in place (same filter object, same names, another condition) is answered
+    for what it asks now, not from what was worked out for its earlier form."""
+    partials = Partials(demo_store)
+    end = DEMO_START + timedelta(minutes=70)
+    for gte in (500, 400, 500):
+        query = Query("q", Window(end - timedelta(minutes=5), end),
+                      {"n": CountWhere(Range("status", gte=gte))}, every=EVERY)  # fmt: skip
+        (got,) = partials.evaluate([query])
+        assert got == demo_store.evaluate([query])[0]
+        end += EVERY
+
+
+def test_filters_made_afresh_every_tick_keep_memory_bounded(demo_store):
+    """A detector that builds its filter anew at every evaluation: what is kept per query does not
+    grow with the ticks."""
+    partials = Partials(demo_store)
+    start = DEMO_START + timedelta(minutes=30)
+    for minute in range(150):
+        at = start + minute * EVERY
+        query = Query("q", Window(at - timedelta(minutes=5), at), {"n": Count()},
+                      where=Range("status", gte=500), every=EVERY)  # fmt: skip
+        (got,) = partials.evaluate([query])
+    assert got == demo_store.evaluate([query])[0]
+    assert len(partials.shapes) <= 2 + 64
+    assert len(partials.held) == 1

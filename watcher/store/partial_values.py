@@ -19,7 +19,8 @@ added up again in bucket order, so they stay those of summing the buckets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from watcher.query import (
@@ -40,6 +41,9 @@ from watcher.store.multiset import Sorted
 
 Part = list[Any]
 """One group's partials in one bucket (or summed over several), in the order of its ``Layout``."""
+
+Finisher = Callable[[Any], AggValue]
+"""``final`` for one aggregate (``finisher``)."""
 
 _COUNT, _BINS, _STATS, _VALUES, _SORTED = range(5)
 
@@ -66,6 +70,8 @@ class Layout:
         self.kinds = tuple(_kind(aggregate) for aggregate in self.order)
         self.slides = _STATS not in self.kinds
         """Whether a sum can lose a bucket exactly (every partial but stats' float sums)."""
+        self.limited = any(kind >= _VALUES for kind in self.kinds)
+        """Whether a sum can be unknown (a ``Values`` past its limit: ``answerable``)."""
 
     def part(self, values: Mapping[str, Any]) -> Part:
         """A bucket's group as kept, from the store's values named ``p<index>``."""
@@ -164,7 +170,7 @@ def final(aggregate: Aggregate, value: Any) -> AggValue:
     if isinstance(aggregate, Count | CountWhere | Missing):
         return int(value or 0)
     if isinstance(aggregate, Histogram):
-        return list(value) if value is not None else [0] * (len(aggregate.edges) + 1)
+        return _bins(len(aggregate.edges) + 1, value)
     if isinstance(aggregate, Stats):
         return _stats(value)
     if isinstance(aggregate, Percentiles):
@@ -179,6 +185,24 @@ def final(aggregate: Aggregate, value: Any) -> AggValue:
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return dict(ranked[: aggregate.size])
     return counts
+
+
+def finisher(aggregate: Aggregate) -> Finisher:
+    """``final`` for ``aggregate``, its kind looked up once: a window's answer is finished per
+    group and aggregate at every tick."""
+    if isinstance(aggregate, Count | CountWhere | Missing):
+        return _count
+    if isinstance(aggregate, Histogram):
+        return partial(_bins, len(aggregate.edges) + 1)
+    return partial(final, aggregate)
+
+
+def _count(value: Any) -> int:
+    return int(value or 0)
+
+
+def _bins(count: int, value: Any) -> list[int]:
+    return list(value) if value is not None else [0] * count
 
 
 def _stats(value: Mapping[str, Any] | None) -> dict[str, float | None]:

@@ -9,7 +9,9 @@ buckets not held yet -- at a steady tick, the newest one -- as one bucketed quer
 missing buckets (``Query.buckets``: one DuckDB statement branch, or searches of the run); the
 window's answer is the sum of its buckets' partials (``partial_values``), equal to re-reading it.
 A window moved on since the last evaluation of the same length is its previous sum plus the
-buckets it gained minus those it left (a sliding sum), not the sum of all its buckets again.
+buckets it gained minus those it left (a sliding sum, ``window_sums``), not the sum of all its
+buckets again. What a query's plan needs but its window's times (its *shape*: series, bucket
+length, each aggregate's place) is worked out once per rule query, not at every tick.
 
 What is kept: per *series* (same ``where``, ``group_by``, partial aggregates and bucket length)
 the buckets inside the windows asked in the last batch that asked it, plus, in a backtest, those
@@ -32,7 +34,6 @@ from watcher.query import (
     BUCKET,
     SKETCH_ERROR,
     Aggregate,
-    Count,
     Group,
     Percentiles,
     Query,
@@ -42,15 +43,13 @@ from watcher.query import (
 from watcher.query_documents import VALUES_LIMIT
 from watcher.query_filters import Filter
 from watcher.store.base import LogStore
-from watcher.store.buckets import bucket_size, bucket_starts, from_ms, merge_spans, runs, within
-from watcher.store.partial_values import Layout, Part, final, partial_of
+from watcher.store.buckets import Runs, bucket_size, bucket_starts, from_ms, merge_spans, runs, within
+from watcher.store.partial_values import Finisher, Layout, Part, finisher, partial_of
+from watcher.store.window_sums import COUNT, Key, Sum, summed, window_groups
 
 log = logging.getLogger("watcher.store.partials")
 
-_COUNT: Aggregate = Count()
 FORGET_AFTER = timedelta(hours=1)
-
-Key = tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -73,15 +72,6 @@ class Series:
 
 
 @dataclass
-class _Sum:
-    """The sum of the buckets in ``[start, end)`` per group: a sliding window's running total."""
-
-    start: datetime
-    end: datetime
-    totals: dict[Key, Part]
-
-
-@dataclass
 class _Held:
     """One series' buckets (start -> group key -> partials) and when it was last asked."""
 
@@ -89,30 +79,64 @@ class _Held:
     last_end: datetime
     layout: Layout
     buckets: dict[datetime, dict[Key, Part]] = field(default_factory=dict)
-    sums: dict[int, _Sum] = field(default_factory=dict)
+    runs: Runs = field(init=False)
+    """Which buckets are held, as runs: whether a window's are all held, at a glance."""
+    sums: dict[int, Sum] = field(default_factory=dict)
     """The latest window of each length (in buckets), summed: the next one slides from it."""
-    answers: dict[tuple[Window, tuple[str, ...]], tuple[Mapping[str, Aggregate], tuple[Group, ...]]] = field(
-        default_factory=dict
-    )
+    answers: dict[
+        tuple[datetime, datetime, tuple[str, ...]], tuple[Mapping[str, Aggregate], tuple[Group, ...]]
+    ] = field(default_factory=dict)
     """Windows answered, by window and aggregates: a spike's earlier windows are answered again
     at later ticks, a catch-up's too."""
+    answers_kept: int = 0
+    """Answers kept by the last pruning: the next one waits until there are twice as many."""
+
+    def __post_init__(self) -> None:
+        self.runs = Runs(self.every)  # ``every``: the bucket length
 
 
-@dataclass(frozen=True)
+class _Shape:
+    """A query's plan but for its window's times -- bucket length, buckets per window, series and
+    each aggregate's place in the partials -- worked out once and reused while the rule asks with
+    the same filter and aggregates. Making every query's series at every tick (each aggregate's
+    partial form, a filter tree hashed) was most of a backtest's Python time."""
+
+    __slots__ = ("aggregates", "count", "exact", "named", "names", "sketch", "where")
+
+    def __init__(self, query: Query, count: int = 0, exact: Series | None = None) -> None:
+        self.where, self.aggregates = query.where, query.aggregates
+        self.names = tuple(query.aggregates)
+        self.count = count
+        """Buckets in the window (from its start): listed only when needed, a 30-minute window
+        every 5 s has 360, and listing them for 1,000 rules was most of a live tick."""
+        self.exact = exact
+        """The series with exact values; None: the query is asked directly."""
+        self.sketch: Series | None = None  # its percentiles' sketch, once its values were too many
+        self.named: dict[Series, list[tuple[str, int, Finisher]]] = {}
+        """Per series answered from: each aggregate's name, place in a part and final step."""
+
+    def fits(self, query: Query) -> bool:
+        """Whether ``query`` asks what this shape was made for (its filter the same object)."""
+        if self.where is not query.where:
+            return False
+        if self.aggregates is not query.aggregates:
+            if self.aggregates != query.aggregates:
+                return False
+            self.aggregates = query.aggregates  # the other windows of this tick: the same mapping
+        return True
+
+
+@dataclass(slots=True)
 class _Plan:
     """How one query is answered: from a series' buckets, or asked directly (``series`` None)."""
 
     query: Query
+    shape: _Shape
     series: Series | None = None
-    count: int = 0
-    """Buckets in the window (from its start): listed only when needed, a 30-minute window every
-    5 s has 360, and listing them for 1,000 rules was most of a live tick."""
-    exact: Series | None = None
-    """The series with exact values (``series`` is its sketch once its values were too many)."""
 
     @property
     def sketch(self) -> float:
-        return SKETCH_ERROR if self.series is not self.exact else 0.0
+        return SKETCH_ERROR if self.series is not self.shape.exact else 0.0
 
 
 class Partials:
@@ -141,6 +165,10 @@ class Partials:
         self.sketched: set[Series] = set()
         self.sketches = bool(getattr(store, "sketches", False))
         self.buckets_asked = 0  # buckets the store was asked for (tests and benches count them)
+        self.shapes: dict[tuple[object, ...], _Shape] = {}
+        # One object per series: rules with equal filters (a ratio and its spike) make equal
+        # series, and a map lookup with an equal but other object compares their filter trees.
+        self.interned: dict[Series, Series] = {}
 
     def evaluate(self, queries: Sequence[Query]) -> list[QueryResult]:
         plans = [self._plan(query) for query in queries]
@@ -179,35 +207,53 @@ class Partials:
     # ------------------------------------------------------------------ planning
 
     def _plan(self, query: Query) -> _Plan:
+        shape = self._shape(query)
+        exact = shape.exact
+        if exact is None or (self.direct and exact in self.direct):
+            return _Plan(query, shape)
+        if not self.sketched or exact not in self.sketched:
+            return _Plan(query, shape, exact)
+        if shape.sketch is None:
+            shape.sketch = self._series(query, exact.size, SKETCH_ERROR)
+        return _Plan(query, shape, shape.sketch)
+
+    def _shape(self, query: Query) -> _Shape:
+        """The query's shape: made again only when its filter or aggregates changed."""
+        window = query.window
+        length = window.end - window.start
+        key = (id(query.where), query.group_by, tuple(query.aggregates), length, query.every,
+               query.buckets, window.start.microsecond % 1000)  # fmt: skip
+        shape = self.shapes.get(key)
+        if shape is not None and shape.fits(query):
+            return shape
         size = bucket_size(query)
-        if size is None or (query.every is not None and query.every >= query.window.end - query.window.start
-                            and not self.read_ahead):  # fmt: skip
-            return _Plan(query)
+        shape = self.shapes[key] = _Shape(query)
+        if size is None or (query.every is not None and query.every >= length and not self.read_ahead):
+            return shape
         try:
-            exact = self._series(query, size, 0.0)
+            shape.exact = self._series(query, size, 0.0)
         except ValueError:
-            return _Plan(query)
-        if exact in self.direct:
-            return _Plan(query)
-        series = self._series(query, size, SKETCH_ERROR) if exact in self.sketched else exact
-        count = (query.window.end - query.window.start) // size
-        return _Plan(query, series, count, exact)
+            return shape
+        shape.count = length // size
+        return shape
 
     def _series(self, query: Query, size: timedelta, sketch: float) -> Series:
         partial = (partial_of(agg, self.values_limit, sketch) for agg in query.aggregates.values())
-        return Series(query.where, query.group_by, frozenset(partial) | {_COUNT}, size)
+        series = Series(query.where, query.group_by, frozenset(partial) | {COUNT}, size)
+        return self.interned.setdefault(series, series)
 
     def _fetches(self, plans: Sequence[_Plan]) -> list[tuple[Series, Query]]:
         """One bucketed query per run of consecutive buckets not held, per series."""
         missing: dict[Series, set[datetime]] = {}
-        seen: set[tuple[Series, datetime, int]] = set()  # rules sharing a series share windows
         for plan in plans:
-            if plan.series is None or (plan.series, plan.query.window.start, plan.count) in seen:
+            series, window = plan.series, plan.query.window
+            if series is None:
                 continue
-            seen.add((plan.series, plan.query.window.start, plan.count))
-            held = self.held.get(plan.series)
-            wanted = missing.setdefault(plan.series, set())
-            inside = bucket_starts(plan.query.window.start, plan.query.window.end, plan.series.size)
+            held = self.held.get(series)
+            if held is not None and held.runs.hold(window.start, window.end):
+                continue
+            wanted = missing.setdefault(series, set())
+            inside = bucket_starts(window.start, window.end, series.size)
             wanted.update(start for start in inside if held is None or start not in held.buckets)
         fetches: list[tuple[Series, Query]] = []
         for series, starts in missing.items():
@@ -256,72 +302,95 @@ class Partials:
                 key = tuple(group.key[name] for name in series.group_by)
                 fresh[bucket][key] = layout.part(group.values)
             held.buckets.update(fresh)
+            held.runs.add(start, query.window.end)
         return failed
 
     def _answer(
         self, plan: _Plan, direct: dict[str, QueryResult], failed: dict[Series, str]
     ) -> QueryResult | None:
-        query = plan.query
-        if plan.series is None:
+        query, series = plan.query, plan.series
+        if series is None:
             return direct[query.id]
-        if plan.series in failed:
-            return QueryResult(query.id, error=failed[plan.series])
-        held = self.held[plan.series]
-        held.last_end = max(held.last_end, query.window.end)
-        memo = (query.window, tuple(query.aggregates))
+        if failed and series in failed:
+            return QueryResult(query.id, error=failed[series])
+        held = self.held[series]
+        if query.window.end > held.last_end:
+            held.last_end = query.window.end
+        memo = (query.window.start, query.window.end, plan.shape.names)
         known = held.answers.get(memo)
-        if known is not None and known[0] == query.aggregates:  # equal, not hashed: filters are shared
+        # equal, not hashed: filters are shared
+        if known is not None and (known[0] is query.aggregates or known[0] == query.aggregates):
             return QueryResult(query.id, known[1])
         layout = held.layout
-        totals = _summed(held, query.window.start, plan.count, plan.series.size)
-        if not all(layout.answerable(total) for total in totals.values()):
+        totals = summed(held.sums, held.buckets, layout, query.window.start, plan.shape.count, series.size)
+        if layout.limited and not all(layout.answerable(total) for total in totals.values()):
             self._too_many(plan)
             return None
-        limit, sketch = self.values_limit, plan.sketch
-        positions = [layout.index[partial_of(agg, limit, sketch)] for agg in query.aggregates.values()]
-        groups = _groups(query, totals, layout, positions)
+        named = plan.shape.named.get(series)
+        if named is None:
+            limit, sketch = self.values_limit, plan.sketch
+            named = plan.shape.named[series] = [
+                (name, layout.index[partial_of(agg, limit, sketch)], finisher(agg))
+                for name, agg in query.aggregates.items()
+            ]
+        groups = window_groups(query.group_by, totals, layout, named)
         held.answers[memo] = (query.aggregates, groups)
         return QueryResult(query.id, groups)
 
     def _too_many(self, plan: _Plan) -> None:
         """A bucket of ``plan`` has more than its values limit: percentiles go to a sketch (the
         store permitting), else the query is asked directly from now on."""
-        assert plan.exact is not None
+        exact = plan.shape.exact
+        assert exact is not None
         percentiles = any(isinstance(agg, Percentiles) for agg in plan.query.aggregates.values())
         if self.sketches and percentiles and not plan.sketch:
             log.info("query %s has too many distinct values: its percentiles from a sketch", plan.query.id)
-            self.sketched.add(plan.exact)
+            self.sketched.add(exact)
         else:
             log.info("query %s has too many distinct values: asked directly from now on", plan.query.id)
-            self.direct.add(plan.exact)
+            self.direct.add(exact)
 
     # ------------------------------------------------------------------ memory
 
     def _prune(self, plans: Sequence[_Plan]) -> None:
-        """Keep each asked series' buckets inside the windows asked (and read ahead of them)."""
+        """Keep each asked series' buckets inside the windows asked (and read ahead of them).
+        Amortised, not every tick: a series' buckets once they are twice those in use, its answers
+        once twice those kept last time (a spike's history windows stay)."""
         keep: dict[Series, list[tuple[datetime, datetime]]] = {}
         latest = None
         for plan in plans:
+            window = plan.query.window
             if plan.series is not None and plan.series in self.held:
-                spans = keep.setdefault(plan.series, [])
-                spans.append((plan.query.window.start, plan.query.window.end + self.read_ahead))
-            latest = plan.query.window.end if latest is None else max(latest, plan.query.window.end)
+                keep.setdefault(plan.series, []).append((window.start, window.end + self.read_ahead))
+            if latest is None or window.end > latest:
+                latest = window.end
         for series, spans in keep.items():
-            held = self.held[series]
-            needed = sum((hi - lo) // series.size for lo, hi in merge_spans(spans))
-            # Amortised, not every tick; answers apart from buckets: a 30-minute window every 5 s
-            # has 360 buckets, and as many answers kept until the buckets were pruned cost 60 MB
-            # with 1,000 rules.
-            if len(held.buckets) > 2 * needed + 16:
-                held.buckets = {s: v for s, v in held.buckets.items() if within(s, s, spans)}
-            if len(held.answers) > 2 * len(spans) + 4:
-                held.answers = {m: a for m, a in held.answers.items() if within(m[0].start, m[0].end, spans)}
+            self._prune_series(self.held[series], spans)
         if latest is not None:
             for series in [
                 s for s, h in self.held.items() if latest - h.last_end > 3 * h.every + FORGET_AFTER
             ]:
                 del self.held[series]
                 self.layouts.pop(series, None)
+        if len(self.shapes) > 2 * len(plans) + 64:  # filters made afresh per tick, rules reloaded
+            used = {id(plan.shape) for plan in plans}
+            self.shapes = {key: shape for key, shape in self.shapes.items() if id(shape) in used}
+            kept = [s for shape in self.shapes.values() for s in (shape.exact, shape.sketch) if s is not None]
+            self.interned = {series: series for series in [*self.held, *kept]}
+
+    def _prune_series(self, held: _Held, spans: list[tuple[datetime, datetime]]) -> None:
+        # Answers apart from buckets: a 30-minute window every 5 s has 360 buckets, and as many
+        # answers kept until the buckets were pruned cost 60 MB with 1,000 rules.
+        size = held.every
+        longest = max(hi - lo for lo, hi in spans) // size
+        if len(held.buckets) > 2 * longest + 16:  # else fewer than twice those in use, surely
+            needed = sum((hi - lo) // size for lo, hi in merge_spans(spans))
+            if len(held.buckets) > 2 * needed + 16:
+                held.buckets = {s: v for s, v in held.buckets.items() if within(s, s, spans)}
+                held.runs = Runs.of(held.buckets, size)
+        if len(held.answers) > 2 * max(len(spans), held.answers_kept) + 4:
+            held.answers = {m: a for m, a in held.answers.items() if within(m[0], m[1], spans)}
+            held.answers_kept = len(held.answers)
 
 
 def _needed(query: Query, known: Mapping[str, QueryResult | None]) -> bool:
@@ -334,64 +403,3 @@ def _needed(query: Query, known: Mapping[str, QueryResult | None]) -> bool:
     if answer is None:  # past its values limit: asked directly, after this
         return True
     return answer.ok and any(condition.met(group) for group in answer.groups)
-
-
-def _summed(held: _Held, first: datetime, count: int, size: timedelta) -> dict[Key, Part]:
-    """The window's sum per group: slid on from the last window of its length when they overlap
-    (its newest buckets added, its oldest taken off), else added up from its buckets."""
-    end = first + count * size
-    last = held.sums.get(count)
-    if last is not None and last.start <= first < last.end <= end:
-        leaving, entering = bucket_starts(last.start, first, size), bucket_starts(last.end, end, size)
-        if all(start in held.buckets for start in (*leaving, *entering)):
-            for start in entering:
-                _add(held.layout, last.totals, held.buckets[start])
-            for start in leaving:
-                _take_off(held.layout, last.totals, held.buckets[start])
-            last.start, last.end = first, end
-            return last.totals
-    totals: dict[Key, Part] = {}
-    for start in bucket_starts(first, end, size):
-        _add(held.layout, totals, held.buckets[start])
-    if held.layout.slides and (last is None or end >= last.end):
-        held.sums[count] = _Sum(first, end, totals)  # answers are finalised copies: no aliasing
-    return totals
-
-
-def _add(layout: Layout, totals: dict[Key, Part], bucket: Mapping[Key, Part]) -> None:
-    for key, part in bucket.items():
-        total = totals.get(key)
-        if total is None:
-            totals[key] = layout.copy(part)
-        else:
-            layout.add(total, part)
-
-
-def _take_off(layout: Layout, totals: dict[Key, Part], bucket: Mapping[Key, Part]) -> None:
-    """Subtract a bucket that left the window; a group left without rows is dropped."""
-    count = layout.index[_COUNT]
-    for key, part in bucket.items():
-        total = totals[key]
-        layout.subtract(total, part)
-        if not total[count]:
-            del totals[key]
-
-
-def _groups(
-    query: Query, totals: dict[Key, Part], layout: Layout, positions: Sequence[int]
-) -> tuple[Group, ...]:
-    """The window's groups: one always without ``group_by``, else those with rows, by key."""
-    if not query.group_by:
-        totals = {(): totals.get(()) or layout.empty()}
-    count = layout.index[_COUNT]
-    named = list(zip(query.aggregates.items(), positions, strict=True))
-    groups = [
-        Group(
-            dict(zip(query.group_by, key, strict=True)),
-            {name: final(agg, total[index]) for (name, agg), index in named},
-        )
-        for key, total in totals.items()
-        if not query.group_by or total[count]
-    ]
-    groups.sort(key=lambda group: tuple(group.key.values()))
-    return tuple(groups)
