@@ -194,7 +194,8 @@ class Engine:
             looked_back.add(rule.name)
             evidence = evidence_query(rule, queries, item.at) if self.evidence else None
             # Answers for the engine, not the detector: the known-groups lookback and the evidence.
-            extras = (seed, None if evidence is None else _tagged(evidence, suffix, rule.every))
+            # No ``every`` on the evidence: documents have no partials, so it is asked as it is.
+            extras = (seed, None if evidence is None else _tagged(evidence, suffix, None))
             by_source[rule.source].append((item, queries, extras))
         answers: dict[tuple[str, datetime], _Answer] = {}
         for source, entries in by_source.items():
@@ -360,7 +361,7 @@ def errors_in(answers: Sequence[QueryResult]) -> bool:
     return any(not answer.ok for answer in answers)
 
 
-def _tagged(query: Query, suffix: str, every: timedelta) -> Query:
+def _tagged(query: Query, suffix: str, every: timedelta | None) -> Query:
     """Query ids unique within a batch that holds several evaluation times of one rule (``suffix``:
     ``@`` and the time); ``every`` tells the partials how soon the same question comes back."""
     return Query(
