@@ -284,6 +284,23 @@ def test_groups_carry_every_aggregate(store: EmbeddedStore) -> None:
     }  # fmt: skip
 
 
+def test_cardinality_of_windows_sharing_an_end_or_not(store: EmbeddedStore) -> None:
+    """Clients a (at +0 s and +2 s) and b (+1 s), z at the minute's end: each window counts the
+    clients it holds, whether it ends with the others of the batch or before them."""
+    seconds = {"0-60": (0, 60), "1-60": (1, 60), "2-60": (2, 60), "3-60": (3, 60),
+               "0-2": (0, 2), "1-2": (1, 2), "1-61": (1, 61)}  # fmt: skip
+    queries = [
+        Query(
+            name,
+            Window(T0 + timedelta(seconds=lo), T0 + timedelta(seconds=hi)),
+            {"v": Cardinality("client_id")},
+        )
+        for name, (lo, hi) in seconds.items()
+    ]
+    counts = {r.query_id: r.groups[0].values["v"] for r in store.evaluate(queries)}
+    assert counts == {"0-60": 2, "1-60": 2, "2-60": 1, "3-60": 0, "0-2": 2, "1-2": 1, "1-61": 3}
+
+
 def test_group_only_present_in_another_querys_window_is_left_out(store: EmbeddedStore) -> None:
     wide = Window(T0, WINDOW.end + timedelta(seconds=1))
     narrow, both = store.evaluate(

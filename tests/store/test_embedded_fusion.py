@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from watcher.query import (
+    BUCKET,
     Aggregate,
     Cardinality,
     Count,
@@ -31,6 +32,7 @@ from watcher.query import (
 )
 from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Or, Range
 from watcher.store.embedded import EmbeddedStore
+from watcher.store.sql import epoch_ms
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 SPAN = timedelta(hours=1)
@@ -245,3 +247,30 @@ def test_fused_equals_unfused_equals_the_contract(world: tuple[EmbeddedStore, li
             assert [key for key, _ in got] == [key for key, _ in want], query
             for (_, values), (_, wanted) in zip(got, want, strict=True):
                 assert close(values, wanted), (query, values, wanted)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_one_bucket_asked_with_wider_windows_equals_the_contract(
+    world: tuple[EmbeddedStore, list[Any]], seed: int
+) -> None:
+    """A steady tick's newest minute: every bucketed query asks the same one bucket (its branches
+    then group by their other columns only) while other queries scan wider windows around it."""
+    store, docs = world
+    rng = random.Random(seed)
+    start = T0 + timedelta(minutes=rng.randrange(int(SPAN / timedelta(minutes=1))))
+    bucket = Window(start, start + timedelta(minutes=1))
+    plain = random_queries(rng, 30)
+    bucketed = [
+        Query(f"{q.id}:b", bucket, q.aggregates, q.where, q.group_by, buckets=timedelta(minutes=1))
+        for q in plain
+    ]
+    results = store.evaluate([*bucketed, *plain])
+    for query, result in zip(bucketed, results, strict=False):
+        counted = expected(Query("n", bucket, {"n": Count()}, query.where, query.group_by), docs)
+        held = {tuple(key.values()) for key, values in counted if values["n"]}
+        window = Query(query.id, bucket, query.aggregates, query.where, query.group_by)
+        want = [(key, values) for key, values in expected(window, docs) if tuple(key.values()) in held]
+        got = as_pairs(result)
+        assert [key for key, _ in got] == [{**key, BUCKET: str(epoch_ms(start))} for key, _ in want], query
+        for (_, values), (_, wanted) in zip(got, want, strict=True):
+            assert close(values, wanted), (query, values, wanted)
