@@ -50,15 +50,21 @@ def due(
     at most its ``limit`` oldest due times; the rest are due at the next call.
     """
     plan: list[Due] = []
+    grids: dict[timedelta, tuple[datetime, datetime]] = {}  # per interval: latest, catch-up start
     for rule in rules:
         if not rule.enabled:
             continue
-        latest = aligned(now, rule.every)
+        if (grid := grids.get(rule.every)) is None:
+            grid = grids[rule.every] = (
+                aligned(now, rule.every),
+                aligned(now - catch_up, rule.every) + rule.every,
+            )
+        latest, horizon = grid
         last = checkpoints.get(rule.name)
         if last is None:
             plan.append(Due(rule, latest))
             continue
-        first = max(last + rule.every, aligned(now - catch_up, rule.every) + rule.every)
+        first = max(last + rule.every, horizon)
         at = aligned(first, rule.every)
         if at < first:
             at += rule.every

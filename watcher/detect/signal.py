@@ -57,7 +57,9 @@ def too_few(count: int, **minimums: int) -> str | None:
 def signal_value(signal: Signal, values: Mapping[str, AggValue]) -> float | None:
     """The signal's number for one group, or ``None`` when it is undefined (a ratio of 0 documents,
     a percentile of no values)."""
-    count = signal_count(values)
+    count = values.get(COUNT, 0)
+    if type(count) is not int:  # as signal_count, inlined: asked per window per group
+        count = int(count) if isinstance(count, int | float) else 0
     if signal.count is not None:
         return float(count)
     raw = values.get(VALUE)

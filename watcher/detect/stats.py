@@ -88,7 +88,7 @@ def psi(reference: Counts, current: Counts) -> float:
     """
     ref, cur = _checked_pair(reference, current)
     r, c = _smoothed(ref), _smoothed(cur)
-    return max(sum((c_i - r_i) * math.log(c_i / r_i) for r_i, c_i in zip(r, c, strict=True)), 0.0)
+    return max(sum([(c_i - r_i) * math.log(c_i / r_i) for r_i, c_i in zip(r, c, strict=True)]), 0.0)
 
 
 def kl_divergence(reference: Counts, current: Counts) -> float:
@@ -96,7 +96,7 @@ def kl_divergence(reference: Counts, current: Counts) -> float:
     reference describes today's traffic. Not symmetric."""
     ref, cur = _checked_pair(reference, current)
     r, c = _smoothed(ref), _smoothed(cur)
-    return max(sum(c_i * math.log(c_i / r_i) for r_i, c_i in zip(r, c, strict=True)), 0.0)
+    return max(sum([c_i * math.log(c_i / r_i) for r_i, c_i in zip(r, c, strict=True)]), 0.0)
 
 
 def js_distance(reference: Counts, current: Counts) -> float:

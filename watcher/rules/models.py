@@ -322,6 +322,8 @@ class Rule(_Model):
 
     def override_for(self, group: Mapping[str, str]) -> Override | None:
         """The override whose group ``group`` includes (the first listed), or None."""
+        if not self.overrides and self.overrides_file is None:
+            return None  # most rules: asked per group per evaluation, a private attribute is slow
         return self._overrides.find(group) if self._overrides.entries else None
 
     def threshold_for(self, group: Mapping[str, str]) -> ThresholdSpec:
