@@ -12,7 +12,7 @@ from collections import Counter
 import duckdb
 import pytest
 
-from watcher.store.multiset import Sorted
+from watcher.store.multiset import Sorted, Tally
 
 FRACTIONS = (0.0, 0.01, 0.5, 0.9, 0.99, 0.999, 1.0)
 
@@ -26,12 +26,12 @@ def test_a_sliding_window_answers_duckdbs_quantile_cont() -> None:
 
     buckets = [bucket() for _ in range(60)]
     parts = [Sorted.of(bucket) for bucket in buckets]
-    window, width = Sorted.of({}), 12
+    window, width = Tally(Sorted.of({})), 12
     with duckdb.connect() as db:
         for newest, part in enumerate(parts):
-            window = window.plus(part)
+            window.add(part)
             if newest >= width:
-                window = window.minus(parts[newest - width])
+                window.take_off(parts[newest - width])
             inside = buckets[max(0, newest - width + 1) : newest + 1]
             rows = [value for counted in inside for value in counted.elements()]
             if not rows:
@@ -46,11 +46,13 @@ def test_a_sliding_window_answers_duckdbs_quantile_cont() -> None:
 
 def test_taking_off_every_bucket_leaves_an_empty_multiset() -> None:
     first, second = Sorted.of({1.5: 2, 3.0: 1}), Sorted.of({1.5: 1, 2.0: 4})
-    both = first.plus(second)
-    assert (both.values, both.counts) == ([1.5, 2.0, 3.0], [3, 4, 1])
-    assert (first.values, first.counts) == ([1.5, 3.0], [2, 1])  # never changed in place
-    empty = both.minus(first).minus(second)
-    assert (empty.values, empty.counts, empty.quantile(0.5)) == ([], [], None)
+    both = Tally(first)
+    both.add(second)
+    assert list(both.counted().items()) == [(1.5, 3), (2.0, 4), (3.0, 1)]
+    assert (first.values, first.counts) == ([1.5, 3.0], [2, 1])  # a bucket is never changed
+    both.take_off(first)
+    both.take_off(second)
+    assert (both.counted(), both.total, both.quantile(0.5)) == ({}, 0, None)
 
 
 def test_percentiles_from_partials_load_no_numpy() -> None:

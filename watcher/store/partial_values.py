@@ -12,8 +12,9 @@ its window cannot be answered from partials and is asked of the store directly.
 A series' partials are kept as one list per group, in the order of its ``Layout``: indexing a list
 instead of hashing each aggregate (a filter tree for ``CountWhere``) per bucket and per group was
 most of the cost of answering from partials. Everything but stats also comes off a sum exactly
-(integers; numeric values as a ``Sorted`` multiset), so a window moved on by one bucket is its
-previous sum plus the newest bucket minus the oldest (``Layout.slides``); stats' float sums are
+(integers; numeric values as a ``Tally`` of the buckets' ``Sorted`` multisets, changed in place),
+so a window moved on by one bucket is its previous sum plus the newest bucket minus the oldest
+(``Layout.slides``); stats' float sums are
 added up again in bucket order, so they stay those of summing the buckets.
 """
 
@@ -37,7 +38,7 @@ from watcher.query import (
     Values,
 )
 from watcher.query_documents import VALUES_LIMIT
-from watcher.store.multiset import Sorted
+from watcher.store.multiset import Sorted, Tally
 
 Part = list[Any]
 """One group's partials in one bucket (or summed over several), in the order of its ``Layout``."""
@@ -95,7 +96,7 @@ class Layout:
             elif kind == _STATS:
                 total[i] = _stats_sum(mine, theirs)
             elif kind == _SORTED:
-                total[i] = mine.plus(theirs)
+                mine.add(theirs)
             else:
                 for value, count in theirs.items():
                     mine[value] = mine.get(value, 0) + count
@@ -111,7 +112,7 @@ class Layout:
             elif kind == _BINS:
                 total[i] = [a - b for a, b in zip(mine, theirs, strict=True)]
             elif kind == _SORTED:
-                total[i] = mine.minus(theirs)
+                mine.take_off(theirs)
             elif kind == _VALUES:
                 for value, count in theirs.items():
                     left = mine[value] - count
@@ -121,8 +122,8 @@ class Layout:
                         del mine[value]
 
     def copy(self, part: Part) -> Part:
-        """A sum to add into, starting from ``part``."""
-        return [dict(value) if isinstance(value, dict) else value for value in part]
+        """A sum to add into, starting from ``part`` (which stays as it is)."""
+        return [_copied(value) for value in part]
 
     def empty(self) -> Part:
         return [_EMPTY[kind](aggregate) for kind, aggregate in zip(self.kinds, self.order, strict=True)]
@@ -131,6 +132,12 @@ class Layout:
         """Whether every partial is known (no ``Values`` past its limit)."""
         kinds = self.kinds
         return all(value is not None for kind, value in zip(kinds, total, strict=True) if kind >= _VALUES)
+
+
+def _copied(value: Any) -> Any:
+    if isinstance(value, dict):
+        return dict(value)
+    return Tally(value) if isinstance(value, Sorted) else value
 
 
 def _kind(aggregate: Aggregate) -> int:
@@ -148,7 +155,7 @@ _EMPTY: dict[int, Any] = {
     _BINS: lambda aggregate: [0] * (len(aggregate.edges) + 1),
     _STATS: lambda aggregate: {"sum": 0.0, "min": None, "max": None, "count": 0},
     _VALUES: lambda aggregate: {},
-    _SORTED: lambda aggregate: Sorted.of({}),
+    _SORTED: lambda aggregate: Tally(Sorted.of({})),
 }
 
 
@@ -174,10 +181,12 @@ def final(aggregate: Aggregate, value: Any) -> AggValue:
     if isinstance(aggregate, Stats):
         return _stats(value)
     if isinstance(aggregate, Percentiles):
-        multiset = value if isinstance(value, Sorted) else Sorted.of(value or {})
+        multiset = value if isinstance(value, Sorted | Tally) else Sorted.of(value or {})
         return {q: multiset.quantile(q / 100) for q in aggregate.qs}
+    if isinstance(value, Tally):
+        return value.counted()
     if isinstance(value, Sorted):
-        return {float(v): int(c) for v, c in zip(value.values, value.counts, strict=True)}
+        return dict(zip(value.values, value.counts, strict=True))
     counts: dict[Any, int] = {v: c for v, c in (value or {}).items() if c}
     if isinstance(aggregate, Cardinality):
         return len(counts)

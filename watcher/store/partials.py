@@ -90,6 +90,8 @@ class _Held:
     at later ticks, a catch-up's too."""
     answers_kept: int = 0
     """Answers kept by the last pruning: the next one waits until there are twice as many."""
+    limits: tuple[int, int] = (0, 0)
+    """Buckets and answers past which the series is pruned again (set by the last pruning)."""
 
     def __post_init__(self) -> None:
         self.runs = Runs(self.every)  # ``every``: the bucket length
@@ -165,6 +167,7 @@ class Partials:
         self.sketched: set[Series] = set()
         self.sketches = bool(getattr(store, "sketches", False))
         self.buckets_asked = 0  # buckets the store was asked for (tests and benches count them)
+        self.next_forget: datetime | None = None  # when unasked series are looked for next
         self.shapes: dict[tuple[object, ...], _Shape] = {}
         # One object per series: rules with equal filters (a ratio and its spike) make equal
         # series, and a map lookup with an equal but other object compares their filter trees.
@@ -354,19 +357,24 @@ class Partials:
 
     def _prune(self, plans: Sequence[_Plan]) -> None:
         """Keep each asked series' buckets inside the windows asked (and read ahead of them).
-        Amortised, not every tick: a series' buckets once they are twice those in use, its answers
-        once twice those kept last time (a spike's history windows stay)."""
-        keep: dict[Series, list[tuple[datetime, datetime]]] = {}
-        latest = None
-        for plan in plans:
-            window = plan.query.window
-            if plan.series is not None and plan.series in self.held:
-                keep.setdefault(plan.series, []).append((window.start, window.end + self.read_ahead))
-            if latest is None or window.end > latest:
-                latest = window.end
-        for series, spans in keep.items():
-            self._prune_series(self.held[series], spans)
-        if latest is not None:
+        Amortised: a series is pruned once its buckets are twice those in use or its answers twice
+        those kept last time (a spike's history windows stay); unasked series are looked for every
+        few minutes of the clock. Looking at every window asked at every tick cost more than the
+        answers."""
+        due = {
+            s for s, h in self.held.items() if len(h.buckets) > h.limits[0] or len(h.answers) > h.limits[1]
+        }
+        if due:
+            keep: dict[Series, list[tuple[datetime, datetime]]] = {}
+            for plan in plans:
+                if plan.series in due:
+                    window = plan.query.window
+                    keep.setdefault(plan.series, []).append((window.start, window.end + self.read_ahead))
+            for series, spans in keep.items():
+                _prune_series(self.held[series], spans)
+        latest = max((plan.query.window.end for plan in plans), default=None)
+        if latest is not None and (self.next_forget is None or latest >= self.next_forget):
+            self.next_forget = latest + FORGET_AFTER / 12
             for series in [
                 s for s, h in self.held.items() if latest - h.last_end > 3 * h.every + FORGET_AFTER
             ]:
@@ -378,19 +386,21 @@ class Partials:
             kept = [s for shape in self.shapes.values() for s in (shape.exact, shape.sketch) if s is not None]
             self.interned = {series: series for series in [*self.held, *kept]}
 
-    def _prune_series(self, held: _Held, spans: list[tuple[datetime, datetime]]) -> None:
-        # Answers apart from buckets: a 30-minute window every 5 s has 360 buckets, and as many
-        # answers kept until the buckets were pruned cost 60 MB with 1,000 rules.
-        size = held.every
-        longest = max(hi - lo for lo, hi in spans) // size
-        if len(held.buckets) > 2 * longest + 16:  # else fewer than twice those in use, surely
-            needed = sum((hi - lo) // size for lo, hi in merge_spans(spans))
-            if len(held.buckets) > 2 * needed + 16:
-                held.buckets = {s: v for s, v in held.buckets.items() if within(s, s, spans)}
-                held.runs = Runs.of(held.buckets, size)
-        if len(held.answers) > 2 * max(len(spans), held.answers_kept) + 4:
-            held.answers = {m: a for m, a in held.answers.items() if within(m[0], m[1], spans)}
-            held.answers_kept = len(held.answers)
+
+def _prune_series(held: _Held, spans: list[tuple[datetime, datetime]]) -> None:
+    # Answers apart from buckets: a 30-minute window every 5 s has 360 buckets, and as many
+    # answers kept until the buckets were pruned cost 60 MB with 1,000 rules.
+    size = held.every
+    buckets = 2 * sum((hi - lo) // size for lo, hi in merge_spans(spans)) + 16
+    if len(held.buckets) > buckets:
+        held.buckets = {s: v for s, v in held.buckets.items() if within(s, s, spans)}
+        held.runs = Runs.of(held.buckets, size)
+    answers = 2 * max(len(spans), held.answers_kept) + 4
+    if len(held.answers) > answers:
+        held.answers = {m: a for m, a in held.answers.items() if within(m[0], m[1], spans)}
+        held.answers_kept = len(held.answers)
+        answers = 2 * max(len(spans), held.answers_kept) + 4
+    held.limits = (buckets, answers)
 
 
 def _needed(query: Query, known: Mapping[str, QueryResult | None]) -> bool:
