@@ -273,7 +273,8 @@ class Engine:
         started = time.perf_counter()
         judged = share.queries if reads_absence(rule) else past_windows(share.queries, item.at - rule.delay)
         references = reference_windows(rule, item.at)  # judged one by one: _exclusions
-        judged = [query for query in judged if query.window not in references]
+        if references:
+            judged = [query for query in judged if query.window not in references]
         uncovered = None if errors_in(answers) else self._coverage.uncovered(rule.source, judged, rule.every)
         if uncovered is not None:  # before the first log line: never a fire, never a resolve
             groups = known.groups if rule.group_by else [{}]

@@ -58,8 +58,10 @@ def reference_of(rule: Rule) -> ReferenceSpec | None:
 def reference_windows(rule: Rule, at: datetime) -> list[Window]:
     """The rule's reference windows at ``at``, nearest first."""
     spec = reference_of(rule)
+    if spec is None:
+        return []
     window = rule_window(rule, at)
-    return [window.shifted(shift) for shift in spec.shifts()] if spec is not None else []
+    return [window.shifted(shift) for shift in spec.shifts()]
 
 
 def overlapping_incidents(

@@ -185,7 +185,8 @@ class StateStore(OutboxRows):
                         None if resolved is None else micros(resolved),
                     ),
                 )
-            self._db.executemany("DELETE FROM incidents WHERE fingerprint = ?", [(fp,) for fp in deletes])
+            if deletes:
+                self._db.executemany("DELETE FROM incidents WHERE fingerprint = ?", [(fp,) for fp in deletes])
             episodes.record(self._db, written)
             acks.undo_changed(self._db, written, deletes)
             self._db.executemany(

@@ -37,6 +37,7 @@ class Coverage:
         self._stores = stores
         self._gaps = gaps or {}
         self._since: dict[str, object] = {}
+        self._grid: dict[tuple[datetime, timedelta], datetime] = {}
 
     def uncovered(self, source: str, queries: Sequence[Query], every: timedelta) -> str | None:
         """Why ``queries`` (an evaluation's windows, references included) are not covered by the
@@ -55,7 +56,7 @@ class Coverage:
         if since is None:
             return "not enough data: the store holds no log lines yet"
         assert isinstance(since, datetime)
-        since = aligned(since, every)
+        since = self._aligned(since, every)
         if earliest < since:
             return (
                 f"not enough data: the window from {earliest:%Y-%m-%d %H:%M:%S} UTC reaches before the first "
@@ -67,7 +68,7 @@ class Coverage:
         """The reference windows (by position, 1 first) the source has no data for, with why."""
         since = self._first(source)
         if isinstance(since, datetime):
-            since = aligned(since, every)
+            since = self._aligned(since, every)
         found: dict[int, str] = {}
         for position, window in enumerate(windows, 1):
             if (gap := self._gap(source, window)) is not None:
@@ -76,6 +77,13 @@ class Coverage:
                 found[position] = "before the first log line (the store holds none yet)"
             elif isinstance(since, datetime) and window.start < since:
                 found[position] = f"before the first log line ({since:%Y-%m-%d %H:%M} UTC)"
+        return found
+
+    def _aligned(self, since: datetime, every: timedelta) -> datetime:
+        """``aligned(since, every)``, once per tick per interval (every evaluation asks)."""
+        key = (since, every)
+        if (found := self._grid.get(key)) is None:
+            found = self._grid[key] = aligned(since, every)
         return found
 
     def _gap(self, source: str, window: Window) -> str | None:
