@@ -248,10 +248,12 @@ class Partials:
     def _fetches(self, plans: Sequence[_Plan]) -> list[tuple[Series, Query]]:
         """One bucketed query per run of consecutive buckets not held, per series."""
         missing: dict[Series, set[datetime]] = {}
+        seen: set[tuple[Series, Window]] = set()  # rules sharing a series share windows
         for plan in plans:
             series, window = plan.series, plan.query.window
-            if series is None:
+            if series is None or (series, window) in seen:
                 continue
+            seen.add((series, window))
             held = self.held.get(series)
             if held is not None and held.runs.hold(window.start, window.end):
                 continue
