@@ -95,6 +95,14 @@ BAD_TIMESTAMPS: dict[str, tuple[Any, str]] = {
     "list": ([1], "timestamp must be a string or a number, got list"),
     "beyond year 9999": (10**21, "epoch timestamp out of range: 1000000000000000000000"),
     "not a number": (float("nan"), "epoch timestamp out of range: nan"),
+    "before year 1 in UTC": (
+        "0001-01-01T00:00:00+01:00",
+        "timestamp out of range in UTC: '0001-01-01T00:00:00+01:00'",
+    ),
+    "after year 9999 in UTC": (
+        "9999-12-31T23:30:00-01:00",
+        "timestamp out of range in UTC: '9999-12-31T23:30:00-01:00'",
+    ),
 }
 
 

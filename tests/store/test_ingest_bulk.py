@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from watcher.config.sources import TimeFormat
 from watcher.store.embedded import EmbeddedStore
@@ -168,3 +172,59 @@ def test_a_block_that_is_not_utf8_is_read_line_by_line(tmp_path: Path) -> None:
     assert told(report)["lines"] == (4, 2)
     assert told(report)["first"] == [("not_json", 2, "not JSON")]
     store.close()
+
+
+def _time_texts() -> st.SearchStrategy[Any]:
+    """What loggers put in a time field, well-formed or not: ISO times in several spellings and
+    offsets (years 1 to 9999, so some leave the range in UTC), epoch numbers, and junk."""
+    offsets = st.timedeltas(
+        min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)
+    )
+    moments = st.builds(
+        lambda moment, offset, sep, spec: moment.replace(tzinfo=timezone(offset)).isoformat(sep, spec),
+        st.one_of(
+            st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+            st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(1, 1, 2)),  # edges of the
+            st.datetimes(min_value=datetime(9999, 12, 31), max_value=datetime(9999, 12, 31, 23, 59)),  # range
+        ),
+        offsets,
+        st.sampled_from(["T", " "]),
+        st.sampled_from(["seconds", "milliseconds", "microseconds", "auto"]),
+    )
+    naive = st.datetimes().map(lambda moment: moment.isoformat())
+    numbers = st.one_of(st.integers(min_value=-(2**65), max_value=2**65), st.floats(allow_nan=False))
+    return st.one_of(moments, naive, numbers, st.text(max_size=30), st.none(), st.booleans())
+
+
+_LINES = st.lists(
+    st.one_of(
+        st.builds(lambda t, x: json.dumps({"@timestamp": t, "x": x}), _time_texts(), st.text(max_size=10)),
+        st.text(max_size=60),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=_LINES, time_format=st.sampled_from(["iso8601", "epoch_s", "epoch_ms"]))
+def test_fuzzed_lines_never_crash_and_both_readers_agree(
+    tmp_path: Path, lines: list[str], time_format: TimeFormat
+) -> None:
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    path = folder / "app.jsonl"
+    path.write_bytes(
+        "\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines).encode(
+            "utf-8", "surrogatepass"
+        )
+        + b"\n"
+    )
+    bulk = EmbeddedStore(folder / "bulk.duckdb", time_format=time_format)
+    python = EmbeddedStore(folder / "python.duckdb", time_format=time_format)
+    by_file = bulk.ingest_files([str(path)])
+    by_lines = python.ingest_lines(path.read_bytes().split(b"\n")[:-1])
+    assert told(by_file) == told(by_lines)
+    assert by_file.rows_stored + sum(by_file.skipped.values()) == by_file.lines_read
+    assert stored(bulk) == stored(python)
+    bulk.close()
+    python.close()

@@ -120,7 +120,12 @@ def parse_timestamp(value: Any, time_format: TimeFormat = "iso8601") -> datetime
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise TimestampError(f"not an ISO 8601 timestamp: {value!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise TimestampError(f"timestamp out of range in UTC: {value!r}") from None
 
 
 def _as_number(value: int | float | str) -> int | float | None:
