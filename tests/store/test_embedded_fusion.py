@@ -274,3 +274,28 @@ def test_one_bucket_asked_with_wider_windows_equals_the_contract(
         assert [key for key, _ in got] == [{**key, BUCKET: str(epoch_ms(start))} for key, _ in want], query
         for (_, values), (_, wanted) in zip(got, want, strict=True):
             assert close(values, wanted), (query, values, wanted)
+
+
+def test_a_window_holding_every_row_read_answers_as_the_contract(
+    world: tuple[EmbeddedStore, list[Any]],
+) -> None:
+    """Queries whose window holds every row the statement reads (their scope is then their
+    ``where`` alone), beside one whose narrower window must still be tested per row."""
+    store, docs = world
+    whole = Window(T0, T0 + SPAN)
+    aggregates: dict[str, Aggregate] = {
+        "h": Histogram("latency_ms", (10.0, 30.25, 99.5)),
+        "t": Terms("version", 3),
+        "v1": CountWhere(Eq("version", "v1")),
+        "m": Missing("f.age"),
+    }
+    queries = [
+        Query("all", whole, aggregates),
+        Query("errors", whole, aggregates, Range("status", gte=500), ("service",)),
+        Query("late", Window(T0 + SPAN / 2, T0 + SPAN), aggregates, group_by=("service",)),
+    ]
+    for query, result in zip(queries, store.evaluate(queries), strict=True):
+        got, want = as_pairs(result), expected(query, docs)
+        assert [key for key, _ in got] == [key for key, _ in want], query.id
+        for (_, values), (_, wanted) in zip(got, want, strict=True):
+            assert close(values, wanted), (query.id, values, wanted)

@@ -90,8 +90,10 @@ class Builder:
     """Collects the fields, scopes, parts and aggregates of a batch, each once, then renders
     the statement."""
 
-    def __init__(self, time_field: str = "@timestamp") -> None:
+    def __init__(self, time_field: str = "@timestamp", ranges: Sequence[Span] = ()) -> None:
         self.time_field = time_field
+        self.ranges = ranges
+        """The time ranges the statement reads (``merged_ranges`` of the batch's windows)."""
         self.params: dict[str, Any] = {}
         self._param_names: dict[tuple[type, Any], str] = {}
         self.text_fields: dict[str, int] = {}
@@ -166,10 +168,19 @@ class Builder:
         return constants
 
     def scope(self, query: Query) -> str:
-        start, end = (self.param(naive_utc(bound)) for bound in (query.window.start, query.window.end))
+        """The rows a query aggregates: its ``where`` in its window. A window holding every row the
+        statement reads (``ranges``) adds nothing to test: a drift rule's lone window scope is then
+        ``TRUE``, which DuckDB folds, so its ``CASE WHEN`` per feature is no work at all (~12 % of a
+        20-feature drift's CPU)."""
         where = self.predicate(query.where)
         if where != "TRUE":
             where = self.wheres.setdefault(where, f"w{len(self.wheres)}")
+        lo, hi = naive_utc(query.window.start), naive_utc(query.window.end)
+        start, end = self.param(lo), self.param(hi)
+        if all(lo <= first and last <= hi for first, last in self.ranges):
+            # Any window holding every row read bounds them alike (a cardinality's latest times).
+            self.bounds.setdefault(where, (start, end, where))
+            return where
         sql = f"(ts >= {start} AND ts < {end} AND {where})"
         name = self.scopes.setdefault(sql, f"m{len(self.scopes)}")
         self.bounds[name] = (start, end, where)
@@ -332,19 +343,22 @@ class FusedPlan:
 def compile_batch(queries: Sequence[Query], time_field: str = "@timestamp") -> FusedPlan:
     """Compile queries into one fused statement; invalid queries go to ``errors``. ``time_field``
     is the documents' field that ``ts`` holds (a sample sorted by it is sorted by ``ts``)."""
-    b = Builder(time_field)
-    planned, errors = [], {}
+    valid, errors = [], {}
     for query in queries:
         try:
             validate(query)
         except ValueError as exc:
             errors[query.id] = str(exc)
             continue
+        valid.append(query)
+    ranges = tuple(merged_ranges([query.window for query in valid]))
+    b = Builder(time_field, ranges)
+    planned = []
+    for query in valid:
         groups, labels = b.group_columns(query)
         scope = b.scope(query)
         decoders = {name: aggregate(b, groups, scope, agg) for name, agg in query.aggregates.items()}
         planned.append(Planned(query, groups, labels, aggregate(b, groups, scope, Count()), decoders))
-    ranges = tuple(merged_ranges([item.query.window for item in planned]))
     where = b.scan_filter(ranges)
     reader = RowReader(tuple(planned), tuple(b.parts.values()), b.aggregate_count, frozenset(b.samples))
     fields = tuple(name for name, index in b.text_fields.items() if index in b.textual)
