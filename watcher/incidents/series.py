@@ -10,6 +10,7 @@ Samples are JSON-ready (``[ISO-8601 time, float]``) because details are stored a
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ def recorded(
     if value is not None and math.isfinite(value):
         kept.append((at, float(value)))
     kept = kept[-MAX_SAMPLES:]
-    return {**dict(details), SERIES_KEY: [[moment.isoformat(), number] for moment, number in kept]}
+    return {**dict(details), SERIES_KEY: [[_iso(moment), number] for moment, number in kept]}
 
 
 def samples(details: Mapping[str, Any], key: str = SERIES_KEY) -> list[Sample]:
@@ -51,14 +52,30 @@ def samples(details: Mapping[str, Any], key: str = SERIES_KEY) -> list[Sample]:
 
 
 def _sample(entry: Any) -> Sample | None:
-    if not isinstance(entry, Sequence) or isinstance(entry, str) or len(entry) != 2:
+    # Exact types first: every step of a raised incident reads its whole series (up to
+    # MAX_SAMPLES entries), and the Sequence ABC check was most of it.
+    if type(entry) is not list and (not isinstance(entry, Sequence) or isinstance(entry, str)):
+        return None
+    if len(entry) != 2:
         return None
     moment, value = entry
     try:
-        at = moment if isinstance(moment, datetime) else datetime.fromisoformat(str(moment))
+        at = moment if isinstance(moment, datetime) else _parsed(str(moment))
         number = float(value)
     except (TypeError, ValueError):
         return None
     if at.tzinfo is None or not math.isfinite(number):
         return None
     return at, number
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> datetime:
+    """A sample's time, parsed once while it stays in the series (each step reads them all)."""
+    return datetime.fromisoformat(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(moment: datetime) -> str:
+    """A sample's time as written, formatted once while it stays in the series."""
+    return moment.isoformat()
