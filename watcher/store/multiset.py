@@ -33,6 +33,9 @@ class Sorted:
 
     @classmethod
     def of(cls, counted: Mapping[float, int]) -> Sorted:
+        if all(type(value) is float for value in counted):  # the stores' answers: distinct numbers
+            values = sorted(counted)
+            return cls(values, [int(counted[value]) for value in values])
         merged: dict[float, int] = {}
         for value, count in counted.items():
             number = float(value)

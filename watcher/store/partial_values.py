@@ -68,6 +68,7 @@ class Layout:
     def __init__(self, aggregates: Iterable[Aggregate]) -> None:
         self.order: tuple[Aggregate, ...] = tuple(sorted(set(aggregates), key=repr))
         self.index = {aggregate: i for i, aggregate in enumerate(self.order)}
+        self.named = {f"p{i}": i for i in range(len(self.order))}  # the store's names for them
         self.kinds = tuple(_kind(aggregate) for aggregate in self.order)
         self.slides = _STATS not in self.kinds
         """Whether a sum can lose a bucket exactly (every partial but stats' float sums)."""
@@ -78,7 +79,7 @@ class Layout:
         """A bucket's group as kept, from the store's values named ``p<index>``."""
         part: Part = [None] * len(self.order)
         for name, value in values.items():
-            index = int(name[1:])
+            index = self.named[name]
             part[index] = Sorted.of(value) if self.kinds[index] == _SORTED and value is not None else value
         return part
 

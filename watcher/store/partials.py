@@ -135,6 +135,8 @@ class _Plan:
     query: Query
     shape: _Shape
     series: Series | None = None
+    known: tuple[Group, ...] | None = None
+    """Its window's answer, when answered before (a spike's history): no bucket is looked at."""
 
     @property
     def sketch(self) -> float:
@@ -255,8 +257,10 @@ class Partials:
                 continue
             seen.add((series, window))
             held = self.held.get(series)
-            if held is not None and held.runs.hold(window.start, window.end):
-                continue
+            if held is not None:
+                plan.known = _known(held, plan)
+                if plan.known is not None or held.runs.hold(window.start, window.end):
+                    continue
             wanted = missing.setdefault(series, set())
             inside = bucket_starts(window.start, window.end, series.size)
             wanted.update(start for start in inside if held is None or start not in held.buckets)
@@ -321,11 +325,9 @@ class Partials:
         held = self.held[series]
         if query.window.end > held.last_end:
             held.last_end = query.window.end
-        memo = (query.window.start, query.window.end, plan.shape.names)
-        known = held.answers.get(memo)
-        # equal, not hashed: filters are shared
-        if known is not None and (known[0] is query.aggregates or known[0] == query.aggregates):
-            return QueryResult(query.id, known[1])
+        known = plan.known or _known(held, plan)  # the first may answer another's window
+        if known is not None:
+            return QueryResult(query.id, known)
         layout = held.layout
         totals = summed(held.sums, held.buckets, layout, query.window.start, plan.shape.count, series.size)
         if layout.limited and not all(layout.answerable(total) for total in totals.values()):
@@ -339,7 +341,7 @@ class Partials:
                 for name, agg in query.aggregates.items()
             ]
         groups = window_groups(query.group_by, totals, layout, named)
-        held.answers[memo] = (query.aggregates, groups)
+        held.answers[(query.window.start, query.window.end, plan.shape.names)] = (query.aggregates, groups)
         return QueryResult(query.id, groups)
 
     def _too_many(self, plan: _Plan) -> None:
@@ -403,6 +405,16 @@ def _prune_series(held: _Held, spans: list[tuple[datetime, datetime]]) -> None:
         held.answers_kept = len(held.answers)
         answers = 2 * max(len(spans), held.answers_kept) + 4
     held.limits = (buckets, answers)
+
+
+def _known(held: _Held, plan: _Plan) -> tuple[Group, ...] | None:
+    """The groups answered before for the plan's window and aggregates (equal, not hashed:
+    filters are shared), or None."""
+    window, aggregates = plan.query.window, plan.query.aggregates
+    known = held.answers.get((window.start, window.end, plan.shape.names))
+    if known is not None and (known[0] is aggregates or known[0] == aggregates):
+        return known[1]
+    return None
 
 
 def _needed(query: Query, known: Mapping[str, QueryResult | None]) -> bool:
