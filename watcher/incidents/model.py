@@ -148,6 +148,8 @@ def _plain(value: Any) -> Any:
     if kind is dict:
         return {key: _plain(item) for key, item in value.items()}
     if kind is list or kind is tuple:
+        if all(type(item) in _SCALARS for item in value):  # a series' [time, value] samples
+            return list(value)
         return [_plain(item) for item in value]
     if isinstance(value, Mapping):
         return {key: _plain(item) for key, item in value.items()}
