@@ -257,13 +257,15 @@ class Partials:
                 continue
             seen.add((series, window))
             held = self.held.get(series)
-            if held is not None:
+            if held is None:
+                gaps = [(window.start, window.end)]
+            else:
                 plan.known = _known(held, plan)
-                if plan.known is not None or held.runs.hold(window.start, window.end):
+                if plan.known is not None:
                     continue
-            wanted = missing.setdefault(series, set())
-            inside = bucket_starts(window.start, window.end, series.size)
-            wanted.update(start for start in inside if held is None or start not in held.buckets)
+                gaps = held.runs.gaps(window.start, window.end)
+            for first, end in gaps:  # at a steady tick, the newest bucket only
+                missing.setdefault(series, set()).update(bucket_starts(first, end, series.size))
         fetches: list[tuple[Series, Query]] = []
         for series, starts in missing.items():
             layout = self._layout(series)
