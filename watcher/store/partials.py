@@ -27,13 +27,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from watcher.query import (
     BUCKET,
     SKETCH_ERROR,
-    Aggregate,
     Group,
     Percentiles,
     Query,
@@ -41,106 +39,15 @@ from watcher.query import (
     Window,
 )
 from watcher.query_documents import VALUES_LIMIT
-from watcher.query_filters import Filter
 from watcher.store.base import LogStore
 from watcher.store.buckets import Runs, bucket_size, bucket_starts, from_ms, merge_spans, runs, within
-from watcher.store.partial_values import Finisher, Layout, Part, finisher, partial_of
-from watcher.store.window_sums import COUNT, Key, Sum, summed, window_groups
+from watcher.store.partial_plans import Held, Plan, Series, Shape
+from watcher.store.partial_values import Layout, Part, finisher, partial_of
+from watcher.store.window_sums import COUNT, Key, summed, window_groups
 
 log = logging.getLogger("watcher.store.partials")
 
 FORGET_AFTER = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class Series:
-    """What a bucket's partials depend on: the rows (``where``), the groups and the aggregates."""
-
-    where: Filter
-    group_by: tuple[str, ...]
-    aggregates: frozenset[Aggregate]
-    size: timedelta
-    hashed: int = field(default=0, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        # Hashed once: a series is a key of several maps per query and per tick, and a filter's
-        # hash walks its whole tree every time.
-        object.__setattr__(self, "hashed", hash((self.where, self.group_by, self.aggregates, self.size)))
-
-    def __hash__(self) -> int:
-        return self.hashed
-
-
-@dataclass
-class _Held:
-    """One series' buckets (start -> group key -> partials) and when it was last asked."""
-
-    every: timedelta
-    last_end: datetime
-    layout: Layout
-    buckets: dict[datetime, dict[Key, Part]] = field(default_factory=dict)
-    runs: Runs = field(init=False)
-    """Which buckets are held, as runs: whether a window's are all held, at a glance."""
-    sums: dict[int, Sum] = field(default_factory=dict)
-    """The latest window of each length (in buckets), summed: the next one slides from it."""
-    answers: dict[
-        tuple[datetime, datetime, tuple[str, ...]], tuple[Mapping[str, Aggregate], tuple[Group, ...]]
-    ] = field(default_factory=dict)
-    """Windows answered, by window and aggregates: a spike's earlier windows are answered again
-    at later ticks, a catch-up's too."""
-    answers_kept: int = 0
-    """Answers kept by the last pruning: the next one waits until there are twice as many."""
-    limits: tuple[int, int] = (0, 0)
-    """Buckets and answers past which the series is pruned again (set by the last pruning)."""
-
-    def __post_init__(self) -> None:
-        self.runs = Runs(self.every)  # ``every``: the bucket length
-
-
-class _Shape:
-    """A query's plan but for its window's times -- bucket length, buckets per window, series and
-    each aggregate's place in the partials -- worked out once and reused while the rule asks with
-    the same filter and aggregates. Making every query's series at every tick (each aggregate's
-    partial form, a filter tree hashed) was most of a backtest's Python time."""
-
-    __slots__ = ("aggregates", "count", "exact", "named", "names", "sketch", "where")
-
-    def __init__(self, query: Query, count: int = 0, exact: Series | None = None) -> None:
-        self.where, self.aggregates = query.where, query.aggregates
-        self.names = tuple(query.aggregates)
-        self.count = count
-        """Buckets in the window (from its start): listed only when needed, a 30-minute window
-        every 5 s has 360, and listing them for 1,000 rules was most of a live tick."""
-        self.exact = exact
-        """The series with exact values; None: the query is asked directly."""
-        self.sketch: Series | None = None  # its percentiles' sketch, once its values were too many
-        self.named: dict[Series, list[tuple[str, int, Finisher]]] = {}
-        """Per series answered from: each aggregate's name, place in a part and final step."""
-
-    def fits(self, query: Query) -> bool:
-        """Whether ``query`` asks what this shape was made for (its filter the same object)."""
-        if self.where is not query.where:
-            return False
-        if self.aggregates is not query.aggregates:
-            if self.aggregates != query.aggregates:
-                return False
-            self.aggregates = query.aggregates  # the other windows of this tick: the same mapping
-        return True
-
-
-@dataclass(slots=True)
-class _Plan:
-    """How one query is answered: from a series' buckets, or asked directly (``series`` None)."""
-
-    query: Query
-    shape: _Shape
-    series: Series | None = None
-    known: tuple[Group, ...] | None = None
-    """Its window's answer, when answered before (a spike's history): no bucket is looked at."""
-
-    @property
-    def sketch(self) -> float:
-        return SKETCH_ERROR if self.series is not self.shape.exact else 0.0
 
 
 class Partials:
@@ -161,7 +68,7 @@ class Partials:
         self.values_limit = values_limit
         self.read_ahead = read_ahead
         self.horizon = horizon
-        self.held: dict[Series, _Held] = {}
+        self.held: dict[Series, Held] = {}
         self.layouts: dict[Series, Layout] = {}
         self.direct: set[Series] = set()  # a bucket had too many distinct values: asked directly
         # Exact series whose numbers were too many: their percentiles come from a sketch, when
@@ -170,7 +77,7 @@ class Partials:
         self.sketches = bool(getattr(store, "sketches", False))
         self.buckets_asked = 0  # buckets the store was asked for (tests and benches count them)
         self.next_forget: datetime | None = None  # when unasked series are looked for next
-        self.shapes: dict[tuple[object, ...], _Shape] = {}
+        self.shapes: dict[tuple[object, ...], Shape] = {}
         # One object per series: rules with equal filters (a ratio and its spike) make equal
         # series, and a map lookup with an equal but other object compares their filter trees.
         self.interned: dict[Series, Series] = {}
@@ -211,18 +118,18 @@ class Partials:
 
     # ------------------------------------------------------------------ planning
 
-    def _plan(self, query: Query) -> _Plan:
+    def _plan(self, query: Query) -> Plan:
         shape = self._shape(query)
         exact = shape.exact
         if exact is None or (self.direct and exact in self.direct):
-            return _Plan(query, shape)
+            return Plan(query, shape)
         if not self.sketched or exact not in self.sketched:
-            return _Plan(query, shape, exact)
+            return Plan(query, shape, exact)
         if shape.sketch is None:
             shape.sketch = self._series(query, exact.size, SKETCH_ERROR)
-        return _Plan(query, shape, shape.sketch)
+        return Plan(query, shape, shape.sketch)
 
-    def _shape(self, query: Query) -> _Shape:
+    def _shape(self, query: Query) -> Shape:
         """The query's shape: made again only when its filter or aggregates changed."""
         window = query.window
         length = window.end - window.start
@@ -232,7 +139,7 @@ class Partials:
         if shape is not None and shape.fits(query):
             return shape
         size = bucket_size(query)
-        shape = self.shapes[key] = _Shape(query)
+        shape = self.shapes[key] = Shape(query)
         if size is None or (query.every is not None and query.every >= length and not self.read_ahead):
             return shape
         try:
@@ -247,7 +154,7 @@ class Partials:
         series = Series(query.where, query.group_by, frozenset(partial) | {COUNT}, size)
         return self.interned.setdefault(series, series)
 
-    def _fetches(self, plans: Sequence[_Plan]) -> list[tuple[Series, Query]]:
+    def _fetches(self, plans: Sequence[Plan]) -> list[tuple[Series, Query]]:
         """One bucketed query per run of consecutive buckets not held, per series."""
         missing: dict[Series, set[datetime]] = {}
         seen: set[tuple[Series, Window]] = set()  # rules sharing a series share windows
@@ -303,7 +210,7 @@ class Partials:
                 failed.setdefault(series, answer.error or "query failed")
                 continue
             layout = self._layout(series)
-            held = self.held.setdefault(series, _Held(series.size, query.window.end, layout))
+            held = self.held.setdefault(series, Held(series.size, query.window.end, layout))
             size, start = series.size, query.window.start
             fresh: dict[datetime, dict[Key, Part]] = {
                 start + k * size: {} for k in range((query.window.end - start) // size)
@@ -317,7 +224,7 @@ class Partials:
         return failed
 
     def _answer(
-        self, plan: _Plan, direct: dict[str, QueryResult], failed: dict[Series, str]
+        self, plan: Plan, direct: dict[str, QueryResult], failed: dict[Series, str]
     ) -> QueryResult | None:
         query, series = plan.query, plan.series
         if series is None:
@@ -346,7 +253,7 @@ class Partials:
         held.answers[(query.window.start, query.window.end, plan.shape.names)] = (query.aggregates, groups)
         return QueryResult(query.id, groups)
 
-    def _too_many(self, plan: _Plan) -> None:
+    def _too_many(self, plan: Plan) -> None:
         """A bucket of ``plan`` has more than its values limit: percentiles go to a sketch (the
         store permitting), else the query is asked directly from now on."""
         exact = plan.shape.exact
@@ -361,7 +268,7 @@ class Partials:
 
     # ------------------------------------------------------------------ memory
 
-    def _prune(self, plans: Sequence[_Plan]) -> None:
+    def _prune(self, plans: Sequence[Plan]) -> None:
         """Keep each asked series' buckets inside the windows asked (and read ahead of them).
         Amortised: a series is pruned once its buckets are twice those in use or its answers twice
         those kept last time (a spike's history windows stay); unasked series are looked for every
@@ -393,7 +300,7 @@ class Partials:
             self.interned = {series: series for series in [*self.held, *kept]}
 
 
-def _prune_series(held: _Held, spans: list[tuple[datetime, datetime]]) -> None:
+def _prune_series(held: Held, spans: list[tuple[datetime, datetime]]) -> None:
     # Answers apart from buckets: a 30-minute window every 5 s has 360 buckets, and as many
     # answers kept until the buckets were pruned cost 60 MB with 1,000 rules.
     size = held.every
@@ -409,7 +316,7 @@ def _prune_series(held: _Held, spans: list[tuple[datetime, datetime]]) -> None:
     held.limits = (buckets, answers)
 
 
-def _known(held: _Held, plan: _Plan) -> tuple[Group, ...] | None:
+def _known(held: Held, plan: Plan) -> tuple[Group, ...] | None:
     """The groups answered before for the plan's window and aggregates (equal, not hashed:
     filters are shared), or None."""
     window, aggregates = plan.query.window, plan.query.aggregates
