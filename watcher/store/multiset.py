@@ -96,11 +96,14 @@ class Tally:
 
     def _at(self, rank: int) -> float:
         """The value at ``rank`` (0-based, ascending): near the top (a p99) by walking down from
-        the largest value, else by a search of the running counts (summed in C)."""
+        the largest value, else by a search of the running counts (summed in C). Each step of the
+        walk passes at least one value; a step costs about four values summed, so the walk is
+        taken while the rank is within a quarter of the distinct values from the top: a p99 over
+        a window of mostly distinct latencies walks ~1 % of them instead of summing them all."""
         counts, seen = self.counts, self.total
         if self.values is None:
             self.values = sorted(counts)
-        if self.total - rank <= _WALK:
+        if self.total - rank <= _WALK or (self.total - rank) * 4 <= len(self.values):
             for value in reversed(self.values):
                 seen -= counts[value]
                 if seen <= rank:
