@@ -11,6 +11,8 @@ from collections import Counter
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watcher.store.multiset import Sorted, Tally
 
@@ -67,3 +69,33 @@ def test_percentiles_from_partials_load_no_numpy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["{99.0:", "120.0}", "False"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    buckets=st.lists(
+        st.dictionaries(st.integers(0, 40).map(float), st.integers(1, 3), max_size=12),
+        min_size=1,
+        max_size=40,
+    ),
+    width=st.integers(1, 8),
+    asked=st.lists(st.booleans(), min_size=40, max_size=40),
+)
+def test_a_window_slid_in_place_answers_as_one_summed_afresh(
+    buckets: list[dict[float, int]], width: int, asked: list[bool]
+) -> None:
+    """Values leaving the window and coming back, percentiles asked at some steps only: the window
+    changed in place answers as a multiset summed from its buckets afresh."""
+    parts = [Sorted.of(bucket) for bucket in buckets]
+    window = Tally(Sorted.of({}))
+    for newest, part in enumerate(parts):
+        window.add(part)
+        if newest >= width:
+            window.take_off(parts[newest - width])
+        afresh: Counter[float] = Counter()
+        for bucket in buckets[max(0, newest - width + 1) : newest + 1]:
+            afresh.update(bucket)
+        if asked[newest]:
+            expected = Sorted.of(afresh)
+            assert [window.quantile(f) for f in FRACTIONS] == [expected.quantile(f) for f in FRACTIONS]
+        assert window.counted() == dict(sorted(afresh.items()))
