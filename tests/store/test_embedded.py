@@ -430,20 +430,3 @@ def test_from_source_opens_the_configured_file(tmp_path: Path) -> None:
     assert store.ingest_lines(['{"ts": 1717243200, "a": 1}']).rows_stored == 1
     store.close()
     assert source.path.exists()
-
-
-def test_the_daemons_store_reads_and_writes_a_file_of_the_one_off_store(tmp_path: Path) -> None:
-    """``from_source`` attaches the file with smaller row groups (``LIVE_ROW_GROUP``): a store
-    written before (or by a backtest) opens with its rows and answers, and its own rows are read
-    back by a plain store; a quote in the path is no SQL."""
-    path = tmp_path / "it's" / "logs.duckdb"
-    filled(path).close()
-    daemons = from_source(EmbeddedSource(store="embedded", path=path, time_field="@timestamp"))
-    assert daemons.time_range() == (T0, WINDOW.end)
-    assert one(daemons, Count(), Eq("service", "api")) == 4
-    late = {"@timestamp": (WINDOW.end + timedelta(seconds=1)).isoformat(), **LATE}
-    assert daemons.ingest_lines([json.dumps(late)]).rows_stored == 1
-    daemons.close()
-    plain = EmbeddedStore(path)
-    assert plain.row_count() == len(DOCS) + 2
-    plain.close()

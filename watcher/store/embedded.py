@@ -48,8 +48,6 @@ CREATE TABLE IF NOT EXISTS ingest_cursors (
 ALTER TABLE ingest_cursors ADD COLUMN IF NOT EXISTS line BIGINT DEFAULT 0;
 """
 _T = TypeVar("_T")
-_Config = dict[str, str | bool | int | float | list[str]]
-"""A DuckDB connection's configuration, as ``duckdb.connect`` types it."""
 READ_CHUNK = 8 * 1024 * 1024
 """Bytes of a file stored and committed at a time by a one-off load (a backtest, ``watcher
 ingest``): 518k lines (139 MB) took 3.7 s of CPU and 221 MB of RSS with 8 MB chunks, 5.5 s and
@@ -61,14 +59,6 @@ LIVE_READ_CHUNK = 1024 * 1024
 a backlog at start meets the limit, and that start peak is the daemon's high-water mark. The bulk
 ingest took a 4.9 MB backlog up by 51 MB in 4 MB chunks, by 39 MB in 1 MB chunks (0.17 -> 0.19 s
 CPU once)."""
-LIVE_ROW_GROUP = 61_440
-"""Rows per row group of the daemon's store (``from_source``; DuckDB's default is 122,880). A
-checkpoint compresses the row group being filled, rewriting what earlier checkpoints wrote of it,
-and its whole uncompressed text is then in memory at once: with DuckDB's default, a 49 MB backlog
-(182k lines, 11 field columns) peaked at +94 MB of RSS at the checkpoint after the first group
-filled, +54 MB with half as many rows (the Python reader of 6fe42ba: +93 MB); 80 MB: +170 -> +66
-MB. Without field columns, 49 MB: +51 -> +68 MB (the checkpoints fall elsewhere), 80 MB: +133 ->
-+85 MB. Smaller groups (30,720) did no better."""
 
 
 class EmbeddedStore:
@@ -92,7 +82,6 @@ class EmbeddedStore:
         field_columns: int = FIELD_COLUMNS,
         time_format: TimeFormat = "iso8601",
         rejections: RejectionLog | None = None,
-        row_group_size: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.time_field = time_field
@@ -105,9 +94,9 @@ class EmbeddedStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One thread by default: a tick's fused scan is small, and each DuckDB thread keeps its own
         # buffers (about 10 MB of RSS per thread with 1,000 rules).
-        config: _Config = {"threads": threads, "memory_limit": memory_limit}
-        self._con: duckdb.DuckDBPyConnection | None = _connect(self.path, config, row_group_size)
-        self._use = "USE store; " if row_group_size else ""  # each cursor starts in the default database
+        self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(
+            str(self.path), config={"threads": threads, "memory_limit": memory_limit}
+        )
         self._con.execute(_SCHEMA + FIELD_COLUMNS_SCHEMA)
         self._fields = FieldColumns(field_columns)
         self._first: tuple[datetime | None] | None = None  # first_time's answer until rows change
@@ -293,21 +282,7 @@ class EmbeddedStore:
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             raise StoreError(f"embedded store {self.path} is closed")
-        cur = self._con.cursor()
-        if self._use:
-            cur.execute(self._use)
-        return cur
-
-
-def _connect(path: Path, config: _Config, row_group_size: int | None) -> duckdb.DuckDBPyConnection:
-    """A connection to the store's file; with ``row_group_size`` the file is attached as ``store``
-    with that many rows per row group (DuckDB sets it per attachment, not per connection)."""
-    if row_group_size is None:
-        return duckdb.connect(str(path), config=config)
-    con = duckdb.connect(":memory:", config=config)
-    quoted = str(path).replace("'", "''")
-    con.execute(f"ATTACH '{quoted}' AS store (ROW_GROUP_SIZE {int(row_group_size)}); USE store")
-    return con
+        return self._con.cursor()
 
 
 def from_source(source: EmbeddedSource) -> EmbeddedStore:
@@ -321,7 +296,6 @@ def from_source(source: EmbeddedSource) -> EmbeddedStore:
         time_format=source.time_format,
         rejections=RejectionLog(),
         read_chunk=LIVE_READ_CHUNK,
-        row_group_size=LIVE_ROW_GROUP,
     )
 
 
