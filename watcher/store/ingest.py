@@ -32,7 +32,7 @@ EXPIRED_DETAIL = "older than the retention"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMERIC = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
-_MICROS_PER_UNIT = {"epoch_s": 1_000_000, "epoch_ms": 1_000}
+MICROS_PER_UNIT = {"epoch_s": 1_000_000, "epoch_ms": 1_000}
 FIELDS_SEEN_MAX = 30
 HEAD_BYTES = 256
 """How much of a file's start is fingerprinted to tell a rotated file from the one we read."""
@@ -110,11 +110,11 @@ def parse_timestamp(value: Any, time_format: TimeFormat = "iso8601") -> datetime
         raise TimestampError(f"timestamp must be a string or a number, got {type(value).__name__}")
     number = _as_number(value)
     if number is not None:
-        if time_format not in _MICROS_PER_UNIT:
+        if time_format not in MICROS_PER_UNIT:
             raise AmbiguousTimestampError(
                 f"numeric timestamp {value!r} has no unit: set time_format: epoch_s or epoch_ms on the source"
             )
-        return _from_epoch(number, _MICROS_PER_UNIT[time_format])
+        return _from_epoch(number, MICROS_PER_UNIT[time_format])
     assert isinstance(value, str)
     try:
         parsed = datetime.fromisoformat(value)

@@ -30,6 +30,7 @@ from watcher.store.field_columns import FieldColumn
 from watcher.store.ingest import (
     EXPIRED,
     EXPIRED_DETAIL,
+    MICROS_PER_UNIT,
     NOT_JSON,
     IngestReport,
     LineReader,
@@ -50,7 +51,6 @@ _ISO = (
 """The timestamps read in bulk (DuckDB's ``TIMESTAMPTZ`` cast in UTC); ``datetime.fromisoformat``
 reads each the same way. Others (``2024-06-01T12:00``, a week date, a comma before the fraction,
 ...) are read by Python."""
-_MICROS_PER_UNIT = {"epoch_s": 1_000_000, "epoch_ms": 1_000}
 _LOW = epoch_micros(datetime(1900, 1, 1, tzinfo=UTC))
 _HIGH = epoch_micros(datetime(9999, 1, 1, tzinfo=UTC))
 """Times read in bulk lie in these years: no calendar reform, no overflow at 9999 with an offset."""
@@ -134,7 +134,7 @@ def classify_sql(reader: LineReader) -> str:
     escaped = "\\" if any(c in key for c in '"\\/') or not key.isprintable() else "\\u"
     strict = f"NOT regexp_matches(line, {_sql_text(refused)}) AND json_valid(line)"
     once = f"len(list_filter(json_keys(line), lambda k: k = {_sql_text(key)})) = 1"
-    unit = _MICROS_PER_UNIT.get(reader.time_format)
+    unit = MICROS_PER_UNIT.get(reader.time_format)
     # Numbers are Python's to refuse without a unit: then only strings, extracted as text.
     extract = "json_extract_string" if unit is None else "json_extract"
     value = (  # CASE, not AND or OR: DuckDB evaluates every operand of those, json_keys needs JSON
