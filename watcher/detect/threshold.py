@@ -16,6 +16,7 @@ from watcher.detect.groups import failed, groups_with_known
 from watcher.detect.signal import describe, signal_aggregates, signal_count, signal_value
 from watcher.query import AggValue, Query, QueryResult
 from watcher.rules.models import Rule
+from watcher.rules.thresholds import Severity, Side, ThresholdSpec
 
 
 def queries(rule: Rule, at: datetime) -> list[Query]:
@@ -35,37 +36,60 @@ def evaluate(
     findings = []
     name = describe(rule.signal)
     for group, values in groups_with_known(result, known_groups):
-        count = signal_count(values)
-        if count < rule.min_events:
-            reason = f"not enough data: {count} < min_events {rule.min_events}"
-            findings.append(Finding(rule.name, group, Status.NO_DATA, reason=reason))
-            continue
-        value = signal_value(rule.signal, values)
+        count, value, spec, crossed = _reading(rule, group, values)
         if value is None:
-            reason = f"{name} is undefined over {count} documents"
+            if count < rule.min_events:
+                reason = f"not enough data: {count} < min_events {rule.min_events}"
+            else:
+                reason = f"{name} is undefined over {count} documents"
             findings.append(Finding(rule.name, group, Status.NO_DATA, reason=reason))
             continue
-        findings.append(_judge(rule, group, value, count, name))
+        assert spec is not None
+        findings.append(_judge(rule, group, name, count, value, spec, crossed))
     return findings
 
 
 def alerts(rule: Rule, group: Mapping[str, str], values: Mapping[str, AggValue]) -> bool:
     """Whether ``evaluate`` finds this group of the answer alerting: the condition on which the
-    store is asked for the alert's evidence (``watcher.detect.evidence``)."""
+    store is asked for the alert's evidence (``watcher.detect.evidence``). Both read the group
+    through ``_reading``, so they cannot disagree."""
     assert rule.threshold is not None
-    if signal_count(values) < rule.min_events:
-        return False
+    return _reading(rule, group, values)[3] is not None
+
+
+Crossed = tuple[Severity, float, Side]
+"""The most severe level a value crosses: (level, its bound, side)."""
+
+
+def _reading(
+    rule: Rule, group: Mapping[str, str], values: Mapping[str, AggValue]
+) -> tuple[int, float | None, ThresholdSpec | None, Crossed | None]:
+    """One group's answer judged once: (documents, signal value, the bounds that judge the group,
+    the level crossed). The value is None, and nothing else is computed, when there are fewer than
+    ``min_events`` documents or the signal is undefined over them; crossed is None within bounds."""
+    count = signal_count(values)
+    if count < rule.min_events:
+        return count, None, None, None
     value = signal_value(rule.signal, values)
-    return value is not None and rule.threshold_for(group).crossed(value, rule.severity) is not None
-
-
-def _judge(rule: Rule, group: Mapping[str, str], value: float, count: int, name: str) -> Finding:
+    if value is None:
+        return count, None, None, None
     spec = rule.threshold_for(group)
+    return count, value, spec, spec.crossed(value, rule.severity)
+
+
+def _judge(
+    rule: Rule,
+    group: Mapping[str, str],
+    name: str,
+    count: int,
+    value: float,
+    spec: ThresholdSpec,
+    crossed: Crossed | None,
+) -> Finding:
     details: dict[str, Any] = {"signal": name, "events": count}
     override = rule.override_for(group)
     if override is not None:
         details["override"] = dict(override.group)
-    crossed = spec.crossed(value, rule.severity)
     if crossed is None:
         reason = f"{name} {value:g} within bounds"
         bound = spec.alert_bound(rule.severity)
