@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
+from tests.rules.conftest import MistakesCheck
 from watcher.config import Config
-from watcher.rules.loader import load_config, load_rules
+from watcher.rules.loader import load_rules
 
 TESTDATA = Path(__file__).parent / "testdata" / "levels"
 GOOD = "rule.good-levels-and-overrides.yaml"
@@ -45,19 +44,8 @@ MISTAKES = {
 }
 
 
-@pytest.fixture
-def config(monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.chdir(TESTDATA)  # so paths, and the messages naming them, are short and exact
-    return load_config(Path("watcher.yaml"), environ={})
-
-
-def test_every_mistake_is_reported_alone_at_its_position(config: Config) -> None:
-    fixtures = sorted(path.name for path in TESTDATA.glob("rule.*.yaml") if path.name != GOOD)
-    loaded = {name: load_rules([Path(name)], config) for name in fixtures}
-
-    reported = {name: [str(error) for error in ruleset.errors] for name, ruleset in loaded.items()}
-    assert reported == {name: [f"{name}:{expected}"] for name, expected in sorted(MISTAKES.items())}
-    assert [rule.name for ruleset in loaded.values() for rule in ruleset.rules] == []
+def test_every_mistake_is_reported_alone_at_its_position(one_mistake_per_file: MistakesCheck) -> None:
+    one_mistake_per_file(MISTAKES, GOOD)
 
 
 def test_levels_inline_overrides_and_an_overrides_file_load(config: Config) -> None:

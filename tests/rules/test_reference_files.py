@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
+from tests.rules.conftest import MistakesCheck
 from watcher.config import Config
-from watcher.rules.loader import load_config, load_rules
+from watcher.rules.loader import load_rules
 
 TESTDATA = Path(__file__).parent / "testdata" / "references"
 GOOD = "rule.good-references.yaml"
@@ -27,19 +26,8 @@ RULE_MISTAKES = {
 }
 
 
-@pytest.fixture
-def config(monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.chdir(TESTDATA)  # so the messages name the files shortly
-    return load_config(Path("watcher.yaml"), environ={})
-
-
-def test_every_rule_mistake_is_reported_alone_at_its_position(config: Config) -> None:
-    fixtures = sorted(path.name for path in TESTDATA.glob("rule.*.yaml") if path.name != GOOD)
-    loaded = {name: load_rules([Path(name)], config) for name in fixtures}
-
-    reported = {name: [str(error) for error in ruleset.errors] for name, ruleset in loaded.items()}
-    assert reported == {name: [f"{name}:{expected}"] for name, expected in sorted(RULE_MISTAKES.items())}
-    assert [rule.name for ruleset in loaded.values() for rule in ruleset.rules] == []
+def test_every_rule_mistake_is_reported_alone_at_its_position(one_mistake_per_file: MistakesCheck) -> None:
+    one_mistake_per_file(RULE_MISTAKES, GOOD)
 
 
 def test_references_and_gaps_load(config: Config) -> None:

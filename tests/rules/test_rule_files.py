@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from watcher.config import Config
-from watcher.rules.loader import load_config, load_rules
+from watcher.rules.loader import load_rules
 
 TESTDATA = Path(__file__).parent / "testdata"
 
@@ -86,12 +86,6 @@ MISTAKES = {
 }
 # Files whose mistake is outside their (valid) rules: those rules still load.
 STILL_LOADED = {"rule.rule-not-a-mapping.yaml": ["fine"], "rule.key-next-to-rules.yaml": ["fine"]}
-
-
-@pytest.fixture
-def config(monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.chdir(TESTDATA)  # so paths, and the messages naming them, are short and exact
-    return load_config(Path("watcher.yaml"), environ={})
 
 
 @pytest.mark.parametrize(("name", "expected"), MISTAKES.items(), ids=list(MISTAKES))
