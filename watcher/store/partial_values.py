@@ -12,7 +12,7 @@ its window cannot be answered from partials and is asked of the store directly.
 A series' partials are kept as one list per group, in the order of its ``Layout``: indexing a list
 instead of hashing each aggregate (a filter tree for ``CountWhere``) per bucket and per group was
 most of the cost of answering from partials. Everything but stats also comes off a sum exactly
-(integers; numeric values as a ``Tally`` of the buckets' ``Sorted`` multisets, changed in place),
+(integers; numeric values as a ``Tally`` holding the buckets' ``Sorted`` multisets),
 so a window moved on by one bucket is its previous sum plus the newest bucket minus the oldest
 (``Layout.slides``); stats' float sums are
 added up again in bucket order, so they stay those of summing the buckets.
