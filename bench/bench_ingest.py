@@ -2,11 +2,15 @@
 another checkout of watcher (the code before a change).
 
     .venv/bin/python bench/bench_ingest.py [--log FILE | --days 3 --keep 0.4] [--baseline DIR] [--repeat 1]
+        [--daemon]
 
 Without ``--log`` it writes ``bench_backtest.py``'s 3 days of logs (517,967 lines, 139 MB). Each
 run is its own process (this tree, then ``--baseline``'s, alternately): it prints the ingest's
 wall time, CPU seconds (every thread of the process), peak RSS before and after, the rows stored,
 the lines skipped, and whether both stores hold the same rows (timestamp and document).
+``--daemon`` opens the store as the daemon does (``from_source``: 1 MB chunks, smaller row groups),
+whose peak is the daemon's high-water mark after a restart with a backlog: a 49 MB backlog
+(``--log`` of the first 49 MB of the default log) must stay within ~70 MB over the start.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(log: Path, db: Path) -> dict[str, object]:
+def run(log: Path, db: Path, daemon: bool) -> dict[str, object]:
     """Ingest ``log`` into a new store at ``db`` in this process (the ``watcher`` on sys.path)."""
-    from watcher.store.embedded import EmbeddedStore
+    from watcher.config import EmbeddedSource
+    from watcher.store.embedded import EmbeddedStore, from_source
 
-    store = EmbeddedStore(db)
+    store = from_source(EmbeddedSource(store="embedded", path=db)) if daemon else EmbeddedStore(db)
+    if daemon:
+        store.keep_columns([_rules_fields()])  # a daemon's store has the columns its rules read
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started, cpu = time.perf_counter(), time.process_time()
     report = store.ingest_files([str(log)])
@@ -52,6 +59,23 @@ def run(log: Path, db: Path) -> dict[str, object]:
     }
 
 
+def _rules_fields() -> object:
+    """One query reading what bench_daemon_memory's rules read (texts and numbers)."""
+    from datetime import UTC, datetime, timedelta
+
+    from watcher.query import Percentiles, Query, Stats, Window
+    from watcher.query_filters import Eq
+
+    end = datetime.now(UTC)
+    return Query(
+        "fields",
+        Window(end - timedelta(hours=1), end),
+        {"p": Percentiles("latency_ms", (99.0,)), "s": Stats("status")},
+        Eq("service", "prediction-api"),
+        ("endpoint", "model_version", "client_id"),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -61,10 +85,11 @@ def main() -> None:
     parser.add_argument("--keep", type=float, default=0.4)
     parser.add_argument("--baseline", type=Path, help="another watcher checkout to compare with")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--daemon", action="store_true", help="open the store as the daemon does")
     parser.add_argument("--run", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        print(json.dumps(run(*args.run)))
+        print(json.dumps(run(*args.run, args.daemon)))
         return
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         log = args.log
@@ -80,7 +105,8 @@ def main() -> None:
             for name, tree in trees.items():
                 db = Path(tmp) / f"{name.replace(' ', '-')}-{attempt}.duckdb"
                 env = os.environ | {"PYTHONPATH": str(tree)}
-                command = [sys.executable, __file__, "--run", str(log), str(db)]
+                daemon = ["--daemon"] if args.daemon else []
+                command = [sys.executable, __file__, "--run", str(log), str(db), *daemon]
                 out = subprocess.run(command, check=True, capture_output=True, env=env, text=True).stdout
                 f = json.loads(out)
                 figures[name].append(f)

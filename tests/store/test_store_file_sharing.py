@@ -1,0 +1,70 @@
+"""One store file opened several times in one process: the daemon's store attaches its file with
+smaller row groups (``LIVE_ROW_GROUP``, which bounds a restart backlog's peak of memory), and two
+daemons on one data folder, or a daemon and a one-off store, still share the file."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from watcher.config import EmbeddedSource
+from watcher.store.embedded import LIVE_ROW_GROUP, EmbeddedStore, from_source
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def lines(count: int, start: int = 0) -> list[str]:
+    return [
+        json.dumps({"@timestamp": (T0 + timedelta(milliseconds=i)).isoformat(), "service": "api", "n": i})
+        for i in range(start, start + count)
+    ]
+
+
+def daemons_store(path: Path) -> EmbeddedStore:
+    return from_source(EmbeddedSource(store="embedded", path=path))
+
+
+def row_groups(path: Path) -> int:
+    """How many row groups the closed store file's ``logs`` table has."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        row = con.execute("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('logs')").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_two_daemons_and_a_one_off_store_share_one_file_in_one_process(tmp_path: Path) -> None:
+    """Attaching the file twice from two DuckDB databases fails ('Unique file handle conflict'):
+    every store of one file, however its path is spelled, uses the process's one database of it."""
+    path = tmp_path / "data" / "logs.duckdb"
+    first = daemons_store(path)
+    second = daemons_store(tmp_path / "data" / ".." / "data" / "logs.duckdb")
+    one_off = EmbeddedStore(path)
+    assert first.ingest_lines(lines(3)).rows_stored == 3
+    assert (second.row_count(), one_off.row_count()) == (3, 3)
+    first.close()  # the others keep the file open
+    assert second.ingest_lines(lines(2, start=3)).rows_stored == 2
+    assert one_off.row_count() == 5
+    second.close()
+    one_off.close()
+    reopened = daemons_store(path)  # the file was closed with the last store: it opens again
+    assert reopened.time_range() == (T0, T0 + timedelta(milliseconds=4))
+    reopened.close()
+
+
+def test_a_backlog_fills_the_daemons_store_in_smaller_row_groups(tmp_path: Path) -> None:
+    """A checkpoint compresses a whole row group at once, and a restart's backlog meets it: the
+    daemon's store keeps half DuckDB's default rows per group, a one-off store the default; each
+    reads the other's file with every row."""
+    backlog = tmp_path / "backlog.jsonl"
+    backlog.write_text("\n".join(lines(LIVE_ROW_GROUP + 1000)) + "\n")
+    daemons, one_off = tmp_path / "daemon.duckdb", tmp_path / "one-off.duckdb"
+    for store in (daemons_store(daemons), EmbeddedStore(one_off)):
+        assert store.ingest_files([str(backlog)]).rows_stored == LIVE_ROW_GROUP + 1000
+        store.close()
+    assert (row_groups(daemons), row_groups(one_off)) == (2, 1)
+    for path, store in ((daemons, EmbeddedStore(daemons)), (one_off, daemons_store(one_off))):
+        assert store.row_count() == LIVE_ROW_GROUP + 1000, path
+        store.close()
