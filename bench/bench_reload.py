@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_reload.py [--rules 1000] [--polls 50]
 
 The poll (``FileWatch.changed``) runs every ``reload.interval`` (2s by default) whatever happens;
-a reload (load every file + ``merge``) only runs after an edit. Prints the time of each, the share
-of one core the poll costs at the default interval, and the peak RSS of this process.
+a reload (load every file + ``merge``) only runs after an edit, followed by the check of the rules'
+annotations and template overrides (``rule_errors``, also run at start). Prints the time of each,
+the share of one core the poll costs at the default interval, and the peak RSS of this process.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from watcher.config import Config, EmbeddedSource  # noqa: E402
 from watcher.rules.loader import load_rules  # noqa: E402
 from watcher.rules.reload import merge  # noqa: E402
 from watcher.rules.watch import FileWatch  # noqa: E402
+from watcher.template_errors import rule_errors  # noqa: E402
+from watcher.templates import Templates  # noqa: E402
 
 DEFAULT_INTERVAL = 2.0
 
@@ -64,6 +67,11 @@ def main() -> None:
         changes = merge(running, first.files, load_rules([folder], config))
         reload = time.perf_counter() - started
 
+        templates = Templates(config.templates, changes.rules, config.sources)
+        started, cpu = time.perf_counter(), time.process_time()
+        assert not rule_errors(templates, changes.rules, changes.files)
+        checked = time.perf_counter() - started, time.process_time() - cpu
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"rule files                 {args.rules}")
     print(
@@ -72,6 +80,7 @@ def main() -> None:
     print(f"edit seen on looks         {seen} (reported once settled)")
     print(f"initial load               {load:.2f} s")
     print(f"reload after one edit      {reload:.2f} s  ({changes.summary()})")
+    print(f"template check             {checked[0]:.2f} s  ({checked[1]:.2f} s CPU)")
     print(f"peak RSS                   {peak:.0f} MB")
 
 

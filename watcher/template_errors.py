@@ -15,6 +15,7 @@ rule runs (rendering never blocks a notification), and the mistake is logged and
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cache
 from pathlib import Path
 
 from jinja2 import Environment, TemplateSyntaxError, nodes
@@ -40,18 +41,26 @@ def template_errors(config: Config, config_path: Path, ruleset: RuleSet) -> list
 
 def rule_errors(templates: Templates, rules: Iterable[Rule], files: Mapping[str, Path]) -> list[LoadError]:
     """The mistakes in ``rules``' annotations and template overrides, at their place in the file
-    (which is only read again for a rule that has one)."""
+    (which is only read again for a rule that has one). Each distinct annotation and template is
+    checked once: 1,000 rules mostly share a few (the check compiles each, ~1 ms)."""
+
+    @cache
+    def annotation(key: str, source: str) -> list[TemplateProblem]:
+        return templates.check_annotation(key, source) + sandbox_refusals(key, source)
+
+    @cache
+    def template(name: str) -> list[TemplateProblem]:
+        return templates.check([name])
+
+    positions = cache(_positions)  # a file of many rules with one mistake each is parsed once
     errors: list[LoadError] = []
     for rule in rules:
-        annotations = {
-            key: templates.check_annotation(key, source) + sandbox_refusals(key, source)
-            for key, source in rule.annotations.items()
-        }
-        overrides = [name for name in rule.templates.values() if templates.check([name])]
+        annotations = {key: annotation(key, source) for key, source in rule.annotations.items()}
+        overrides = [name for name in rule.templates.values() if template(name)]
         if not overrides and not any(annotations.values()):
             continue
         path = files[rule.name]
-        located = _positions(path)
+        located = positions(path)
         root = _rule_root(located, rule.name)
         for key, problems in annotations.items():
             mark = _mark(located, (*root, "annotations", key))
