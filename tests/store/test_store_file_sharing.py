@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from watcher.config import EmbeddedSource
 from watcher.store.embedded import LIVE_ROW_GROUP, EmbeddedStore, from_source
@@ -68,3 +69,18 @@ def test_a_backlog_fills_the_daemons_store_in_smaller_row_groups(tmp_path: Path)
     for path, store in ((daemons, EmbeddedStore(daemons)), (one_off, daemons_store(one_off))):
         assert store.row_count() == LIVE_ROW_GROUP + 1000, path
         store.close()
+
+
+def test_a_store_spills_next_to_its_file_not_into_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where DuckDB writes what does not fit its memory limit: next to the file, as a plain
+    ``duckdb.connect(path)`` does, not ``./.tmp`` of the daemon's working folder (which may be
+    read-only under systemd), though the file is attached to an in-memory database."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "data" / "logs.duckdb"
+    store = daemons_store(path)
+    with store._cursor() as cur:  # the setting has no public reader: ask the store's own DuckDB
+        row = cur.execute("SELECT current_setting('temp_directory')").fetchone()
+    store.close()
+    assert row == (f"{path}.tmp",)

@@ -322,7 +322,8 @@ def _connect(path: Path, config: _Config, row_group_size: int | None) -> duckdb.
     detached, so every cursor reads and writes ``store``."""
     file = path.resolve()
     name = hashlib.sha256(str(file).encode()).hexdigest()[:24]
-    con = duckdb.connect(f":memory:watcher-{name}", config=config)
+    spill = {"temp_directory": f"{file}.tmp"}  # where duckdb.connect(path) spills; in-memory: ./.tmp
+    con = duckdb.connect(f":memory:watcher-{name}", config=config | spill)
     options = f" (ROW_GROUP_SIZE {int(row_group_size)})" if row_group_size else ""
     quoted = str(file).replace("'", "''")
     try:
