@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from watcher.incidents.model import Event, Incident
+from watcher.incidents.model import Event, Incident, json_default
 from watcher.notify.base import Notification
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -31,19 +31,7 @@ def span_micros(span: timedelta) -> int:
 
 
 def dumps(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    """Detector details may hold numpy scalars or datetimes; anything else is kept as text rather
-    than failing the tick's transaction."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    return str(value)
+    return json.dumps(data, separators=(",", ":"), default=json_default)
 
 
 def notification_to_json(notification: Notification) -> dict[str, Any]:

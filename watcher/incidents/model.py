@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -97,6 +98,34 @@ class Incident:
     def evolve(self, **changes: Any) -> Incident:
         return replace(self, **changes)
 
+    def encoded(self) -> str:
+        """The snapshot as the state stores it: ``to_json`` as compact JSON (``json_default`` for
+        what JSON lacks), the same text. Encoded once per snapshot: a tick writes one snapshot as
+        its incident row, as a member of its routing groups and in its notifications."""
+        text: str | None = self.__dict__.get("_text")
+        if text is None:
+            # The fields as they are, not ``to_json``'s fresh copies: the encoder reads tuples as
+            # lists and ``json_default`` turns the rest (times, other mappings) into what
+            # ``to_json`` makes of them.
+            data = {name: getattr(self, name) for name in _FIELDS}
+            data["state"] = self.state.value
+            text = _ENCODER.encode(data)
+            object.__setattr__(self, "_text", text)  # frozen, and immutable: the text stays true
+        return text
+
+    def reads_back(self) -> bool:
+        """Whether the snapshot decoded from ``encoded`` equals this one: its values are JSON's own
+        types (a tuple in its details would come back a list, a time a string). Then a reader may
+        take this snapshot for its text instead of decoding it (``StateStore.decoded``)."""
+        return (
+            type(self.value) in _NUMBERS
+            and type(self.threshold) in _NUMBERS
+            and all(_strings(labels) for labels in (self.group, self.labels, self.annotations))
+            and _json_native(self.details)
+            and all(_json_native(sample) for sample in self.evidence)
+            and (self.ack is None or _json_native(self.ack))
+        )
+
     def to_json(self) -> dict[str, Any]:
         # Field by field, not ``asdict``: its deep copy of ``details`` was a third of a tick's CPU.
         data = {name: getattr(self, name) for name in _FIELDS}
@@ -133,6 +162,52 @@ class Incident:
 
 
 _FIELDS = tuple(f.name for f in fields(Incident))
+
+
+def json_default(value: Any) -> Any:
+    """What JSON lacks, as the state writes it: times as ISO 8601, other mappings as objects, sets
+    sorted, NumPy scalars as numbers (detector details may hold them); anything else as text
+    rather than failing the tick's transaction."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
+
+
+_NUMBERS = frozenset({int, float, type(None)})
+_NATIVE = frozenset({str, int, float, bool, type(None)})
+
+
+def _strings(labels: Mapping[str, str]) -> bool:
+    return type(labels) is dict and all(type(k) is str and type(v) is str for k, v in labels.items())
+
+
+def _json_native(value: Any) -> bool:
+    """Whether ``value`` is made of JSON's own types only (dicts keyed by strings, lists, strings,
+    numbers, booleans, None), so it decodes to an equal value. Exact types: a subclass may not."""
+    kind = type(value)
+    if kind in _NATIVE:
+        return True
+    if kind is dict:
+        return all(type(key) is str and _json_native(item) for key, item in value.items())
+    if kind is list:
+        kinds = set(map(type, value))
+        if kinds <= _NATIVE:
+            return True
+        if kinds == {list}:  # a series' [time, value] samples, in C until one is not plain
+            return set(map(type, itertools.chain.from_iterable(value))) <= _NATIVE or all(
+                _json_native(item) for item in value
+            )
+        return all(_json_native(item) for item in value)
+    return False
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=json_default)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})

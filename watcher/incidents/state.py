@@ -34,7 +34,6 @@ from typing import Any
 
 from watcher.incidents import acks, episodes
 from watcher.incidents.encoding import (
-    dumps,
     from_micros,
     micros,
     notification_from_json,
@@ -64,7 +63,9 @@ class StateStore(OutboxRows):
         self._lock = threading.RLock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.writes = 0  # transactions committed: a write after a failed one says the state works again
-        self._decoded: dict[str, Incident] = {}  # the latest read's rows (JSON text -> snapshot)
+        # Rows read or written lately, JSON text -> snapshot: this read's and the one before (``decoded``)
+        self._recent: dict[str, Incident] = {}
+        self._earlier: dict[str, Incident] = {}
         self._db = where if isinstance(where, Backend) else _sqlite(where, busy_timeout)
         self.path: Path | None = getattr(self._db, "path", None)  # the SQLite file, if it is one
         self.name = self._db.name
@@ -106,9 +107,9 @@ class StateStore(OutboxRows):
             sql, args = sql + f" AND state IN ({', '.join('?' * len(wanted))})", [*args, *wanted]
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
+            if states is not None:  # the engine's read of open incidents, every tick: a generation
+                self._earlier, self._recent = self._recent, {}
             found = self._decode(rows)
-            if states is not None:  # the engine's read of open incidents, every tick: kept for the next
-                self._decoded = {data: incident for (data,), incident in zip(rows, found, strict=True)}
         return sorted(found, key=lambda incident: (incident.rule, incident.started_at, incident.fingerprint))
 
     def flipped_since(self, since: datetime) -> list[Incident]:
@@ -123,10 +124,22 @@ class StateStore(OutboxRows):
             return self._decode(rows)
 
     def _decode(self, rows: Sequence[tuple[str]]) -> list[Incident]:
-        """The rows' incidents. A row the latest ``incidents`` read found with the same text is
-        that snapshot (immutable), not decoded again: the engine reads the open incidents every
-        tick, and most are as they were."""
-        return [self._decoded.get(data) or Incident.from_json(json.loads(data)) for (data,) in rows]
+        return [self.decoded(data) for (data,) in rows]
+
+    def decoded(self, text: str) -> Incident:
+        """The snapshot a row's JSON text holds. A text read or written since the engine's read of
+        the open incidents before the latest one is that snapshot (immutable), not decoded again:
+        the engine reads the open incidents every tick, and most are as it wrote them in the
+        tick before (the snapshot it wrote is the one ``Incident.encoded`` made the text of, so
+        it reads as the same JSON; only Python types JSON does not keep, a tuple for a list, may
+        differ from a decoded one's). Texts neither read nor written for two such reads are
+        forgotten, so the cache holds about the open incidents and those that may flap."""
+        with self._lock:
+            found = self._recent.get(text) or self._earlier.get(text)
+            if found is None:
+                found = Incident.from_json(json.loads(text))
+            self._recent[text] = found
+            return found
 
     def incident(self, fingerprint: str) -> Incident | None:
         with self._lock:
@@ -180,11 +193,13 @@ class StateStore(OutboxRows):
                         incident.fingerprint,
                         incident.rule,
                         incident.state.value,
-                        dumps(incident.to_json()),
+                        incident.encoded(),
                         last_flip,
                         None if resolved is None else micros(resolved),
                     ),
                 )
+                if incident.reads_back():
+                    self._recent[incident.encoded()] = incident
             if deletes:
                 self._db.executemany("DELETE FROM incidents WHERE fingerprint = ?", [(fp,) for fp in deletes])
             episodes.record(self._db, written)

@@ -166,7 +166,7 @@ class Dispatcher:
         with self.state.reading() as db:
             if not targets and not _due(db, now):
                 return Dispatch()  # most ticks: nothing changed, no group due (one cheap read)
-            groups = load_groups(db, keys, due_by=now)
+            groups = load_groups(db, keys, due_by=now, decode=self.state.decoded)
             silences = load_silences(db, now)
             ended = [_episode(c.incident) for c in changes if c.event is Event.RESOLVED]
             told = told_episodes(db, ended)

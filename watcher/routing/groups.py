@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,8 @@ from watcher.state.base import Db
 
 Episode = tuple[str, datetime]
 """One episode of an incident: its fingerprint and when it started (became pending)."""
+Decode = Callable[[str], Incident]
+"""A stored incident's JSON text to its snapshot."""
 
 
 class GroupMovedError(Exception):
@@ -112,8 +114,12 @@ _SETTINGS = (
 )
 
 
-def load_groups(db: Db, keys: Collection[str] = (), due_by: datetime | None = None) -> dict[str, Group]:
-    """The groups named in ``keys`` plus, with ``due_by``, every group due to flush by then."""
+def load_groups(
+    db: Db, keys: Collection[str] = (), due_by: datetime | None = None, decode: Decode | None = None
+) -> dict[str, Group]:
+    """The groups named in ``keys`` plus, with ``due_by``, every group due to flush by then;
+    ``decode`` reads a member's JSON (``StateStore.decoded``: a snapshot it knows is not decoded
+    again)."""
     clauses: list[str] = []
     args: list[str | int] = []
     if keys:
@@ -128,7 +134,7 @@ def load_groups(db: Db, keys: Collection[str] = (), due_by: datetime | None = No
     rows = db.execute(
         f"SELECT {_GROUP_COLUMNS}, revision FROM dispatch_groups WHERE {where}", args
     ).fetchall()
-    return _with_members(db, [_group(row) for row in rows])
+    return _with_members(db, [_group(row) for row in rows], decode or _decoded)
 
 
 def all_groups(db: Db) -> list[Group]:
@@ -217,7 +223,7 @@ def save_groups(db: Db, groups: Iterable[Group], deleted: Mapping[str, int | Non
                     micros(member.incident.started_at),
                     member.state.value,
                     _told_column(member),
-                    dumps(member.incident.to_json()),
+                    member.incident.encoded(),
                 )
                 for member in group.members
             ],
@@ -240,7 +246,11 @@ def _group(row: tuple[Any, ...]) -> Group:
     )
 
 
-def _with_members(db: Db, groups: list[Group]) -> dict[str, Group]:
+def _decoded(text: str) -> Incident:
+    return Incident.from_json(json.loads(text))
+
+
+def _with_members(db: Db, groups: list[Group], decode: Decode = _decoded) -> dict[str, Group]:
     if not groups:
         return {}
     keys = [group.key for group in groups]
@@ -251,7 +261,7 @@ def _with_members(db: Db, groups: list[Group]) -> dict[str, Group]:
     ).fetchall()
     members: dict[str, list[Member]] = {key: [] for key in keys}
     for key, state, told, data in rows:
-        incident = Incident.from_json(json.loads(data))
+        incident = decode(data)
         members[key].append(Member(incident, State(state), notified=told == _NOTIFIED, told=told != _UNTOLD))
     return {group.key: group.evolve(members=tuple(members[group.key])) for group in groups}
 

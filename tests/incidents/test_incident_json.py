@@ -1,0 +1,125 @@
+"""An incident's JSON as the state stores it: ``Incident.encoded`` is ``to_json``'s text, made once
+per snapshot, and a snapshot the state store wrote is read back as its JSON gives it, whichever
+Python types the detector put in its details."""
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.incidents.encoding import dumps
+from watcher.incidents.model import OPEN, Incident, State, fingerprint
+from watcher.incidents.state import StateStore
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+_json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8)
+_json_scalars |= st.floats(allow_nan=False, allow_infinity=False)
+_json = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+_odd = st.sampled_from(
+    [
+        (1, 2),
+        {"b", "a"},
+        T0,
+        Path("/x"),
+        MappingProxyType({"k": 1}),
+        np.float64(0.25),
+        np.int64(3),
+        {1: "int key"},
+        [("t", 1.0)],
+    ]
+)
+
+
+def incident(**fields: Any) -> Incident:
+    group = {"model_version": "v3"}
+    values: dict[str, Any] = {
+        "fingerprint": fingerprint("api-5xx", group),
+        "rule": "api-5xx",
+        "group": group,
+        "labels": {"rule": "api-5xx", "model_version": "v3"},
+        "annotations": {"summary": "5xx {{ value }}"},
+        "severity": "critical",
+        "state": State.FIRING,
+        "value": 0.2,
+        "threshold": 0.05,
+        "started_at": T0,
+        "fired_at": T0,
+        "last_evaluated_at": T0 + timedelta(minutes=3),
+        "flips": (T0, T0 + timedelta(minutes=1)),
+        "details": {"count": 1000, "series": [[T0.isoformat(), 0.2]]},
+        "evidence": ({"status": 503, "path": "/v1/predict"},),
+    }
+    return Incident(**(values | fields))
+
+
+def decoded(snapshot: Incident) -> Incident:
+    return Incident.from_json(json.loads(snapshot.encoded()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(plain=st.dictionaries(st.text(max_size=6), _json, max_size=5), odd=st.lists(_odd, max_size=2))
+def test_the_text_is_to_json_as_json_and_a_plain_snapshot_reads_back_equal(
+    plain: dict[str, Any], odd: list[Any]
+) -> None:
+    details = plain | {f"odd{i}": value for i, value in enumerate(odd)}
+    snapshot = incident(details=details, evidence=({"seen": details},))
+    assert snapshot.encoded() == dumps(snapshot.to_json())
+    assert snapshot.reads_back() == (not odd)  # an odd value anywhere: the reader decodes the text
+    if not odd:
+        assert decoded(snapshot) == snapshot
+
+
+def test_odd_values_in_labels_numbers_or_acks_are_decoded_not_taken_as_written() -> None:
+    for odd in (
+        incident(value=np.float64(0.2)),
+        incident(group=MappingProxyType({"model_version": "v3"})),
+        incident(labels={"rule": "api-5xx", "attempt": 3}),  # type: ignore[dict-item]
+        incident(ack={"by": "ana", "at": T0}),
+        incident(evidence=({"at": T0},)),
+    ):
+        assert not odd.reads_back()
+        assert odd.encoded() == dumps(odd.to_json())
+
+
+def test_a_changed_snapshot_is_encoded_afresh() -> None:
+    first = incident()
+    later = first.evolve(value=0.5)
+    assert json.loads(first.encoded())["value"] == 0.2
+    assert json.loads(later.encoded())["value"] == 0.5
+    assert first.encoded() is first.encoded()  # once per snapshot
+
+
+def test_the_store_reads_back_what_json_keeps_of_a_written_snapshot(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.sqlite")
+    odd = incident(details={"bins": (1, 2), "at": T0})
+    plain = incident(
+        group={"model_version": "v4"}, fingerprint=fingerprint("api-5xx", {"model_version": "v4"})
+    )
+    store.incidents(states=OPEN)
+    store.commit([odd, plain])
+    read = {i.fingerprint: i for i in store.incidents(states=OPEN)}
+    assert read[odd.fingerprint].details == {"bins": [1, 2], "at": T0.isoformat()}
+    assert read[plain.fingerprint] == plain  # taken as written, not decoded again
+    assert read[plain.fingerprint] is plain
+    assert store.incidents(states=OPEN) == list(read.values())
+    store.close()
+
+
+def test_a_nan_value_reads_back_as_nan(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.sqlite")
+    store.commit([incident(value=math.nan, details={"score": math.nan})])
+    (read,) = store.incidents(states=OPEN)
+    assert math.isnan(read.value or 0.0)
+    assert math.isnan(read.details["score"])
+    store.close()
