@@ -1,6 +1,8 @@
 """An incident storm against a real ``watcher run`` that is SIGKILLed at random points and restarted.
 
 Used by ``tests/e2e/test_crash.py`` (CI: at least 50 kills) and ``bench/bench_crash.py`` (more).
+``daemon_in_storm`` runs one daemon through a storm (the delivery tests); ``SearchStorm`` is the
+same traffic indexed into a search server (the store and state outage tests).
 
 Ground truth comes from the storm itself: every service alternates healthy stretches (HTTP 200)
 and bad ones (HTTP 503) written to a JSON-lines file in real time. A rule with ``every: 1s`` fires
@@ -17,13 +19,15 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.daemon import WatcherProcess, write_config
+from tests.e2e.outage import SearchServer
 from tests.e2e.webhook_server import Delivery, RecordingProcess
 
 RATE = 5  # requests per second per service
@@ -105,6 +109,59 @@ class Storm:
                     )
                 )
                 out.flush()
+
+
+@contextmanager
+def daemon_in_storm(workdir: Path, config: Path, services: int) -> Iterator[Storm]:
+    """A storm of ``services`` healthy services and a ``watcher run`` on ``config`` that has
+    committed its first tick. The caller adds the bad stretches then, so that a slow start-up on a
+    loaded machine cannot let them pass before the daemon's first tick. At the end the daemon is
+    stopped (it must exit 0), then the storm."""
+    storm = Storm(workdir / "logs" / "app.jsonl", services, [])
+    storm.start()
+    process = WatcherProcess(config, storm_env(workdir / "pycache"))
+    try:
+        process.wait_started(60)
+        wait_for_checkpoint(workdir)
+        yield storm
+    finally:
+        code = process.terminate()
+        storm.stop()
+        assert code == 0, process.stderr()
+
+
+class SearchStorm:
+    """``rate`` requests a second per service indexed straight into the server's ``app-logs`` (not
+    through a proxy: log shipping goes on while watcher cannot reach the store or its state); a
+    service answers 503 within its wall-clock span in ``bad``. Stops when its ``with`` ends."""
+
+    def __init__(self, server: SearchServer, services: tuple[str, ...], rate: float) -> None:
+        self.server, self.services, self.rate = server, services, rate
+        self.bad: dict[str, tuple[float, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SearchStorm:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def failing(self, service: str, at: float) -> bool:
+        start, end = self.bad.get(service, (0.0, 0.0))
+        return start <= at < end
+
+    def _run(self) -> None:
+        while not self._stop.wait(1 / self.rate):
+            at = time.time()
+            stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+            lines: list[Any] = []
+            for service in self.services:
+                status = 503 if self.failing(service, at) else 200
+                lines += [{"index": {}}, {"ts": stamp, "svc": service, "status": status}]
+            self.server.request("POST", "/app-logs/_bulk?refresh=true", ndjson=lines)
 
 
 @dataclass

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.daemon import WatcherProcess, write_config
-from tests.e2e.storm import RULE, BadStretch, Storm, storm_env, wait_for_checkpoint, wait_until_settled
+from tests.e2e.daemon import write_config
+from tests.e2e.storm import RULE, BadStretch, daemon_in_storm, wait_until_settled
 from tests.e2e.webhook_server import WebhookServer
 from tests.notify.slack_server import SlackServer
 
@@ -44,20 +44,10 @@ def test_a_hanging_slack_does_not_delay_the_webhook(tmp_path: Path, slack_server
                 "routes": [{"receiver": "slack", "continue": True}, {"receiver": "hook"}],
             },
         )
-        storm = Storm(tmp_path / "logs" / "app.jsonl", SERVICES, [])
-        storm.start()
-        process = WatcherProcess(config, storm_env(tmp_path / "pycache"))
-        try:
-            process.wait_started(60)
-            wait_for_checkpoint(tmp_path)
-            # The stretches start once the daemon runs: a slow start-up on a loaded machine must
-            # not let them pass before its first tick.
+        with daemon_in_storm(tmp_path, config, SERVICES) as storm:
             start = time.time()
             storm.stretches = [BadStretch(f"svc{i:02d}", start + 4, start + 9) for i in range(SERVICES)]
             wait_until_settled(tmp_path, start + 14, timeout=120)
-        finally:
-            assert process.terminate() == 0, process.stderr()
-            storm.stop()
     with sqlite3.connect(tmp_path / "data" / "state.sqlite") as db:
         rows = db.execute(
             "SELECT receiver, (delivered_at - created_at) / 1e6 FROM outbox WHERE status = 'delivered'"

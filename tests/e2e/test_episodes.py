@@ -18,8 +18,16 @@ import pytest
 
 from tests.e2e.daemon import WatcherProcess, write_config
 from tests.e2e.outage import SearchServer, TcpProxy
-from tests.e2e.storm import ROUTE, RULE, BadStretch, Storm, storm_env, wait_for_checkpoint, wait_until_settled
-from tests.e2e.test_store_outage import Traffic
+from tests.e2e.storm import (
+    ROUTE,
+    RULE,
+    BadStretch,
+    SearchStorm,
+    Storm,
+    storm_env,
+    wait_for_checkpoint,
+    wait_until_settled,
+)
 from tests.e2e.test_store_outage import server as server  # the fixture: osmem-server with the app-logs index
 from tests.e2e.webhook_server import Delivery, RecordingProcess
 
@@ -122,19 +130,18 @@ def test_three_bursts_while_the_store_is_unreachable_are_three_episodes(
     source = {"store": "opensearch", "hosts": [proxy.url], "index": "app-logs", "time_field": "ts"}
     sources = {"es": {**source, "timeout": "2s", "max_retries": 0}}
     config = hook_config(tmp_path, webhook, {**RULE, "source": "es"}, sources=sources)
-    traffic = Traffic(server)
-    time.sleep(3)  # traffic in every window the daemon's first evaluation looks at
-    process = started(config, tmp_path / "pycache")
-    try:
-        proxy.outage()
-        down = time.time()
-        for first, last in BURSTS:  # service a fails three times while watcher cannot see it
-            time.sleep(max(0.0, down + first - time.time()))
-            traffic.bad = {"a": (down + first, down + last)}
-        time.sleep(max(0.0, down + GAP - time.time()))
-        proxy.restore()
-        wait_until_settled(tmp_path, down + GAP, timeout=90)
-    finally:
-        assert process.terminate() == 0, process.stderr()
-        traffic.stop()
+    with SearchStorm(server, ("a", "b"), rate=5) as traffic:
+        time.sleep(3)  # traffic in every window the daemon's first evaluation looks at
+        process = started(config, tmp_path / "pycache")
+        try:
+            proxy.outage()
+            down = time.time()
+            for first, last in BURSTS:  # service a fails three times while watcher cannot see it
+                time.sleep(max(0.0, down + first - time.time()))
+                traffic.bad = {"a": (down + first, down + last)}
+            time.sleep(max(0.0, down + GAP - time.time()))
+            proxy.restore()
+            wait_until_settled(tmp_path, down + GAP, timeout=90)
+        finally:
+            assert process.terminate() == 0, process.stderr()
     assert_each_burst_told_in_order(told_episodes(webhook.snapshot(), "a"), down)

@@ -19,7 +19,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import pytest
 from tests.e2e.daemon import WatcherProcess, wait_until, write_config
 from tests.e2e.outage import SearchServer
 from tests.e2e.slack_storm import ROUTE_SLACK_AND_HOOK
-from tests.e2e.storm import RULE, storm_env
+from tests.e2e.storm import RULE, SearchStorm, storm_env
 from tests.e2e.webhook_server import WebhookServer
 from tests.notify.slack_server import SlackServer
 from watcher.process.partitions import partition_of
@@ -58,27 +57,17 @@ def rule(name: str) -> dict[str, Any]:
     return {**RULE, "name": name, "source": "es"}
 
 
-class Storm:
-    """Writes 8 requests a second per service into the index; a service fails in alternate 5 s."""
+class Alternating(SearchStorm):
+    """8 requests a second per service; each service fails in alternate 5 s (1.3 s after the one
+    before it) until ``calm`` is set."""
 
     def __init__(self, server: SearchServer) -> None:
-        self.server, self.start, self.calm = server, time.time(), threading.Event()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(server, SERVICES, rate=8)
+        self.start, self.calm = time.time(), threading.Event()
 
-    def failing(self, index: int, at: float) -> bool:
+    def failing(self, service: str, at: float) -> bool:
+        index = SERVICES.index(service)
         return not self.calm.is_set() and int((at - self.start + 1.3 * index) / 5) % 2 == 1
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.125):
-            at = time.time()
-            stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
-            lines: list[Any] = []
-            for index, service in enumerate(SERVICES):
-                status = 503 if self.failing(index, at) else 200
-                lines += [{"index": {}}, {"ts": stamp, "svc": service, "status": status}]
-            self.server.request("POST", "/app-logs/_bulk?refresh=true", ndjson=lines)
 
 
 def settled(url: str) -> bool:
@@ -112,22 +101,21 @@ def test_three_replicas_killed_at_random_deliver_everything_once_and_threaded(
         env = storm_env(tmp_path / "pycache")
         replicas = [WatcherProcess(config, env) for _ in range(3)]
         rng, kills = random.Random(14), 0
-        storm = Storm(server)
         try:
-            for replica in replicas:
-                replica.wait_started(60)
-            storm.start = time.time()
-            while kills < KILLS:
-                time.sleep(KILL_EVERY)
-                victim = rng.randrange(3)
-                replicas[victim].kill()
-                kills += 1
-                replicas[victim] = WatcherProcess(config, env)
-                replicas[victim].wait_started(60)
-            storm.calm.set()  # every service healthy: everything resolves
-            wait_until(lambda: settled(postgres_url), timeout=120)
+            with Alternating(server) as storm:
+                for replica in replicas:
+                    replica.wait_started(60)
+                storm.start = time.time()
+                while kills < KILLS:
+                    time.sleep(KILL_EVERY)
+                    victim = rng.randrange(3)
+                    replicas[victim].kill()
+                    kills += 1
+                    replicas[victim] = WatcherProcess(config, env)
+                    replicas[victim].wait_started(60)
+                storm.calm.set()  # every service healthy: everything resolves
+                wait_until(lambda: settled(postgres_url), timeout=120)
         finally:
-            storm.stop.set()
             for replica in replicas:
                 replica.proc.send_signal(signal.SIGTERM)  # all stop at once
             codes = [replica.proc.wait(30) for replica in replicas]  # one SIGTERM each: a second kills

@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.e2e.daemon import WatcherProcess, wait_until, write_config
 from tests.e2e.outage import SearchServer
-from tests.e2e.storm import ROUTE, RULE, storm_env
+from tests.e2e.storm import ROUTE, RULE, SearchStorm, storm_env
 from tests.e2e.test_replicas_delivery import settled
 from tests.e2e.webhook_server import Delivery, WebhookServer
 from tests.pg_server import PostgresServer
@@ -42,31 +40,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.search, pytest.mark.slow]
 OUTAGE = float(os.environ.get("WATCHER_PG_OUTAGE", "20"))
 HA = {"replicas": 2, "partitions": 4, "heartbeat": "1s", "lease": "2s"}
 META = "watcher:state-unwritable"
-
-
-class Requests:
-    """8 requests a second per service into the index; ``failing`` says which fail when."""
-
-    def __init__(self, server: SearchServer) -> None:
-        self.server = server
-        self.bad: dict[str, tuple[float, float]] = {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def failing(self, service: str, at: float) -> bool:
-        start, end = self.bad.get(service, (0.0, 0.0))
-        return start <= at < end
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.125):
-            at = time.time()
-            stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
-            lines: list[Any] = []
-            for service in ("alpha", "beta", "gamma"):
-                status = 503 if self.failing(service, at) else 200
-                lines += [{"index": {}}, {"ts": stamp, "svc": service, "status": status}]
-            self.server.request("POST", "/app-logs/_bulk?refresh=true", ndjson=lines)
 
 
 def told(deliveries: list[Delivery], rule: str, service: str | None = None) -> list[Delivery]:
@@ -100,33 +73,32 @@ def test_replicas_with_their_database_stopped_fire_nothing_false_and_lose_nothin
         )
         env = storm_env(tmp_path / "pycache")
         replicas = [WatcherProcess(config, env) for _ in range(2)]
-        requests = Requests(server)
         try:
-            for replica in replicas:
-                replica.wait_started(60)
-            now = time.time()
-            requests.bad["beta"] = (now, now + 1e9)  # fails until told otherwise
-            wait_until(lambda: len(told(hook.snapshot(), RULE["name"], "beta")) >= 1, timeout=60)
-            time.sleep(2)
-            halted = time.time()  # the receiver's clock (Delivery.received)
-            private_postgres.halt()
-            requests.bad["alpha"] = (halted + 3, halted + OUTAGE - 5)
-            time.sleep(OUTAGE)
-            resumed = time.time()
-            private_postgres.resume()
-            time.sleep(8)
-            requests.bad["beta"] = (requests.bad["beta"][0], time.time())  # beta recovers after it
-            wait_until(lambda: settled(url), timeout=120)
-            # The last notifications may wait in their group (group_wait) after the outbox emptied.
-            wait_until(
-                lambda: all(
-                    resolved(hook.snapshot(), rule, service)
-                    for rule, service in ((RULE["name"], "beta"), (RULE["name"], "alpha"), (META, None))
-                ),
-                timeout=60,
-            )
+            with SearchStorm(server, ("alpha", "beta", "gamma"), rate=8) as requests:
+                for replica in replicas:
+                    replica.wait_started(60)
+                now = time.time()
+                requests.bad["beta"] = (now, now + 1e9)  # fails until told otherwise
+                wait_until(lambda: len(told(hook.snapshot(), RULE["name"], "beta")) >= 1, timeout=60)
+                time.sleep(2)
+                halted = time.time()  # the receiver's clock (Delivery.received)
+                private_postgres.halt()
+                requests.bad["alpha"] = (halted + 3, halted + OUTAGE - 5)
+                time.sleep(OUTAGE)
+                resumed = time.time()
+                private_postgres.resume()
+                time.sleep(8)
+                requests.bad["beta"] = (requests.bad["beta"][0], time.time())  # beta recovers after it
+                wait_until(lambda: settled(url), timeout=120)
+                # The last notifications may wait in their group (group_wait) after the outbox emptied.
+                wait_until(
+                    lambda: all(
+                        resolved(hook.snapshot(), rule, service)
+                        for rule, service in ((RULE["name"], "beta"), (RULE["name"], "alpha"), (META, None))
+                    ),
+                    timeout=60,
+                )
         finally:
-            requests.stop.set()
             for replica in replicas:
                 replica.proc.send_signal(signal.SIGTERM)
             codes = [replica.proc.wait(30) for replica in replicas]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.daemon import WatcherProcess, write_config
-from tests.e2e.storm import RULE, BadStretch, Storm, storm_env, wait_for_checkpoint, wait_until_settled
+from tests.e2e.daemon import write_config
+from tests.e2e.storm import RULE, BadStretch, daemon_in_storm, wait_until_settled
 from tests.notify.slack_server import SlackServer
 
 pytestmark = pytest.mark.e2e
@@ -38,21 +38,11 @@ def test_a_rate_limited_slack_gets_every_message_once_in_order(
     tmp_path: Path, slack_server: SlackServer
 ) -> None:
     config = slack_config(tmp_path, slack_server)
-    storm = Storm(tmp_path / "logs" / "app.jsonl", SERVICES, [])
-    storm.start()
-    process = WatcherProcess(config, storm_env(tmp_path / "pycache"))
-    try:
-        process.wait_started(60)
-        wait_for_checkpoint(tmp_path)
-        # The stretches start once the daemon runs: a slow start-up on a loaded machine must
-        # not let them pass before its first tick.
+    with daemon_in_storm(tmp_path, config, SERVICES) as storm:
         start = time.time()
         storm.stretches = [BadStretch(f"svc{i:02d}", start + 4, start + 8) for i in range(SERVICES)]
         slack_server.rate_limit(times=8, retry_after=1)  # about 8s of 429s: one trial per second
         wait_until_settled(tmp_path, start + 12, timeout=90)
-    finally:
-        assert process.terminate() == 0
-        storm.stop()
     # What Slack shows, after chat.update; the charts (file shares in the threads) are counted apart.
     messages = [m for m in slack_server.messages.values() if not m.get("files")]
     charts = [m for m in slack_server.messages.values() if m.get("files")]
@@ -88,15 +78,8 @@ def test_after_a_rate_limit_storm_every_message_goes_within_twice_the_retry_afte
     # resolve. A backoff stacked on Retry-After (max(backoff, Retry-After): 64 s by the 7th attempt)
     # left messages waiting long after Slack was fine again; now they go at the first probe after it.
     config = slack_config(tmp_path, slack_server)
-    storm = Storm(tmp_path / "logs" / "app.jsonl", SERVICES, [])
-    storm.start()
-    process = WatcherProcess(config, storm_env(tmp_path / "pycache"))
     waits = random.Random(3)
-    try:
-        process.wait_started(60)
-        wait_for_checkpoint(tmp_path)
-        # The stretches start once the daemon runs: a slow start-up on a loaded machine must
-        # not let them pass before its first tick.
+    with daemon_in_storm(tmp_path, config, SERVICES) as storm:
         start = time.time()
         storm.stretches = [
             BadStretch(f"svc{i:02d}", start + 6 + 3 * i, start + 12 + 3 * i) for i in range(SERVICES)
@@ -104,9 +87,6 @@ def test_after_a_rate_limit_storm_every_message_goes_within_twice_the_retry_afte
         recovered = start + 100
         slack_server.rate_limit_until(recovered, lambda: waits.uniform(3, 10))
         wait_until_settled(tmp_path, start + 30, timeout=200)
-    finally:
-        assert process.terminate() == 0
-        storm.stop()
     posted = [c.at for c in slack_server.calls_to("chat.postMessage") if c.at >= recovered]
     assert len(posted) == 2 * SERVICES  # every FIRING and RESOLVED waited out the storm ...
     # ... and went within 2 x Retry-After of its end, plus the pacing of 1 message a second (burst 3).

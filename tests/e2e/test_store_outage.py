@@ -4,18 +4,16 @@ happened during the outage is found after it (the failed windows are evaluated a
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.e2e.daemon import WatcherProcess, write_config
 from tests.e2e.outage import SearchServer, TcpProxy
-from tests.e2e.storm import RULE, storm_env, wait_for_checkpoint, wait_until_settled
+from tests.e2e.storm import RULE, SearchStorm, storm_env, wait_for_checkpoint, wait_until_settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.search]
 
@@ -31,34 +29,6 @@ TRAFFIC = {
     "severity": "critical",
 }
 MAPPING = {"properties": {"ts": {"type": "date"}, "svc": {"type": "keyword"}, "status": {"type": "integer"}}}
-
-
-class Traffic:
-    """Indexes 5 requests per second for services a and b straight into the server (not through the
-    proxy: log shipping goes on while watcher cannot reach the store). ``bad`` maps a service to
-    the wall-clock span in which it answers 503."""
-
-    def __init__(self, server: SearchServer) -> None:
-        self.server = server
-        self.bad: dict[str, tuple[float, float]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            now = time.time()
-            lines: list[Any] = []
-            for svc in ("a", "b"):
-                start, end = self.bad.get(svc, (0.0, 0.0))
-                status = 503 if start <= now < end else 200
-                ts = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
-                lines += [{"index": {}}, {"ts": ts, "svc": svc, "status": status}]
-            self.server.request("POST", "/app-logs/_bulk?refresh=true", ndjson=lines)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 @pytest.fixture
@@ -77,23 +47,22 @@ def test_an_outage_is_one_meta_alert_and_the_incident_during_it_is_found_after(
     source = {"store": "opensearch", "hosts": [proxy.url], "index": "app-logs", "time_field": "ts",
               "timeout": "2s", "max_retries": 0}  # fmt: skip
     config = write_config(tmp_path, [ERRORS, TRAFFIC], sources={"es": source}, meta={"store_failures": 3})
-    traffic = Traffic(server)
-    time.sleep(3)  # traffic in every window the daemon's first evaluation looks at
-    process = WatcherProcess(config, storm_env(tmp_path / "pycache"))
-    try:
-        process.wait_started(60)
-        wait_for_checkpoint(tmp_path)
-        t0 = time.time()
-        traffic.bad = {"a": (t0 + 1, t0 + 11), "b": (t0 + 10, t0 + 14)}
-        time.sleep(6)
-        proxy.outage()  # a fires before; a recovers and b fails and recovers during the outage
-        time.sleep(12)
-        proxy.restore()
-        wait_until_settled(tmp_path, t0 + 22, timeout=90)
-    finally:
-        assert process.terminate() == 0, process.stderr()
-        traffic.stop()
-        proxy.close()
+    with SearchStorm(server, ("a", "b"), rate=5) as traffic:
+        time.sleep(3)  # traffic in every window the daemon's first evaluation looks at
+        process = WatcherProcess(config, storm_env(tmp_path / "pycache"))
+        try:
+            process.wait_started(60)
+            wait_for_checkpoint(tmp_path)
+            t0 = time.time()
+            traffic.bad = {"a": (t0 + 1, t0 + 11), "b": (t0 + 10, t0 + 14)}
+            time.sleep(6)
+            proxy.outage()  # a fires before; a recovers and b fails and recovers during the outage
+            time.sleep(12)
+            proxy.restore()
+            wait_until_settled(tmp_path, t0 + 22, timeout=90)
+        finally:
+            assert process.terminate() == 0, process.stderr()
+            proxy.close()
     told = [(line["event"], incident) for line in process.lines for incident in line["incidents"]]
     meta = [event for event, i in told if i["rule"] == "watcher:store-unreachable"]
     assert meta == ["firing", "resolved"]
