@@ -18,10 +18,13 @@ any case), so a line where either could be is left to Python; so is a line with 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
@@ -54,45 +57,86 @@ reads each the same way. Others (``2024-06-01T12:00``, a week date, a comma befo
 _LOW = epoch_micros(datetime(1900, 1, 1, tzinfo=UTC))
 _HIGH = epoch_micros(datetime(9999, 1, 1, tzinfo=UTC))
 """Times read in bulk lie in these years: no calendar reform, no overflow at 9999 with an offset."""
-CHUNK_TABLE = "ingest_chunk"
+SCRATCH = "watcher_ingest"
+"""An in-memory database of the store's DuckDB instance holding blocks classified ahead of their
+transaction (``classify_block``): every cursor of the instance sees it, unlike a TEMP table, so
+the next block is classified on another thread while the current one is inserted and committed."""
 
 
-def store_block(
+@dataclass
+class Classified:
+    """A block read ahead of its transaction: the rows DuckDB found certain in ``table`` (time
+    order, each field column's value computed for ``fields``), the lines Python must read, and the
+    counts of rows to insert and of expired ones. ``table`` is ``None`` when Python reads every
+    line (a block that is not UTF-8 or holds a NUL)."""
+
+    where: tuple[str | None, int]
+    table: str | None = None
+    fields: tuple[FieldColumn, ...] = ()
+    slow: list[tuple[int, bytes]] = dataclasses.field(default_factory=list)
+    bulk: int = 0
+    expired: int = 0
+    first_expired: int | None = None
+
+
+def classify_block(
     cur: duckdb.DuckDBPyConnection,
     block: bytes,
     reader: LineReader,
     where: tuple[str | None, int],
     fields: Sequence[FieldColumn],
-) -> IngestReport:
-    """Insert the rows of ``block`` (whole lines, each ending with a newline) into ``logs``,
-    with every field column filled, inside the caller's transaction; the report counts them.
-    ``where`` is the file and the number of the block's first line."""
-    file, first_line = where
+) -> Classified:
+    """Split ``block`` (whole lines, each ending with a newline) into the rows DuckDB stores in
+    bulk, kept in a table of ``SCRATCH``, and the lines left to Python's reader. Runs outside the
+    store's transaction (on its own cursor, possibly its own thread); ``where`` is the file and
+    the number of the block's first line."""
     text = _decoded(block)
     if text is None:
         lines = block.split(b"\n")[:-1]
-        parsed = parse_numbered(enumerate(lines, first_line), reader, file)
-        return insert_rows(cur, parsed, fields)
+        return Classified(where, slow=list(enumerate(lines, where[1])))
+    cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
     cur.execute("SET TimeZone = 'UTC'")  # a time without an offset is UTC, as Python reads it
-    cur.execute(classify_sql(reader), [text, first_line])
+    table = f"{SCRATCH}.chunk_{uuid.uuid4().hex}"
+    cur.execute(classify_sql(reader, table, fields), [text, where[1]])
     del text
-    slow = cur.execute(f"SELECT n, line FROM {CHUNK_TABLE} WHERE us IS NULL ORDER BY n").fetchall()
-    parsed = parse_numbered(((n, line.encode()) for n, line in slow), reader, file)
-    del slow
-    cutoff = reader.not_before
-    row = cur.execute(
-        f"SELECT count(us) FILTER (us >= $1), count(us) FILTER (us < $1), min(n) FILTER (us < $1) "
-        f"FROM {CHUNK_TABLE}",
-        [cutoff if cutoff is not None else -(2**63)],
-    ).fetchone()
-    bulk, expired, first_expired = row if row else (0, 0, None)
+    found = Classified(where, table, tuple(fields))
+    try:
+        slow = cur.execute(f"SELECT n, line FROM {table} WHERE us IS NULL ORDER BY n").fetchall()
+        found.slow = [(n, line.encode()) for n, line in slow]
+        cutoff = reader.not_before
+        row = cur.execute(
+            f"SELECT count(us) FILTER (us >= $1), count(us) FILTER (us < $1), min(n) FILTER (us < $1) "
+            f"FROM {table}",
+            [cutoff if cutoff is not None else -(2**63)],
+        ).fetchone()
+    except BaseException:
+        drop_classified(cur, found)
+        raise
+    found.bulk, found.expired, found.first_expired = row if row else (0, 0, None)
+    return found
+
+
+def drop_classified(cur: duckdb.DuckDBPyConnection, classified: Classified) -> None:
+    """Free a classified block's table (outside the store's transaction: a transaction writes to
+    one database only)."""
+    if classified.table is not None:
+        cur.execute(f"DROP TABLE IF EXISTS {classified.table}")
+
+
+def store_classified(
+    cur: duckdb.DuckDBPyConnection, classified: Classified, reader: LineReader, fields: Sequence[FieldColumn]
+) -> IngestReport:
+    """Insert a classified block's rows into ``logs`` with every field column filled, inside the
+    caller's transaction; the report counts them as Python's reader would."""
+    file, _ = classified.where
+    parsed = parse_numbered(classified.slow, reader, file)
     report = parsed.report
-    report.lines_read += bulk + expired
-    if expired:
-        _expired(report, expired, Rejection(file, first_expired, EXPIRED_DETAIL))
-    insert_rows(cur, parsed, fields, bulk=bulk, cutoff=cutoff)
-    cur.execute(f"DROP TABLE {CHUNK_TABLE}")
-    return report
+    report.lines_read += classified.bulk + classified.expired
+    if classified.expired:
+        first = classified.first_expired if classified.first_expired is not None else 0
+        _expired(report, classified.expired, Rejection(file, first, EXPIRED_DETAIL))
+    bulk = classified if classified.bulk else None
+    return insert_rows(cur, parsed, fields, bulk=bulk, cutoff=reader.not_before)
 
 
 def _expired(report: IngestReport, count: int, first: Rejection) -> None:
@@ -119,10 +163,11 @@ def _decoded(block: bytes) -> str | None:
         return None
 
 
-def classify_sql(reader: LineReader) -> str:
-    """The statement making ``ingest_chunk(n, line, us)`` from the block (``$1``) and its first
+def classify_sql(reader: LineReader, table: str, fields: Sequence[FieldColumn]) -> str:
+    """The statement making ``table(n, line, us, c1, ...)`` from the block (``$1``) and its first
     line's number (``$2``): every line but empty ones, ``us`` its row's time when it is certain,
-    NULL when Python reads the line. Each function costs about 0.1 s per 500k lines: the common
+    NULL when Python reads the line, ``c1, ...`` the values of ``fields`` of its row; in the
+    order rows are stored (time, then line). Each function costs about 0.1 s per 500k lines: the common
     line goes through two regular expressions and two JSON parses."""
     key = reader.time_field
     pointer = _sql_text("/" + key.replace("~", "~0").replace("/", "~1"))
@@ -145,15 +190,16 @@ def classify_sql(reader: LineReader) -> str:
         time = f"CASE WHEN regexp_full_match(v, '{_ISO}') THEN epoch_us(try_cast(v AS TIMESTAMPTZ)) END"
     else:
         time = _epoch_sql(unit)
-    return f"""
-CREATE OR REPLACE TEMP TABLE {CHUNK_TABLE} AS
+    timed = f"""
 WITH lines AS (
     SELECT CAST(n AS BIGINT) + $2 - 1 AS n, line
     FROM unnest(string_split($1, chr(10))) WITH ORDINALITY AS t(line, n) WHERE line <> ''
 ), valued AS (SELECT n, line, {value} AS v FROM lines)
-SELECT n, line, CASE WHEN us BETWEEN {_LOW} AND {_HIGH} THEN us END AS us FROM (
+SELECT n, line AS doc, CASE WHEN us BETWEEN {_LOW} AND {_HIGH} THEN us END AS us FROM (
     SELECT n, line, {time} AS us FROM valued
 )"""
+    rows = _with_values(f"SELECT us, doc, n FROM ({timed})", fields)
+    return f"CREATE TABLE {table} AS SELECT n, doc AS line, us{_values(fields)} FROM ({rows}) ORDER BY us, n"
 
 
 def _epoch_sql(unit: int) -> str:
@@ -183,32 +229,61 @@ def insert_rows(
     parsed: ParsedLines,
     fields: Sequence[FieldColumn],
     *,
-    bulk: int = 0,
+    bulk: Classified | None = None,
     cutoff: int | None = None,
 ) -> IngestReport:
-    """Insert ``parsed``'s rows, and with ``bulk`` those of ``ingest_chunk`` not before
-    ``cutoff``, in time order (tighter zone maps, so windows skip more row groups), with every
-    field column filled; sets ``rows_stored``. Documents DuckDB's JSON parser refuses are dropped,
-    counted as not JSON, so they can never fail a query later.
+    """Insert ``parsed``'s rows, and with ``bulk`` those of its table not before ``cutoff``, in
+    time order (tighter zone maps, so windows skip more row groups), with every field column
+    filled; sets ``rows_stored``. Documents DuckDB's JSON parser refuses are dropped, counted as
+    not JSON, so they can never fail a query later.
 
-    Python's rows go in as two list parameters: no NumPy or pandas in the daemon's memory."""
+    Python's rows go in as two list parameters: no NumPy or pandas in the daemon's memory. The
+    bulk rows come sorted, their field values computed when classified (for the same columns:
+    unless another store on the file added one since, they are computed here)."""
     report = parsed.report
-    if not parsed.docs and not bulk:
+    count = bulk.bulk if bulk is not None else 0
+    if not parsed.docs and not count:
         return report
+    parts: list[str] = []
+    params: list[object] = []
+    if parsed.docs:
+        rows = "SELECT unnest($1::BIGINT[]) AS us, unnest($2::VARCHAR[]) AS doc, 0 AS n"
+        parts.append(_with_values(f"SELECT * FROM ({rows}) WHERE json_valid(doc)", fields))
+        params += [parsed.micros, parsed.docs]
+    if bulk is not None and count:
+        params.append(cutoff if cutoff is not None else -(2**63))
+        rows = f"SELECT us, line AS doc, n{{}} FROM {bulk.table} WHERE us >= ${len(params)}"
+        if _layout(bulk.fields) == _layout(fields):
+            parts.append(rows.format(_values(fields)))
+        else:
+            parts.append(_with_values(rows.format(""), fields))
     columns = "".join(f", {field.column}" for field in fields)
-    values = "".join(f", {field.value(f'b._s[{i}]')}" for i, field in enumerate(fields, 1))
-    paths = json_paths(field.pointer for field in fields)
-    extract = f", json_extract_string(doc, {paths}) AS _s" if fields else ""
-    rows = "SELECT unnest($1::BIGINT[]) AS us, unnest($2::VARCHAR[]) AS doc, 0 AS n"
-    rows = f"SELECT * FROM ({rows}) WHERE json_valid(doc)"
-    if bulk:
-        rows += f" UNION ALL SELECT us, line, n FROM {CHUNK_TABLE} WHERE us >= $3"
+    order = " ORDER BY us, n" if parsed.docs else ""  # bulk rows alone are in order already
     row = cur.execute(
-        f"INSERT INTO logs (ts, doc{columns}) SELECT make_timestamp(b.us), b.doc{values} "
-        f"FROM (SELECT *{extract} FROM ({rows})) AS b ORDER BY b.us, b.n",
-        [parsed.micros, parsed.docs, *([cutoff if cutoff is not None else -(2**63)] if bulk else [])],
+        f"INSERT INTO logs (ts, doc{columns}) SELECT make_timestamp(us), doc{_values(fields)} "
+        f"FROM ({' UNION ALL '.join(parts)}){order}",
+        params,
     ).fetchone()
     report.rows_stored = int(row[0]) if row else 0
-    if rejected := len(parsed.docs) + bulk - report.rows_stored:
+    if rejected := len(parsed.docs) + count - report.rows_stored:
         report.skipped[NOT_JSON] += rejected  # DuckDB's JSON parser refused them
     return report
+
+
+def _with_values(rows: str, fields: Sequence[FieldColumn]) -> str:
+    """``rows`` (``us, doc, n``) with each field column's value from ``doc`` as ``c1, c2, ...``:
+    one ``json_extract_string`` of all their paths."""
+    if not fields:
+        return rows
+    values = ", ".join(f"{field.value(f'_s[{i}]')} AS c{i}" for i, field in enumerate(fields, 1))
+    paths = json_paths(field.pointer for field in fields)
+    extract = f"CASE WHEN us IS NOT NULL THEN json_extract_string(doc, {paths}) END"  # not a skipped line's
+    return f"SELECT us, doc, n, {values} FROM (SELECT *, {extract} AS _s FROM ({rows}))"
+
+
+def _values(fields: Sequence[FieldColumn]) -> str:
+    return "".join(f", c{i}" for i in range(1, len(fields) + 1))
+
+
+def _layout(fields: Sequence[FieldColumn]) -> list[tuple[str, str, bool]]:
+    return [(field.pointer, field.column, field.number) for field in fields]
