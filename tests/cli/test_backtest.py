@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sys
@@ -33,10 +34,19 @@ def backtest(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
     return code, out, err
 
 
-def test_reports_every_injected_incident_and_nothing_in_quiet_periods(
-    demo_log: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = backtest(capsys, "--logs", str(demo_log), "--start", START, "--end", END)
+@pytest.fixture(scope="module")
+def whole_demo(demo_log: Path) -> tuple[int, str]:
+    """The JSON backtest of the whole demo log (exit code, standard output), run once for the
+    tests that read it: a backtest of seven hours is the slowest thing here."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["backtest", "--config", str(ROOT / "watcher.yaml"), "--logs", str(demo_log),
+                     "--start", START, "--end", END])  # fmt: skip
+    return code, out.getvalue()
+
+
+def test_reports_every_injected_incident_and_nothing_in_quiet_periods(whole_demo: tuple[int, str]) -> None:
+    code, out = whole_demo
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
     records = [line for line in lines if line["event"] != "nodata"]
@@ -58,10 +68,8 @@ def test_reports_every_injected_incident_and_nothing_in_quiet_periods(
     assert five_xx[0]["value"] > 0.05
 
 
-def test_a_change_of_severity_is_a_line_of_its_own(
-    demo_log: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = backtest(capsys, "--logs", str(demo_log), "--start", START, "--end", END)
+def test_a_change_of_severity_is_a_line_of_its_own(whole_demo: tuple[int, str]) -> None:
+    code, out = whole_demo
     assert code == 0
     drift = [
         r
