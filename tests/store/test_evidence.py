@@ -24,6 +24,7 @@ from watcher.rules.evidence import DEFAULT_REDACT, ELLIPSIS, MAX_FIELDS, MAX_VAL
 from watcher.rules.models import Rule
 from watcher.store.base import LogStore
 from watcher.store.embedded import EmbeddedStore
+from watcher.store.search import SearchStore
 from watcher.tick_report import TickReport
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -151,53 +152,62 @@ def test_a_wide_document_keeps_its_first_fields() -> None:
 
 
 class SamplesCounted:
-    """The real embedded store, counting the evidence queries (``Samples``) it is asked."""
+    """A real store, counting the evidence queries (``Samples``) it is asked and, on the search
+    store, the HTTP requests of each tick."""
 
-    def __init__(self, store: EmbeddedStore) -> None:
+    def __init__(self, store: LogStore) -> None:
         self.store, self.asked = store, 0
-        self.sketches = store.sketches
+        self.requests: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:  # what the partials ask of the store (one_request, ...)
+        return getattr(self.store, name)
 
     def evaluate(self, queries: Sequence[Query]) -> list[QueryResult]:
         self.asked += sum(isinstance(a, Samples) for q in queries for a in q.aggregates.values())
         return self.store.evaluate(queries)
 
-    def close(self) -> None:
-        self.store.close()
 
-
-def sliding(tmp_path: Path, state_at: StateAt, above: float) -> tuple[SamplesCounted, list[TickReport]]:
+def sliding(logs: LogStore, state_at: StateAt, above: float) -> tuple[SamplesCounted, list[TickReport]]:
     """A 5-minute 5xx ratio every minute (answered from per-bucket partials) ticked from before
-    the documents to T0, on the real embedded store."""
-    store = EmbeddedStore(tmp_path / "logs.duckdb")
-    store.ingest_lines(json.dumps(doc) for doc in documents())
-    counted = SamplesCounted(store)
+    the documents to a minute after T0, on the real store."""
+    counted = SamplesCounted(logs)
     spec = rule(window="5m", threshold={"above": above})
     at_once = Route.model_validate({"receiver": "console", "group_wait": "0s"})
+    reports = []
     with state_at.open() as state:
         engine = Engine([spec], {"logs": counted}, state, at_once)
-        reports = [engine.tick(T0 - timedelta(minutes=m)) for m in (3, 2, 1, 0)]
-    store.close()
+        for minutes in (3, 2, 1, 0, -1):
+            before = getattr(logs, "round_trips", 0)
+            reports.append(engine.tick(T0 - timedelta(minutes=minutes)))
+            counted.requests.append(getattr(logs, "round_trips", 0) - before)
     return counted, reports
 
 
-def test_with_partials_the_first_firing_notification_has_evidence(tmp_path: Path, state_at: StateAt) -> None:
-    """Evidence is asked only on the tick a group alerts, in that tick's one store call, and the
-    FIRING notification sent at that tick already shows the group's 5xx documents."""
-    counted, reports = sliding(tmp_path, state_at, above=0.3)
-    *quiet, firing = reports
+def test_with_partials_the_first_firing_notification_has_evidence(logs: LogStore, state_at: StateAt) -> None:
+    """Evidence is asked only on the tick a group alerts, and the FIRING notification sent at that
+    tick already shows the group's 5xx documents: in that tick's one store call; on a search store,
+    in a second request after the newest minute's (the quiet ticks send one request, no documents)."""
+    counted, reports = sliding(logs, state_at, above=0.3)
+    *quiet, firing, lasting = reports
     assert [r.transitions for r in quiet] == [[], [], []]
-    assert counted.asked == 1  # the alerting tick's, not one per tick
-    assert firing.round_trips == {"logs": 1}
+    assert counted.asked == 2  # the alerting ticks', not one per tick
+    assert firing.round_trips == lasting.round_trips == {"logs": 1}
+    if isinstance(logs, SearchStore):  # the first tick also read the mapping and the first document
+        # a lasting alert's evidence is asked with the newest minute, in the tick's one request
+        assert counted.requests[1:] == [1, 1, 2, 1]
     (notification,) = firing.notifications
     assert notification.event is Event.FIRING
     (incident,) = notification.incidents
     assert incident.group == {"service": "api"}
     assert [doc["status"] for doc in incident.evidence] == [503, 503, 503]
+    assert [doc["trace_id"] for doc in incident.evidence] == ["t7", "t6", "t5"]
 
 
-def test_with_partials_no_alerting_group_asks_no_evidence(tmp_path: Path, state_at: StateAt) -> None:
+def test_with_partials_no_alerting_group_asks_no_evidence(logs: LogStore, state_at: StateAt) -> None:
     """api's 60 % and web's 10 % 5xx both stay under 70 %: the windows are summed from buckets and
     no tick reads documents for evidence."""
-    counted, reports = sliding(tmp_path, state_at, above=0.7)
+    counted, reports = sliding(logs, state_at, above=0.7)
     assert all(not report.transitions for report in reports)
     assert counted.asked == 0
+    if isinstance(logs, SearchStore):
+        assert counted.requests[1:] == [1, 1, 1, 1]

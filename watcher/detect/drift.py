@@ -146,6 +146,13 @@ def evaluate(
     return findings
 
 
+def alerts(rule: Rule, group: Mapping[str, str], values: Values, window: Window) -> bool:
+    """Whether ``evaluate`` finds this group of the answer drifting, for a rule compared with a
+    profile alone (reference windows are other answers): the condition on which the store is
+    asked for the alert's evidence (``watcher.detect.evidence``)."""
+    return _judge(rule, _spec(rule), group, values, None, window).status is Status.ALERTING
+
+
 def _with_references(finding: Finding, used: int, left_out: Mapping[int, str]) -> Finding:
     """The finding with the reference windows it used and those left out in its details."""
     extra: dict[str, Any] = {"reference_windows": used}

@@ -6,7 +6,9 @@ window, with the filter and grouping of the detector's first query. Both stores 
 query when their windows are the same (every aggregate detector): a ``top_hits`` in the same group
 bucket of the same search, an ``arg_max`` in the same branch of the same DuckDB statement; else it
 is one more search in the same ``_msearch`` request, one more scope of the same statement. So
-evidence costs bytes, never a round trip. The
+evidence costs bytes, never a round trip -- except through per-bucket partials, which ask it only
+when a group alerts (``only_if``), on a search store in a second request of the tick an alert
+starts. The
 detectors never see it: ``with_evidence`` hands each alerting finding its group's documents,
 redacted and cut (``watcher.rules.evidence.cleaned``) before anything keeps them.
 
@@ -16,14 +18,14 @@ documents of a quiet window prove nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from watcher.detect import threshold
+from watcher.detect import drift, threshold, validity
 from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.groups import group_key
-from watcher.query import Condition, Documents, Query, QueryResult, Samples
+from watcher.query import Condition, Documents, Group, Query, QueryResult, Samples
 from watcher.query_filters import MATCH_ALL
 from watcher.rules.evidence import cleaned
 from watcher.rules.models import Rule
@@ -59,12 +61,22 @@ def evidence_query(rule: Rule, queries: Sequence[Query], at: datetime) -> Query 
 
 
 def _when_alerting(rule: Rule, own: Query) -> Condition | None:
-    """For a threshold rule, the condition that a group of its own answer alerts: a store that
-    knows that answer before reading the window (from per-bucket partials) then skips the
-    evidence on the ticks where no group alerts, instead of re-reading the window every tick."""
-    if rule.detector != "threshold":
+    """For a threshold, validity or drift (against a profile) rule, the condition that a group of
+    its own answer alerts: a store that knows that answer before reading the window (from
+    per-bucket partials) then skips the evidence on the ticks where no group alerts, instead of
+    re-reading the window every tick. ``None`` for the others: their verdict reads more than one
+    group of one answer (reference windows, history, a canary's baseline groups)."""
+    window = own.window
+    met: Callable[[Group], bool]
+    if rule.detector == "threshold":
+        met = lambda group: threshold.alerts(rule, group.key, group.values)  # noqa: E731
+    elif rule.detector == "validity":
+        met = lambda group: validity.alerts(rule, group.key, group.values, window)  # noqa: E731
+    elif rule.drift is not None and rule.drift.reference is None:
+        met = lambda group: drift.alerts(rule, group.key, group.values, window)  # noqa: E731
+    else:
         return None
-    return Condition(own.id, lambda group: threshold.alerts(rule, group.key, group.values))
+    return Condition(own.id, met)
 
 
 def _measured_field(rule: Rule) -> str:

@@ -151,6 +151,13 @@ def evaluate(
     ]
 
 
+def alerts(rule: Rule, group: Mapping[str, str], values: Values, window: Window) -> bool:
+    """Whether ``evaluate`` finds this group of the answer alerting: the condition on which the
+    store is asked for the alert's evidence (``watcher.detect.evidence``)."""
+    spec = _spec(rule)
+    return _judge(rule, spec, plans(spec, window), group, values).status is Status.ALERTING
+
+
 def _int(values: Values, key: str) -> int:
     value = values.get(key, 0)
     return int(value) if isinstance(value, int | float) else 0

@@ -81,28 +81,29 @@ class Partials:
         # One object per series: rules with equal filters (a ratio and its spike) make equal
         # series, and a map lookup with an equal but other object compares their filter trees.
         self.interned: dict[Series, Series] = {}
+        # Conditional queries (by ``_condition_key``) whose condition held when last evaluated.
+        self.held_if: dict[tuple[object, ...], datetime] = {}
 
     def evaluate(self, queries: Sequence[Query]) -> list[QueryResult]:
         plans = [self._plan(query) for query in queries]
         fetches = self._fetches(plans)
         asked = [plan.query for plan in plans if plan.series is None]
         bucketed = [query for _, query in fetches]
-        if getattr(self.store, "one_request", False):  # a search store: its calls are requests
-            answers = iter(self._ask([*asked, *bucketed]))
-            direct = {query.id: next(answers) for query in asked}
-            failed = self._take(fetches, answers)
-            results = [self._answer(plan, direct, failed) for plan in plans]
-        else:
-            # Two calls, not one: fused with windows re-read in full, the newest buckets' statement
-            # would compute its columns for every row of those windows (measured 0.38 s vs 0.25 s).
-            # The buckets go first, so a query needed only if a window's answer says so (an
-            # alert's evidence, ``Query.only_if``) is asked only then.
-            failed = self._take(fetches, iter(self._ask(bucketed)))
-            known = {plan.query.id: self._answer(plan, {}, failed) for plan in plans if plan.series}
-            needed = [query for query in asked if _needed(query, known)]
-            direct = {query.id: QueryResult(query.id) for query in asked}
-            direct.update(zip((query.id for query in needed), self._ask(needed), strict=True))
-            results = [known[plan.query.id] if plan.series else direct[plan.query.id] for plan in plans]
+        # The buckets go first, so a query needed only if a window's answer says so (an alert's
+        # evidence, ``Query.only_if``) is asked only then, in a second call (``_early``).
+        summed = {plan.query.id for plan in plans if plan.series is not None}
+        early = self._early(asked, summed)
+        answers = iter(self._ask([*early, *bucketed]))
+        direct = {query.id: next(answers) for query in early}
+        failed = self._take(fetches, answers)
+        known = {plan.query.id: self._answer(plan, {}, failed) for plan in plans if plan.series}
+        held = {query.id: self._held(query, known) for query in asked if _waits(query, summed)}
+        direct.update((id_, QueryResult(id_)) for id_, holds in held.items() if not holds and id_ in direct)
+        later = [query for query in asked if query.id not in direct]
+        needed = [query for query in later if held.get(query.id, True)]
+        direct.update((query.id, QueryResult(query.id)) for query in later)
+        direct.update(zip((query.id for query in needed), self._ask(needed), strict=True))
+        results = [known[plan.query.id] if plan.series else direct[plan.query.id] for plan in plans]
         again = [i for i, result in enumerate(results) if result is None]
         if again:  # a bucket past VALUES_LIMIT: those queries are asked as they are, once
             for i, result in zip(again, self.store.evaluate([plans[i].query for i in again]), strict=True):
@@ -112,6 +113,29 @@ class Partials:
 
     def close(self) -> None:
         self.store.close()
+
+    def _early(self, asked: Sequence[Query], summed: set[str]) -> list[Query]:
+        """The direct queries asked with the buckets. A search store's calls are requests: it asks
+        there every query that does not wait for the buckets' answer, and those that wait but
+        whose condition held at their last evaluation, so a lasting alert's evidence comes in the
+        tick's one request (dropped if the condition no longer holds). The embedded store asks
+        them all in the second call: fused with windows re-read in full, the newest buckets'
+        statement would compute its columns for every row of those windows (0.38 s vs 0.25 s)."""
+        if not getattr(self.store, "one_request", False):
+            return []
+        return [
+            query for query in asked if not _waits(query, summed) or _condition_key(query) in self.held_if
+        ]
+
+    def _held(self, query: Query, known: Mapping[str, QueryResult | None]) -> bool:
+        """Whether the condition of ``query`` (one that waits for the buckets) holds, remembered
+        until its next evaluation."""
+        key, held = _condition_key(query), _needed(query, known)
+        if held:
+            self.held_if[key] = query.window.end
+        else:
+            self.held_if.pop(key, None)
+        return held
 
     def _ask(self, queries: list[Query]) -> list[QueryResult]:
         return self.store.evaluate(queries) if queries else []
@@ -293,6 +317,7 @@ class Partials:
             ]:
                 del self.held[series]
                 self.layouts.pop(series, None)
+            self.held_if = {key: end for key, end in self.held_if.items() if latest - end <= FORGET_AFTER}
         if len(self.shapes) > 2 * len(plans) + 64:  # filters made afresh per tick, rules reloaded
             used = {id(plan.shape) for plan in plans}
             self.shapes = {key: shape for key, shape in self.shapes.items() if id(shape) in used}
@@ -324,6 +349,17 @@ def _known(held: Held, plan: Plan) -> tuple[Group, ...] | None:
     if known is not None and (known[0] is aggregates or known[0] == aggregates):
         return known[1]
     return None
+
+
+def _waits(query: Query, summed: set[str]) -> bool:
+    """Whether ``query``'s condition reads an answer summed from partials: it waits for them."""
+    return query.only_if is not None and query.only_if.query in summed
+
+
+def _condition_key(query: Query) -> tuple[object, ...]:
+    """A conditional query's own from one evaluation to the next (its window moved on)."""
+    window = query.window
+    return (id(query.where), query.group_by, tuple(query.aggregates.values()), window.end - window.start)
 
 
 def _needed(query: Query, known: Mapping[str, QueryResult | None]) -> bool:

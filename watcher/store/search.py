@@ -77,8 +77,8 @@ class SearchStore:
     """The daemon's live ticks read it through per-bucket partials (``watcher.process.daemon``)."""
     one_request = True
     """A batch is one ``_msearch`` (of ``msearch_max`` searches at most), whatever it holds: the
-    per-bucket partials ask the newest buckets and the windows read in full (an alert's evidence)
-    in one call."""
+    per-bucket partials ask the newest buckets and the windows read in full in one call, and only
+    what waits for their answer (an alert's evidence, ``Query.only_if``) in a second."""
 
     def __init__(
         self,
