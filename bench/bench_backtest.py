@@ -1,13 +1,15 @@
 """Benchmark ``watcher backtest``'s replay over days of logs: per-bucket partials read ahead
 (each row aggregated once per rule, many ticks per statement) against re-reading every window.
 
-    .venv/bin/python bench/bench_backtest.py [--days 3 --keep 0.4] [--skip-reread]
+    .venv/bin/python bench/bench_backtest.py [--days 3 --keep 0.4] [--skip-reread] [--processes N]
 
 Writes the demo's synthetic traffic (``watcher.demo.generate``, its incidents in the first day)
 over ``--days`` days, keeping a ``--keep`` share of the lines (0.4: ~170k a day), and replays 8
 rules of the shipped kinds (5xx ratio and its spike, p99 latency and its spike, traffic flatline,
 drift over 4 features, two validity rules) minute by minute through ``watcher.replay.Replay``.
-Each path runs in its own process: prints its ingest and replay wall time, CPU, peak RSS, and
+Each path runs in its own process, the partials path with the rules shared among as many
+processes as ``watcher backtest`` uses (``--processes``, ``watcher.replay_workers``): prints its
+ingest and replay wall time, CPU (its workers' included), peak RSS (the workers' apart), and
 whether both told the same events (rule, group, event, minute) with the same values.
 """
 
@@ -31,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from watcher.demo import DEMO_START, generate  # noqa: E402
+from watcher.replay_workers import processes  # noqa: E402
 
 RULES = [
     "prediction-5xx-rate",
@@ -70,15 +73,17 @@ def write_inputs(workdir: Path, days: int, keep: float, seed: int) -> Path:
     return log
 
 
-def run_path(workdir: Path, days: int, partials: bool) -> dict[str, object]:
-    """Replay in this process; the figures and the events it told."""
+def run_path(workdir: Path, days: int, partials: bool, processes: int) -> dict[str, object]:
+    """Replay in this process (and, with ``processes``, its workers); the figures and the events
+    it told. CPU counts the workers' too."""
     from watcher.replay import Replay
     from watcher.rules.loader import load_config, load_rules
 
     config = load_config(workdir / "watcher.yaml")
     rules = load_rules([workdir / "rules"], config).rules
     started, cpu = time.perf_counter(), time.process_time()
-    replay = Replay(config, rules, [workdir / "requests.jsonl"], workdir / f"run-{partials}")
+    run = workdir / f"run-{partials}"
+    replay = Replay(config, rules, [workdir / "requests.jsonl"], run, processes=processes if partials else 1)
     ingest, ingest_cpu = time.perf_counter() - started, time.process_time() - cpu
     replay.engine.partials = partials
     if not partials:
@@ -89,12 +94,15 @@ def run_path(workdir: Path, days: int, partials: bool) -> dict[str, object]:
             group = sorted(t.incident.group.items())
             events.append([t.incident.rule, group, t.event.value, t.at.isoformat(), t.incident.value])
     replay.close()
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "ingest": ingest,
         "ingest_cpu": ingest_cpu,
         "wall": time.perf_counter() - started,
-        "cpu": time.process_time() - cpu,
+        "cpu": time.process_time() - cpu + workers.ru_utime + workers.ru_stime,
         "rss_mb": _high_water_mb(),
+        "workers_rss_mb": workers.ru_maxrss / 1024,
+        "processes": len(replay.shares),
         "lines": sum(report.rows_stored for report in replay.ingested.values()),
         "events": events,
     }
@@ -126,11 +134,17 @@ def main() -> None:
     parser.add_argument("--keep", type=float, default=0.4, help="share of the demo's lines kept")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-reread", action="store_true", help="time the partials path only")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=processes(),
+        help="the partials path's processes (the backtest's default)",
+    )
     parser.add_argument("--path", choices=["partials", "reread"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.path:
-        print(json.dumps(run_path(Path(args.workdir), args.days, args.path == "partials")))
+        print(json.dumps(run_path(Path(args.workdir), args.days, args.path == "partials", args.processes)))
         return
     with tempfile.TemporaryDirectory(prefix="bench-backtest-") as tmp:
         workdir = Path(tmp)
@@ -139,13 +153,15 @@ def main() -> None:
         print(f"{args.days} days of logs written in {time.perf_counter() - started:.1f}s; {len(RULES)} rules")
         figures = {}
         for path in ["partials"] + ([] if args.skip_reread else ["reread"]):
-            command = [sys.executable, __file__, "--path", path, "--workdir", tmp, "--days", str(args.days)]
+            command = [sys.executable, __file__, "--path", path, "--workdir", tmp, "--days", str(args.days),
+                       "--processes", str(args.processes)]  # fmt: skip
             figures[path] = json.loads(subprocess.run(command, check=True, capture_output=True).stdout)
             f = figures[path]
             print(
                 f"  {path:<9} {f['lines']:,} lines: ingest {f['ingest']:.1f}s ({f['ingest_cpu']:.1f}s CPU), "
                 f"backtest {f['wall']:.1f}s wall ({f['wall'] - f['ingest']:.1f}s replay), "
-                f"{f['cpu']:.1f}s CPU, peak RSS {f['rss_mb']:.0f} MB, {len(f['events'])} events"
+                f"{f['cpu']:.1f}s CPU, {f['processes']} process(es), peak RSS {f['rss_mb']:.0f} MB "
+                f"(workers {f['workers_rss_mb']:.0f} MB), {len(f['events'])} events"
             )
         if "reread" in figures:
             speedup = figures["reread"]["wall"] / figures["partials"]["wall"]

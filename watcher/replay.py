@@ -4,7 +4,8 @@ Log files are loaded into a fresh embedded store per source used by the rules, w
 field and time format the config gives that source (what each skipped is in ``ingested``); or the
 configured stores themselves are queried (``backtest --source``). State lives in a fresh SQLite file. Then the
 clock steps over ``[start, end]`` at the scheduler's tick interval and the same ``Engine`` the
-daemon uses evaluates each tick.
+daemon uses evaluates each tick. With ``processes``, the rules are shared among that many processes
+over the loaded files (``watcher.replay_workers``), their tick reports merged as one engine's.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import glob
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from watcher.config import Config, Source
 from watcher.detect import DETECTORS
 from watcher.engine import Engine
 from watcher.incidents.state import StateStore
+from watcher.replay_workers import Job, StoreFile, Worker, merged, split, splittable
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
 from watcher.schedule import tick_interval
@@ -48,22 +50,39 @@ class Replay:
         *,
         stores: Mapping[str, LogStore] | None = None,
         evidence: bool = False,
+        processes: int = 1,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        self.config, self.workdir = config, workdir
         self.rules = list(rules)
         self.ingested: dict[str, IngestReport] = {}
         self.stores: dict[str, LogStore] = dict(stores) if stores is not None else {}
-        if stores is None:
-            for name in sorted({rule.source for rule in rules}):
-                read = [rule for rule in rules if rule.source == name]
-                loaded = _loaded(config.sources[name], read, logs, workdir / name)
-                self.stores[name], self.ingested[name] = loaded
+        shared = stores is None and processes > 1 and splittable(self.rules)
+        self.shares = split(self.rules, processes) if shared else [self.rules]
+        # Spawned first: a worker's imports overlap the ingestion.
+        self.workers = [Worker() for _ in self.shares[1:]]
+        try:
+            if stores is None:
+                for name in sorted({rule.source for rule in rules}):
+                    read = [rule for rule in rules if rule.source == name]
+                    loaded = _loaded(config.sources[name], read, logs, workdir / name)
+                    self.stores[name], self.ingested[name] = loaded
+            # Read by every process, so read-only in each.
+            self.files = [
+                _reopened(self.stores, name, config.sources[name])
+                for name in sorted(self.stores)
+                if self.workers
+            ]
+        except BaseException:
+            for worker in self.workers:
+                worker.close()
+            raise
         self.state = StateStore(SQLiteBackend(workdir / "state.sqlite", scratch=True))
         dispatcher = Dispatcher.from_config(config, self.state)
         # Evidence only where notifications are shown (the demo): per-bucket partials cannot sum
         # documents, so a backtest with it would re-read every window for them.
         self.engine = Engine(
-            self.rules,
+            self.shares[0],
             self.stores,
             self.state,
             config.route,
@@ -73,14 +92,25 @@ class Replay:
         )
 
     def ticks(
-        self, start: datetime, end: datetime, after_tick: Callable[[Tick], None] | None = None
+        self,
+        start: datetime,
+        end: datetime,
+        after_tick: Callable[[Tick], None] | None = None,
+        step: timedelta | None = None,
     ) -> Iterator[Tick]:
-        """Evaluate every tick in ``[start, end]`` (on the tick grid), oldest first."""
-        step = tick_interval(self.rules)
+        """Evaluate every tick in ``[start, end]`` (on the tick grid, or every ``step``), oldest first.
+        With workers, once."""
+        step = step or tick_interval(self.rules)
         self.engine.read_ahead(end)  # each rule's buckets read a stretch at a time, not per tick
+        for number, (worker, share) in enumerate(zip(self.workers, self.shares[1:], strict=True), 1):
+            workdir = self.workdir / f"share-{number}"
+            worker.start(Job(self.config, share, self.files, workdir, start, end, step))
         now = start
         while now <= end:
-            tick = Tick(now, self.engine.tick(now))
+            report = self.engine.tick(now)
+            if self.workers:
+                report = merged([report, *(worker.report() for worker in self.workers)])
+            tick = Tick(now, report)
             if after_tick is not None:
                 after_tick(tick)
             yield tick
@@ -91,9 +121,23 @@ class Replay:
         return int((end - start) / step) + 1 if end >= start else 0
 
     def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
         self.state.close()
         for store in self.stores.values():
             store.close()
+
+
+def _reopened(stores: dict[str, LogStore], name: str, source: Source) -> StoreFile:
+    """Store ``name``'s file closed and opened again read-only (DuckDB lets several processes read
+    a file only when none writes it): what a worker opens."""
+    store = stores[name]
+    assert isinstance(store, EmbeddedStore)
+    store.close()
+    stores[name] = EmbeddedStore(
+        store.path, source.time_field, time_format=source.time_format, read_only=True
+    )
+    return StoreFile(name, store.path, source.time_field, source.time_format)
 
 
 def _loaded(

@@ -418,3 +418,23 @@ def test_a_rule_blind_for_lack_of_data_says_so_and_why(
     assert main([*argv, "--format", "text"]) == 0
     out = capsys.readouterr().out
     assert out.endswith(err)  # the same summary after the table
+
+
+def test_the_rules_shared_among_processes_tell_the_same(
+    demo_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--logs", str(demo_log), "--start", START, "--end", END]
+    one = backtest(capsys, *argv, "--processes", "1")
+    two = backtest(capsys, *argv, "--processes", "2")
+    assert one[0] == 0
+    assert one[1].count('"event": "firing"') > 3
+    assert two == one  # the events and nodata lines in the same order, the same summary
+
+
+def test_a_number_of_processes_below_one_is_refused(
+    demo_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        backtest(capsys, "--logs", str(demo_log), "--start", START, "--end", END, "--processes", "0")
+    assert exited.value.code == 2
+    assert "--processes: expected a whole number of processes, at least 1, got '0'" in capsys.readouterr().err

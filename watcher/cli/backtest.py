@@ -27,6 +27,7 @@ from watcher.config import Config, EmbeddedSource
 from watcher.incidents.model import Event
 from watcher.query import Count, Query, Window
 from watcher.replay import Replay
+from watcher.replay_workers import MAX_PROCESSES, processes
 from watcher.rules.models import Rule
 from watcher.store.base import StoreError
 from watcher.store.rejections import no_usable_lines, summary
@@ -79,6 +80,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--end", required=True, type=parse_time, metavar="ISO8601", help="last evaluation time"
     )
     parser.add_argument(
+        "--processes",
+        type=_processes,
+        default=processes(),
+        metavar="N",
+        help="replay the rules of --logs shared among N processes, same output (default: the cores "
+        f"available, at most {MAX_PROCESSES}: {processes()} here)",
+    )
+    parser.add_argument(
         "--format",
         choices=("json", "text"),
         default="json",
@@ -126,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _replay(config: Config, rules: list[Rule], args: argparse.Namespace, workdir: Path) -> Replay:
     if args.source is None:
-        return Replay(config, rules, args.logs, workdir)
+        return Replay(config, rules, args.logs, workdir, processes=args.processes)
     from watcher.store.factory import open_store  # the source's backend only
 
     source = config.sources[args.source]
@@ -195,6 +204,12 @@ def _print(records: list[dict[str, Any]], totals: Summary, form: str) -> None:
     else:
         print_table([r for r in records if r["event"] != "nodata"], sys.stdout)
         totals.print(sys.stdout)
+
+
+def _processes(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes, at least 1, got {text!r}")
+    return int(text)
 
 
 def _iso(moment: datetime) -> str:

@@ -96,6 +96,7 @@ class EmbeddedStore:
         rejections: RejectionLog | None = None,
         row_group_size: int | None = None,
         read_ahead: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self.time_field = time_field
@@ -109,9 +110,12 @@ class EmbeddedStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One thread by default: a tick's fused scan is small, and each DuckDB thread keeps its own
         # buffers (about 10 MB of RSS per thread with 1,000 rules).
+        # ``read_only``: several processes may read one file at once (a backtest's rules shared among
+        # processes, ``watcher.replay_workers``), none while one writes; the file must hold the schema.
         config: _Config = {"threads": threads, "memory_limit": memory_limit}
-        self._con: duckdb.DuckDBPyConnection | None = _connect(self.path, config, row_group_size)
-        self._con.execute(_SCHEMA + FIELD_COLUMNS_SCHEMA)
+        self._con: duckdb.DuckDBPyConnection | None = _connect(self.path, config, row_group_size, read_only)
+        if not read_only:
+            self._con.execute(_SCHEMA + FIELD_COLUMNS_SCHEMA)
         self._fields = FieldColumns(field_columns)
         self._first: tuple[datetime | None] | None = None  # first_time's answer until rows change
 
@@ -325,20 +329,25 @@ def from_source(source: EmbeddedSource) -> EmbeddedStore:
     )
 
 
-def _connect(path: Path, config: _Config, row_group_size: int | None) -> duckdb.DuckDBPyConnection:
+def _connect(
+    path: Path, config: _Config, row_group_size: int | None, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """A connection to the store's file, attached as ``store`` (with ``row_group_size`` rows per
     row group; DuckDB sets it per attachment, not per connection) in the process's one DuckDB
     database of that file: the in-memory database named after the resolved path. Stores of one
     file in one process (two daemons on one data folder, a daemon and ``watcher ingest``) share
     it, as ``duckdb.connect(path)`` shares its file; a second ATTACH of the file from another
     database would fail ('Unique file handle conflict'). DuckDB closes the file with the last
-    connection. The first store to attach sets the row groups. The in-memory default database is
-    detached, so every cursor reads and writes ``store``."""
+    connection. The first store to attach sets the row groups (and ``read_only``, whether the file
+    is attached read-only). The in-memory default database is detached, so every cursor reads and
+    writes ``store``."""
     file = path.resolve()
     name = hashlib.sha256(str(file).encode()).hexdigest()[:24]
     spill = {"temp_directory": f"{file}.tmp"}  # where duckdb.connect(path) spills; in-memory: ./.tmp
     con = duckdb.connect(f":memory:watcher-{name}", config=config | spill)
-    options = f" (ROW_GROUP_SIZE {int(row_group_size)})" if row_group_size else ""
+    options = (
+        " (READ_ONLY)" if read_only else f" (ROW_GROUP_SIZE {int(row_group_size)})" if row_group_size else ""
+    )
     quoted = str(file).replace("'", "''")
     try:
         con.execute(
