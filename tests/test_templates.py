@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
+from tests.notify import samples
+from tests.notify.samples import NOW, SUMMARY
 from watcher.filters import duration, number, percent
 from watcher.incidents.model import Event, Incident, State
 from watcher.notify.base import Notification
@@ -20,25 +22,10 @@ from watcher.templates import (
     Templates,
 )
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-SUMMARY = "5xx rate {{ value | percent }} for model {{ group.model_version }}"
-
 
 def incident(**changes: object) -> Incident:
-    base = Incident(
-        fingerprint="f1",
-        rule="prediction-5xx",
-        group={"model_version": "v2"},
-        labels={"team": "ml"},
-        annotations={"summary": SUMMARY, "runbook": "https://runbooks.example.com/5xx"},
-        severity="critical",
-        state=State.FIRING,
-        value=0.0712,
-        threshold=0.05,
-        started_at=NOW - timedelta(minutes=14),
-        fired_at=NOW - timedelta(minutes=12),
-    )
-    return base.evolve(**changes)
+    """The notifier tests' sample incident, without its recorded series."""
+    return samples.incident(**{"details": {}, **changes})
 
 
 def notification(event: Event = Event.FIRING, *incidents: Incident) -> Notification:
