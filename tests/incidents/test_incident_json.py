@@ -4,12 +4,14 @@ Python types the detector put in its details."""
 
 import json
 import math
+from dataclasses import FrozenInstanceError, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +125,26 @@ def test_a_nan_value_reads_back_as_nan(tmp_path: Path) -> None:
     assert math.isnan(read.value or 0.0)
     assert math.isnan(read.details["score"])
     store.close()
+
+
+def test_an_evolved_snapshot_is_the_one_replace_makes_and_stays_frozen() -> None:
+    first = incident()
+    first.encoded()
+    changes: dict[str, Any] = {
+        "value": 0.5,
+        "state": State.RESOLVED,
+        "resolved_at": T0 + timedelta(minutes=5),
+        "details": {"count": 3},
+        "flips": (T0,),
+        "note": "cleared",
+    }
+    for name, value in changes.items():
+        evolved = first.evolve(**{name: value})
+        assert evolved == replace(first, **{name: value})
+        assert json.loads(evolved.encoded()) == json.loads(dumps(replace(first, **{name: value}).to_json()))
+    assert first.evolve(**changes) == replace(first, **changes)
+    assert first.value == 0.2  # the snapshot evolved from is as it was
+    with pytest.raises(TypeError, match="nope"):
+        first.evolve(nope=1)
+    with pytest.raises(FrozenInstanceError):
+        first.evolve(value=1.0).value = 2.0  # type: ignore[misc]

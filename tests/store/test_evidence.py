@@ -151,6 +151,21 @@ def test_a_wide_document_keeps_its_first_fields() -> None:
     assert list(kept) == [f"f{i:03}" for i in range(MAX_FIELDS)]
 
 
+def test_each_kind_of_value_is_kept_told_as_text_or_redacted_under_its_own_redact_list() -> None:
+    class Label(str):
+        pass
+
+    doc = {"status": 503, "ok": False, "gone": None, "ms": 8.5, "pair": (1, 2), "tags": ["a", 1],
+           "ctx": {"k": "v"}, "auth_header": "Bearer abc.def", "note": Label("Basic dXNlcg== sent"),
+           "session": "s-1"}  # fmt: skip
+    (kept,) = cleaned([doc], DEFAULT_REDACT)
+    assert kept == {"status": 503, "ok": False, "gone": None, "ms": 8.5, "pair": (1, 2),
+                    "tags": "['a', 1]", "ctx": "{'k': 'v'}", "auth_header": f"Bearer {REDACTED}",
+                    "note": f"Basic {REDACTED} sent", "session": "s-1"}  # fmt: skip
+    assert cleaned([doc], ("session",))[0]["session"] == REDACTED  # another list decides afresh
+    assert cleaned([doc], DEFAULT_REDACT)[0]["session"] == "s-1"
+
+
 class SamplesCounted:
     """A real store, counting the evidence queries (``Samples``) it is asked and, on the search
     store, the HTTP requests of each tick."""

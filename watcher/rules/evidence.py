@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -93,29 +93,45 @@ class EvidenceDefaults(BaseModel):
 def cleaned(samples: Sequence[Sample], redact: Sequence[str]) -> tuple[Sample, ...]:
     """``samples`` as an incident keeps them: secret-looking fields redacted, long values cut, at
     most ``MAX_FIELDS`` fields each."""
-    secrets = tuple(_plain(name) for name in redact if name)
+    secret = _redacts(tuple(redact))
     return tuple(
-        {name: _value(name, value, secrets) for name, value in itertools.islice(sample.items(), MAX_FIELDS)}
+        {name: _value(value, secret(name)) for name, value in itertools.islice(sample.items(), MAX_FIELDS)}
         for sample in samples
     )
 
 
-@functools.lru_cache(maxsize=4096)
-def _secret(name: str, secrets: tuple[str, ...]) -> bool:
-    """Whether a field of this name is redacted: decided once per name, as the same fields come
-    back in every document of every tick."""
-    plain = _plain(name)
-    return any(secret in plain for secret in secrets)
+@functools.lru_cache(maxsize=64)
+def _redacts(redact: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a field of a name is redacted under ``redact``: decided once per name, as the same
+    fields come back in every document of every tick."""
+    secrets = tuple(_plain(name) for name in redact if name)
+
+    @functools.lru_cache(maxsize=4096)
+    def secret(name: str) -> bool:
+        plain = _plain(name)
+        return any(part in plain for part in secrets)
+
+    return secret
 
 
-def _value(name: str, value: Any, secrets: tuple[str, ...]) -> Any:
-    if _secret(name, secrets):
+def _value(value: Any, secret: bool) -> Any:
+    if secret:
         return REDACTED
-    if isinstance(value, Mapping | list):
+    kind = type(value)
+    if kind in _KEPT:  # exact types first: the Mapping ABC check was most of a document's cleaning
+        return value
+    if kind is not str and not isinstance(value, str):
+        if not isinstance(value, Mapping | list):
+            return value
         value = str(value)
-    if isinstance(value, str):
-        return cut(_CREDENTIAL.sub(lambda found: f"{found.group(1)} {REDACTED}", value), MAX_VALUE)
-    return value
+    return cut(_CREDENTIAL.sub(_credential_redacted, value), MAX_VALUE)
+
+
+_KEPT = frozenset({int, float, bool, type(None)})
+
+
+def _credential_redacted(found: re.Match[str]) -> str:
+    return f"{found.group(1)} {REDACTED}"
 
 
 def cut(text: str, width: int) -> str:
