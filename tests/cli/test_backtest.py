@@ -35,18 +35,21 @@ def backtest(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
 
 
 @pytest.fixture(scope="module")
-def whole_demo(demo_log: Path) -> tuple[int, str]:
-    """The JSON backtest of the whole demo log (exit code, standard output), run once for the
-    tests that read it: a backtest of seven hours is the slowest thing here."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+def whole_demo(demo_log: Path) -> tuple[int, str, str]:
+    """The JSON backtest of the whole demo log (exit code, standard output and error), its rules
+    shared among two processes, run once for the tests that read it: a backtest of seven hours is
+    the slowest thing here."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["backtest", "--config", str(ROOT / "watcher.yaml"), "--logs", str(demo_log),
-                     "--start", START, "--end", END])  # fmt: skip
-    return code, out.getvalue()
+                     "--start", START, "--end", END, "--processes", "2"])  # fmt: skip
+    return code, out.getvalue(), err.getvalue()
 
 
-def test_reports_every_injected_incident_and_nothing_in_quiet_periods(whole_demo: tuple[int, str]) -> None:
-    code, out = whole_demo
+def test_reports_every_injected_incident_and_nothing_in_quiet_periods(
+    whole_demo: tuple[int, str, str],
+) -> None:
+    code, out, _ = whole_demo
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
     records = [line for line in lines if line["event"] != "nodata"]
@@ -68,8 +71,8 @@ def test_reports_every_injected_incident_and_nothing_in_quiet_periods(whole_demo
     assert five_xx[0]["value"] > 0.05
 
 
-def test_a_change_of_severity_is_a_line_of_its_own(whole_demo: tuple[int, str]) -> None:
-    code, out = whole_demo
+def test_a_change_of_severity_is_a_line_of_its_own(whole_demo: tuple[int, str, str]) -> None:
+    code, out, _ = whole_demo
     assert code == 0
     drift = [
         r
@@ -421,14 +424,12 @@ def test_a_rule_blind_for_lack_of_data_says_so_and_why(
 
 
 def test_the_rules_shared_among_processes_tell_the_same(
-    demo_log: Path, capsys: pytest.CaptureFixture[str]
+    demo_log: Path, whole_demo: tuple[int, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--logs", str(demo_log), "--start", START, "--end", END]
-    one = backtest(capsys, *argv, "--processes", "1")
-    two = backtest(capsys, *argv, "--processes", "2")
+    one = backtest(capsys, "--logs", str(demo_log), "--start", START, "--end", END, "--processes", "1")
     assert one[0] == 0
     assert one[1].count('"event": "firing"') > 3
-    assert two == one  # the events and nodata lines in the same order, the same summary
+    assert whole_demo == one  # the events and nodata lines in the same order, the same summary
 
 
 def test_a_number_of_processes_below_one_is_refused(
