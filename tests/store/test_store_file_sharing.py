@@ -12,6 +12,9 @@ import duckdb
 import pytest
 
 from watcher.config import EmbeddedSource
+from watcher.query import Count, Query, Window
+from watcher.query_filters import Eq
+from watcher.store import embedded
 from watcher.store.embedded import LIVE_ROW_GROUP, EmbeddedStore, from_source
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -84,3 +87,32 @@ def test_a_store_spills_next_to_its_file_not_into_the_working_folder(
         row = cur.execute("SELECT current_setting('temp_directory')").fetchone()
     store.close()
     assert row == (f"{path}.tmp",)
+
+
+def cached_mb(store: EmbeddedStore) -> float:
+    """What DuckDB holds in memory for the store's process (no public reader: its own cursor)."""
+    with store._cursor() as cur:
+        row = cur.execute("SELECT sum(memory_usage_bytes) / 2 ** 20 FROM duckdb_memory()").fetchone()
+    assert row is not None
+    return float(row[0])
+
+
+def test_trimming_drops_the_blocks_duckdb_cached_and_the_store_answers_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB keeps every block it wrote or read until its memory limit (512 MB), so a daemon's
+    RSS grew with what its store holds; the daemon trims it after each tick's ingest."""
+    path = tmp_path / "logs.duckdb"
+    written = EmbeddedStore(path)
+    assert written.ingest_lines(lines(60_000)).rows_stored == 60_000
+    written.close()  # checkpointed: every block is on disk
+    monkeypatch.setattr(embedded, "CACHE_KEPT", "1MB")
+    store = daemons_store(path)
+    query = Query("q", Window(T0, T0 + timedelta(minutes=2)), {"n": Count()}, Eq("service", "api"))
+    (answer,) = store.evaluate([query])  # reads the documents: their blocks are cached
+    before = cached_mb(store)
+    store.trim_cache()
+    assert (before > 2, cached_mb(store) <= 1) == (True, True), before
+    assert store.evaluate([query]) == [answer]
+    assert answer.groups[0].values["n"] == 60_000
+    store.close()

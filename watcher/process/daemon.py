@@ -301,12 +301,15 @@ class Daemon:
     def _ingest(self, now: datetime) -> None:
         for name, source in self.config.sources.items():
             store = self.stores.get(name)
-            if isinstance(source, EmbeddedSource) and isinstance(store, EmbeddedStore) and source.ingest:
+            if not isinstance(source, EmbeddedSource) or not isinstance(store, EmbeddedStore):
+                continue
+            if source.ingest:
                 try:  # a failed ingest commits nothing and keeps its offsets: the lines wait
                     report = store.ingest_files(source.ingest, now=now)
                 except Exception as exc:  # the tick stops: no rule runs on a store missing lines
                     raise WriteError(f"embedded store {name}", exc) from exc
                 self.operations.metrics.lines_rejected(name, report.skipped)
+            store.trim_cache()  # what it wrote and read stays cached otherwise: RSS grows with it
 
     # ------------------------------------------------------------------ lifecycle
 

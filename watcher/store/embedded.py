@@ -71,6 +71,12 @@ and its whole uncompressed text is then in memory at once: with DuckDB's default
 filled, +54 MB with half as many rows; 80 MB: +170 -> +66 MB. Without field columns, 49 MB: +51
 -> +68 MB (the checkpoints fall elsewhere), 80 MB: +133 -> +85 MB. Smaller groups (30,720) did no
 better."""
+CACHE_KEPT = "16MB"
+"""What ``trim_cache`` leaves of DuckDB's cached blocks. DuckDB keeps each block it wrote or read
+until its memory limit: the 1,000-rule daemon with 10 hours stored held 162 MB (131 MB with 1),
+136 MB trimmed to 8 MB after each tick's ingest, same CPU (``bench_daemon_memory.py --hours
+10``). Rows appended since the last checkpoint (up to ``checkpoint_threshold``, 16 MB of WAL)
+are in memory too: above that they would be written to the temporary folder at each trim."""
 
 
 class EmbeddedStore:
@@ -114,6 +120,7 @@ class EmbeddedStore:
         # processes, ``watcher.replay_workers``), none while one writes; the file must hold the schema.
         config: _Config = {"threads": threads, "memory_limit": memory_limit}
         self._con: duckdb.DuckDBPyConnection | None = _connect(self.path, config, row_group_size, read_only)
+        self._memory_limit = memory_limit
         if not read_only:
             self._con.execute(_SCHEMA + FIELD_COLUMNS_SCHEMA)
         self._fields = FieldColumns(field_columns)
@@ -280,6 +287,18 @@ class EmbeddedStore:
             return plan.results([column[0] for column in cur.description], rows)
 
     # ------------------------------------------------------------------ inspection
+
+    def trim_cache(self) -> None:
+        """Drop DuckDB's cached blocks beyond ``CACHE_KEPT`` (read from the file again when
+        needed) by lowering the memory limit for a moment. A block in use stays, and the limit is
+        then not lowered: nothing fails."""
+        with self._write_lock, self._cursor() as cur:
+            try:
+                cur.execute(f"SET memory_limit = '{CACHE_KEPT}'")
+            except duckdb.Error:
+                pass  # blocks in use: trimmed at a later tick
+            finally:
+                cur.execute(f"SET memory_limit = '{self._memory_limit}'")
 
     def row_count(self) -> int:
         with self._cursor() as cur:
