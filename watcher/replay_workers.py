@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -211,6 +212,8 @@ def _serve(job: Job, out: BinaryIO) -> None:
             _send(batch, out)
         finally:
             replay.close()
+    except BrokenPipeError:
+        return  # the main process is gone (it failed, or stopped reading): nobody to tell
     except Exception:
         _send(traceback.format_exc(), out)
 
@@ -221,6 +224,8 @@ def _send(message: list[TickReport] | str, out: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the main process stops its workers (``Worker.close``).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         job = pickle.load(sys.stdin.buffer)
     except EOFError:  # the replay ended before its ticks (no usable log line, a failed ingestion)
