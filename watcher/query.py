@@ -97,12 +97,17 @@ class Values:
     ``relative_error`` (numeric only; embedded store) rounds each number to the middle of its
     log-spaced bin first (``SKETCH_ERROR``: within 1 % of the number), so the distinct values,
     and what partials keep, stay a few hundred whatever the field's cardinality: the mergeable
-    sketch a percentile falls back on when its exact values are too many."""
+    sketch a percentile falls back on when its exact values are too many.
+
+    ``distinct`` (embedded store): the distinct values only, as a list, without their counts --
+    all a ``Cardinality`` needs, and small enough to keep per bucket for ten times as many values
+    (``DISTINCT_LIMIT``)."""
 
     field: str
     numeric: bool = False
     limit: int = VALUES_LIMIT
     relative_error: float = 0.0
+    distinct: bool = False
 
 
 Sample: TypeAlias = dict[str, Any]

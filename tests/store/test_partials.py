@@ -112,7 +112,7 @@ def test_windows_of_a_rule_share_buckets_and_memory_stays_bounded(demo_store):
 
 
 def test_a_bucket_with_too_many_values_is_answered_by_re_reading(demo_store):
-    partials = Partials(demo_store, values_limit=10)
+    partials = Partials(demo_store, values_limit=10, distinct_limit=10)
     query = Query("q", Window(DEMO_START, DEMO_START + timedelta(minutes=5)),
                   {"clients": Cardinality("client_id")}, every=EVERY)  # fmt: skip
     (got,) = partials.evaluate([query])
@@ -120,6 +120,28 @@ def test_a_bucket_with_too_many_values_is_answered_by_re_reading(demo_store):
     assert len(partials.direct) == 1  # and asked directly from then on
     (again,) = partials.evaluate([query])
     assert again == got
+
+
+def test_a_cardinality_of_more_values_than_the_values_limit_slides_from_its_buckets(demo_store):
+    """The embedded store lists a cardinality's distinct values without counts: past the limit of
+    values with counts, its windows still come from the newest bucket, with the answers of
+    re-reading them (before, they were re-read in full at every tick)."""
+    counting = Counting(demo_store)
+    counting.distinct_values = True
+    partials = Partials(counting, values_limit=10)
+    aggregates = {"clients": Cardinality("client_id"), "n": Count()}
+    start = DEMO_START + timedelta(minutes=30)
+    for minute in range(6):
+        at = start + minute * EVERY
+        queries = [
+            Query(f"q{span}", Window(at - timedelta(minutes=span), at), aggregates, group_by=by, every=EVERY)
+            for span, by in ((5, ()), (10, ("endpoint",)))
+        ]
+        for got, expected in zip(partials.evaluate(queries), demo_store.evaluate(queries), strict=True):
+            assert_equal(got, expected)
+            assert max(group.values["clients"] for group in got.groups) > 10
+    assert not partials.direct
+    assert partials.buckets_asked == 5 + 10 + 2 * 5  # each window once, then its newest minute
 
 
 def test_percentiles_of_too_many_values_come_from_a_sketch_within_one_percent(demo_store):

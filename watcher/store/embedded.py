@@ -88,6 +88,9 @@ class EmbeddedStore:
     sketches = True
     """It rounds numbers to a log-spaced sketch (``Values.relative_error``): per-bucket partials
     keep a percentile of too many distinct values that way instead of re-reading its windows."""
+    distinct_values = True
+    """It lists a field's distinct values without their counts (``Values.distinct``): per-bucket
+    partials keep a cardinality's buckets that way, for up to ``DISTINCT_LIMIT`` values each."""
 
     def __init__(
         self,

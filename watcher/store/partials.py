@@ -42,7 +42,7 @@ from watcher.query_documents import VALUES_LIMIT
 from watcher.store.base import LogStore
 from watcher.store.buckets import Runs, bucket_size, bucket_starts, from_ms, merge_spans, runs, within
 from watcher.store.partial_plans import Held, Plan, Series, Shape
-from watcher.store.partial_values import Layout, Part, finisher, partial_of
+from watcher.store.partial_values import DISTINCT_LIMIT, Layout, Part, finisher, partial_of
 from watcher.store.window_sums import COUNT, Key, summed, window_groups
 
 log = logging.getLogger("watcher.store.partials")
@@ -63,9 +63,13 @@ class Partials:
         read_ahead: timedelta = timedelta(0),
         horizon: datetime | None = None,
         values_limit: int = VALUES_LIMIT,
+        distinct_limit: int = DISTINCT_LIMIT,
     ) -> None:
         self.store = store
         self.values_limit = values_limit
+        # A cardinality's buckets as distinct values without counts, when the store lists them so
+        # (``distinct_values``); else as values with their counts, up to ``values_limit``.
+        self.distinct = distinct_limit if getattr(store, "distinct_values", False) else 0
         self.read_ahead = read_ahead
         self.horizon = horizon
         self.held: dict[Series, Held] = {}
@@ -174,7 +178,8 @@ class Partials:
         return shape
 
     def _series(self, query: Query, size: timedelta, sketch: float) -> Series:
-        partial = (partial_of(agg, self.values_limit, sketch) for agg in query.aggregates.values())
+        limit, distinct = self.values_limit, self.distinct
+        partial = (partial_of(agg, limit, sketch, distinct) for agg in query.aggregates.values())
         series = Series(query.where, query.group_by, frozenset(partial) | {COUNT}, size)
         return self.interned.setdefault(series, series)
 
@@ -268,9 +273,9 @@ class Partials:
             return None
         named = plan.shape.named.get(series)
         if named is None:
-            limit, sketch = self.values_limit, plan.sketch
+            limit, sketch, distinct = self.values_limit, plan.sketch, self.distinct
             named = plan.shape.named[series] = [
-                (name, layout.index[partial_of(agg, limit, sketch)], finisher(agg))
+                (name, layout.index[partial_of(agg, limit, sketch, distinct)], finisher(agg))
                 for name, agg in query.aggregates.items()
             ]
         groups = window_groups(query.group_by, totals, layout, named)

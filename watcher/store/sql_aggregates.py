@@ -98,6 +98,8 @@ def _value_aggregate(b: Builder, groups: tuple[str, ...], scope: str, agg: Any) 
     if isinstance(agg, Cardinality):
         return _cardinality(b, part, scope)
     count = part.count_column(scope)
+    if isinstance(agg, Values) and agg.distinct:
+        return _distinct(b, part, count, agg)
     pairs = f"list(struct_pack(v := v, c := {count}) ORDER BY {count} DESC, v) FILTER (WHERE {count} > 0)"
     if isinstance(agg, Terms):
         index = b.aggregate(part, _unzipped(f"list_slice({pairs}, 1, {int(agg.size)})"))
@@ -173,6 +175,14 @@ def _values(b: Builder, part: Any, count: str, agg: Values) -> Decoder:
         return _zipped(aggs[index])
 
     return decode
+
+
+def _distinct(b: Builder, part: Any, count: str, agg: Values) -> Decoder:
+    """The distinct values without their counts, or ``None`` past ``agg.limit`` of them."""
+    seen = f"count_if({count} > 0) <= {int(agg.limit)}"
+    index = b.aggregate(part, f"CASE WHEN {seen} THEN list(v) FILTER (WHERE {count} > 0) END")
+    known = b.aggregate(part, seen)
+    return lambda aggs: (aggs[index] or []) if aggs[known] is not False else None
 
 
 def _unzipped(pairs: str) -> str:
