@@ -10,7 +10,6 @@ between the two cannot lose or duplicate lines.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +39,7 @@ from watcher.store.ingest_ahead import ReadAhead
 from watcher.store.ingest_bulk import Classified, drop_classified, insert_rows, store_classified
 from watcher.store.rejections import RejectionLog
 from watcher.store.sql import FusedPlan, compile_batch, naive_utc
+from watcher.store.store_file import Config, connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (ts TIMESTAMP NOT NULL, doc VARCHAR NOT NULL);
@@ -50,8 +50,6 @@ CREATE TABLE IF NOT EXISTS ingest_cursors (
 ALTER TABLE ingest_cursors ADD COLUMN IF NOT EXISTS line BIGINT DEFAULT 0;
 """
 _T = TypeVar("_T")
-_Config = dict[str, str | bool | int | float | list[str]]
-"""A DuckDB connection's configuration, as ``duckdb.connect`` types it."""
 READ_CHUNK = 8 * 1024 * 1024
 """Bytes of a file stored and committed at a time by a one-off load (a backtest, ``watcher
 ingest``): 518k lines (139 MB) took 3.7 s of CPU and 221 MB of RSS with 8 MB chunks, 5.5 s and
@@ -121,8 +119,8 @@ class EmbeddedStore:
         # buffers (about 10 MB of RSS per thread with 1,000 rules).
         # ``read_only``: several processes may read one file at once (a backtest's rules shared among
         # processes, ``watcher.replay_workers``), none while one writes; the file must hold the schema.
-        config: _Config = {"threads": threads, "memory_limit": memory_limit}
-        self._con: duckdb.DuckDBPyConnection | None = _connect(self.path, config, row_group_size, read_only)
+        config: Config = {"threads": threads, "memory_limit": memory_limit}
+        self._con: duckdb.DuckDBPyConnection | None = connect(self.path, config, row_group_size, read_only)
         self._memory_limit = memory_limit
         if not read_only:
             self._con.execute(_SCHEMA + FIELD_COLUMNS_SCHEMA)
@@ -349,36 +347,6 @@ def from_source(source: EmbeddedSource) -> EmbeddedStore:
         row_group_size=LIVE_ROW_GROUP,
         read_ahead=False,  # its start backlog peak is the daemon's high-water mark: one chunk at a time
     )
-
-
-def _connect(
-    path: Path, config: _Config, row_group_size: int | None, read_only: bool = False
-) -> duckdb.DuckDBPyConnection:
-    """A connection to the store's file, attached as ``store`` (with ``row_group_size`` rows per
-    row group; DuckDB sets it per attachment, not per connection) in the process's one DuckDB
-    database of that file: the in-memory database named after the resolved path. Stores of one
-    file in one process (two daemons on one data folder, a daemon and ``watcher ingest``) share
-    it, as ``duckdb.connect(path)`` shares its file; a second ATTACH of the file from another
-    database would fail ('Unique file handle conflict'). DuckDB closes the file with the last
-    connection. The first store to attach sets the row groups (and ``read_only``, whether the file
-    is attached read-only). The in-memory default database is detached, so every cursor reads and
-    writes ``store``."""
-    file = path.resolve()
-    name = hashlib.sha256(str(file).encode()).hexdigest()[:24]
-    spill = {"temp_directory": f"{file}.tmp"}  # where duckdb.connect(path) spills; in-memory: ./.tmp
-    con = duckdb.connect(f":memory:watcher-{name}", config=config | spill)
-    options = (
-        " (READ_ONLY)" if read_only else f" (ROW_GROUP_SIZE {int(row_group_size)})" if row_group_size else ""
-    )
-    quoted = str(file).replace("'", "''")
-    try:
-        con.execute(
-            f"ATTACH IF NOT EXISTS '{quoted}' AS store{options}; USE store; DETACH DATABASE IF EXISTS memory"
-        )
-    except BaseException:
-        con.close()
-        raise
-    return con
 
 
 def _pick(answered: dict[str, QueryResult], plan: FusedPlan, query: Query) -> QueryResult:
