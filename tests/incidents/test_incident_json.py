@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.incidents.encoding import dumps
-from watcher.incidents.model import OPEN, Incident, State, fingerprint
+from watcher.incidents.encoding import dumps, notification_from_json, notification_text, notification_to_json
+from watcher.incidents.model import OPEN, Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
+from watcher.notify.base import Notification
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -148,3 +149,20 @@ def test_an_evolved_snapshot_is_the_one_replace_makes_and_stays_frozen() -> None
         first.evolve(nope=1)
     with pytest.raises(FrozenInstanceError):
         first.evolve(value=1.0).value = 2.0  # type: ignore[misc]
+
+
+def test_a_notifications_stored_text_is_its_json_with_each_incident_encoded_once() -> None:
+    one, other = incident(), incident(details={"bins": (1, 2), "at": T0}, note='say "hi"')
+    for thread_ref, labels in ((None, {}), ({"ts": "1.2", "channel": "C1"}, {"rule": "api-5xx"})):
+        sent = Notification(
+            id="n1",
+            receiver="slack",
+            event=Event.FIRING,
+            incidents=(one, other),
+            created_at=T0,
+            thread_key="g|t",
+            thread_ref=thread_ref,
+            group_labels=labels,
+        )
+        assert notification_text(sent) == dumps(notification_to_json(sent))
+        assert notification_from_json(json.loads(notification_text(sent))).incidents[0] == one

@@ -49,6 +49,25 @@ def notification_to_json(notification: Notification) -> dict[str, Any]:
     }
 
 
+def notification_text(notification: Notification) -> str:
+    """``notification_to_json`` as the outbox stores it (compact JSON, the same text), with each
+    incident the text its snapshot encoded once (``Incident.encoded``): the snapshots of a
+    notification are those the tick writes as rows and group members."""
+    event = notification.event.value
+    head = dumps({"id": notification.id, "receiver": notification.receiver, "event": event})
+    tail = dumps(
+        {
+            "created_at": notification.created_at.isoformat(),
+            "thread_key": notification.thread_key,
+            "thread_ref": None if notification.thread_ref is None else dict(notification.thread_ref),
+            "group_labels": dict(notification.group_labels),
+            "part": notification.part,
+        }
+    )
+    incidents = ",".join(incident.encoded() for incident in notification.incidents)
+    return f'{head[:-1]},"incidents":[{incidents}],{tail[1:]}'
+
+
 def notification_from_json(data: Mapping[str, Any]) -> Notification:
     """The inverse of ``notification_to_json``."""
     return Notification(

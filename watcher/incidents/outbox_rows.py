@@ -28,7 +28,7 @@ from watcher.incidents.encoding import (
     from_micros,
     micros,
     notification_from_json,
-    notification_to_json,
+    notification_text,
 )
 from watcher.notify.base import Notification
 from watcher.state.base import Backend
@@ -80,7 +80,7 @@ class OutboxRows:
                     notification.receiver,
                     notification.thread_key,
                     created,
-                    dumps(notification_to_json(notification)),
+                    notification_text(notification),
                     created,
                 ),
             ).rowcount

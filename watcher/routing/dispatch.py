@@ -161,8 +161,13 @@ class Dispatcher:
         ``current`` maps fingerprints to the latest snapshots of open incidents (the engine's,
         not yet committed); without it they are read from the state file.
         """
-        targets = [(change, match) for change in changes for match in self.routes(change.incident)]
-        keys = {group_key(match, match.group_labels(change.incident.labels)) for change, match in targets}
+        targets = [
+            (change, match, labels, group_key(match, labels))
+            for change in changes
+            for match in self.routes(change.incident)
+            for labels in (match.group_labels(change.incident.labels),)
+        ]
+        keys = {key for *_, key in targets}
         with self.state.reading() as db:
             if not targets and not _due(db, now):
                 return Dispatch()  # most ticks: nothing changed, no group due (one cheap read)
@@ -172,9 +177,7 @@ class Dispatcher:
             told = told_episodes(db, ended)
             taken = acks.load(db)
         dispatch = Dispatch()
-        for change, match in targets:
-            labels = match.group_labels(change.incident.labels)
-            key = group_key(match, labels)
+        for change, match, labels, key in targets:
             group = groups.get(key) or Group.start(match, labels, change.at)
             groups[key] = dispatch.groups[key] = joined(group, change, told, _held_ack(change, taken, now))
         due = sorted((g for g in groups.values() if g.next_flush_at <= now), key=_flush_order)
