@@ -16,6 +16,8 @@ with its own ``repeat_interval`` keeps the replay in one process (``splittable``
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pickle
 import queue
@@ -41,6 +43,8 @@ from watcher.tick_report import TickReport
 MAX_PROCESSES = 4
 """Processes a backtest uses at most by default: each replays its share's ticks, whose fixed costs
 (the state's commit, the schedule) every process pays again."""
+PIPE_BYTES = 1024 * 1024
+"""The pipe a worker writes its batches to: Linux's default limit for an unprivileged process."""
 BATCH = 64
 """Tick reports a worker sends at a time: fewer messages, and still far ahead of the main process."""
 
@@ -151,6 +155,8 @@ class Worker:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
         command = [sys.executable, "-m", "watcher.replay_workers"]
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        assert self._process.stdout is not None
+        _widen(self._process.stdout.fileno())
         self._batches: queue.SimpleQueue[list[TickReport] | str | None] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -189,6 +195,15 @@ class Worker:
                 except (EOFError, OSError, pickle.UnpicklingError):
                     self._batches.put(None)
                     return
+
+
+def _widen(pipe: int) -> None:
+    """Give the worker's pipe room for several batches (Linux; elsewhere it keeps its size): a batch
+    is ~200 KB, and with the default 64 KB the worker waited, at each batch, for the main process's
+    reader thread to take the interpreter lock a few times."""
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size
+            fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _serve(job: Job, out: BinaryIO) -> None:
