@@ -28,6 +28,7 @@ process and of the server. Response bytes do not depend on the document count (c
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -270,8 +271,16 @@ def kind_rules(at: datetime) -> list[Query]:
     """10 rules of the five shipped kinds (as their detectors ask), each with its own filter:
     5-minute windows ending 30s before ``at``, evaluated every minute."""
     window = Window.ending_at(at - timedelta(seconds=30), timedelta(minutes=5))
+    return [Query(name, window, aggregates, where, group_by, every=EVERY)
+            for name, aggregates, where, group_by in _kind_shapes()]  # fmt: skip
+
+
+@functools.cache
+def _kind_shapes() -> tuple[tuple[str, dict[str, Aggregate], Filter, tuple[str, ...]], ...]:
+    """Each rule's name, aggregates, filter and grouping, made once: a detector asks with its rule's
+    own filter and aggregates at every tick (the partials know a query's shape by them)."""
     edges = tuple(float(e) for e in range(20, 90, 5))
-    queries = []
+    shapes = []
     for i in range(10):
         where: Filter = Eq("service", SERVICES[i % 3]) if i < 5 else Eq("model_version", VERSIONS[i % 4])
         kind = KINDS[i % 5]
@@ -288,8 +297,8 @@ def kind_rules(at: datetime) -> list[Query]:
             aggregates |= {"missing": Missing("features.age"), "unseen": unseen,
                            "terms": Terms("features.country", 8)}  # fmt: skip
         group_by = ("model_version",) if kind == "ratio" else ()
-        queries.append(Query(f"{kind}-{i}", window, aggregates, where, group_by, every=EVERY))
-    return queries
+        shapes.append((f"{kind}-{i}", aggregates, where, group_by))
+    return tuple(shapes)
 
 
 def server_cpu(pid: int) -> float:
@@ -306,6 +315,7 @@ def partials_run(server: OsmemServer, source: SearchSource, ticks: int) -> None:
     start = NOW - timedelta(hours=2)
     partial.evaluate(kind_rules(start))  # the first evaluation reads every bucket of its windows
     reread.evaluate(kind_rules(start))
+    memory.freeze()  # as the daemon does after start-up
     spent = {"reread": [0.0, 0.0], "partials": [0.0, 0.0]}
     unequal, estimate = 0, 0.0
     for k in range(1, ticks + 1):
