@@ -24,6 +24,7 @@ from datetime import datetime
 
 from watcher.detect import drift, threshold, validity
 from watcher.detect.base import Finding, Status, rule_window
+from watcher.detect.derived import derived
 from watcher.detect.groups import group_key
 from watcher.query import Condition, Documents, Group, Query, QueryResult, Samples
 from watcher.query_filters import MATCH_ALL
@@ -50,14 +51,20 @@ def evidence_query(rule: Rule, queries: Sequence[Query], at: datetime) -> Query 
     (``new_value``'s lookback)."""
     if not queries or not shows_evidence(rule):
         return None
-    spec, own = rule.evidence, queries[0]
+    own, window = queries[0], rule_window(rule, at)
+    only_if = _when_alerting(rule, own) if window == own.window else None
+    return Query(f"{rule.name}#{EVIDENCE}", window, {EVIDENCE: _samples(rule)}, own.where, own.group_by,
+                 only_if=only_if)  # fmt: skip
+
+
+@derived
+def _samples(rule: Rule) -> Samples:
+    """The rule's sample documents, made once per rule: the same object at every evaluation, which
+    the search store knows a query's fields by."""
+    spec = rule.evidence
     of = rule.signal.ratio.of if rule.signal.ratio is not None else MATCH_ALL
     sort, ascending = (spec.sort_field, spec.ascending) if spec.sort else (_measured_field(rule), False)
-    samples = Samples(of, spec.size, spec.fields, sort, ascending)
-    window = rule_window(rule, at)
-    only_if = _when_alerting(rule, own) if window == own.window else None
-    return Query(f"{rule.name}#{EVIDENCE}", window, {EVIDENCE: samples}, own.where, own.group_by,
-                 only_if=only_if)  # fmt: skip
+    return Samples(of, spec.size, spec.fields, sort, ascending)
 
 
 def _when_alerting(rule: Rule, own: Query) -> Condition | None:

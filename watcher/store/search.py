@@ -42,6 +42,7 @@ from watcher.store.search_client import (
 log = logging.getLogger("watcher.store.search")
 
 UNMAPPED_TTL = 60.0
+QueryKey = tuple[object, ...]
 LOGGED_IDS = 5
 
 # Only what the parser reads comes back over the wire.
@@ -102,6 +103,8 @@ class SearchStore:
         self._fields: dict[str, tuple[frozenset[str], float]] = {}
         self._indices: tuple[tuple[str, ...], float] = ((), float("-inf"))
         self._bodies = BodyCache(source.time_field, page_size)
+        self._reads: dict[QueryKey, tuple[tuple[object, ...], set[str]]] = {}
+        self._problems: dict[QueryKey, str | None] = {}  # for the mapping fetched last
         self._first = FirstDocument(source, lambda body: self._msearch([encode(body)])[0], clock)
 
     @property
@@ -114,11 +117,15 @@ class SearchStore:
     def evaluate(self, queries: Sequence[Query]) -> list[QueryResult]:
         if not queries:
             return []
-        catalog = self.catalog(fields_used(self.source.time_field, queries))
+        if len(self._reads) > 2 * len(queries) + 64:  # shapes of queries made afresh, rules reloaded
+            self._reads.clear()
+            self._problems.clear()
+        keys = [self._read_by(query) for query in queries]
+        catalog = self.catalog({self.source.time_field}.union(*(self._reads[key][1] for key in keys)))
         errors: dict[int, str] = {}
         runnable: list[tuple[int, Query]] = []
-        for position, query in enumerate(queries):
-            problem = _window_problem(query) or query_problem(catalog, self.source.time_field, query)
+        for position, (key, query) in enumerate(zip(keys, queries, strict=True)):
+            problem = _window_problem(query) or self._problem(key, catalog, query)
             if problem:
                 errors[position] = problem
             else:
@@ -131,6 +138,24 @@ class SearchStore:
             else QueryResult(query.id, groups=answered[position])
             for position, query in enumerate(queries)
         ]
+
+    def _read_by(self, query: Query) -> QueryKey:
+        """The query's shape (its filter, grouping and aggregates, by identity: a rule asks with the
+        same objects at every tick), with the fields it reads kept for it: walking every query's
+        filter and aggregates at every tick cost more than the mapping check itself."""
+        aggregates = tuple(query.aggregates.values())
+        key = (id(query.where), query.group_by, *map(id, aggregates))
+        if key not in self._reads:
+            # the objects are kept with it, so no other object takes their ids while it is kept
+            self._reads[key] = ((query.where, aggregates), fields_used(self.source.time_field, [query]))
+        return key
+
+    def _problem(self, key: QueryKey, catalog: FieldCatalog, query: Query) -> str | None:
+        """Why ``query`` cannot be answered from the mapping (``query_problem``), found once per
+        shape while the mapping is the same."""
+        if key not in self._problems:
+            self._problems[key] = query_problem(catalog, self.source.time_field, query)
+        return self._problems[key]
 
     def first_time(self) -> datetime | None:
         """Where the index's data starts (``watcher.store.first_document``): ``since:``, or its
@@ -187,6 +212,7 @@ class SearchStore:
             raise self._failed(exc) from exc
         mapped = answer.get("fields") or {}
         self._bodies.clear()
+        self._problems.clear()
         for name in names:
             types = frozenset(kind for kind in mapped.get(name, {}) if kind != "unmapped")
             self._fields[name] = (types, now)
