@@ -364,14 +364,9 @@ def errors_in(answers: Sequence[QueryResult]) -> bool:
 
 def _tagged(query: Query, suffix: str, every: timedelta | None) -> Query:
     """Query ids unique within a batch that holds several evaluation times of one rule (``suffix``:
-    ``@`` and the time); ``every`` tells the partials how soon the same question comes back."""
-    return Query(
-        id=query.id + suffix,
-        window=query.window,
-        aggregates=query.aggregates,
-        where=query.where,
-        group_by=query.group_by,
-        buckets=query.buckets,
-        every=every,
-        only_if=query.only_if,
-    )
+    ``@`` and the time); ``every`` tells the partials how soon the same question comes back. The
+    detector's query copied at once, not built field by field through its frozen ``__init__``
+    again: a zscore spike asks 13 windows per evaluation, and a backtest evaluates every minute."""
+    tagged = object.__new__(Query)
+    tagged.__dict__.update(query.__dict__, id=query.id + suffix, every=every)
+    return tagged
