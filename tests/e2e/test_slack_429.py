@@ -7,6 +7,7 @@ import random
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,14 +21,14 @@ TEMPLATE = "{{ event }} {% for i in incidents %}{{ i.group.svc }}@{{ i.started_a
 SERVICES = 5
 
 
-def slack_config(workdir: Path, slack: SlackServer) -> Path:
+def slack_config(workdir: Path, slack: SlackServer, rule: dict[str, Any] = RULE) -> Path:
     for event in ("firing", "update", "resolved"):
         (workdir / "templates" / "slack").mkdir(parents=True, exist_ok=True)
         (workdir / "templates" / "slack" / f"{event}.md.j2").write_text(TEMPLATE)
     receiver = {"slack": {"token": slack.token, "channel": "#alerts", "base_url": slack.base_url}}
     return write_config(
         workdir,
-        [RULE],
+        [rule],
         receivers={"slack": receiver},
         route={"receiver": "slack", "group_by": ["svc"], "group_wait": "1s", "group_interval": "1s"},
         templates=str(workdir / "templates"),
@@ -37,12 +38,17 @@ def slack_config(workdir: Path, slack: SlackServer) -> Path:
 def test_a_rate_limited_slack_gets_every_message_once_in_order(
     tmp_path: Path, slack_server: SlackServer
 ) -> None:
-    config = slack_config(tmp_path, slack_server)
+    # What is told must not hang on the daemon's timing: on a loaded host its scheduler can stall
+    # for seconds. A bad stretch shorter than a stall fired and resolved before the FIRING was
+    # flushed (told once, as a RESOLVED found after the fact: no thread, no reply), so it lasts
+    # 10s; and ``for: 1s`` makes a FIRING carry two samples, so it has a chart even when the
+    # drain job flushes it before the next tick adds a sample.
+    config = slack_config(tmp_path, slack_server, {**RULE, "for": "1s"})
     with daemon_in_storm(tmp_path, config, SERVICES) as storm:
         start = time.time()
-        storm.stretches = [BadStretch(f"svc{i:02d}", start + 4, start + 8) for i in range(SERVICES)]
+        storm.stretches = [BadStretch(f"svc{i:02d}", start + 4, start + 14) for i in range(SERVICES)]
         slack_server.rate_limit(times=8, retry_after=1)  # about 8s of 429s: one trial per second
-        wait_until_settled(tmp_path, start + 12, timeout=90)
+        wait_until_settled(tmp_path, start + 18, timeout=90)
     # What Slack shows, after chat.update; the charts (file shares in the threads) are counted apart.
     messages = [m for m in slack_server.messages.values() if not m.get("files")]
     charts = [m for m in slack_server.messages.values() if m.get("files")]
