@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from watcher.detect import drift, threshold, validity
+from watcher.detect import threshold
 from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.derived import derived
 from watcher.detect.groups import group_key
@@ -78,8 +78,12 @@ def _when_alerting(rule: Rule, own: Query) -> Condition | None:
     if rule.detector == "threshold":
         met = lambda group: threshold.alerts(rule, group.key, group.values)  # noqa: E731
     elif rule.detector == "validity":
+        from watcher.detect import validity  # on first use, as DETECTORS loads it: NumPy stays out
+
         met = lambda group: validity.alerts(rule, group.key, group.values, window)  # noqa: E731
     elif rule.drift is not None and rule.drift.reference is None:
+        from watcher.detect import drift  # a daemon without drift rules never loads NumPy
+
         met = lambda group: drift.alerts(rule, group.key, group.values, window)  # noqa: E731
     else:
         return None
