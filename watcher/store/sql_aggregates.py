@@ -178,7 +178,9 @@ def _values(b: Builder, part: Any, count: str, agg: Values) -> Decoder:
 
 
 def _distinct(b: Builder, part: Any, count: str, agg: Values) -> Decoder:
-    """The distinct values without their counts, or ``None`` past ``agg.limit`` of them."""
+    """The distinct values without their counts, or ``None`` past ``agg.limit`` of them. ``known``
+    is not folded into the list's ``CASE``: a group absent from this part reads NULL in both, which
+    means no values (``[]``), not too many (``None``)."""
     seen = f"count_if({count} > 0) <= {int(agg.limit)}"
     index = b.aggregate(part, f"CASE WHEN {seen} THEN list(v) FILTER (WHERE {count} > 0) END")
     known = b.aggregate(part, seen)
