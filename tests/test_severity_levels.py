@@ -52,6 +52,29 @@ def traffic(store: EmbeddedStore, shares: Sequence[float], tenant: str = "t") ->
     store.ingest_lines(lines)
 
 
+# Requests per minute from T0: climbing (the forecast reaches warning's 100 within 5 minutes), climbing
+# faster (it reaches critical's 150), level at 120 (warning: over 100, not climbing), then fine.
+LOAD = [40] * 4 + [50, 60, 70, 90, 110] + [120] * 5 + [80, 60]
+LOAD_FORECAST = {
+    "signal": "count",
+    "forecast": {
+        "above": {"warning": 100, "critical": 150},
+        "history": "5m",
+        "horizon": "5m",
+        "min_points": 3,
+    },
+}
+
+
+def load_lines(per_minute: Sequence[int]) -> list[str]:
+    """``per_minute[m]`` requests in minute ``m`` after T0, evenly spread."""
+    return [
+        json.dumps({"@timestamp": (T0 + minute * MIN + i * MIN / count).isoformat(), "status": 200})
+        for minute, count in enumerate(per_minute)
+        for i in range(count)
+    ]
+
+
 def replay(engine: Engine, minutes: int) -> tuple[list[tuple[Event, str]], list[Notification]]:
     """Tick each minute after T0; the transitions (event, severity) and notifications."""
     transitions, sent = [], []
@@ -112,6 +135,32 @@ def test_an_escalation_waits_for_the_higher_level_to_hold_for_for(
     transitions, _ = replay(engine, 8)
 
     assert transitions == [(Event.FIRING, "warning"), (Event.UPDATE, "critical")]
+
+
+def test_a_forecast_escalates_and_de_escalates_with_one_update_each_in_the_incidents_thread(
+    store: EmbeddedStore, state: StateStore
+) -> None:
+    store.ingest_lines(load_lines(LOAD))
+    forecast = rule(name="api-load", threshold=None, **LOAD_FORECAST)
+    engine = Engine([forecast], {"app": store}, state, BY_SEVERITY)
+
+    transitions, sent = replay(engine, len(LOAD))
+
+    assert transitions == [
+        (Event.FIRING, "warning"),  # minute 7: 70 climbing 10 a minute
+        (Event.UPDATE, "critical"),  # minute 9: 110 climbing 20 a minute
+        (Event.UPDATE, "warning"),  # minute 13: level at 120
+        (Event.RESOLVED, "warning"),
+    ]
+    assert told(sent) == [
+        ("slack", Event.FIRING, "warning"),
+        ("pager", Event.FIRING, "critical"),
+        ("slack", Event.UPDATE, "warning"),
+        ("slack", Event.RESOLVED, "warning"),
+    ]
+    assert len({n.thread_key for n in sent if n.receiver == "slack"}) == 1
+    (incident,) = state.incidents()
+    assert incident.severity == "warning"
 
 
 def test_a_per_tenant_override_fires_for_the_small_tenant_only(

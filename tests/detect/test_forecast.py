@@ -104,6 +104,27 @@ def test_fires_ahead_of_a_linear_climb_with_the_crossing_time(climb: EmbeddedSto
     assert finding.details["forecast"][0][0] == CLIMB_END.isoformat()  # the chart's forecast line
 
 
+@pytest.mark.parametrize(
+    ("horizon", "severity", "limit"),
+    [("30m", None, 0.8), ("1h", "warning", 0.8), ("2h", "critical", 0.9)],
+)
+def test_the_severity_is_the_most_severe_level_reached_within_the_horizon(
+    climb: EmbeddedStore, horizon: str, severity: str | None, limit: float
+) -> None:
+    """From 0.73 at 0.09/h: 0.8 is about 45 minutes away, 0.9 about 1h55m."""
+    levels = {"above": {"warning": 0.8, "critical": 0.9}, "history": "6h", "horizon": horizon}
+    finding = judge(climb, make_rule(signal=THROTTLED, forecast=levels), CLIMB_END)
+    assert finding.severity == severity
+    assert finding.threshold == limit
+    if severity is None:
+        assert finding.status is Status.OK
+        assert "is not forecast to cross 0.8 within 30m" in finding.reason
+    else:
+        assert finding.status is Status.ALERTING
+        assert f"to go above {limit:g} ({severity}) at " in finding.reason
+        assert finding.details["limit"] == limit
+
+
 def test_is_quiet_while_the_crossing_is_beyond_the_horizon(climb: EmbeddedStore) -> None:
     rule = make_rule(signal=THROTTLED, forecast={"above": 0.8, "history": "3h", "horizon": "1h"})
     finding = judge(climb, rule, CLIMB_END - timedelta(hours=2))  # at 0.56: 2.7h away

@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.rules.conftest import MistakesCheck
+from watcher.cli import main
 from watcher.config import Config
 from watcher.rules.loader import load_rules
 
@@ -37,6 +40,13 @@ RULE_MISTAKES = {
     "values the canary compares within each group: remove it from 'group_by'",
     "rule.forecast-overrides-file.yaml": "4:17: 'overrides_file' applies to threshold and flatline rules",
     "rule.canary-edges-decreasing.yaml": "4:61: 'edges' must be a non-empty increasing list",
+    "rule.forecast-levels-out-of-order.yaml": "5:3: forecast 'above': 'critical' (0.8) must be above "
+    "'warning' (0.9), a more severe level is crossed later",
+    "rule.forecast-level-unknown.yaml": "4:34: unknown level 'crit' (did you mean 'critical'?)",
+    "rule.forecast-severity-with-levels.yaml": "4:1: 'severity' comes from the levels of 'forecast': "
+    "remove 'severity'",
+    "rule.forecast-levels-empty.yaml": "4:12: forecast 'below' has no level: write {warning: ..., "
+    "critical: ...}",
 }
 
 
@@ -44,13 +54,29 @@ def test_every_mistake_is_reported_alone_at_its_position(one_mistake_per_file: M
     one_mistake_per_file(RULE_MISTAKES, GOOD)
 
 
+def test_watcher_check_refuses_forecast_levels_out_of_order(
+    config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["check", "--config", "watcher.yaml", "rule.forecast-levels-out-of-order.yaml"])
+
+    assert code == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "rule.forecast-levels-out-of-order.yaml:5:3: forecast 'above': 'critical' (0.8) must be above "
+        "'warning' (0.9), a more severe level is crossed later"
+    )
+
+
 def test_forecasts_and_canaries_load(config: Config) -> None:
     ruleset = load_rules([Path(GOOD)], config)
     assert ruleset.errors == []
-    assert [rule.detector for rule in ruleset.rules] == ["forecast", "forecast", "canary", "canary", "canary"]
-    quota, daily, errors, latency, country = ruleset.rules
+    assert [rule.detector for rule in ruleset.rules] == [
+        *("forecast", "forecast", "canary", "canary", "canary", "forecast")
+    ]
+    quota, daily, errors, latency, country, leveled = ruleset.rules
     assert quota.forecast is not None
     assert quota.forecast.horizon == timedelta(hours=1)
+    assert leveled.forecast is not None
+    assert leveled.forecast.levels("above", "info") == [("critical", 0.95), ("warning", 0.8)]
     assert daily.forecast is not None
     assert daily.forecast.season == timedelta(days=1)
     assert errors.canary is not None

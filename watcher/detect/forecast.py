@@ -4,9 +4,12 @@ One bucketed query per evaluation: the signal per rule ``window`` over ``history
 ``date_histogram`` in the search store, a ``GROUP BY`` of time buckets in DuckDB), never raw
 documents. Per group the values are fitted (``linear``, or ``seasonal``: the mean shape of each
 season plus a linear trend of the rest) and the fit is carried ``horizon`` ahead; the group alerts
-when it crosses ``above`` (or falls to ``below``) in that time. The finding's ``value`` is the
-latest window's signal and its ``threshold`` the limit; ``details`` hold the predicted crossing
-time (``crossing_at``, ``crossing_in``), the slope per hour and the forecast points the chart draws.
+when it crosses ``above`` (or falls to ``below``) in that time. A limit written as levels
+(``above: {warning: 0.8, critical: 0.95}``) makes the finding's severity the most severe level the
+fit reaches within ``horizon``, so an incident escalates as the forecast worsens and de-escalates as
+it eases. The finding's ``value`` is the latest window's signal and its ``threshold`` the limit;
+``details`` hold the predicted crossing time (``crossing_at``, ``crossing_in``), the slope per
+hour and the forecast points the chart draws.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from watcher.detect.signal import describe, signal_aggregates, signal_value
 from watcher.duration import format_duration
 from watcher.query import BUCKET, Query, QueryResult, Window
 from watcher.rules.models import Rule
+from watcher.rules.thresholds import Severity, Side, severity_rank
 from watcher.rules.trend_specs import ForecastSpec
 
 HOUR = 3600.0
@@ -146,18 +150,35 @@ def _known(values: list[float | None]) -> tuple[np.ndarray[Any, np.dtype[np.floa
     return np.array([i for i, _ in pairs]), np.array([v for _, v in pairs])
 
 
-def _crossing(fit: Fit, spec: ForecastSpec) -> tuple[float, float] | None:
-    """(windows from now, limit) of the first crossing in the fitted points, interpolated."""
-    for limit, sign in ((spec.above, 1.0), (spec.below, -1.0)):
-        if limit is None:
-            continue
-        previous = fit.points[0]
-        if sign * (previous - limit) >= 0:
-            return 0.0, limit
-        for k, point in enumerate(fit.points[1:], 1):
-            if sign * (point - limit) >= 0:
-                return k - 1 + (limit - previous) / (point - previous), limit
-            previous = point
+_SIDES: tuple[tuple[Side, float], ...] = (("above", 1.0), ("below", -1.0))
+Crossing = tuple[float, Severity, float, Side]
+"""The most severe level the forecast reaches in time: (windows from now, level, its limit, side)."""
+
+
+def _crossing(fit: Fit, spec: ForecastSpec, default: Severity, reach: float) -> Crossing | None:
+    """The most severe level of either limit the fitted points reach within ``reach`` windows,
+    each side's levels judged as a threshold's are (``LeveledBounds.levels``); of two sides at one
+    level, the sooner."""
+    found: list[Crossing] = []
+    for side, sign in _SIDES:
+        for level, limit in spec.levels(side, default):  # most severe first
+            steps = _reaches(fit.points, limit, sign)
+            if steps is not None and steps <= reach:
+                found.append((steps, level, limit, side))
+                break
+    return max(found, key=lambda hit: (severity_rank(hit[1]), -hit[0]), default=None)
+
+
+def _reaches(points: list[float], limit: float, sign: float) -> float | None:
+    """Windows from now until ``points`` reach ``limit`` (from below with sign 1, from above with
+    -1), interpolated; None if they never do."""
+    previous = points[0]
+    if sign * (previous - limit) >= 0:
+        return 0.0
+    for k, point in enumerate(points[1:], 1):
+        if sign * (point - limit) >= 0:
+            return k - 1 + (limit - previous) / (point - previous)
+        previous = point
     return None
 
 
@@ -178,18 +199,18 @@ def _verdict(
         "horizon": horizon,
         "forecast": points,
     }
-    limit = spec.above if spec.above is not None else spec.below
-    crossing = _crossing(fit, spec)
-    if crossing is not None and crossing[0] * rule.window <= spec.horizon:
-        steps, limit = crossing
+    crossing = _crossing(fit, spec, rule.severity, spec.horizon / rule.window)
+    if crossing is not None:
+        steps, level, limit, side = crossing
         when = end + steps * rule.window
         within = format_duration(timedelta(seconds=round((when - end).total_seconds() / 60) * 60))
-        side = "above" if limit == spec.above else "below"
         details |= {"crossing_at": when.isoformat(), "crossing_in": within, "limit": limit}
+        leveled = f" ({level})" if isinstance(spec.written(side), dict) else ""
         reason = (
-            f"{name} {current:g} is forecast ({spec.method}) to go {side} {limit:g} at "
+            f"{name} {current:g} is forecast ({spec.method}) to go {side} {limit:g}{leveled} at "
             f"{when:%Y-%m-%d %H:%M} UTC, in {within}"
         )
-        return Finding(rule.name, group, Status.ALERTING, current, limit, reason, details)
+        return Finding(rule.name, group, Status.ALERTING, current, limit, reason, details, severity=level)
+    limit = spec.alert_bound(rule.severity)
     reason = f"{name} {current:g} is not forecast to cross {limit:g} within {horizon} ({per_hour:+.2g}/h)"
     return Finding(rule.name, group, Status.OK, current, limit, reason, details)

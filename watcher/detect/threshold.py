@@ -96,6 +96,6 @@ def _judge(
         return Finding(rule.name, group, Status.OK, value, bound, reason, details)
     level, bound, side = crossed
     reason = f"{name} {value:g} {'>' if side == 'above' else '<'} {bound:g}"
-    if not isinstance(spec.above_levels if side == "above" else spec.below_levels, int | float):
+    if isinstance(spec.written(side), dict):
         reason += f" ({level})"
     return Finding(rule.name, group, Status.ALERTING, value, bound, reason, details, severity=level)

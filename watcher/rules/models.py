@@ -220,7 +220,8 @@ class Rule(_Model):
         default=None, description="re-notify a still-firing incident this often (default: the route's)"
     )
     severity: Severity = Field(
-        default="warning", description="the incident's severity (threshold levels set it instead)"
+        default="warning",
+        description="the incident's severity (threshold and forecast levels set it instead)",
     )
     on_nodata: Literal["keep", "ok", "alerting", "nodata"] = Field(
         default="keep",
@@ -307,8 +308,9 @@ class Rule(_Model):
             raise ValueError(f"'change.by' ({by}) is the rule's key: remove 'group_by' ({group_by})")
 
     def _check_levels(self) -> None:
-        if self.threshold is not None and self.threshold.leveled and "severity" in self.model_fields_set:
-            raise ValueError("'severity' comes from the levels of 'threshold': remove 'severity'")
+        for kind, bounds in (("threshold", self.threshold), ("forecast", self.forecast)):
+            if bounds is not None and bounds.leveled and "severity" in self.model_fields_set:
+                raise ValueError(f"'severity' comes from the levels of '{kind}': remove 'severity'")
 
     def _check_overrides(self) -> None:
         """Inline overrides fit the rule (the file's were checked as it was read); no group twice."""

@@ -1,4 +1,5 @@
-"""Fixed bounds of the ``threshold`` and ``flatline`` detectors, and severity levels.
+"""Fixed bounds of the ``threshold`` and ``flatline`` detectors, and severity levels (also a
+``forecast``'s limits: ``LeveledBounds``).
 
 A bound is a number (crossing it alerts at the rule's ``severity``) or a mapping of severity
 levels to numbers, ``above: {warning: 0.02, critical: 0.05}``: the incident's severity is the most
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -48,9 +49,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class ThresholdSpec(_Model):
-    """Alert when the signal is above and/or below a fixed value. Each bound is a number (alerts at
-    the rule's severity) or severity levels, e.g. ``above: {warning: 0.02, critical: 0.05}``."""
+class LeveledBounds(_Model):
+    """An ``above`` and/or ``below`` bound, each a number or severity levels: what a threshold
+    judges a value by and a forecast its fitted points by. ``KIND`` names the setting in errors."""
+
+    KIND: ClassVar[str] = "threshold"
 
     above_levels: Bound | None = Field(
         default=None, alias="above", description="a number, or levels: {warning: 0.02, critical: 0.05}"
@@ -59,13 +62,12 @@ class ThresholdSpec(_Model):
         default=None, alias="below", description="a number, or levels: {warning: 10, critical: 1}"
     )
 
-    @model_validator(mode="after")
-    def _bounds(self) -> ThresholdSpec:
+    def _check_bounds(self, missing: str) -> None:
+        """Raise ``missing`` without a bound; each side's levels ordered as they are crossed."""
         if self.above_levels is None and self.below_levels is None:
-            raise ValueError("threshold needs 'above' or 'below'")
-        _check_levels("above", self.above_levels)
-        _check_levels("below", self.below_levels)
-        return self
+            raise ValueError(missing)
+        _check_levels(self.KIND, "above", self.above_levels)
+        _check_levels(self.KIND, "below", self.below_levels)
 
     @property
     def above(self) -> float | None:
@@ -83,14 +85,34 @@ class ThresholdSpec(_Model):
         bounds = [bound for bound in (self.above_levels, self.below_levels) if bound is not None]
         return all(isinstance(bound, dict) for bound in bounds)
 
+    def written(self, side: Side) -> float | Levels | None:
+        """The bound of ``side`` as written: a number, levels, or None."""
+        return self.above_levels if side == "above" else self.below_levels
+
     def levels(self, side: Side, default: Severity) -> list[tuple[Severity, float]]:
         """The bound of ``side`` as (level, value), most severe first; a plain number is ``default``."""
-        bound = self.above_levels if side == "above" else self.below_levels
+        bound = self.written(side)
         if bound is None:
             return []
         if not isinstance(bound, dict):
             return [(default, bound)]
         return sorted(bound.items(), key=lambda item: -severity_rank(item[0]))
+
+    def alert_bound(self, default: Severity) -> float:
+        """The bound shown while the signal is within bounds: the least severe level of ``above``,
+        else of ``below``."""
+        levels = self.levels("above", default) or self.levels("below", default)
+        return levels[-1][1]
+
+
+class ThresholdSpec(LeveledBounds):
+    """Alert when the signal is above and/or below a fixed value. Each bound is a number (alerts at
+    the rule's severity) or severity levels, e.g. ``above: {warning: 0.02, critical: 0.05}``."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ThresholdSpec:
+        self._check_bounds("threshold needs 'above' or 'below'")
+        return self
 
     def crossed(self, value: float, default: Severity) -> tuple[Severity, float, Side] | None:
         """The most severe level ``value`` crosses: (level, its bound, side), or None."""
@@ -105,12 +127,6 @@ class ThresholdSpec(_Model):
                 break
         return max(found, key=lambda hit: severity_rank(hit[0]), default=None)
 
-    def alert_bound(self, default: Severity) -> float:
-        """The bound shown while the signal is within bounds: the least severe level of ``above``,
-        else of ``below``."""
-        levels = self.levels("above", default) or self.levels("below", default)
-        return levels[-1][1]
-
 
 def _least_severe(bound: float | Levels | None) -> float | None:
     if isinstance(bound, dict):
@@ -118,17 +134,17 @@ def _least_severe(bound: float | Levels | None) -> float | None:
     return bound
 
 
-def _check_levels(side: str, bound: float | Levels | None) -> None:
+def _check_levels(kind: str, side: str, bound: float | Levels | None) -> None:
     if not isinstance(bound, dict):
         return
     if not bound:
-        raise ValueError(f"threshold '{side}' has no level: write {{warning: ..., critical: ...}}")
+        raise ValueError(f"{kind} '{side}' has no level: write {{warning: ..., critical: ...}}")
     ordered = sorted(bound.items(), key=lambda item: severity_rank(item[0]))
     for (low, low_value), (high, high_value) in itertools.pairwise(ordered):
         later = high_value > low_value if side == "above" else high_value < low_value
         if not later:
             raise ValueError(
-                f"threshold '{side}': '{high}' ({high_value:g}) must be {side} '{low}' ({low_value:g}), "
+                f"{kind} '{side}': '{high}' ({high_value:g}) must be {side} '{low}' ({low_value:g}), "
                 "a more severe level is crossed later"
             )
 

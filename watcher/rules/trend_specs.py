@@ -9,28 +9,38 @@ one) in the same window. What they compute is ``watcher.detect.forecast`` and
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from watcher.duration import Duration, format_duration
 from watcher.rules.ml_specs import DriftFeature, DriftMethod
 from watcher.rules.references import SpecModel
+from watcher.rules.thresholds import Bound, LeveledBounds
 
 # --------------------------------------------------------------------------- forecast
 
 
-class ForecastSpec(SpecModel):
+class ForecastSpec(LeveledBounds):
     """Fit the signal over ``history`` (one value per rule ``window``, from one bucketed query) and
-    alert when the fit crosses ``above`` (or falls to ``below``) within ``horizon``.
+    alert when the fit crosses ``above`` (or falls to ``below``) within ``horizon``. Each limit is a
+    number (alerts at the rule's ``severity``) or severity levels, as a threshold's are
+    (``above: {warning: 0.8, critical: 0.95}``): the finding's severity is the most severe level the
+    fit reaches within ``horizon``.
 
     ``method: linear`` is a least-squares line (Prometheus' ``predict_linear``); ``seasonal`` adds
     the mean shape of each ``season`` (a day's traffic curve) to a linear trend of what is left,
     and needs two seasons of history, so a daily peak is not read as a climb.
     """
 
-    above: float | None = Field(default=None, description="alert when the forecast reaches this")
-    below: float | None = Field(default=None, description="alert when the forecast falls to this")
+    KIND: ClassVar[str] = "forecast"
+
+    above_levels: Bound | None = Field(
+        default=None, alias="above", description="alert when the forecast reaches this (a number, or levels)"
+    )
+    below_levels: Bound | None = Field(
+        default=None, alias="below", description="alert when the forecast falls to this (a number, or levels)"
+    )
     history: Duration = Field(default=timedelta(hours=6), description="past fitted, a multiple of window")
     horizon: Duration = Field(default=timedelta(hours=1), description="how far ahead a crossing alerts")
     method: Literal["linear", "seasonal"] = "linear"
@@ -41,8 +51,7 @@ class ForecastSpec(SpecModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> ForecastSpec:
-        if self.above is None and self.below is None:
-            raise ValueError("forecast needs a limit: 'above' or 'below'")
+        self._check_bounds("forecast needs a limit: 'above' or 'below'")
         if self.horizon <= timedelta(0):
             raise ValueError("'horizon' must be longer than 0s")
         if self.method == "seasonal" and self.season is None:
