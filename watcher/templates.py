@@ -212,6 +212,7 @@ class Templates:
             "evidence": [dict(document) for document in incident.evidence],
             "ack": _ack_view(incident.ack),
             "acknowledged_now": incident.acknowledged_now,
+            "ack_undone": _undone_view(incident.ack_undone),
             "links": incident_links(info.rule, info.source, incident, now) if info else {},
         }
         view["annotations"] = self.render_annotations(
@@ -350,6 +351,12 @@ def _unknown(variable: str, known: frozenset[str]) -> str:
 
 
 _EMPTY_VIEW: dict[str, Any] = {"annotations": {}}
+
+
+def _undone_view(undone: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ack taken back, as ``_ack_view`` shows an ack, and who took it back (``undone_by``)."""
+    view = _ack_view(undone)
+    return None if view is None or undone is None else {**view, "undone_by": undone.get("undone_by", "")}
 
 
 def _ack_view(ack: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,9 +14,11 @@ import pytest
 from tests.conftest import StateAt
 from watcher.cli import main
 from watcher.config import Route
+from watcher.incidents import acks
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
+from watcher.routing.acknowledge import AlreadyAcknowledgedError, acknowledge
 from watcher.routing.dispatch import Dispatcher
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -168,9 +171,49 @@ def test_undo_starts_the_repeats_again(
     daemon.step(NOW)
     assert run(capsys, "ack", "-c", str(config), "--rule", "api-5xx", "-m", "on it")[0] == 0
     assert daemon.step(NOW + HOUR + 5 * SEC) == []
-    code, out, _ = run(capsys, "ack", "-c", str(config), "--undo", "--rule", "api-5xx")
-    assert (code, out.count(" undone\n")) == (0, 2)
+    code, out, _ = run(capsys, "ack", "-c", str(config), "--undo", "--rule", "api-5xx", "--by", "bob")
+    assert code == 0
+    v3, v4 = incident("v3").fingerprint, incident("v4").fingerprint
+    assert out.splitlines() == [
+        f"ack of {v3} (api-5xx model_version=v3) by {getpass.getuser()} undone, 1 Slack update(s) queued",
+        f"ack of {v4} (api-5xx model_version=v4) by {getpass.getuser()} undone, 1 Slack update(s) queued",
+    ]
+    queued = _sent_in_order(daemon.state, NOW + 2 * HOUR)
+    undone = [(n.event, n.receiver, i.fingerprint, i.ack, i.ack_undone) for n in queued for i in n.incidents
+              if i.ack_undone is not None]  # fmt: skip
+    assert [(event, receiver, fp, ack) for event, receiver, fp, ack, _ in undone] == [
+        (Event.UPDATE, "slack", v3, None),
+        (Event.UPDATE, "slack", v4, None),
+    ]
+    assert [(told["by"], told["message"], told["undone_by"]) for *_, told in undone] == [
+        (getpass.getuser(), "on it", "bob")
+    ] * 2
     assert len(daemon.step(NOW + HOUR + 300 * SEC)) == 1  # the next flush repeats
+
+
+def test_an_ack_once_on_an_acknowledged_incident_records_nothing_on_either_backend(daemon: Daemon) -> None:
+    """What the Slack button does (``once``): the upsert's own condition keeps the ack that holds,
+    and replaces one that ended."""
+    v3, ends = incident("v3"), NOW + 10 * SEC
+    acknowledge(daemon.state, v3, "@ann", "", NOW, until=ends, receivers=["slack"], once=True)
+    with pytest.raises(AlreadyAcknowledgedError, match=f"{v3.fingerprint} .* already acknowledged by @ann"):
+        acknowledge(daemon.state, v3, "@bob", "", NOW + SEC, receivers=["slack"], once=True)
+    assert [n.incidents[0].ack for n in _sent_in_order(daemon.state, NOW + SEC)] == [
+        {"by": "@ann", "at": NOW.isoformat(), "message": "", "until": ends.isoformat()}
+    ]
+    acknowledge(daemon.state, v3, "@cy", "", ends, receivers=["slack"], once=True)
+    with daemon.state.reading() as db:
+        assert acks.load(db)[v3.fingerprint].by == "@cy"
+
+
+def _sent_in_order(state: StateStore, now: datetime) -> list[Notification]:
+    """Every queued notification, in the order the outbox sends them (one at a time per thread)."""
+    sent: list[Notification] = []
+    while due := state.due_notifications(now, 10):
+        for item in due:
+            state.mark_delivered(item.notification.id, now)
+            sent.append(item.notification)
+    return sent
 
 
 def test_a_resolve_undoes_the_ack(config: Path, daemon: Daemon, capsys: pytest.CaptureFixture[str]) -> None:

@@ -238,6 +238,13 @@ class SlackServer:
         if method == "conversations.list":
             channels = [{"id": cid, "name": name.lstrip("#")} for name, cid in self._channels.items()]
             return {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}}
+        if method == "chat.postEphemeral":  # seen by ``user`` only; Slack keeps no message
+            ok = bool(body.get("channel") and body.get("user"))
+            return (
+                {"ok": True, "message_ts": self._next_ts()}
+                if ok
+                else {"ok": False, "error": "user_not_in_channel"}
+            )
         if method not in ("chat.postMessage", "chat.update"):
             return {"ok": False, "error": "unknown_method"}
         if not body.get("channel"):

@@ -7,7 +7,7 @@ the webhook payload and email text of a later notification from the real templat
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from slack_server import SlackServer
 from socket_mode_server import SocketModeServer
 
 from watcher.config import Config, Route, SlackReceiver
+from watcher.incidents import acks
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
@@ -23,7 +24,7 @@ from watcher.notify.outbox import Outbox, RetryPolicy
 from watcher.notify.slack import SlackNotifier
 from watcher.notify.webhook import payload
 from watcher.process.slack_actions import SlackActions
-from watcher.routing.acknowledge import acknowledge
+from watcher.routing.acknowledge import acknowledge, unacknowledge
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.models import Rule
 from watcher.templates import Templates
@@ -101,15 +102,21 @@ def posts(server: SlackServer) -> list[dict[str, object]]:
     return [call.body for call in server.calls_to("chat.postMessage")]
 
 
-def test_an_ack_is_said_in_the_thread_and_shown_in_the_next_update(
-    daemon: Daemon, slack_server: SlackServer
-) -> None:
+def acked_by_ann(daemon: Daemon, slack_server: SlackServer) -> tuple[Incident, str]:
+    """v3 fires at T0 and ann acknowledges it 10 s later, said in its thread: (v3, the thread's ts)."""
     v3 = incident("v3")
     daemon.step(T0, Change(v3, Event.FIRING, T0))
     [(_, root_ts)] = list(slack_server.messages)
     acknowledge(daemon.state, v3, "ann", "rolling back v3", T0 + 10 * SEC, receivers=["slack"])
     daemon.now = T0 + 10 * SEC
     daemon.outbox.drain()
+    return v3, root_ts
+
+
+def test_an_ack_is_said_in_the_thread_and_shown_in_the_next_update(
+    daemon: Daemon, slack_server: SlackServer
+) -> None:
+    _, root_ts = acked_by_ann(daemon, slack_server)
     [_, said] = posts(slack_server)
     assert said["thread_ts"] == root_ts  # a reply in the incident's thread
     assert str(said["text"]).startswith(":eyes: *Acknowledged by ann: rolling back v3*")
@@ -136,15 +143,36 @@ def socket_mode(slack_server: SlackServer) -> Iterator[SocketModeServer]:
         yield server
 
 
-def click(socket_mode: SocketModeServer, fingerprint: str, username: str) -> None:
+def click(socket_mode: SocketModeServer, fingerprint: str, username: str, channel: str = "C00000001") -> None:
     """A user clicks the Acknowledge button: Slack sends the block action down the socket."""
     payload = {
         "type": "block_actions",
-        "user": {"id": "U024BE7LH", "username": username, "name": username},
+        "user": {"id": f"U{username.upper()}", "username": username, "name": username},
+        "channel": {"id": channel},
         "actions": [{"action_id": "watcher_ack.0", "value": fingerprint, "type": "button"}],
     }
     envelope = socket_mode.send_envelope("interactive", payload)
     assert socket_mode.acked(envelope)  # answered at once, as Slack requires within 3 s
+
+
+def slack_actions(tmp_path: Path, daemon: Daemon, slack_server: SlackServer) -> SlackActions:
+    """The daemon's Socket Mode connections of a config with the Slack receiver, not started."""
+    config = Config.model_validate(
+        {
+            "sources": {"local": {"store": "embedded"}},
+            "state": {"path": str(tmp_path / "state.sqlite")},
+            "receivers": {"slack": {"slack": slack_settings(slack_server)}},
+            "route": {"receiver": "slack"},
+        }
+    )
+    return SlackActions(config, daemon.state, lambda: daemon.now, retry=timedelta(milliseconds=100))
+
+
+def wait_for(condition: Callable[[], object]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def test_the_acknowledge_button_acks_through_socket_mode_and_a_state_change_undoes_it(
@@ -157,16 +185,8 @@ def test_the_acknowledge_button_acks_through_socket_mode_and_a_state_change_undo
     [button] = firing["attachments"][0]["blocks"][-1]["elements"]  # type: ignore[index]
     assert (button["text"]["text"], button["value"]) == ("Acknowledge", v3.fingerprint)
 
-    config = Config.model_validate(
-        {
-            "sources": {"local": {"store": "embedded"}},
-            "state": {"path": str(tmp_path / "state.sqlite")},
-            "receivers": {"slack": {"slack": slack_settings(slack_server)}},
-            "route": {"receiver": "slack"},
-        }
-    )
     slack_server.fail("internal_error", method="apps.connections.open")  # Slack is down at the start
-    actions = SlackActions(config, daemon.state, lambda: daemon.now, retry=timedelta(milliseconds=100))
+    actions = slack_actions(tmp_path, daemon, slack_server)
     actions.start()
     try:
         socket_mode.wait_connected()
@@ -190,3 +210,52 @@ def test_the_acknowledge_button_acks_through_socket_mode_and_a_state_change_undo
     [told] = daemon.step(T0 + 7260 * SEC, Change(worse, Event.UPDATE, T0 + 7260 * SEC))
     assert told.incidents[0].ack is None
     assert len(daemon.step(T0 + 7260 * SEC + 3600 * SEC)) == 1
+
+
+def test_a_second_click_on_an_acknowledged_incident_records_nothing_and_tells_the_clicker_by_whom(
+    tmp_path: Path, daemon: Daemon, slack_server: SlackServer, socket_mode: SocketModeServer
+) -> None:
+    v3 = incident("v3")
+    daemon.step(T0, Change(v3, Event.FIRING, T0))
+    [(channel, _)] = list(slack_server.messages)
+    actions = slack_actions(tmp_path, daemon, slack_server)
+    actions.start()
+    try:
+        socket_mode.wait_connected()
+        daemon.now = T0 + 30 * SEC
+        click(socket_mode, v3.fingerprint, "ann", channel)
+        wait_for(lambda: daemon.outbox.drain().sent)
+        daemon.now = T0 + 40 * SEC
+        click(socket_mode, v3.fingerprint, "ann", channel)  # a double click
+        click(socket_mode, v3.fingerprint, "bob", channel)  # a colleague, a moment later
+        wait_for(lambda: len(slack_server.calls_to("chat.postEphemeral")) == 2)
+    finally:
+        actions.stop()
+    assert daemon.outbox.drain().sent == 0
+    assert [str(said["text"]) for said in posts(slack_server)[1:]] == [":eyes: *Acknowledged by @ann*"]
+    told = [(call.body["channel"], call.body["user"], call.body["text"])
+            for call in slack_server.calls_to("chat.postEphemeral")]  # fmt: skip
+    by_ann = ":eyes: Already acknowledged by @ann at 09:00 UTC: nothing changed"
+    assert told == [(channel, "UANN", by_ann), (channel, "UBOB", by_ann)]
+    with daemon.state.reading() as db:
+        ack = acks.load(db)[v3.fingerprint]
+    assert (ack.by, ack.at) == ("@ann", T0 + 30 * SEC)
+
+
+def test_an_ack_taken_back_is_said_in_the_incidents_thread(daemon: Daemon, slack_server: SlackServer) -> None:
+    v3, root_ts = acked_by_ann(daemon, slack_server)
+
+    undone = unacknowledge(daemon.state, v3, "bob", T0 + 20 * SEC, receivers=["slack"])
+    daemon.now = T0 + 20 * SEC
+    daemon.outbox.drain()
+
+    assert undone is not None
+    assert undone[0].by == "ann"
+    [_, _, said] = posts(slack_server)
+    assert said["thread_ts"] == root_ts
+    assert str(said["text"]) == (
+        ":leftwards_arrow_with_hook: *Acknowledgement by ann taken back by bob*: repeat notifications "
+        "start again"
+    )
+    assert "Acknowledged by" not in str(said["attachments"])
+    assert unacknowledge(daemon.state, v3, "bob", T0 + 30 * SEC, receivers=["slack"]) is None

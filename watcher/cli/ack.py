@@ -17,17 +17,17 @@ from datetime import UTC, datetime, timedelta
 from watcher.cli.common import add_config_argument, load_config_only, load_failure_exits, open_state
 from watcher.config import Config
 from watcher.duration import parse_duration
-from watcher.incidents import acks
 from watcher.incidents.model import RAISED, Incident
 from watcher.incidents.state import StateStore
-from watcher.routing.acknowledge import AcknowledgeError, acknowledge
+from watcher.routing.acknowledge import AcknowledgeError, acknowledge, unacknowledge
 
 EPILOG = """\
 examples:
   watcher ack 3f2a9c1b7e4d5a60 -m "looking into it"          one incident, by fingerprint
   watcher ack --rule prediction-5xx-rate --group model_version=v3 -m "rolling back v3" --for 2h
   watcher ack --rule prediction-5xx-rate -m "known: upstream outage"   every open incident of the rule
-  watcher ack --undo 3f2a9c1b7e4d5a60                         take the ack back: repeats start again
+  watcher ack --undo 3f2a9c1b7e4d5a60                         take the ack back: repeats start again,
+                                                             and its Slack threads are told
 Fingerprints are in `watcher incidents --format json`. An ack stops repeat notifications until the
 incident changes state (resolves, escalates or de-escalates, starts or stops flapping) or --for ends.
 """
@@ -61,8 +61,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--message", "-m", default="", help="what you are doing about it (required)")
     parser.add_argument("--for", dest="duration", metavar="DURATION", help="how long the ack lasts, e.g. 2h")
-    parser.add_argument("--by", metavar="NAME", help="who acknowledges (default: the current user)")
-    parser.add_argument("--undo", action="store_true", help="take the ack of these incidents back")
+    parser.add_argument(
+        "--by", metavar="NAME", help="who acknowledges, or takes an ack back (default: the current user)"
+    )
+    parser.add_argument(
+        "--undo",
+        action="store_true",
+        help="take the ack of these incidents back (said in their Slack threads)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         with open_state(config, "ack") as state:
             found = _targets(state, args)
             if args.undo:
-                return _undo(state, found)
+                return _undo(state, found, args.by or getpass.getuser(), now, _slack(config))
             for incident in found:
                 ack, updates = acknowledge(
                     state, incident, args.by or getpass.getuser(), args.message, now, until, _slack(config)
@@ -135,13 +141,14 @@ def _label(text: str) -> tuple[str, str]:
     return name, value
 
 
-def _undo(state: StateStore, found: Sequence[Incident]) -> int:
-    with state.writing() as db:
-        removed = acks.remove(db, [incident.fingerprint for incident in found])
-    if not removed:
+def _undo(state: StateStore, found: Sequence[Incident], by: str, now: datetime, slack: Sequence[str]) -> int:
+    undone = [(incident, unacknowledge(state, incident, by, now, slack)) for incident in found]
+    if not any(removed for _, removed in undone):
         raise _RefusedError("no ack to undo for " + ", ".join(incident.fingerprint for incident in found))
-    for incident in found:
-        print(f"ack of {incident.fingerprint} ({_name(incident)}) undone")
+    for incident, removed in undone:
+        if removed is not None:
+            said = f", {len(removed[1])} Slack update(s) queued" if removed[1] else ""
+            print(f"ack of {incident.fingerprint} ({_name(incident)}) by {removed[0].by} undone{said}")
     return 0
 
 

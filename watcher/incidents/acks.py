@@ -86,14 +86,25 @@ def acknowledged(incident: Incident, acks: Mapping[str, Ack], now: datetime) -> 
 _COLUMNS = "fingerprint, started_at, state, severity, flapping, acked_by, acked_at, message, ends_at"
 
 
-def record(db: Db, ack: Ack) -> None:
-    """Store ``ack``, replacing the incident's earlier one."""
-    db.execute(
+_HELD = (
+    " WHERE NOT (acks.started_at = excluded.started_at AND acks.state = excluded.state"
+    " AND acks.severity = excluded.severity AND acks.flapping = excluded.flapping"
+    " AND (acks.ends_at IS NULL OR acks.ends_at > ?))"
+)
+"""The stored ack still holds at ``?`` for the incident as ``excluded`` was taken: ``Ack.holds`` in SQL."""
+
+
+def record(db: Db, ack: Ack, unless_held_at: datetime | None = None) -> bool:
+    """Store ``ack``, replacing the incident's earlier one; with ``unless_held_at``, only if that
+    one no longer holds then (the check is the upsert's own condition, on the row it locks: two
+    clicks on replicas sharing a PostgreSQL state record one ack). Whether it was stored."""
+    held = "" if unless_held_at is None else _HELD
+    cursor = db.execute(
         f"INSERT INTO acks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (fingerprint) DO UPDATE SET started_at = excluded.started_at, "
         "state = excluded.state, severity = excluded.severity, "
         "flapping = excluded.flapping, acked_by = excluded.acked_by, acked_at = excluded.acked_at, "
-        "message = excluded.message, ends_at = excluded.ends_at",
+        "message = excluded.message, ends_at = excluded.ends_at" + held,
         (
             ack.fingerprint,
             micros(ack.started_at),
@@ -104,8 +115,10 @@ def record(db: Db, ack: Ack) -> None:
             micros(ack.at),
             ack.message,
             None if ack.until is None else micros(ack.until),
+            *(() if unless_held_at is None else (micros(unless_held_at),)),
         ),
     )
+    return bool(cursor.rowcount)
 
 
 def load(db: Db) -> dict[str, Ack]:

@@ -91,9 +91,11 @@ class Incident:
     evidence: tuple[Mapping[str, Any], ...] = ()
     # Acknowledgement (``watcher.incidents.acks``): on a notification's snapshot, the ack that holds
     # (by, at, message, until as ISO times), and True on the UPDATE that tells the ack itself. The
-    # ack lives in the ``acks`` table; the incidents table never needs it.
+    # ack lives in the ``acks`` table; the incidents table never needs it. On the UPDATE that tells
+    # an ack was taken back (``watcher ack --undo``), ``ack_undone``: that ack and ``undone_by``.
     ack: Mapping[str, Any] | None = None
     acknowledged_now: bool = False
+    ack_undone: Mapping[str, Any] | None = None
 
     def evolve(self, **changes: Any) -> Incident:
         """This snapshot with ``changes``. Its fields copied at once, not through ``replace``,

@@ -7,7 +7,8 @@ and keeps it open, reconnecting on its own). A click arrives as an ``interactive
 acknowledged to Slack at once (Slack shows an error to the user after 3 s otherwise), then the
 incident named by the button is acknowledged in the state by the Slack user who clicked
 (``watcher.routing.acknowledge``), which enqueues the "Acknowledged by @x" reply in the incident's
-thread for the outbox. A click on an incident that is no longer open changes nothing.
+thread for the outbox. A click on an incident that is no longer open, or already acknowledged,
+changes nothing: the clicker alone is told why (an ephemeral message from the bot).
 
 Replicas (``ha:``) each hold a connection; Slack gives each envelope to one of them, and the state
 they share makes any of them the right one to record it.
@@ -31,7 +32,7 @@ from watcher.config import Config
 from watcher.incidents.state import StateStore
 from watcher.notify.slack import DEFAULT_BASE_URL
 from watcher.notify.slack_layout import ACK_ACTION
-from watcher.routing.acknowledge import AcknowledgeError, acknowledge
+from watcher.routing.acknowledge import AcknowledgeError, AlreadyAcknowledgedError, acknowledge
 
 log = logging.getLogger("watcher.process.slack_actions")
 _LONGEST_WAIT = timedelta(minutes=1)
@@ -49,16 +50,20 @@ class SlackActions:
     ) -> None:
         self.state, self.clock, self.retry = state, clock, retry
         self.clients: dict[str, SocketModeClient] = {}
+        self._bots: dict[str, WebClient] = {}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         for name, receiver in sorted(config.receivers.items()):
             settings = receiver.slack
             if settings is None or settings.app_token is None:
                 continue
-            web = WebClient(base_url=settings.base_url or DEFAULT_BASE_URL, retry_handlers=[])
+            base_url = settings.base_url or DEFAULT_BASE_URL
+            web = WebClient(base_url=base_url, retry_handlers=[])
             client = SocketModeClient(settings.app_token.get_secret_value(), web_client=web, logger=log)
             client.socket_mode_request_listeners.append(self._listener(name))
             self.clients[name] = client
+            if settings.token is not None:  # the bot's: it answers the clicker
+                self._bots[name] = WebClient(settings.token.get_secret_value(), base_url=base_url, timeout=10)
 
     def start(self) -> None:
         """Open every connection, each from its own thread: a Slack unreachable at start (slack-sdk
@@ -100,7 +105,10 @@ class SlackActions:
         return listener
 
     def clicked(self, receiver: str, payload: dict[str, Any]) -> None:
-        """Acknowledge the incidents whose buttons ``payload`` says were clicked, by the clicker."""
+        """Acknowledge the incidents whose buttons ``payload`` says were clicked, by the clicker.
+        A click on an incident already acknowledged (a second click, or a colleague's) records
+        nothing: the clicker alone is told by whom it is (``chat.postEphemeral``), as they are
+        when the incident is no longer open."""
         user = payload.get("user") or {}
         by = "@" + str(user.get("username") or user.get("name") or user.get("id") or "someone")
         for action in payload.get("actions") or []:
@@ -111,8 +119,31 @@ class SlackActions:
                 log.info("Acknowledge clicked for an unknown incident")
                 continue
             try:
-                acknowledge(self.state, incident, by, "", self.clock(), receivers=[receiver])
+                acknowledge(self.state, incident, by, "", self.clock(), receivers=[receiver], once=True)
             except AcknowledgeError as exc:
                 log.info("Acknowledge clicked: %s", exc)
+                self._tell_clicker(receiver, payload, _refusal(exc))
                 continue
             log.info("incident %s acknowledged in Slack by %s", incident.fingerprint, by)
+
+    def _tell_clicker(self, receiver: str, payload: dict[str, Any], text: str) -> None:
+        """A message in the channel only the user who clicked sees; best effort (the click
+        itself was answered)."""
+        bot, user = self._bots.get(receiver), (payload.get("user") or {}).get("id")
+        # Slack names the channel in ``channel`` and again in ``container`` (the clicked message's).
+        channel = (payload.get("channel") or {}).get("id")
+        channel = channel or (payload.get("container") or {}).get("channel_id")
+        if bot is None or not user or not channel:
+            return
+        try:
+            bot.chat_postEphemeral(channel=str(channel), user=str(user), text=text)
+        except Exception as exc:  # slack-sdk raises its own, HTTP and socket errors alike
+            log.warning("Slack reply to the Acknowledge click not sent (%s)", type(exc).__name__)
+
+
+def _refusal(refused: AcknowledgeError) -> str:
+    """What the clicker is told: by whom the incident is acknowledged, or why it cannot be."""
+    if isinstance(refused, AlreadyAcknowledgedError):
+        ack = refused.ack
+        return f":eyes: Already acknowledged by {ack.by} at {ack.at:%H:%M} UTC: nothing changed"
+    return f"Not acknowledged: {refused}"
