@@ -17,6 +17,7 @@ from watcher.query import (
     Missing,
     Percentiles,
     Query,
+    Samples,
     Stats,
     Terms,
     Window,
@@ -360,6 +361,23 @@ def test_msearch_batches_are_bounded_and_a_failed_item_fails_only_its_query(
     assert results[4].error is not None
     assert "not-a-number" in results[4].error
     assert f"query bad on {client} at " in caplog.text
+
+
+def test_evidence_of_two_services_is_one_search(make_store, client, index):
+    # A search of samples alone reads its service as a composite key, so the two bodies are equal:
+    # the store is asked once (one _msearch of one search) and each query keeps its own service's.
+    store = make_store(client, index, msearch_max=1)
+    evidence = {"e": Samples(size=2, fields=("service", "status"))}
+    queries = [Query(name, WINDOW, evidence, Eq("service", name)) for name in ("api", "web")]
+    store.evaluate(queries)  # the field mapping
+    before = store.round_trips
+    api, web = store.evaluate(queries)
+    assert store.round_trips - before == 1
+    assert api.groups[0].values["e"].documents == (
+        {"service": "api", "status": 200},
+        {"service": "api", "status": 200},
+    )
+    assert web.groups[0].values["e"].documents == ({"service": "web", "status": 404},)
 
 
 def test_a_failing_query_fused_with_good_ones_fails_alone(make_store, client, index):
