@@ -48,6 +48,7 @@ from watcher.detect.references import (
     excluded_reason,
     reference_windows,
 )
+from watcher.detect.verdicts import Verdicts
 from watcher.query import (
     Aggregate,
     Count,
@@ -64,6 +65,7 @@ from watcher.rules.ml_specs import DriftSpec
 from watcher.rules.models import Rule
 
 WINDOW_TERMS = 100  # values per window when, without a profile, two windows' terms are the bins
+_VERDICTS = Verdicts()  # drift against a profile, judged for the evidence first
 
 
 def _spec(rule: Rule) -> DriftSpec:
@@ -127,7 +129,8 @@ def evaluate(
     window = rule_window(rule, at)
     for group, values in groups_with_known(current, known_groups):
         if spec.reference is None:
-            findings.append(_judge(rule, spec, group, values, None, window))
+            judged = _VERDICTS.take(rule, group, values, window)
+            findings.append(judged or _judge(rule, spec, group, values, None, window))
             continue
         left_out = excluded.of(rule, group)
         used = [
@@ -149,8 +152,10 @@ def evaluate(
 def alerts(rule: Rule, group: Mapping[str, str], values: Values, window: Window) -> bool:
     """Whether ``evaluate`` finds this group of the answer drifting, for a rule compared with a
     profile alone (reference windows are other answers): the condition on which the store is
-    asked for the alert's evidence (``watcher.detect.evidence``)."""
-    return _judge(rule, _spec(rule), group, values, None, window).status is Status.ALERTING
+    asked for the alert's evidence (``watcher.detect.evidence``). The finding is kept for
+    ``evaluate``, which then judges the group no more (``watcher.detect.verdicts``)."""
+    finding = _judge(rule, _spec(rule), group, values, None, window)
+    return _VERDICTS.keep(rule, group, values, window, finding).status is Status.ALERTING
 
 
 def _with_references(finding: Finding, used: int, left_out: Mapping[int, str]) -> Finding:

@@ -100,8 +100,8 @@ def _measured_field(rule: Rule) -> str:
 def with_evidence(rule: Rule, findings: Sequence[Finding], answer: QueryResult | None) -> list[Finding]:
     """The findings, each alerting one with its group's documents (redacted, cut). A failed or
     missing answer leaves them without: evidence never fails an evaluation."""
-    if answer is None or not answer.ok:
-        return list(findings)
+    if answer is None or not answer.ok or not any(f.status is Status.ALERTING for f in findings):
+        return list(findings)  # most evaluations: no group alerts, no documents to look up
     documents = {group_key(group.key): group.values.get(EVIDENCE) for group in answer.groups}
     redact = rule.evidence.redact or ()
     out = []

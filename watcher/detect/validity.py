@@ -28,6 +28,7 @@ from watcher.detect.base import Finding, Status, rule_window
 from watcher.detect.derived import derived
 from watcher.detect.groups import failed, groups_with_known
 from watcher.detect.signal import too_few
+from watcher.detect.verdicts import Verdicts
 from watcher.query import Aggregate, AggValue, Count, CountWhere, Missing, Query, QueryResult, Terms, Window
 from watcher.query_filters import And, Exists, Filter, In, Not, Or, Range
 from watcher.rules.ml_specs import ValidityCheck, ValiditySpec
@@ -36,6 +37,7 @@ from watcher.rules.thresholds import Severity, severity_rank
 
 COUNT = "count"
 Values = Mapping[str, AggValue]
+_VERDICTS = Verdicts()
 
 
 def _spec(rule: Rule) -> ValiditySpec:
@@ -144,18 +146,21 @@ def evaluate(
     if (errors := failed(rule, results, known_groups)) is not None:
         return errors
     (result,) = results
-    checked = plans(spec, rule_window(rule, at))
+    window = rule_window(rule, at)
+    checked = plans(spec, window)
     return [
-        _judge(rule, spec, checked, group, values)
+        _VERDICTS.take(rule, group, values, window) or _judge(rule, spec, checked, group, values)
         for group, values in groups_with_known(result, known_groups)
     ]
 
 
 def alerts(rule: Rule, group: Mapping[str, str], values: Values, window: Window) -> bool:
     """Whether ``evaluate`` finds this group of the answer alerting: the condition on which the
-    store is asked for the alert's evidence (``watcher.detect.evidence``)."""
+    store is asked for the alert's evidence (``watcher.detect.evidence``). The finding is kept for
+    ``evaluate``, which then judges the group no more (``watcher.detect.verdicts``)."""
     spec = _spec(rule)
-    return _judge(rule, spec, plans(spec, window), group, values).status is Status.ALERTING
+    finding = _judge(rule, spec, plans(spec, window), group, values)
+    return _VERDICTS.keep(rule, group, values, window, finding).status is Status.ALERTING
 
 
 def _int(values: Values, key: str) -> int:
