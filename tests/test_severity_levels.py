@@ -1,6 +1,7 @@
 """Severity levels and per-group overrides through the real engine: a DuckDB store, the SQLite
 state file and the dispatcher. A change of severity is one UPDATE, in the incident's thread, routed
-by the new severity; an override judges its group only."""
+by the new severity; a route it leaves is told it left (a RESOLVED saying it is still open), a route it
+comes onto starts with a FIRING; an override judges its group only."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any
 
 from watcher.config import Route
 from watcher.engine import Engine
-from watcher.incidents.model import Event
+from watcher.incidents.model import Event, State
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
 from watcher.rules.models import Rule
 from watcher.store.embedded import EmbeddedStore
+from watcher.templates import left_route
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -23,6 +25,17 @@ FAST = {"group_by": ["rule"], "group_wait": "0s", "group_interval": "1m"}
 ONE_RECEIVER = Route.model_validate({"receiver": "slack", **FAST})
 BY_SEVERITY = Route.model_validate(
     {"receiver": "slack", **FAST, "routes": [{"matchers": ["severity=critical"], "receiver": "pager"}]}
+)
+# The pager for criticals, and Slack for everything (the pager's route continues).
+PAGER_AND_ALL = Route.model_validate(
+    {
+        "receiver": "slack",
+        **FAST,
+        "routes": [
+            {"matchers": ["severity=critical"], "receiver": "pager", "continue": True},
+            {"receiver": "slack"},
+        ],
+    }
 )
 # 5xx share per minute from T0: warning (> 0.2), critical (> 0.6), warning again, then fine.
 SHARES = [0.3] * 3 + [0.8] * 3 + [0.3] * 3 + [0.0] * 2
@@ -89,6 +102,28 @@ def told(sent: Sequence[Notification]) -> list[tuple[str, Event, str]]:
     return [(n.receiver, n.event, n.incidents[0].severity) for n in sent]
 
 
+def stories(sent: Sequence[Notification]) -> dict[str, list[tuple[Event, str, str]]]:
+    """What each receiver was told, in order: event, severity and why it left the route."""
+    told: dict[str, list[tuple[Event, str, str]]] = {}
+    for n in sent:
+        told.setdefault(n.receiver, []).append((n.event, n.incidents[0].severity, left_route(n.incidents[0])))
+    return told
+
+
+ESCALATED_AND_BACK = {
+    "slack": [
+        (Event.FIRING, "warning", ""),
+        (Event.RESOLVED, "critical", "escalated to critical"),  # still open, on the pager's route
+        (Event.FIRING, "warning", ""),  # back on Slack's route: its first word since is a FIRING
+        (Event.RESOLVED, "warning", ""),
+    ],
+    "pager": [
+        (Event.FIRING, "critical", ""),
+        (Event.RESOLVED, "warning", "de-escalated to warning"),  # the page closes, still open
+    ],
+}
+
+
 def test_an_escalation_and_a_de_escalation_are_one_update_each_in_the_incidents_thread(
     store: EmbeddedStore, state: StateStore
 ) -> None:
@@ -113,17 +148,58 @@ def test_an_escalation_and_a_de_escalation_are_one_update_each_in_the_incidents_
     assert sent[1].incidents[0].labels["severity"] == "critical"
 
 
-def test_a_change_of_severity_is_routed_by_the_new_severity(store: EmbeddedStore, state: StateStore) -> None:
+def test_a_change_of_severity_is_routed_by_the_new_severity_and_each_route_left_is_told(
+    store: EmbeddedStore, state: StateStore
+) -> None:
     traffic(store, SHARES)
     engine = Engine([rule()], {"app": store}, state, BY_SEVERITY)
 
-    _, sent = replay(engine, 8)
+    _, sent = replay(engine, len(SHARES) + 3)
 
-    assert told(sent) == [
-        ("slack", Event.FIRING, "warning"),
-        ("pager", Event.FIRING, "critical"),  # the pager's first word about it
-        ("slack", Event.UPDATE, "warning"),
-    ]
+    assert stories(sent) == ESCALATED_AND_BACK
+    pages = [n for n in sent if n.receiver == "pager"]
+    assert len({n.thread_key for n in pages}) == 1  # the page it opened is the one it closes
+    assert [n.incidents[0].state for n in pages] == [State.FIRING, State.FIRING]
+
+
+def test_a_route_the_incident_stays_on_gets_one_update_per_change(
+    store: EmbeddedStore, state: StateStore
+) -> None:
+    traffic(store, SHARES)
+    engine = Engine([rule()], {"app": store}, state, PAGER_AND_ALL)
+
+    _, sent = replay(engine, len(SHARES) + 3)
+
+    assert stories(sent) == {
+        "slack": [
+            (Event.FIRING, "warning", ""),
+            (Event.UPDATE, "critical", ""),
+            (Event.UPDATE, "warning", ""),
+            (Event.RESOLVED, "warning", ""),
+        ],
+        "pager": [(Event.FIRING, "critical", ""), (Event.RESOLVED, "warning", "de-escalated to warning")],
+    }
+    assert len({n.thread_key for n in sent if n.receiver == "slack"}) == 1
+
+
+def test_a_severity_change_inside_group_wait_leaves_a_route_that_told_nothing_silently(
+    store: EmbeddedStore, state: StateStore
+) -> None:
+    traffic(store, SHARES)
+    waits = Route.model_validate(
+        {
+            "receiver": "slack",
+            **FAST,
+            "routes": [{"matchers": ["severity=critical"], "receiver": "pager", "group_wait": "5m"}],
+        }
+    )
+    engine = Engine([rule()], {"app": store}, state, waits)
+
+    _, sent = replay(engine, len(SHARES) + 3)
+
+    # Critical for 3 minutes, the pager's group_wait is 5: the pager never heard of it.
+    assert stories(sent) == {"slack": ESCALATED_AND_BACK["slack"]}
+    assert state.incidents()[0].state is State.RESOLVED
 
 
 def test_an_escalation_waits_for_the_higher_level_to_hold_for_for(
@@ -152,13 +228,7 @@ def test_a_forecast_escalates_and_de_escalates_with_one_update_each_in_the_incid
         (Event.UPDATE, "warning"),  # minute 13: level at 120
         (Event.RESOLVED, "warning"),
     ]
-    assert told(sent) == [
-        ("slack", Event.FIRING, "warning"),
-        ("pager", Event.FIRING, "critical"),
-        ("slack", Event.UPDATE, "warning"),
-        ("slack", Event.RESOLVED, "warning"),
-    ]
-    assert len({n.thread_key for n in sent if n.receiver == "slack"}) == 1
+    assert stories(sent) == ESCALATED_AND_BACK
     (incident,) = state.incidents()
     assert incident.severity == "warning"
 

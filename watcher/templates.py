@@ -47,6 +47,7 @@ from watcher.incidents.model import Event, Incident
 from watcher.notify.base import Notification
 from watcher.notify.links import incident_links
 from watcher.rules.models import Rule
+from watcher.rules.thresholds import severity_rank
 
 log = logging.getLogger("watcher.templates")
 
@@ -204,6 +205,7 @@ class Templates:
             "fired_at": incident.fired_at,
             "resolved_at": incident.resolved_at,
             "found_late": incident.found_late,
+            "left_route": left_route(incident),
             "flapping": incident.flapping,
             "flap_ended": incident.flap_ended,
             "active_for": (incident.resolved_at or now) - began,
@@ -370,3 +372,12 @@ def _ack_view(ack: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "at": datetime.fromisoformat(ack["at"]),
         "until": None if until is None else datetime.fromisoformat(until),
     }
+
+
+def left_route(incident: Incident) -> str:
+    """Why a RESOLVED's incident left the receiver's route while still open (``Incident.left_route``):
+    ``"de-escalated to warning"``, ``"escalated to critical"``; empty when it did not."""
+    if not incident.left_route:
+        return ""
+    lower = severity_rank(incident.severity) < severity_rank(incident.severity_from)
+    return f"{'de-escalated' if lower else 'escalated'} to {incident.severity}"

@@ -73,6 +73,11 @@ class Incident:
     # before its firing could be told (catch-up after a stop, a store outage): that message is
     # the first and only one about it. Defaults to False, so older state files load.
     found_late: bool = False
+    # Set on the snapshot a RESOLVED notification carries when a severity change took the still
+    # open incident off that notification's route (``watcher.routing.leaving``): that receiver's
+    # last message about it, told like an end (Alertmanager: a label change ends the alert on the
+    # routes it no longer matches) while the incident goes on elsewhere. Defaults to False.
+    left_route: bool = False
     # Severity levels (see ``watcher.incidents.machine``): the level the latest evidence asks for
     # while it has not held long enough to become ``severity``, and since when it has; and, on the
     # snapshot of the UPDATE that tells a change, the severity told before.

@@ -153,6 +153,7 @@ def _incident(incident: Incident, view: Mapping[str, Any]) -> dict[str, Any]:
         "fired_at": _time(incident.fired_at),
         "resolved_at": _time(incident.resolved_at),
         "found_late": incident.found_late,
+        "left_route": incident.left_route,
         "note": incident.note,
         "ack": None if incident.ack is None else dict(incident.ack),
         "links": dict(view["links"]),

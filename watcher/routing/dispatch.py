@@ -19,6 +19,11 @@ re-sends one:
 - a route's mute / active time intervals hold its groups whole: nothing is sent, firing episodes
   are sent at the first flush after the interval ends, a resolved episode whose firing was told
   is told then too, and one whose firing never was is dropped;
+- a severity change (an UPDATE with ``severity_from``) that takes an open incident off a route
+  is told there as a RESOLVED marked ``left_route`` (still open: "de-escalated to warning"), as
+  Alertmanager ends an alert on the routes a label change takes it off (``routing.leaving``);
+  later messages go to the routes it reaches now, and a route it comes onto starts with a FIRING
+  (a new group, or the new member of an open one);
 - no flap damping here: an incident that resolves and fires again between two flushes is told
   resolved, then firing again (the machine's ``for`` and ``keep_firing_for`` damp flaps);
 - a group whose incidents have all resolved is deleted; the next incident starts a new group
@@ -57,11 +62,13 @@ from watcher.routing.groups import (
     GroupMovedError,
     Member,
     group_key,
+    holding,
     load_groups,
     next_flush,
     save_groups,
     told_episodes,
 )
+from watcher.routing.leaving import holds, left, rerouted
 from watcher.routing.mute import Inhibitor, Intervals, Muter, MuteStage, TimeMute
 from watcher.routing.silences import Silences, load_silences
 from watcher.routing.tree import RouteMatch, resolve
@@ -143,6 +150,14 @@ class Dispatcher:
             log.error("watcher alert %s has no receiver but %s: set meta.receiver", incident.rule, about)
         return kept
 
+    def targets(self, incident: Incident) -> list[tuple[RouteMatch, dict[str, str], str]]:
+        """The routes ``incident`` reaches, each with its group labels and group key."""
+        found = []
+        for match in self.routes(incident):
+            labels = match.group_labels(incident.labels)
+            found.append((match, labels, group_key(match, labels)))
+        return found
+
     def time_mute(self, group: Group, now: datetime) -> TimeMute | None:
         """The time intervals of the route ``group`` is on, at ``now`` (None: the route is gone)."""
         for member in group.members:
@@ -161,25 +176,28 @@ class Dispatcher:
         ``current`` maps fingerprints to the latest snapshots of open incidents (the engine's,
         not yet committed); without it they are read from the state file.
         """
-        targets = [
-            (change, match, labels, group_key(match, labels))
-            for change in changes
-            for match in self.routes(change.incident)
-            for labels in (match.group_labels(change.incident.labels),)
-        ]
-        keys = {key for *_, key in targets}
+        targets = [(change, self.targets(change.incident)) for change in changes]
+        keys = {key for _, routed in targets for *_, key in routed}
+        moved = [_episode(change.incident) for change in changes if rerouted(change.event, change.incident)]
         with self.state.reading() as db:
-            if not targets and not _due(db, now):
+            if not keys and not _due(db, now):
                 return Dispatch()  # most ticks: nothing changed, no group due (one cheap read)
+            keys |= holding(db, moved) if moved else set()
             groups = load_groups(db, keys, due_by=now, decode=self.state.decoded)
             silences = load_silences(db, now)
             ended = [_episode(c.incident) for c in changes if c.event is Event.RESOLVED]
             told = told_episodes(db, ended)
             taken = acks.load(db)
         dispatch = Dispatch()
-        for change, match, labels, key in targets:
-            group = groups.get(key) or Group.start(match, labels, change.at)
-            groups[key] = dispatch.groups[key] = joined(group, change, told, _held_ack(change, taken, now))
+        for change, routed in targets:
+            for match, labels, key in routed:
+                group = groups.get(key) or Group.start(match, labels, change.at)
+                acked = _held_ack(change, taken, now)
+                groups[key] = dispatch.groups[key] = joined(group, change, told, acked)
+            if rerouted(change.event, change.incident):
+                on = {key for *_, key in routed}
+                for group in [g for g in groups.values() if g.key not in on and holds(g, change.incident)]:
+                    groups[group.key] = dispatch.groups[group.key] = left(group, change.incident)
         due = sorted((g for g in groups.values() if g.next_flush_at <= now), key=_flush_order)
         if not due:
             return dispatch

@@ -147,15 +147,7 @@ def all_groups(db: Db) -> list[Group]:
 def told_episodes(db: Db, episodes: Collection[Episode]) -> set[Episode]:
     """Which of ``episodes`` (fingerprint, start) some group has told firing. A route change on a
     reload sends an incident's RESOLVED to a group that never held it; it was told all the same."""
-    fingerprints = sorted({fingerprint for fingerprint, _ in episodes})
-    if not fingerprints:
-        return set()
-    rows = db.execute(
-        f"SELECT fingerprint, started_at FROM dispatch_members WHERE notified != {_UNTOLD} "
-        f"AND fingerprint IN ({', '.join('?' * len(fingerprints))})",
-        fingerprints,
-    ).fetchall()
-    return {(fingerprint, from_micros(started)) for fingerprint, started in rows} & set(episodes)
+    return {episode for _, episode in _holders(db, episodes, told=True)}
 
 
 def groups_telling(db: Db, episode: Episode) -> list[Group]:
@@ -167,6 +159,28 @@ def groups_telling(db: Db, episode: Episode) -> list[Group]:
         (fingerprint, micros(started)),
     ).fetchall()
     return list(load_groups(db, [key for (key,) in rows]).values())
+
+
+def holding(db: Db, episodes: Collection[Episode]) -> set[str]:
+    """The keys of the groups that hold one of ``episodes``, told or not."""
+    return {key for key, _ in _holders(db, episodes)}
+
+
+def _holders(db: Db, episodes: Collection[Episode], told: bool = False) -> list[tuple[str, Episode]]:
+    """(group key, episode) for each group holding one of ``episodes``; with ``told``, only
+    those that have told its firing."""
+    fingerprints = sorted({fingerprint for fingerprint, _ in episodes})
+    if not fingerprints:
+        return []
+    rows = db.execute(
+        f"SELECT group_key, fingerprint, started_at FROM dispatch_members "
+        f"WHERE {f'notified != {_UNTOLD} AND ' if told else ''}"
+        f"fingerprint IN ({', '.join('?' * len(fingerprints))})",
+        fingerprints,
+    ).fetchall()
+    wanted = set(episodes)
+    found = [(key, (fingerprint, from_micros(started))) for key, fingerprint, started in rows]
+    return [(key, episode) for key, episode in found if episode in wanted]
 
 
 def next_flush(db: Db) -> datetime | None:
