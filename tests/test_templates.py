@@ -191,6 +191,25 @@ def test_default_slack_resolved_template_says_how_long_it_fired() -> None:
     assert "Resolved after firing for *10m*" in text
 
 
+@pytest.mark.parametrize(
+    ("channel", "says"),
+    [
+        ("slack", "De-escalated to warning, still open"),
+        ("console", "de-escalated to warning, still open"),
+        ("sms", "DE-ESCALATED TO WARNING, STILL OPEN"),
+        ("email", "De-escalated to warning, still open"),
+        ("email_subject", "[DE-ESCALATED TO WARNING, STILL OPEN]"),
+        ("email_html", "De-escalated to warning, still open"),
+    ],
+)
+def test_an_incident_that_left_the_route_is_not_told_resolved(channel: str, says: str) -> None:
+    # A severity change took it off this receiver's route (watcher.routing.leaving): it goes on.
+    left = incident(severity="warning", severity_from="critical", left_route=True)
+    text = Templates(rules=[rule()]).render(notification(Event.RESOLVED, left), channel)
+    assert says in text
+    assert "resolved" not in text.lower()
+
+
 def test_default_templates_pass_check() -> None:
     assert Templates().check() == []
 
