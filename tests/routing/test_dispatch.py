@@ -332,3 +332,17 @@ def test_a_group_left_behind_by_a_route_change_is_resolved_in_its_own_thread(sta
     assert [i.found_late for n in sent for i in n.incidents] == [False, False]  # it was told firing
     with state.reading() as db:
         assert db.execute("SELECT count(*) FROM dispatch_groups").fetchone() == (0,)
+
+
+def test_a_group_left_behind_that_is_due_as_its_incident_resolves_tells_the_resolved(
+    state: StateStore,
+) -> None:
+    before = Run(state, Dispatcher(state, ROUTE))
+    before.step(T0, fired("v1"))
+    (first,) = before.step(T0 + 30 * SEC)
+    regrouped = ROUTE.model_copy(update={"group_by": ["model_version"]})  # watcher.yaml reloaded
+    end = T0 + 5 * 60 * SEC + 30 * SEC  # the old group's next flush
+    # As the engine plans: before the tick's commit stores the resolved incident.
+    plan = Dispatcher(state, regrouped).plan([resolved("v1", T0, end)], end)
+    old = [n for n in plan.notifications if n.thread_key == first.thread_key]
+    assert summary(old) == [("slack", "resolved", ["v1"])]

@@ -202,14 +202,22 @@ class Dispatcher:
         if not due:
             return dispatch
         if current is None:
-            current = {i.fingerprint: i for i in self.state.incidents(states=RAISED)}
-            current |= {change.incident.fingerprint: change.incident for change in changes}
+            read = {i.fingerprint: i for i in self.state.incidents(states=RAISED)}
+            read |= {change.incident.fingerprint: change.incident for change in changes}
+            current = {fp: incident for fp, incident in read.items() if incident.state is not State.RESOLVED}
         current = {fp: acknowledged(incident, taken, now) for fp, incident in current.items()}
         firing = [incident for incident in current.values() if incident.state in RAISED]
+        # This tick's resolved snapshots are not committed yet: a group left behind (its incident's
+        # route changed) that is due now finds its member resolved, not gone.
+        resolved_now = {c.incident.fingerprint: c.incident for c in changes if c.event is Event.RESOLVED}
+
+        def stored(fingerprint: str) -> Incident | None:
+            return resolved_now.get(fingerprint) or self.state.incident(fingerprint)
+
         mute = MuteStage([Silences(silences, now), Inhibitor(self.inhibit, firing)])
         for group in due:
             held = self.time_mute(group, now)
-            flushed, sent = flush(group, now, mute, current, self.state.incident, held)
+            flushed, sent = flush(group, now, mute, current, stored, held)
             dispatch.notifications += sent
             if flushed is None:
                 dispatch.groups.pop(group.key, None)
