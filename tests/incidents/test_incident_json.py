@@ -15,8 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from watcher.incidents import model
 from watcher.incidents.encoding import dumps, notification_from_json, notification_text, notification_to_json
 from watcher.incidents.model import OPEN, Event, Incident, State, fingerprint
+from watcher.incidents.series import MAX_SAMPLES, recorded
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
 
@@ -166,3 +168,53 @@ def test_a_notifications_stored_text_is_its_json_with_each_incident_encoded_once
         )
         assert notification_text(sent) == dumps(notification_to_json(sent))
         assert notification_from_json(json.loads(notification_text(sent))).incidents[0] == one
+
+
+def _stepped(snapshot: Incident, values: list[float], start: datetime) -> list[Incident]:
+    """``snapshot`` evaluated once a minute from ``start``, each step's snapshot as the state
+    machine makes it (the detector's fresh details, the series carried on by ``recorded``)."""
+    snapshots = []
+    for minute, value in enumerate(values):
+        at = start + timedelta(minutes=minute)
+        details = recorded({"count": minute, "bins": [1, 2]}, snapshot.details, value, at)
+        snapshot = snapshot.evolve(details=details, value=value, last_evaluated_at=at)
+        snapshots.append(snapshot)
+    return snapshots
+
+
+def test_an_open_incidents_text_stays_to_json_as_its_series_grows_slides_and_is_replaced() -> None:
+    odd_numbers = [0.1, -0.0, 1e300, 5e-324, 3.0, 2.5e-7, 0.30000000000000004]
+    values = [odd_numbers[minute % len(odd_numbers)] for minute in range(MAX_SAMPLES + 20)]
+    snapshots = _stepped(incident(), values, T0)
+    # the same evaluation times again (a replayed tick): the later samples are replaced
+    snapshots += _stepped(snapshots[-1], [7.0, 8.0], T0 + timedelta(minutes=MAX_SAMPLES))
+    for snapshot in snapshots:
+        assert snapshot.encoded() == dumps(snapshot.to_json())
+    assert len(json.loads(snapshots[-1].encoded())["details"]["series"]) == MAX_SAMPLES - 18
+
+
+def test_each_evaluation_encodes_only_its_new_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a tick does: each snapshot written (encoded) before the next evaluation steps it."""
+    encoded: list[Any] = []
+    original = model._sample_text
+    monkeypatch.setattr(model, "_sample_text", lambda entry: encoded.append(entry) or original(entry))
+    snapshot = incident()
+    for minute in range(MAX_SAMPLES + 5):
+        (snapshot,) = _stepped(snapshot, [0.1 * minute], T0 + timedelta(minutes=minute))
+        assert snapshot.encoded() == dumps(snapshot.to_json())
+    assert len(encoded) == MAX_SAMPLES + 5  # one new sample each, not the whole series again
+    decoded(snapshot).encoded()  # read from its text: no earlier texts to reuse
+    assert len(encoded) == MAX_SAMPLES + 5 + MAX_SAMPLES
+
+
+def test_a_detail_that_reads_like_the_series_placeholder_changes_nothing() -> None:
+    series = [[T0.isoformat(), 0.5]]
+    for details in (
+        {"series": series, "said": model._SERIES_MARK},
+        {model._SERIES_MARK: 1, "series": series},
+        {"series": (("a", 1),)},  # not a list: encoded as it is
+        {"series": [["not a time", "x"], {"odd": T0}, T0]},
+        {"series": series, "after": [1]},  # not last: written where it is
+    ):
+        snapshot = incident(details=details)
+        assert snapshot.encoded() == dumps(snapshot.to_json())

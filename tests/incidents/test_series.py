@@ -68,3 +68,22 @@ def test_nan_and_none_add_nothing_and_malformed_entries_are_skipped() -> None:
                        float("nan"), T0 + MIN)  # fmt: skip
     assert samples(details) == [(T0, 1.5)]
     assert samples(recorded({}, details, None, T0 + 2 * MIN)) == [(T0, 1.5)]
+
+
+def test_a_series_not_as_recorded_writes_it_is_read_sample_by_sample_and_written_afresh() -> None:
+    written_elsewhere = [
+        ["2026-01-05T09:02:00Z", 2],  # "Z", an int
+        [T0.isoformat(), 1.0],
+        [(T0 + MIN).isoformat(), 1.5],
+        [(T0 + MIN).isoformat(), 1.5],  # twice
+    ]
+    details = recorded({}, {"series": written_elsewhere}, 3.0, T0 + 3 * MIN)
+    assert details["series"] == [
+        [T0.isoformat(), 1.0],
+        [(T0 + MIN).isoformat(), 1.5],
+        [(T0 + MIN).isoformat(), 1.5],
+        [(T0 + 2 * MIN).isoformat(), 2.0],
+        [(T0 + 3 * MIN).isoformat(), 3.0],
+    ]
+    again = recorded({}, details, 4.0, T0 + 2 * MIN)  # a replayed time replaces the later samples
+    assert again["series"] == [*details["series"][:3], [(T0 + 2 * MIN).isoformat(), 4.0]]

@@ -6,11 +6,17 @@ import functools
 import hashlib
 import itertools
 import json
+import math
+import operator
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
+from json.encoder import encode_basestring_ascii
 from typing import Any
+
+from watcher.incidents.series import SERIES_KEY
 
 
 class State(StrEnum):
@@ -111,6 +117,7 @@ class Incident:
         evolved = object.__new__(Incident)
         evolved.__dict__.update(self.__dict__)
         evolved.__dict__.pop("_text", None)  # the text of this snapshot, not of the evolved one
+        # (its series' sample texts stay: ``_sample_texts`` checks which samples they are of)
         evolved.__dict__.update(changes)
         return evolved
 
@@ -120,14 +127,13 @@ class Incident:
         its incident row, as a member of its routing groups and in its notifications."""
         text: str | None = self.__dict__.get("_text")
         if text is None:
-            # The fields as they are, not ``to_json``'s fresh copies: the encoder reads tuples as
-            # lists and ``json_default`` turns the rest (times, other mappings) into what
-            # ``to_json`` makes of them.
-            data = {name: getattr(self, name) for name in _FIELDS}
-            data["state"] = self.state.value
-            text = _ENCODER.encode(data)
+            text = _encode(self)
             object.__setattr__(self, "_text", text)  # frozen, and immutable: the text stays true
         return text
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the texts cached on it (a backtest's worker sends its snapshots)."""
+        return {name: value for name, value in self.__dict__.items() if name not in _CACHED}
 
     def reads_back(self) -> bool:
         """Whether the snapshot decoded from ``encoded`` equals this one: its values are JSON's own
@@ -179,6 +185,59 @@ class Incident:
 
 _FIELDS = tuple(f.name for f in fields(Incident))
 _FIELD_NAMES = frozenset(_FIELDS)
+_CACHED = frozenset({"_text", "_series"})
+_SERIES_MARK = f"series {secrets.token_hex(16)}"
+"""Stands for the series while the rest of a snapshot is encoded: a text no one can guess, so its
+one JSON occurrence is where the series goes (a second one, from some detail, is refused)."""
+_MARK_TEXT = json.dumps(_SERIES_MARK)
+
+
+def _encode(incident: Incident) -> str:
+    """``Incident.encoded``'s text. The fields as they are, not ``to_json``'s fresh copies: the
+    encoder reads tuples as lists and ``json_default`` turns the rest (times, other mappings) into
+    what ``to_json`` makes of them. A series in the details is written from its samples' texts,
+    reused from the snapshot this one evolved from: an open incident gets a sample at every
+    evaluation, and encoding its whole series again (up to 120 ``[time, value]`` pairs) was most
+    of a tick's commit."""
+    data = {name: getattr(incident, name) for name in _FIELDS}
+    data["state"] = incident.state.value
+    details = incident.details
+    series = details.get(SERIES_KEY) if type(details) is dict else None
+    if type(series) is list:
+        data["details"] = {**details, SERIES_KEY: _SERIES_MARK}
+        before, mark, after = _ENCODER.encode(data).partition(_MARK_TEXT)
+        if mark and _MARK_TEXT not in after:
+            return f"{before}[{','.join(_sample_texts(incident, series))}]{after}"
+        data["details"] = details
+    return _ENCODER.encode(data)
+
+
+def _sample_texts(incident: Incident, series: list[Any]) -> list[str]:
+    """Each sample of ``series`` as JSON. The texts of an earlier snapshot's series (kept on the
+    snapshot and carried by ``evolve``) serve for the samples this one shares with it, the very
+    same ``[time, value]`` lists in the same order (``recorded`` keeps them, dropping the oldest
+    and appending one); the rest are encoded. Immutable snapshots keep the texts true."""
+    texts: list[str] = []
+    memo: tuple[list[Any], list[str]] | None = incident.__dict__.get("_series")
+    if memo is not None and series:
+        before, known = memo
+        start = next((at for at, entry in enumerate(before) if entry is series[0]), len(before))
+        shared = min(len(before) - start, len(series))
+        if all(map(operator.is_, before[start : start + shared], series[:shared])):
+            texts = known[start : start + shared]
+    texts += map(_sample_text, series[len(texts) :])
+    object.__setattr__(incident, "_series", (series, texts))
+    return texts
+
+
+def _sample_text(entry: Any) -> str:
+    """One sample as the encoder writes it; a ``[str, finite float]`` one without a call of the
+    encoder, which costs more than the few characters (the same text: quoted ASCII, ``repr``)."""
+    if type(entry) is list and len(entry) == 2:
+        at, value = entry
+        if type(at) is str and type(value) is float and math.isfinite(value):
+            return f"[{encode_basestring_ascii(at)},{value!r}]"
+    return _ENCODER.encode(entry)
 
 
 def json_default(value: Any) -> Any:

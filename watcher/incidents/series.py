@@ -10,11 +10,13 @@ Samples are JSON-ready (``[ISO-8601 time, float]``) because details are stored a
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 SERIES_KEY = "series"
 MAX_SAMPLES = 120  # two hours of a rule evaluated every minute
@@ -29,12 +31,39 @@ def recorded(
     """``details`` (a detector's, for this evaluation) plus the series of ``previous`` (the
     incident's details before it) with ``(at, value)`` appended. A missing or non-finite value
     adds nothing; a sample at or before the last one replaces the samples it overlaps (a
-    re-evaluation after a crash records the same time twice)."""
-    kept = [s for s in samples(previous or {}) if s[0] < at and s[0] > at - HORIZON]
+    re-evaluation after a crash records the same time twice).
+
+    The samples kept are the very ``[time, value]`` lists of ``previous`` when its series is as
+    this function writes it (``_written_times``), so an incident's encoding reuses their text
+    (``Incident.encoded``); otherwise they are read one by one and written afresh."""
+    raw = previous.get(SERIES_KEY) if previous else None
+    moments = _written_times(raw)
+    entries: list[list[Any]]
+    if moments is not None and type(raw) is list:
+        entries = raw[bisect.bisect_right(moments, at - HORIZON) : bisect.bisect_left(moments, at)]
+    else:
+        kept = [s for s in samples(previous or {}) if s[0] < at and s[0] > at - HORIZON]
+        entries = [[_iso(moment), number] for moment, number in kept]
     if value is not None and math.isfinite(value):
-        kept.append((at, float(value)))
-    kept = kept[-MAX_SAMPLES:]
-    return {**dict(details), SERIES_KEY: [[_iso(moment), number] for moment, number in kept]}
+        entries.append([_iso(at), float(value)])
+    return {**dict(details), SERIES_KEY: entries[-MAX_SAMPLES:]}
+
+
+def _written_times(raw: Any) -> list[datetime] | None:
+    """The times of a series as ``recorded`` writes it (``[ISO time, finite float]`` lists, times
+    as ``isoformat`` writes them, strictly increasing), or None for any other. Checked in bulk,
+    not entry by entry: every step of a raised incident reads its whole series."""
+    if type(raw) is not list or not set(map(type, raw)) <= {list} or not set(map(len, raw)) <= {2}:
+        return None
+    texts = list(map(operator.itemgetter(0), raw))
+    values = list(map(operator.itemgetter(1), raw))
+    if not set(map(type, texts)) <= {str} or not set(map(type, values)) <= {float}:
+        return None
+    moments = list(map(_canonical, texts))
+    if None in moments or not all(map(math.isfinite, values)):
+        return None
+    times = cast(list[datetime], moments)
+    return times if all(map(operator.lt, times, times[1:])) else None
 
 
 def samples(details: Mapping[str, Any], key: str = SERIES_KEY) -> list[Sample]:
@@ -73,6 +102,17 @@ def _sample(entry: Any) -> Sample | None:
 def _parsed(text: str) -> datetime:
     """A sample's time, parsed once while it stays in the series (each step reads them all)."""
     return datetime.fromisoformat(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(text: str) -> datetime | None:
+    """A sample's time when ``text`` is its ``isoformat`` with a time zone (as ``recorded`` writes
+    it), else None; parsed once while it stays in the series."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None and moment.isoformat() == text else None
 
 
 @functools.lru_cache(maxsize=4096)
