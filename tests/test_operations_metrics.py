@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.notify.test_outbox import Recorder, notification
-from tests.test_engine import ROUTE, Switch, rule
+from tests.test_engine import ROUTE, Switch, requests, rule
 from watcher.config import Config
 from watcher.engine import Engine
 from watcher.incidents.state import StateStore
@@ -102,3 +102,21 @@ def test_deliveries_are_counted_per_receiver(operations: Operations, state: Stat
     assert not [
         line for line in metrics if line.startswith('watcher_notifications_sent_total{receiver="mail"}')
     ]
+
+
+def test_the_incident_gauges_count_what_the_tick_left_open_without_reading_it_again(
+    operations: Operations, state: StateStore, store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests(store, T0 - 3 * MIN, 3, "v3", 503)
+    requests(store, T0 - 3 * MIN, 3, "v4", 200)
+    engine = Engine([rule()], {"app": store}, state, ROUTE)
+    reads = []
+    read = state.incidents
+    monkeypatch.setattr(state, "incidents", lambda *args, **kw: reads.append(kw) or read(*args, **kw))
+    for now in (T0 - MIN, T0):
+        operations.tick_done(engine.tick(now), state, now)
+    assert len(reads) == 2  # the engine's read of each tick, none for the gauges
+    metrics = scrape(operations)
+    assert 'watcher_incidents{state="firing"} 1.0' in metrics
+    assert "watcher_incidents_flapping 0.0" in metrics
+    assert [i.state.value for i in read()] == ["firing"]

@@ -176,6 +176,7 @@ class Engine:
         report.notifications = self.dispatcher.settle(
             report.transitions, now, commit, changes.open
         ).notifications
+        report.open = changes.open
         return report
 
     def _query(self, plan: Sequence[Due], report: TickReport) -> dict[tuple[str, datetime], _Answer]:

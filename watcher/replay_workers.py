@@ -220,6 +220,7 @@ def _serve(job: Job, out: BinaryIO) -> None:
         try:
             batch: list[TickReport] = []
             for tick in replay.ticks(job.start, job.end, step=job.step):
+                tick.report.open = None  # the daemon's gauges only: not sent
                 batch.append(tick.report)
                 if len(batch) == BATCH:
                     _send(batch, out)

@@ -47,3 +47,6 @@ class TickReport:
     notifications: list[Notification] = field(default_factory=list)
     round_trips: dict[str, int] = field(default_factory=dict)  # source -> store calls
     evaluated: list[Evaluation] = field(default_factory=list)  # one per evaluation, in plan order
+    # The open incidents as the tick left them, by fingerprint (None: a tick that read none): the
+    # daemon's gauges count them without reading them again.
+    open: dict[str, Incident] | None = None

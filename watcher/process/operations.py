@@ -75,7 +75,7 @@ class Operations:
                 self.health.store_reached(source, now)
             else:
                 self.health.store_failed(source, "evaluation failed: see the log")
-        active = state.incidents(states=OPEN)
+        active = state.incidents(states=OPEN) if report.open is None else list(report.open.values())
         counts = Counter(incident.state.value for incident in active)
         self.metrics.set_incidents(counts)
         self.metrics.flapping.set(sum(incident.flapping for incident in active))
