@@ -18,6 +18,7 @@ from watcher.notify.base import Notification
 from watcher.routing.dispatch import Dispatcher
 from watcher.routing.matchers import Matcher
 from watcher.routing.silences import SilenceStore, new_silence
+from watcher.templates import left_route
 
 MIN = 60 * SEC
 BY_SEVERITY = Route.model_validate(
@@ -89,6 +90,17 @@ def test_a_replanned_flush_telling_a_route_was_left_has_the_same_ids(state: Stat
 
     assert [n.id for n in first.notifications] == [n.id for n in again.notifications]
     assert ("pager", "resolved", "warning", True) in told(again.notifications)
+
+
+def test_a_severity_changed_while_flapping_leaves_the_route_when_flapping_ends(state: StateStore) -> None:
+    run = escalated(state)
+    # Flapping told nothing while it de-escalated; its end is an UPDATE at the new level.
+    ended = incident("v1", severity="warning", flap_ended=True)
+    sent = run.step(T0 + 30 * MIN, Change(ended, Event.UPDATE, T0 + 30 * MIN))  # both groups due
+
+    assert ("pager", "resolved", "warning", True) in told(sent)
+    (page,) = [n for n in sent if n.receiver == "pager"]
+    assert left_route(page.incidents[0]) == "now warning"
 
 
 def test_up_and_down_within_group_wait_tells_the_pager_nothing(state: StateStore) -> None:

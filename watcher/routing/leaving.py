@@ -16,8 +16,8 @@ from watcher.routing.groups import Group, Member
 
 def rerouted(event: Event, incident: Incident) -> bool:
     """Whether ``event`` tells a severity change of a raised incident, which may take it off some
-    routes and onto others."""
-    return event is not Event.RESOLVED and bool(incident.severity_from)
+    routes and onto others; or the end of its flapping, during which its severity changed untold."""
+    return event is not Event.RESOLVED and bool(incident.severity_from or incident.flap_ended)
 
 
 def holds(group: Group, incident: Incident) -> bool:
