@@ -8,7 +8,7 @@ group. No I/O, no clock: ``backtest`` and ``run`` share them unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,6 +45,20 @@ class Finding:
     """the severity the evidence reached (a threshold's levels, drift's critical); None: the rule's"""
     evidence: tuple[Sample, ...] = ()
     """sample documents of an alerting group, redacted (``watcher.detect.evidence``)"""
+
+    def evolve(self, **changes: Any) -> Finding:
+        """This finding with ``changes``. Its fields copied at once, not through ``replace``,
+        which checks every field and sets each through the frozen ``__init__``: every alerting
+        finding gets its evidence this way at every evaluation."""
+        if not changes.keys() <= _FINDING_FIELDS:
+            return replace(self, **changes)  # its TypeError names the unknown field
+        evolved = object.__new__(Finding)
+        evolved.__dict__.update(self.__dict__)
+        evolved.__dict__.update(changes)
+        return evolved
+
+
+_FINDING_FIELDS = frozenset(item.name for item in fields(Finding))
 
 
 def rule_window(rule: Rule, at: datetime) -> Window:

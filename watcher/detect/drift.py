@@ -21,7 +21,6 @@ most. The finding's severity is ``critical`` when a feature reached ``critical``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -163,7 +162,7 @@ def _with_references(finding: Finding, used: int, left_out: Mapping[int, str]) -
     extra: dict[str, Any] = {"reference_windows": used}
     if left_out:
         extra["excluded"] = [left_out[position] for position in sorted(left_out)]
-    return replace(finding, details={**finding.details, **extra})
+    return finding.evolve(details={**finding.details, **extra})
 
 
 # --------------------------------------------------------------------------- judging

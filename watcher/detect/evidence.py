@@ -19,7 +19,6 @@ documents of a quiet window prove nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from watcher.detect import threshold
@@ -108,6 +107,6 @@ def with_evidence(rule: Rule, findings: Sequence[Finding], answer: QueryResult |
     for finding in findings:
         found = documents.get(group_key(finding.group)) if finding.status is Status.ALERTING else None
         if isinstance(found, Documents):
-            finding = replace(finding, evidence=cleaned(found.documents, redact))
+            finding = finding.evolve(evidence=cleaned(found.documents, redact))
         out.append(finding)
     return out

@@ -195,21 +195,31 @@ def _checks(rule: Rule, spec: ValiditySpec, plan: Plan, values: Values, count: i
     missing = _int(values, f"{plan.name}/missing")
     present = count - missing
     checks = []
+    limits = _limits(rule)
 
     def check(kind: ValidityCheck, hits: int, total: int, base: float = 0.0) -> dict[str, Any]:
-        levels = [(level, base + share) for level, share in spec.levels(kind, rule.severity)]
+        levels = [(level, base + share) for level, share in limits[kind]]
         checks.append(_check(plan.name, kind, hits, total, levels))
         return checks[-1]
 
-    if spec.missing_share_above is not None:
+    if "missing" in limits:
         check("missing", missing, count, plan.missing_rate)
-    if present > 0 and f"{plan.name}/unseen" in values and spec.unseen_share_above is not None:
+    if present > 0 and f"{plan.name}/unseen" in values and "unseen" in limits:
         unseen = check("unseen", _int(values, f"{plan.name}/unseen"), present)
         unseen["values"] = _unseen_values(values, plan, spec.top_values)
-    if present > 0 and f"{plan.name}/out_of_range" in values and spec.out_of_range_share_above is not None:
+    if present > 0 and f"{plan.name}/out_of_range" in values and "out_of_range" in limits:
         outside = check("out_of_range", _int(values, f"{plan.name}/out_of_range"), present)
         outside["range"] = [plan.low, plan.high]
     return checks
+
+
+@derived
+def _limits(rule: Rule) -> dict[ValidityCheck, list[tuple[Severity, float]]]:
+    """The checks the rule makes, each with its levels (most severe first), once per rule object,
+    not read again from the spec for every check of every group at every evaluation."""
+    spec = _spec(rule)
+    kinds: tuple[ValidityCheck, ...] = ("missing", "unseen", "out_of_range")
+    return {kind: levels for kind in kinds if (levels := spec.levels(kind, rule.severity))}
 
 
 def _check(

@@ -239,7 +239,9 @@ class Partials:
                 failed.setdefault(series, answer.error or "query failed")
                 continue
             layout = self._layout(series)
-            held = self.held.setdefault(series, Held(series.size, query.window.end, layout))
+            held = self.held.get(series)
+            if held is None:
+                held = self.held[series] = Held(series.size, query.window.end, layout)
             size, start = series.size, query.window.start
             fresh: dict[datetime, dict[Key, Part]] = {
                 start + k * size: {} for k in range((query.window.end - start) // size)
@@ -362,9 +364,13 @@ def _waits(query: Query, summed: set[str]) -> bool:
 
 
 def _condition_key(query: Query) -> tuple[object, ...]:
-    """A conditional query's own from one evaluation to the next (its window moved on)."""
+    """A conditional query's own from one evaluation to the next (its window moved on). Its
+    filter and aggregates by identity, as shapes are: a rule's evidence asks the same objects at
+    every evaluation (``watcher.detect.evidence``), and hashing them walked their filter trees;
+    another object (a reloaded rule) is only asked in the second call until its condition holds."""
     window = query.window
-    return (id(query.where), query.group_by, tuple(query.aggregates.values()), window.end - window.start)
+    aggregates = tuple(map(id, query.aggregates.values()))
+    return (id(query.where), query.group_by, aggregates, window.end - window.start)
 
 
 def _needed(query: Query, known: Mapping[str, QueryResult | None]) -> bool:
