@@ -363,21 +363,27 @@ def test_msearch_batches_are_bounded_and_a_failed_item_fails_only_its_query(
     assert f"query bad on {client} at " in caplog.text
 
 
-def test_evidence_of_two_services_is_one_search(make_store, client, index):
-    # A search of samples alone reads its service as a composite key, so the two bodies are equal:
-    # the store is asked once (one _msearch of one search) and each query keeps its own service's.
-    store = make_store(client, index, msearch_max=1)
-    evidence = {"e": Samples(size=2, fields=("service", "status"))}
-    queries = [Query(name, WINDOW, evidence, Eq("service", name)) for name in ("api", "web")]
-    store.evaluate(queries)  # the field mapping
-    before = store.round_trips
-    api, web = store.evaluate(queries)
-    assert store.round_trips - before == 1
-    assert api.groups[0].values["e"].documents == (
-        {"service": "api", "status": 200},
-        {"service": "api", "status": 200},
-    )
-    assert web.groups[0].values["e"].documents == ({"service": "web", "status": 404},)
+def test_evidence_and_buckets_come_back_for_the_rules_service_only(make_store, client, index):
+    # ``where`` equalities are read per document (``cells.split_where``), not as query clauses:
+    # the store still sends back only the documents and buckets of the service the rule asks about.
+    store = make_store(client, index)
+    answers: list[dict[str, object]] = []
+    backend = store._backend
+    sent = backend.msearch
+
+    def recorded(index_name: str, lines: bytes, filter_path: str) -> dict[str, object]:
+        answers.append(sent(index_name, lines, filter_path))
+        return answers[-1]
+
+    backend.msearch = recorded  # type: ignore[method-assign]
+    evidence = Query("e", WINDOW, {"e": Samples(size=2, fields=("service", "status"))}, Eq("service", "web"))
+    counts = Query("n", WINDOW, {"n": Count()}, Eq("service", "api"), buckets=timedelta(minutes=5))
+    found, counted = store.evaluate([evidence, counts])
+    assert found.groups[0].values["e"].documents == ({"service": "web", "status": 404},)
+    assert [g.values["n"] for g in counted.groups] == [8]
+    answer = repr(answers[-1])
+    assert "'api'" not in answer.replace("'key': 'api'", "")  # no api document in the evidence
+    assert "'web'" not in answer.replace("'key': 'web'", "").replace("'service': 'web'", "")
 
 
 def test_a_failing_query_fused_with_good_ones_fails_alone(make_store, client, index):

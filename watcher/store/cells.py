@@ -1,5 +1,5 @@
 """What a bucketed search reads per document of its interval instead of as whole-index filters:
-``where`` equalities as composite keys (``split_where``), and a ``CountWhere`` on one field from
+``where`` equalities as ``terms`` aggregations (``split_where``), and a ``CountWhere`` on one field from
 the cells of that field (``cells_of``).
 
 A ``filter`` aggregation is a query: an engine without leapfrogging evaluates it over the whole
@@ -31,7 +31,6 @@ from typing import Any
 
 from watcher.query import Aggregate, Count, CountWhere, Histogram, Missing, Samples, Stats, Values
 from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Or, Range, Scalar, filter_fields
-from watcher.store.answers import key_text
 from watcher.store.mapping_check import KEYWORD_TYPES, NUMERIC_TYPES, FieldCatalog, FieldMappingError, Use
 
 Json = dict[str, Any]
@@ -82,7 +81,7 @@ class Cells:
 
 
 Pushed = tuple[tuple[str, frozenset[str]], ...]
-"""``where`` equalities read as composite keys: (field, the keywords it may have)."""
+"""``where`` equalities read by ``terms`` aggregations: (field, the keywords it may have)."""
 _ADDITIVE = (Count, CountWhere, Missing, Histogram, Stats, Values)
 
 
@@ -92,13 +91,13 @@ def split_where(
     """The equalities on keyword fields of a bucketed search's ``where``, and the rest of it.
 
     A bucketed search reads one interval (the newest, at a steady tick): its ``where`` equalities
-    (``Eq``, ``In``, at the top or in an ``And``) become composite keys (``kept`` checks them),
-    over the interval's documents only, instead of query clauses that an engine without
-    leapfrogging evaluates over the whole index (osmem-server drains every clause: a ``term`` on a
-    third of 100k documents cost ~50 ms, the rest of the search ~2 ms). Documents without the
-    field have no key, as they match no ``term``. An ``In`` folds several keys into one group:
-    only when every aggregate adds up exactly; a search of ``Samples`` alone pushes ``Eq`` only
-    (its documents are one key's)."""
+    (``Eq``, ``In``, at the top or in an ``And``) become ``terms`` aggregations limited to the
+    values named (``dsl._pushed_terms``), over the interval's documents only, instead of query
+    clauses that an engine without leapfrogging evaluates over the whole index (osmem-server
+    drains every clause: a ``term`` on a third of 100k documents cost ~50 ms, the rest of the
+    search ~2 ms). Documents without the field are in no bucket, as they match no ``term``. An
+    ``In`` folds several values' buckets into one group: only when every aggregate adds up
+    exactly; a search of ``Samples`` alone pushes ``Eq`` only (its documents are one value's)."""
     aggregates = tuple(aggregates)
     samples = all(isinstance(aggregate, Samples) for aggregate in aggregates)
     if not samples and not all(isinstance(aggregate, _ADDITIVE) for aggregate in aggregates):
@@ -115,12 +114,6 @@ def split_where(
         else:
             rest.append(part)
     return tuple(pushed), rest[0] if len(rest) == 1 else And(tuple(rest))
-
-
-def kept(pushed: Pushed, key: Mapping[str, Any]) -> bool:
-    """Whether a composite bucket's pushed ``where`` keys (``w0``, ``w1``, ...) are among the
-    values asked for."""
-    return all(key_text(key.get(f"w{i}")) in allowed for i, (_, allowed) in enumerate(pushed))
 
 
 def cells_of(flt: Filter, catalog: FieldCatalog) -> Cells | None:

@@ -38,7 +38,7 @@ from watcher.query import (
 from watcher.query_documents import FirstSeen, Latest, Timeline
 from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Range
 from watcher.store.answers import SAMPLES, key_text, merge_values, read_aggregate
-from watcher.store.cells import Cells, Pushed, cells_of, kept, split_where
+from watcher.store.cells import Cells, Pushed, cells_of, split_where
 from watcher.store.dsl_documents import document_aggregation, read_document
 from watcher.store.mapping_check import FieldCatalog, FieldMappingError, Use
 
@@ -148,20 +148,17 @@ def search_body(
     filters = [time_range(time_field, fused.window)]
     if not _matches_all(where):
         filters.append(compile_filter(where, catalog))
-    aggs = _aggregations(fused, catalog, time_field)
+    aggs = _pushed_terms(fused.pushed, catalog, _aggregations(fused, catalog, time_field))
     body: Json = {"size": 0, "query": {"bool": {"filter": filters}}}
-    if not fused.labels and not fused.pushed:
-        body["track_total_hits"] = True
+    if not fused.labels:
+        if not fused.pushed:
+            body["track_total_hits"] = True
         if aggs:
             body["aggs"] = aggs
         return body
     sources = [
         {f"k{i}": {"terms": {"field": catalog.resolve(name, Use.EXACT), "missing_bucket": True}}}
         for i, name in enumerate(fused.group_by)
-    ]
-    sources += [
-        {f"w{i}": {"terms": {"field": catalog.resolve(name, Use.EXACT)}}}
-        for i, (name, _) in enumerate(fused.pushed)
     ]
     if fused.buckets is not None:
         sources.append({BUCKET_SOURCE: _bucket_source(time_field, fused.window.start, fused.buckets)})
@@ -173,6 +170,27 @@ def search_body(
         group_agg["aggs"] = aggs
     body["aggs"] = {GROUPS: group_agg}
     return body
+
+
+def _pushed_terms(pushed: Pushed, catalog: FieldCatalog, aggs: Json) -> Json:
+    """``aggs`` under one ``terms`` per pushed ``where`` equality (``split_where``), limited to the
+    values it names, in key order: only the documents the query asks about come back, not every
+    value's (a rule on one of three services read all three's buckets and samples)."""
+    for i in reversed(range(len(pushed))):
+        name, values = pushed[i]
+        allowed = sorted(values)
+        terms: Json = {
+            "terms": {
+                "field": catalog.resolve(name, Use.EXACT),
+                "include": allowed,
+                "size": len(allowed),
+                "order": {"_key": "asc"},
+            }
+        }
+        if aggs:
+            terms["aggs"] = aggs
+        aggs = {f"w{i}": terms}
+    return aggs
 
 
 def _aggregations(fused: FusedSearch, catalog: FieldCatalog, time_field: str) -> Json:
@@ -331,20 +349,33 @@ class Page:
 def read_page(fused: FusedSearch, response: Mapping[str, Any], page_size: int) -> Page:
     """Parse one search response of ``fused`` (a successful ``_msearch`` item)."""
     aggregations = response.get("aggregations") or {}
-    if not fused.labels and not fused.pushed:
+    if not fused.labels:
+        if fused.pushed:
+            inner = _pushed_buckets(fused, aggregations)
+            return Page([({}, _values(fused, int(b.get("doc_count", 0)), b)) for b in inner], None)
         total = response.get("hits", {}).get("total", {})
         count = int(total.get("value", 0)) if isinstance(total, Mapping) else int(total)
         return Page([({}, _values(fused, count, aggregations))], None)
     composite = aggregations.get(GROUPS, {})
     buckets = composite.get("buckets", [])
     groups = [
-        (_key(fused, bucket["key"]), _values(fused, int(bucket.get("doc_count", 0)), bucket))
+        (_key(fused, bucket["key"]), _values(fused, int(inner.get("doc_count", 0)), inner))
         for bucket in buckets
-        if not fused.pushed or kept(fused.pushed, bucket["key"])
+        for inner in _pushed_buckets(fused, bucket)
     ]
     after = composite.get("after_key")
     more = after is not None and len(buckets) >= page_size
     return Page(groups, after if more else None)
+
+
+def _pushed_buckets(fused: FusedSearch, bucket: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The buckets of the pushed ``where`` values inside ``bucket`` (``_pushed_terms``), in key
+    order; ``bucket`` itself when nothing is pushed. Several values of one key (an ``In``) are
+    groups with one key, folded into one like a missing and an empty value (``_merged_groups``)."""
+    found = [bucket]
+    for i in range(len(fused.pushed)):
+        found = [inner for outer in found for inner in (outer.get(f"w{i}") or {}).get("buckets", [])]
+    return found
 
 
 def _key(fused: FusedSearch, key: Mapping[str, Any]) -> dict[str, str]:

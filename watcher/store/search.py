@@ -270,21 +270,13 @@ class SearchStore:
         return [(search, page.after)]
 
     def _msearch(self, bodies: list[bytes]) -> list[Json | str]:
-        """One answer per (encoded) body: the response, or the store's error message for that search.
-
-        Equal bodies are sent once and share the answer (read, never changed): searches whose
-        ``where`` differs only in equalities pushed into the composite keys (``cells.split_where``:
-        two rules' evidence on two services) ask the store the same thing."""
-        distinct = list(dict.fromkeys(bodies))
+        """One answer per (encoded) body: the response, or the store's error message for that search."""
         answers: list[Json | str] = []
         size = self.source.msearch_max
-        for start in range(0, len(distinct), size):
-            chunk = distinct[start : start + size]
+        for start in range(0, len(bodies), size):
+            chunk = bodies[start : start + size]
             answers += self._msearch_chunk(chunk)
-        if len(distinct) == len(bodies):
-            return answers
-        by_body = dict(zip(distinct, answers, strict=True))
-        return [by_body[body] for body in bodies]
+        return answers
 
     def _msearch_chunk(self, chunk: list[bytes]) -> list[Json | str]:
         lines = b"".join(b"{}\n" + body + b"\n" for body in chunk)
