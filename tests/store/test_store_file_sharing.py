@@ -5,8 +5,10 @@ daemons on one data folder, or a daemon and a one-off store, still share the fil
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -116,3 +118,56 @@ def test_trimming_drops_the_blocks_duckdb_cached_and_the_store_answers_alike(
     assert store.evaluate([query]) == [answer]
     assert answer.groups[0].values["n"] == 60_000
     store.close()
+
+
+def test_the_daemons_store_trims_its_cache_between_the_chunks_of_a_backlog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart's backlog is read chunk by chunk, and the blocks each chunk wrote stayed cached
+    under the next ones: with 10 hours unread the start's peak, the daemon's high-water mark.
+    What DuckDB holds before each chunk is measured; a one-off store keeps what it wrote."""
+    monkeypatch.setattr(embedded, "CACHE_KEPT", "1MB")
+    monkeypatch.setattr(embedded, "LIVE_READ_CHUNK", 256 * 1024)
+    held: dict[Path, list[float]] = {}
+    store_chunk = EmbeddedStore._store_chunk
+
+    def measured(store: EmbeddedStore, *args: Any) -> None:
+        held.setdefault(store.path, []).append(cached_mb(store))
+        store_chunk(store, *args)
+
+    monkeypatch.setattr(EmbeddedStore, "_store_chunk", measured)
+    backlog = tmp_path / "backlog.jsonl"
+    backlog.write_text("\n".join(lines(40_000)) + "\n")  # 3 MB: 13 chunks
+    daemons = daemons_store(tmp_path / "daemon.duckdb")
+    one_off = EmbeddedStore(tmp_path / "one-off.duckdb", read_chunk=256 * 1024, read_ahead=False)
+    for store in (daemons, one_off):
+        assert store.ingest_files([str(backlog)]).rows_stored == 40_000
+        store.close()
+    assert len(held[daemons.path]) == 13
+    assert max(held[daemons.path]) <= 1, held
+    assert max(held[one_off.path]) > 3, held
+
+
+def test_the_daemons_store_trims_its_cache_after_filling_field_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first query reading a field fills its column over the query's range, reading every
+    document there: those blocks stayed cached under the statement, at the daemon's first tick
+    after a restart with a backlog. The daemon's store drops them before the statement runs and
+    answers as a one-off store does."""
+    path, copy = tmp_path / "logs.duckdb", tmp_path / "copy.duckdb"
+    written = EmbeddedStore(path)
+    assert written.ingest_lines(lines(60_000)).rows_stored == 60_000
+    written.close()  # checkpointed: every block is on disk
+    shutil.copy(path, copy)
+    monkeypatch.setattr(embedded, "CACHE_KEPT", "1MB")
+    query = Query("q", Window(T0, T0 + timedelta(minutes=2)), {"n": Count()}, Eq("service", "api"))
+    answers, cached = [], []
+    for store in (daemons_store(path), EmbeddedStore(copy)):
+        store.trim_cache()
+        answers.append(store.evaluate([query]))  # ``service`` gets a column, filled over the window
+        cached.append(cached_mb(store))
+        store.close()
+    assert answers[0] == answers[1]
+    assert answers[0][0].groups[0].values["n"] == 60_000
+    assert (cached[0] <= 2.5, cached[1] > cached[0] + 1) == (True, True), cached  # MB

@@ -23,6 +23,7 @@ import duckdb
 from watcher.config import EmbeddedSource
 from watcher.config.sources import TimeFormat
 from watcher.query import Query, QueryResult
+from watcher.store import allocator
 from watcher.store.base import StoreError
 from watcher.store.field_columns import FIELD_COLUMNS, FieldColumns
 from watcher.store.field_columns import SCHEMA as FIELD_COLUMNS_SCHEMA
@@ -74,7 +75,9 @@ CACHE_KEPT = "16MB"
 until its memory limit: the 1,000-rule daemon with 10 hours stored held 162 MB (131 MB with 1),
 136 MB trimmed to 8 MB after each tick's ingest, same CPU (``bench_daemon_memory.py --hours
 10``). Rows appended since the last checkpoint (up to ``checkpoint_threshold``, 16 MB of WAL)
-are in memory too: above that they would be written to the temporary folder at each trim."""
+are in memory too: above that they would be written to the temporary folder at each trim. The
+daemon's store (``trimmed``) also trims between a backlog's chunks and after a field column fill:
+what they cached set its high-water mark with 10 hours unread at start (157 -> 147 MB)."""
 
 
 class EmbeddedStore:
@@ -104,6 +107,7 @@ class EmbeddedStore:
         row_group_size: int | None = None,
         read_ahead: bool = True,
         read_only: bool = False,
+        trimmed: bool = False,
     ) -> None:
         self.path = Path(path)
         self.time_field = time_field
@@ -112,6 +116,7 @@ class EmbeddedStore:
         self.retention = retention
         self._read_chunk = read_chunk
         self._read_ahead = read_ahead  # a backlog's next chunk classified on a 2nd core (ingest_ahead)
+        self._trimmed = trimmed  # the cache trimmed between a backlog's chunks and after fills too
         # Serialises what writes: ingestion, retention, and adding or filling field columns.
         self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +203,8 @@ class EmbeddedStore:
                     block, following = read_complete_block(handle, advanced, self._read_chunk)
                     current = ahead.now(block, (advanced.path, advanced.line + 1))
                 cursor, advanced = advanced, following
+                if self._trimmed and advanced.offset != cursor.offset:  # a backlog: before the next chunk
+                    self._trim(cur)
             self._write(cur, partial(_save_cursor, cur, cursor))
         return report
 
@@ -283,6 +290,8 @@ class EmbeddedStore:
             return {}
         with self._write_lock, self._cursor() as cur:
             columns = self._fields.prepare(cur, plan.fields, plan.ranges, plan.numbers)
+            if self._trimmed and self._fields.filled:  # before the statement: the blocks the fill read
+                self._trim(cur)
         with self._cursor() as cur:
             rows = cur.execute(plan.sql(columns.text, columns.numbers), plan.params).fetchall()
             return plan.results([column[0] for column in cur.description], rows)
@@ -291,15 +300,20 @@ class EmbeddedStore:
 
     def trim_cache(self) -> None:
         """Drop DuckDB's cached blocks beyond ``CACHE_KEPT`` (read from the file again when
-        needed) by lowering the memory limit for a moment. A block in use stays, and the limit is
-        then not lowered: nothing fails."""
+        needed) by lowering the memory limit for a moment, and hand the freed pages back to the
+        OS. A block in use stays, and the limit is then not lowered: nothing fails."""
         with self._write_lock, self._cursor() as cur:
-            try:
-                cur.execute(f"SET memory_limit = '{CACHE_KEPT}'")
-            except duckdb.Error:
-                pass  # blocks in use: trimmed at a later tick
-            finally:
-                cur.execute(f"SET memory_limit = '{self._memory_limit}'")
+            self._trim(cur)
+
+    def _trim(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """``trim_cache`` on ``cur``, whose caller holds the write lock."""
+        try:
+            cur.execute(f"SET memory_limit = '{CACHE_KEPT}'")
+        except duckdb.Error:
+            pass  # blocks in use: trimmed at a later call
+        finally:
+            cur.execute(f"SET memory_limit = '{self._memory_limit}'")
+        allocator.purge()
 
     def row_count(self) -> int:
         with self._cursor() as cur:
@@ -346,6 +360,7 @@ def from_source(source: EmbeddedSource) -> EmbeddedStore:
         read_chunk=LIVE_READ_CHUNK,
         row_group_size=LIVE_ROW_GROUP,
         read_ahead=False,  # its start backlog peak is the daemon's high-water mark: one chunk at a time
+        trimmed=True,  # and so is its first query's: the cache trimmed between chunks and after fills
     )
 
 

@@ -106,6 +106,8 @@ class FieldColumns:
     def __init__(self, limit: int = FIELD_COLUMNS) -> None:
         self.limit = limit
         self._by_key: dict[tuple[str, bool], FieldColumn] = {}  # by (pointer, number)
+        self.filled = False
+        """Whether the last ``prepare`` filled rows (it read their documents)."""
 
     @property
     def columns(self) -> list[FieldColumn]:
@@ -135,6 +137,7 @@ class FieldColumns:
         out is read from the documents: over the limit, or when filling failed (logged)."""
         keys = {(name, False): (json_pointer(name), False) for name in fields}
         keys |= {(name, True): (json_pointer(name), True) for name in numbers}
+        self.filled = False
         try:
             self.load(cur)
             self._add([key for key in dict.fromkeys(keys.values()) if key not in self._by_key], cur)
@@ -183,6 +186,7 @@ class FieldColumns:
             for lo, hi in spans:
                 for start, end in _chunks(cur, lo, hi):
                     _fill(cur, group, start, end)
+                    self.filled = True
 
 
 def _chunks(cur: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> list[Span]:
