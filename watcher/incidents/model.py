@@ -117,6 +117,7 @@ class Incident:
         evolved = object.__new__(Incident)
         evolved.__dict__.update(self.__dict__)
         evolved.__dict__.pop("_text", None)  # the text of this snapshot, not of the evolved one
+        evolved.__dict__.pop("_native", None)  # and whether it reads back
         # (its series' sample texts stay: ``_sample_texts`` checks which samples they are of)
         evolved.__dict__.update(changes)
         return evolved
@@ -138,15 +139,20 @@ class Incident:
     def reads_back(self) -> bool:
         """Whether the snapshot decoded from ``encoded`` equals this one: its values are JSON's own
         types (a tuple in its details would come back a list, a time a string). Then a reader may
-        take this snapshot for its text instead of decoding it (``StateStore.decoded``)."""
-        return (
-            type(self.value) in _NUMBERS
-            and type(self.threshold) in _NUMBERS
-            and all(_strings(labels) for labels in (self.group, self.labels, self.annotations))
-            and _json_native(self.details)
-            and all(_json_native(sample) for sample in self.evidence)
-            and (self.ack is None or _json_native(self.ack))
-        )
+        take this snapshot for its text instead of decoding it (``StateStore.decoded``). Judged
+        once per snapshot, like its text."""
+        native: bool | None = self.__dict__.get("_native")
+        if native is None:
+            native = (
+                type(self.value) in _NUMBERS
+                and type(self.threshold) in _NUMBERS
+                and all(_strings(labels) for labels in (self.group, self.labels, self.annotations))
+                and _json_native(self.details)
+                and all(_json_native(sample) for sample in self.evidence)
+                and (self.ack is None or _json_native(self.ack))
+            )
+            object.__setattr__(self, "_native", native)
+        return native
 
     def to_json(self) -> dict[str, Any]:
         # Field by field, not ``asdict``: its deep copy of ``details`` was a third of a tick's CPU.
@@ -185,7 +191,7 @@ class Incident:
 
 _FIELDS = tuple(f.name for f in fields(Incident))
 _FIELD_NAMES = frozenset(_FIELDS)
-_CACHED = frozenset({"_text", "_series"})
+_CACHED = frozenset({"_text", "_series", "_native"})
 _SERIES_MARK = f"series {secrets.token_hex(16)}"
 """Stands for the series while the rest of a snapshot is encoded: a text no one can guess, so its
 one JSON occurrence is where the series goes (a second one, from some detail, is refused)."""

@@ -40,7 +40,7 @@ from watcher.incidents.encoding import (
     notification_to_json,
 )
 from watcher.incidents.episodes import Episode
-from watcher.incidents.model import Incident, State
+from watcher.incidents.model import OPEN, Incident, State
 from watcher.incidents.outbox_rows import Claim, OutboxItem, OutboxRows, OutboxStatus
 from watcher.incidents.schema import MIGRATIONS, SCHEMA_VERSION, StateStoreError, migrate
 from watcher.notify.base import Notification
@@ -51,6 +51,7 @@ Write = Callable[[Db], None]
 """A stage's own rows (routing groups), written inside ``StateStore.commit``'s transaction."""
 
 _NO_CHECKPOINTS: Mapping[str, datetime] = MappingProxyType({})
+_OPEN_STATES = frozenset(state.value for state in OPEN)
 
 
 class StateStore(OutboxRows):
@@ -66,6 +67,10 @@ class StateStore(OutboxRows):
         # Rows read or written lately, JSON text -> snapshot: this read's and the one before (``decoded``)
         self._recent: dict[str, Incident] = {}
         self._earlier: dict[str, Incident] = {}
+        # The open incidents (text, snapshot) as this store last read or wrote them, and the
+        # backend's version then (``_kept_open``); None when not known
+        self._open: dict[str, tuple[str, Incident]] | None = None
+        self._open_version: int | None = None
         self._db = where if isinstance(where, Backend) else _sqlite(where, busy_timeout)
         self.path: Path | None = getattr(self._db, "path", None)  # the SQLite file, if it is one
         self.name = self._db.name
@@ -105,12 +110,47 @@ class StateStore(OutboxRows):
             if not wanted:
                 return []  # PostgreSQL refuses an empty IN ()
             sql, args = sql + f" AND state IN ({', '.join('?' * len(wanted))})", [*args, *wanted]
+        every_open = states is not None and rule is None and set(wanted) == _OPEN_STATES
         with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+            version = self._db.version() if every_open else None
+            kept = self._kept_open(version)
             if states is not None:  # the engine's read of open incidents, every tick: a generation
                 self._earlier, self._recent = self._recent, {}
-            found = self._decode(rows)
+            if kept is None:
+                read = [(text, self.decoded(text)) for (text,) in self._db.execute(sql, args).fetchall()]
+            else:
+                read = kept
+                self._recent.update(read)
+            if version is not None:
+                self._open, self._open_version = {i.fingerprint: (text, i) for text, i in read}, version
+        found = [incident for _, incident in read]
         return sorted(found, key=lambda incident: (incident.rule, incident.started_at, incident.fingerprint))
+
+    def _kept_open(self, version: int | None) -> list[tuple[str, Incident]] | None:
+        """The open incidents (their texts and snapshots) without reading them, when no other
+        connection committed since this store last read them (the backend's ``version``): the
+        engine reads them every tick, and between its ticks only its own commits, which keep them
+        (``_keep_open``), change them on a state one daemon owns. None when they must be read
+        (PostgreSQL, whose replicas write them, tells no version)."""
+        if version is None or self._open is None or version != self._open_version:
+            return None
+        return list(self._open.values())
+
+    def _keep_open(self, written: Sequence[Incident], deletes: Sequence[str]) -> None:
+        """After a commit: the kept open incidents as it left them. A snapshot that would not read
+        back as it is (``Incident.reads_back``) is read from its row next time instead."""
+        if self._open is None:
+            return
+        for incident in written:
+            if incident.state not in OPEN:
+                self._open.pop(incident.fingerprint, None)
+            elif incident.reads_back():
+                self._open[incident.fingerprint] = (incident.encoded(), incident)
+            else:
+                self._open = None
+                return
+        for fingerprint in deletes:
+            self._open.pop(fingerprint, None)
 
     def flipped_since(self, since: datetime) -> list[Incident]:
         """The resolved incidents whose evaluations changed status after ``since``: those that may
@@ -176,7 +216,21 @@ class StateStore(OutboxRows):
         both = {incident.fingerprint for incident in changes} & set(deletes)
         if both:
             raise ValueError(f"incident {sorted(both)[0]} is both changed and deleted in one commit")
-        with self._lock, self._transaction():
+        with self._lock:
+            written = self._commit(changes, deletes, notifications, checkpoints, writes, fence)
+            self._keep_open(written, deletes)
+
+    def _commit(
+        self,
+        changes: Sequence[Incident],
+        deletes: Sequence[str],
+        notifications: Sequence[Notification],
+        checkpoints: Mapping[str, datetime],
+        writes: Sequence[Write],
+        fence: Write | None,
+    ) -> list[Incident]:
+        """``commit``'s transaction; the incidents it wrote."""
+        with self._transaction():
             if fence is not None:
                 fence(self._db)
             notified = self._enqueue(notifications)
@@ -212,6 +266,7 @@ class StateStore(OutboxRows):
             )
             for write in writes:
                 write(self._db)
+        return written
 
     def _with_notified(
         self, changes: Sequence[Incident], deletes: Sequence[str], notified: Mapping[str, datetime]

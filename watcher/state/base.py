@@ -90,6 +90,12 @@ class Backend(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def version(self) -> int | None:
+        """A number that changes when another connection commits to the database (SQLite's
+        ``data_version``), so what this connection read and wrote since is all there is; None
+        when the backend cannot tell (every read then reads)."""
+        return None
+
     def truncate_journal(self) -> bool:
         """Give back the space a write-ahead journal took (SQLite's WAL); False to try later."""
         return True

@@ -95,6 +95,9 @@ class SQLiteBackend(Backend):
     def set_schema_version(self, version: int) -> None:
         self.db.execute(f"PRAGMA user_version = {int(version)}")
 
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
     def truncate_journal(self) -> bool:
         """Copy the write-ahead log into the file and cut it to zero bytes (``wal_checkpoint(TRUNCATE)``),
         so a WAL grown while the disk was full gives its space back. Never waits: False when a
