@@ -38,17 +38,14 @@ from watcher.store.ingest import (
 )
 from watcher.store.ingest_ahead import ReadAhead
 from watcher.store.ingest_bulk import Classified, drop_classified, insert_rows, store_classified
+from watcher.store.ingest_cursors import SCHEMA as CURSORS_SCHEMA
+from watcher.store.ingest_cursors import load_cursors, save_cursor
 from watcher.store.rejections import RejectionLog
 from watcher.store.sql import FusedPlan, compile_batch, naive_utc
 from watcher.store.store_file import Config, connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (ts TIMESTAMP NOT NULL, doc VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS ingest_cursors (
-    path VARCHAR NOT NULL, device UBIGINT NOT NULL, inode UBIGINT NOT NULL, "offset" BIGINT NOT NULL,
-    head_len INTEGER NOT NULL, head_hash VARCHAR NOT NULL
-);
-ALTER TABLE ingest_cursors ADD COLUMN IF NOT EXISTS line BIGINT DEFAULT 0;
 """
 _T = TypeVar("_T")
 READ_CHUNK = 8 * 1024 * 1024
@@ -129,7 +126,7 @@ class EmbeddedStore:
         self._memory_limit = memory_limit
         self._read_only = read_only
         if not read_only:
-            self._con.execute(_SCHEMA + FIELD_COLUMNS_SCHEMA)
+            self._con.execute(_SCHEMA + CURSORS_SCHEMA + FIELD_COLUMNS_SCHEMA)
         self._fields = FieldColumns(field_columns)
         self._first: tuple[datetime | None] | None = None  # first_time's answer until rows change
 
@@ -143,7 +140,7 @@ class EmbeddedStore:
         """
         report = IngestReport()
         with self._write_lock, self._cursor() as cur:
-            known = {c.path: c for c in _load_cursors(cur)}
+            known = {c.path: c for c in load_cursors(cur)}
             for path in _matching_files(globs):
                 report.add(self._ingest_file(cur, path, known, self._not_before(now)))
             for gone in [p for p in known if not os.path.exists(p)]:
@@ -156,7 +153,7 @@ class EmbeddedStore:
     def file_cursor(self, path: Path | str) -> FileCursor | None:
         """How far ``path`` has been read into this store, or ``None`` when it never was."""
         with self._cursor() as cur:
-            known = {c.path: c for c in _load_cursors(cur)}
+            known = {c.path: c for c in load_cursors(cur)}
         return known.get(os.path.abspath(path))
 
     def forget_file(self, path: Path | str) -> None:
@@ -206,7 +203,7 @@ class EmbeddedStore:
                 cursor, advanced = advanced, following
                 if self._trimmed and advanced.offset != cursor.offset:  # a backlog: before the next chunk
                     self._trim(cur, purge=False)  # jemalloc's pages: the next chunk takes them again
-            self._write(cur, partial(_save_cursor, cur, cursor))
+            self._write(cur, partial(save_cursor, cur, cursor))
         return report
 
     def _store_chunk(
@@ -222,7 +219,7 @@ class EmbeddedStore:
         stored and the next one classified meanwhile (``ingest_ahead``). (Several chunks per
         transaction took no less CPU, but 100 MB more RSS and a file half as large again.)"""
         report.add(store_classified(cur, classified, reader, self._fields.columns))
-        _save_cursor(cur, advanced)
+        save_cursor(cur, advanced)
 
     def _write(self, cur: duckdb.DuckDBPyConnection, store: Callable[[], _T]) -> _T:
         """Run ``store`` (given the field columns loaded) in one transaction: rows and the file
@@ -387,27 +384,3 @@ def _pick(answered: dict[str, QueryResult], plan: FusedPlan, query: Query) -> Qu
 def _matching_files(globs: Sequence[str]) -> list[str]:
     found = {os.path.abspath(p) for pattern in globs for p in glob.glob(pattern, recursive=True)}
     return sorted(p for p in found if os.path.isfile(p))
-
-
-def _load_cursors(cur: duckdb.DuckDBPyConnection) -> list[FileCursor]:
-    rows = cur.execute(
-        'SELECT path, device, inode, "offset", head_len, head_hash, line FROM ingest_cursors'
-    ).fetchall()
-    return [FileCursor(*row) for row in rows]
-
-
-def _save_cursor(cur: duckdb.DuckDBPyConnection, cursor: FileCursor) -> None:
-    cur.execute("DELETE FROM ingest_cursors WHERE path = ?", [cursor.path])
-    cur.execute(
-        'INSERT INTO ingest_cursors (path, device, inode, "offset", head_len, head_hash, line) '
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            cursor.path,
-            cursor.device,
-            cursor.inode,
-            cursor.offset,
-            cursor.head_len,
-            cursor.head_hash,
-            cursor.line,
-        ],
-    )
