@@ -41,7 +41,7 @@ from watcher.rules.loader import ConfigError
 from watcher.rules.models import Rule
 from watcher.schedule import aligned, tick_interval
 from watcher.state.factory import daemon_lock, open_state
-from watcher.store.base import LogStore
+from watcher.store.base import LogStore, live_partials
 from watcher.store.embedded import EmbeddedStore
 from watcher.store.factory import open_store, open_stores
 from watcher.template_errors import rule_errors
@@ -386,16 +386,3 @@ class Daemon:
         self.start()
         self.stopping.wait()
         self.stop()
-
-
-def live_partials(store: LogStore) -> bool:
-    """Whether live ticks read ``store`` through per-bucket partials (``watcher.store.partials``).
-
-    Both are asked for the newest interval only. A search store: re-reading 5-minute windows every
-    minute cost osmem-server 17x the CPU per rule-tick (bench_search_tick.py --partials). The
-    embedded store, since window sums slide and the newest buckets are a statement of their own:
-    200 rules over 1M rows, 0.22 s CPU per tick against 0.77 s re-reading (bench_embedded_tick.py).
-
-    Asked of the store (``live_partials``), so a daemon without search sources does not load the
-    search store's modules (1 MB of RSS)."""
-    return bool(getattr(store, "live_partials", False))
