@@ -40,6 +40,8 @@ from watcher.query import (
     Window,
 )
 from watcher.query_filters import MATCH_ALL, Eq, Filter
+from watcher.store.mapping_check import FieldMappingError, Use
+from watcher.store.search import SearchStore
 
 if TYPE_CHECKING:
     from watcher.store.base import LogStore
@@ -62,14 +64,15 @@ def profile_from_store(
     aggregations: counts and stats (to infer types), then deciles or terms, then bin counts.
     A feature is numeric when every present value is a number, unless ``types`` says."""
     ask = _Asker(store, window, where)
+    given = _mapped_kinds(store, features) | dict(types or {})
     first = ask(
         {"rows": Count()}
         | {f"{f}/missing": Missing(f) for f in features}
-        | {f"{f}/stats": Stats(f) for f in features}
+        | {f"{f}/stats": Stats(f) for f in features if given.get(f) != "categorical"}
     )
     rows = _int(first["rows"])
     present = {f: rows - _int(first[f"{f}/missing"]) for f in features}
-    kinds = {f: (types or {}).get(f) or _store_type(first[f"{f}/stats"], present[f]) for f in features}
+    kinds = {f: given.get(f) or _store_type(first[f"{f}/stats"], present[f]) for f in features}
     numeric = [f for f in features if kinds[f] == "numeric"]
     shape = ask(
         {f"{f}/tails": Percentiles(f, (*TAILS, *DECILES)) for f in numeric}
@@ -102,6 +105,23 @@ def profile_from_store(
         rows=rows,
         features=profiled,
     )
+
+
+def _mapped_kinds(store: LogStore, features: Sequence[str]) -> dict[str, FeatureType]:
+    """The features a search index maps as something other than a number (a keyword): categorical
+    without asking, since the store refuses a number's statistics of them. An embedded store has
+    no mapping; its statistics tell."""
+    catalog = store.catalog(set(features)) if isinstance(store, SearchStore) else None
+    if catalog is None:
+        return {}
+    kinds: dict[str, FeatureType] = {}
+    for feature in features:
+        try:
+            catalog.resolve(feature, Use.NUMERIC)
+        except FieldMappingError:
+            if catalog.types.get(feature):  # mapped, not as a number (an unmapped one fails later, named)
+                kinds[feature] = "categorical"
+    return kinds
 
 
 def _store_type(stats: AggValue, present: int) -> FeatureType:
