@@ -51,9 +51,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from osmem_server import OsmemServer
 
+from watcher.baseline import save_profile
+from watcher.baseline_store import profile_from_store
 from watcher.config import Route, SearchSource
 from watcher.duration import parse_duration
 from watcher.engine import Engine
+from watcher.incidents.model import State
 from watcher.incidents.state import StateStore
 from watcher.process import memory
 from watcher.process.daemon import live_partials
@@ -344,8 +347,9 @@ def partials_run(server: OsmemServer, source: SearchSource, ticks: int) -> None:
 BASELINE = Path(__file__).resolve().parents[1] / "rules" / "baselines" / "demo-features.json"
 
 
-def kind_rule_specs() -> list[Rule]:
-    """The same 10 rules as ``kind_rules``, as rule files say them, for the engine."""
+def kind_rule_specs(baseline: Path) -> list[Rule]:
+    """The same 10 rules as ``kind_rules``, as rule files say them, for the engine; drift and
+    validity compare with the profile at ``baseline``."""
     rules = []
     for i in range(10):
         where = {"service": SERVICES[i % 3]} if i < 5 else {"model_version": VERSIONS[i % 4]}
@@ -364,20 +368,49 @@ def kind_rule_specs() -> list[Rule]:
                                "min_samples": 10}}  # fmt: skip
         else:
             spec |= {
-                "validity": {"baseline": str(BASELINE), "features": ["features.country", "features.age"]}
+                "validity": {"baseline": str(baseline), "features": ["features.country", "features.age"]}
             }
         rules.append(Rule.model_validate(spec))
     return rules
+
+
+def own_baseline(source: SearchSource, workdir: Path) -> Path:
+    """A profile of the bench's own features over a normal day before the ticks (as ``watcher
+    baseline build --source`` writes it), so drift and validity judge the data they watch."""
+    store = SearchStore(source)
+    window = Window(NOW - timedelta(hours=24), NOW - timedelta(hours=12))
+    profile = profile_from_store(
+        store,
+        source="bench",
+        window=window,
+        features=["features.age", "features.country"],
+        built_at=NOW,
+    )
+    store.close()
+    path = workdir / "bench-features.json"
+    save_profile(profile, path)
+    return path
 
 
 def live_run(server: OsmemServer, source: SearchSource, ticks: int) -> None:
     """The daemon's tick (``Engine.tick``: plan, store, detectors, incidents, state commit) of the
     10 rules, minute by minute, reading the newest minute (``live_partials``, as ``watcher run``) and
     re-reading every window, interleaved tick by tick: server CPU per rule-tick, watcher's own CPU
-    per evaluation (``time.process_time``), and whether the engines' findings agree."""
-    rules = kind_rule_specs()
-    engines = {}
+    per evaluation (``time.process_time``), and whether the engines' findings agree. Twice: drift
+    and validity against a profile of the bench's own data (a normal day: only the one broken model
+    version alerts), then against the demo's profile (its ages and countries differ from the
+    bench's, so those four rules fire all along and every tick writes their incidents)."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    for label, baseline in (("own profile", own_baseline(source, workdir)), ("demo profile", BASELINE)):
+        print(f"  drift and validity against the {label}:")
+        _live_ticks(server, source, kind_rule_specs(baseline), workdir / label.replace(" ", "-"), ticks)
+
+
+def _live_ticks(
+    server: OsmemServer, source: SearchSource, rules: list[Rule], workdir: Path, ticks: int
+) -> None:
+    engines = {}
+    workdir.mkdir()
     for name in ("reread", "partials"):
         state = StateStore(workdir / f"{name}.sqlite")
         store = SearchStore(source)
@@ -401,10 +434,12 @@ def live_run(server: OsmemServer, source: SearchSource, ticks: int) -> None:
                 print(f"    {name} errors: {report.errors}")
     for name, (server_s, own_s) in spent.items():
         count = max(evaluations[name], 1)
-        print(f"  {name:<9} server CPU {server_s / count * 1000:.2f} ms per rule-tick, "
-              f"watcher CPU {own_s / count * 1000:.2f} ms per evaluation ({count} evaluations)")  # fmt: skip
+        firing = sorted({i.rule for i in engines[name].state.incidents(states=(State.FIRING,))})
+        print(f"    {name:<9} server CPU {server_s / count * 1000:.2f} ms per rule-tick, "
+              f"watcher CPU {own_s / count * 1000:.2f} ms per evaluation ({count} evaluations); "
+              f"open at the end: {', '.join(firing) or 'none'}")  # fmt: skip
     ratio = spent["reread"][0] / max(spent["partials"][0], 1e-9)
-    print(f"  server CPU {ratio:.1f}x lower reading the newest minute")
+    print(f"    server CPU {ratio:.1f}x lower reading the newest minute")
     for engine in engines.values():
         engine.state.close()
         for store in engine.stores.values():
