@@ -5,9 +5,8 @@ aggregates sit side by side (identical aggregates once), so a tick of many rules
 searches. Every body has ``size: 0`` (raw documents never leave the store); filters go in filter
 context; the window is a ``range`` on the time field in epoch milliseconds (UTC, no time-zone
 guessing); ``group_by`` is a ``composite`` aggregation paged with ``after`` and ``missing_bucket``
-(a missing value is the key ""). Field names are resolved through the live mapping
-(``FieldCatalog``), which turns analysed text into its ``.keyword`` sub-field. Each aggregation's
-answer in a page is read by ``watcher.store.answers``.
+(a missing value is the key ""). Field names are resolved through the live mapping (``FieldCatalog``:
+analysed text becomes its ``.keyword`` sub-field); ``watcher.store.answers`` reads each answer.
 """
 
 from __future__ import annotations
