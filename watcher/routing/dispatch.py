@@ -190,9 +190,9 @@ class Dispatcher:
             taken = acks.load(db)
         dispatch = Dispatch()
         for change, routed in targets:
+            acked = _held_ack(change, taken, now)
             for match, labels, key in routed:
                 group = groups.get(key) or Group.start(match, labels, change.at)
-                acked = _held_ack(change, taken, now)
                 groups[key] = dispatch.groups[key] = joined(group, change, told, acked)
             if rerouted(change.event, change.incident):
                 on = {key for *_, key in routed}
