@@ -85,9 +85,9 @@ def render_chart(incident: Incident, signal: str | None = None) -> bytes | None:
 
 
 def _firing_span(axes: Axes, incident: Incident, first: datetime, last: datetime) -> None:
+    """Shade the time the incident fired (to its resolution, or to the last sample)."""
     from matplotlib import dates as mdates
 
-    """Shade the time the incident fired (to its resolution, or to the last sample)."""
     if incident.fired_at is None:
         return
     start = max(incident.fired_at, first)

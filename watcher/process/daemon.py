@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -31,6 +31,7 @@ from watcher.notify.breaker import CircuitBreaker
 from watcher.notify.outbox import Outbox, RetryPolicy
 from watcher.notify.workers import DeliveryWorkers
 from watcher.process import memory, receivers
+from watcher.process.health import Clock, wall_clock
 from watcher.process.meta import Watchdog
 from watcher.process.operations import Operations
 from watcher.process.partitions import LeaseLostError, Replica
@@ -48,11 +49,6 @@ from watcher.template_errors import rule_errors
 from watcher.templates import Templates
 
 log = logging.getLogger("watcher.process.daemon")
-Clock = Callable[[], datetime]
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class Daemon:
