@@ -327,8 +327,8 @@ def partials_run(server: OsmemServer, source: SearchSource, ticks: int) -> None:
         for name, store in (("reread", reread), ("partials", partial)):
             cpu, own = server_cpu(server.pid), time.process_time()
             answers[name] = store.evaluate(queries)
+            spent[name][1] += time.process_time() - own  # first: reading the server's CPU costs ours
             spent[name][0] += server_cpu(server.pid) - cpu
-            spent[name][1] += time.process_time() - own
         exact = _exact_percentiles(reread, queries, answers["reread"])
         unequal += sum(not _agree(a, b) for a, b in zip(answers["partials"], exact, strict=True))
         estimate = max(estimate, _largest_gap(answers["reread"], exact))
@@ -427,8 +427,8 @@ def _live_ticks(
             cpu, own = server_cpu(server.pid), time.process_time()
             report = engine.tick(start + k * EVERY)
             memory.release()  # as the daemon's tick does
+            spent[name][1] += time.process_time() - own  # first: reading the server's CPU costs ours
             spent[name][0] += server_cpu(server.pid) - cpu
-            spent[name][1] += time.process_time() - own
             evaluations[name] += report.evaluations
             if report.errors:
                 print(f"    {name} errors: {report.errors}")
