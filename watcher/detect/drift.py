@@ -207,6 +207,7 @@ def _judge(
         "method": spec.method,
         "warn": warn,
         "critical": critical,
+        "significance": spec.significance,
         "severity": _severity(rule, scored, drifted),
         "drifted": drifted,
         "features": scored,
@@ -216,10 +217,22 @@ def _judge(
         details["slots"] = slots
     value = float(scored[worst]["score"])
     if not drifted:
-        reason = f"no drift: max {spec.method} {value:.3g} ({worst})"
+        reason = f"no drift: max {spec.method} {value:.3g} ({worst}{_noise(scored[worst])})"
         return Finding(rule.name, group, Status.OK, value, warn, reason, details)
     reason, severity = _reason(spec, scored, drifted), details["severity"]
     return Finding(rule.name, group, Status.ALERTING, value, warn, reason, details, severity=severity)
+
+
+def _noise(info: Mapping[str, Any]) -> str:
+    """How a score at a level was told from sampling noise, for the reason ("" below ``warn``)."""
+    if "not_significant" in info:
+        return f"; within noise: {p_text(info['p_value'])}"
+    return ""
+
+
+def p_text(p_value: float) -> str:
+    """A p-value as people read it: two digits, or ``p < 0.001``."""
+    return "p < 0.001" if p_value < 0.001 else f"p {p_value:.2g}"
 
 
 def _too_small(spec: DriftSpec, data: Binned, from_window: bool) -> str:
@@ -234,9 +247,16 @@ def _too_small(spec: DriftSpec, data: Binned, from_window: bool) -> str:
 
 
 def _score(spec: DriftSpec, data: Binned) -> dict[str, Any]:
+    """A feature's score and level. A level counts only when the shift is significant: its p-value
+    (the test's own for ks and chi2; for psi, js and kl ``stats.shift_p_value``, worked out only
+    when the score reaches ``warn``) below ``significance``; otherwise the level is ``ok`` and
+    ``not_significant`` keeps the level the score alone reached."""
     result = stats.score(spec.method, data.reference, data.current)
     warn, critical = spec.thresholds
     level = "critical" if result.value >= critical else "warning" if result.value >= warn else "ok"
+    p_value, alpha = result.p_value, spec.significance
+    if p_value is None and level != "ok" and alpha is not None:
+        p_value = stats.shift_p_value(data.reference, data.current)
     info: dict[str, Any] = {
         "score": result.value,
         "level": level,
@@ -244,8 +264,10 @@ def _score(spec: DriftSpec, data: Binned) -> dict[str, Any]:
         "reference_samples": round(sum(data.reference)),
         "top_bins": moved_bins(data, spec.top_bins),
     }
-    if result.p_value is not None:
-        info["p_value"] = result.p_value
+    if p_value is not None:
+        info["p_value"] = p_value
+    if level != "ok" and alpha is not None and p_value is not None and p_value >= alpha:
+        info["level"], info["not_significant"] = "ok", level
     if data.new_values:
         info["new_values"] = data.new_values
     return info
@@ -278,5 +300,6 @@ def _reason(spec: DriftSpec, scored: Mapping[str, Mapping[str, Any]], drifted: l
         info = scored[name]
         top = info["top_bins"][0]
         move = f"{top['bin']} {top['reference']:.1%} -> {top['current']:.1%}"
-        parts.append(f"{name} {info['score']:.3g} ({info['level']}; {move})")
+        significant = f"{p_text(info['p_value'])}; " if "p_value" in info else ""
+        parts.append(f"{name} {info['score']:.3g} ({info['level']}; {significant}{move})")
     return f"{spec.method} drift in " + ", ".join(parts)

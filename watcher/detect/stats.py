@@ -164,6 +164,60 @@ def chi2_test(reference: Counts, current: Counts) -> TwoSampleResult:
     return TwoSampleResult(statistic=statistic, p_value=p_value, score=math.sqrt(min(statistic / total, 1.0)))
 
 
+# --------------------------------------------------------------------------- is a shift more than noise
+
+
+MIN_EXPECTED = 5.0
+"""Expected count a bin needs in the chi-square test below; smaller bins are pooled (Cochran's rule)."""
+
+
+def shift_p_value(reference: Counts, current: Counts) -> float:
+    """The p-value of a chi-square test that the current window's counts come from the same
+    distribution as the reference's: the 2 x k homogeneity test, which against a profile of many
+    rows is the goodness-of-fit test of the window against the profile's shares. A window of n rows
+    in k bins moves PSI, JS and KL by about (k - 1) / n through sampling alone; this tells such noise
+    from a shift. Bins whose expected count is below ``MIN_EXPECTED`` on either side are pooled into
+    one (then that pool too reaches it, taking the next smallest bins), so rare bins cannot inflate
+    the statistic; when fewer than two columns are left, nothing can be told and the p-value is 1.
+    Plain floats and a closed-form tail, no SciPy: it runs per drifted feature per evaluation."""
+    ref, cur = _checked_pair(reference, current)
+    ref_total, cur_total = sum(ref), sum(cur)
+    smaller = min(ref_total, cur_total) / (ref_total + cur_total)
+    columns = sorted(((r, c) for r, c in zip(ref, cur, strict=True) if r + c > 0), key=sum)
+    pool_r = pool_c = 0.0
+    taken = 0
+    for r, c in columns:
+        small = (r + c) * smaller < MIN_EXPECTED
+        if not small and (taken == 0 or (pool_r + pool_c) * smaller >= MIN_EXPECTED):
+            break
+        pool_r, pool_c, taken = pool_r + r, pool_c + c, taken + 1
+    kept = columns[taken:] + ([(pool_r, pool_c)] if taken else [])
+    if len(kept) < 2:
+        return 1.0
+    total = ref_total + cur_total
+    statistic = 0.0
+    for r, c in kept:
+        expected_r, expected_c = ref_total * (r + c) / total, cur_total * (r + c) / total
+        statistic += (r - expected_r) ** 2 / expected_r + (c - expected_c) ** 2 / expected_c
+    return chi2_sf(statistic, len(kept) - 1)
+
+
+def chi2_sf(statistic: float, dof: int) -> float:
+    """``scipy.stats.chi2.sf(statistic, dof)`` for a whole ``dof``: the regularized upper incomplete
+    gamma function Q(dof / 2, statistic / 2) in closed form, its terms summed in log space."""
+    if statistic <= 0:
+        return 1.0
+    half = statistic / 2
+    log_half = math.log(half)
+    if dof % 2 == 0:  # Q(m, y) = e^-y * sum_{i < m} y^i / i!
+        tail = sum(math.exp(i * log_half - half - math.lgamma(i + 1)) for i in range(dof // 2))
+    else:  # Q(m + 1/2, y) = erfc(sqrt y) + e^-y * sum_{i < m} y^(i + 1/2) / Gamma(i + 3/2)
+        tail = math.erfc(math.sqrt(half)) + sum(
+            math.exp((i + 0.5) * log_half - half - math.lgamma(i + 1.5)) for i in range(dof // 2)
+        )
+    return min(max(tail, 0.0), 1.0)
+
+
 @dataclass(frozen=True)
 class Score:
     """One drift score: higher means more drift. ``p_value`` only for the tests (ks, chi2)."""

@@ -107,6 +107,8 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
     "chi2": (0.1, 0.25),  # Cramer's V: small / medium effect
 }
 
+DEFAULT_SIGNIFICANCE = 0.01  # a normal window crosses a level through noise at most this often, per feature
+
 
 class DriftFeature(SpecModel):
     """A feature to compare. Written as its field name; the mapping form declares what a baseline
@@ -147,8 +149,11 @@ class DriftSpec(SpecModel):
     features in ``reference`` windows (``{offset: 7d}``, or several combined per bin:
     ``{offset: 1d, count: 7, combine: median}``). With both, the reference windows supply the counts
     and the profile the bins. Scores per ``method`` (higher = more drift; see
-    ``watcher.detect.stats``); a feature at ``warn`` alerts, at ``critical`` the finding says so.
-    A feature with fewer than ``min_samples`` values is "not enough data".
+    ``watcher.detect.stats``); a feature at ``warn`` alerts, at ``critical`` the finding says so,
+    and either level counts only when the shift is also significant: its test's p-value below
+    ``significance`` (``watcher.detect.stats.shift_p_value`` for psi, js and kl; ks and chi2 use
+    their own), so a small window's sampling noise is no drift. A feature with fewer than
+    ``min_samples`` values is "not enough data".
     """
 
     baseline: Baseline | None = None
@@ -158,6 +163,12 @@ class DriftSpec(SpecModel):
     warn: float | None = Field(default=None, gt=0, description="default per method (psi: 0.1)")
     critical: float | None = Field(default=None, gt=0, description="default per method (psi: 0.25)")
     min_samples: int = Field(default=1000, ge=1)
+    significance: float | None = Field(
+        default=DEFAULT_SIGNIFICANCE,
+        gt=0,
+        lt=1,
+        description="a level counts only when the shift's p-value is below this (null: every level counts)",
+    )
     top_bins: int = Field(default=3, ge=1, le=20, description="bins that moved most, named per feature")
 
     @model_validator(mode="after")
