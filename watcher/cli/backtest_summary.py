@@ -4,7 +4,8 @@ A backtest that prints no notification can mean quiet traffic or a rule that nev
 data (``min_samples`` not reached, every window before the first log line) or whose store failed.
 The summary counts, per rule, its evaluations, those with not enough data (every group it judged
 was "not enough data"), those with an error, and its fires; ``nodata`` records say when a rule's
-group enters and leaves not-enough-data, with the reason.
+group enters and leaves not-enough-data, with the reason. A drift rule whose scores reached a level
+that its test held back as sampling noise says in how many evaluations, with the last reason.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, TextIO
 
 from watcher.cli.common import columns
 from watcher.detect.base import Status
+from watcher.detect.drift import within_noise
 from watcher.incidents.model import Event, fingerprint
 from watcher.tick_report import Evaluation, TickReport
 
@@ -30,6 +32,8 @@ class RuleTally:
     fires: int = 0
     last_reason: str = ""
     last_at: datetime | None = None
+    noise: int = 0  # evaluations with a drift level held back as sampling noise
+    last_noise: str = ""
 
     def nodata_share(self) -> float:
         return self.nodata / self.evaluations if self.evaluations else 0.0
@@ -85,6 +89,8 @@ class Summary:
         findings = evaluation.findings
         if findings and all(finding.status is Status.NO_DATA for finding in findings):
             tally.nodata += 1
+        if noisy := [finding for finding in findings if within_noise(finding)]:
+            tally.noise, tally.last_noise = tally.noise + 1, noisy[-1].reason
         changes = []
         for finding in findings:
             key = fingerprint(evaluation.rule, finding.group)
@@ -111,6 +117,13 @@ class Summary:
         for name, tally in sorted(self.tallies.items()):
             if tally.last_reason:
                 print(f"{name}: {tally.last_reason} (last at {_iso(tally.last_at)})", file=out)
+        for name, tally in sorted(self.tallies.items()):
+            if tally.noise:
+                print(
+                    f"{name}: a drift level within sampling noise, not counted, in {tally.noise} of "
+                    f"{tally.evaluations} evaluations (last: {tally.last_noise})",
+                    file=out,
+                )
 
 
 def _iso(moment: datetime | None) -> str:

@@ -223,6 +223,15 @@ def _judge(
     return Finding(rule.name, group, Status.ALERTING, value, warn, reason, details, severity=severity)
 
 
+def within_noise(finding: Finding) -> bool:
+    """Whether a feature's score reached a level that its test held back as sampling noise (the
+    backtest counts such evaluations, so a rule quiet for that reason says so)."""
+    features = finding.details.get("features") if finding.status is Status.OK else None
+    return isinstance(features, dict) and any(
+        isinstance(info, dict) and "not_significant" in info for info in features.values()
+    )
+
+
 def _noise(info: Mapping[str, Any]) -> str:
     """How a score at a level was told from sampling noise, for the reason ("" below ``warn``)."""
     if "not_significant" in info:
