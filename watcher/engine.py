@@ -171,6 +171,7 @@ class Engine:
                     checkpoints,
                     writes=[dispatch.write, lambda db: forget_old(db, now)],
                     fence=fence,
+                    durable=False,  # flushed to disk only with a notification: watcher.state.sqlite
                 )
 
         report.notifications = self.dispatcher.settle(

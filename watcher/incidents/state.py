@@ -5,7 +5,8 @@ in ONE transaction (``StateStore.commit``), so a crash leaves either all of a ti
 a notification is never lost (its transition was committed with it) and never enqueued twice
 (re-evaluating the tick finds the transition already made, and outbox ids are unique). The
 outbox drainer (``watcher.notify.outbox``) marks rows delivered, so a restart never re-sends a
-delivered notification.
+delivered notification. A tick that enqueues nothing may skip the flush to disk: power loss
+then drops it whole, as if the daemon had stopped before it (the backends' modules say why).
 
 Where the rows live is a backend's business (``watcher.state``: a SQLite file by default,
 PostgreSQL with ``state.url``); the SQL here is written once, SQLite-style, and the backend's
@@ -202,10 +203,13 @@ class StateStore(OutboxRows):
         checkpoints: Mapping[str, datetime] = _NO_CHECKPOINTS,
         writes: Sequence[Write] = (),
         fence: Write | None = None,
+        durable: bool = True,
     ) -> None:
         """Write one tick in one transaction: upsert ``changes``, delete ``deletes`` (pending
         incidents gone back to inactive), enqueue ``notifications``, advance ``checkpoints`` and
         run ``writes`` (stages that keep their own tables in this file, e.g. routing groups).
+        ``durable=False`` (the engine's ticks) lets a commit that enqueues no notification skip
+        the flush to disk; one that enqueues is always flushed (see ``watcher.state.sqlite``).
 
         Enqueuing is idempotent on the notification id: an id already in the outbox (in any
         status) is ignored. Each incident of a newly enqueued notification gets
@@ -217,7 +221,8 @@ class StateStore(OutboxRows):
         if both:
             raise ValueError(f"incident {sorted(both)[0]} is both changed and deleted in one commit")
         with self._lock:
-            written = self._commit(changes, deletes, notifications, checkpoints, writes, fence)
+            durable = durable or bool(notifications)
+            written = self._commit(changes, deletes, notifications, checkpoints, writes, fence, durable)
             self._keep_open(written, deletes)
 
     def _commit(
@@ -228,9 +233,10 @@ class StateStore(OutboxRows):
         checkpoints: Mapping[str, datetime],
         writes: Sequence[Write],
         fence: Write | None,
+        durable: bool,
     ) -> list[Incident]:
         """``commit``'s transaction; the incidents it wrote."""
-        with self._transaction():
+        with self._transaction(durable):
             if fence is not None:
                 fence(self._db)
             notified = self._enqueue(notifications)

@@ -5,7 +5,12 @@ Same tables and migrations as SQLite (``PostgresDialect`` rewrites the types); t
 - One connection in autocommit mode; ``transaction`` is ``BEGIN ... COMMIT`` (psycopg's
   ``Connection.transaction``). Delivery bookkeeping (``durable=False``) commits with
   ``SET LOCAL synchronous_commit = off``, PostgreSQL's counterpart of SQLite's NORMAL: a crash of
-  the server may lose the last marks (a re-send), never a tick.
+  the server may lose the last marks (a re-send). So do ticks that enqueue no notification: the
+  server's WAL is one sequence and a synchronous commit flushes it up to its own record, so a
+  crash loses only the newest asynchronous commits, whole (within ``3 x wal_writer_delay``), and
+  a notifying tick -- of any replica, which may have read them -- makes them durable first. The
+  argument is SQLite's (``watcher.state.sqlite``): the state is as if those ticks never ran, and
+  catch-up evaluates them again; nothing was told from them.
 - An outbox claim locks its row with ``FOR UPDATE SKIP LOCKED``, so drainers in several
   processes never wait for one another nor take the same row.
 - The schema version is the one row of ``watcher_schema``; migrating holds a transaction-scoped
