@@ -87,3 +87,35 @@ def test_a_series_not_as_recorded_writes_it_is_read_sample_by_sample_and_written
     ]
     again = recorded({}, details, 4.0, T0 + 2 * MIN)  # a replayed time replaces the later samples
     assert again["series"] == [*details["series"][:3], [(T0 + 2 * MIN).isoformat(), 4.0]]
+
+
+def test_a_series_changed_after_it_was_written_is_checked_again() -> None:
+    """``recorded`` knows the series it wrote by identity (the next step gets that very list back
+    from the state store); a list changed since is read sample by sample, as any other."""
+    details = recorded({}, None, 1.0, T0)
+    details = recorded({}, details, 2.0, T0 + MIN)
+    series = details["series"]
+    series.append([(T0 + MIN).isoformat(), 5.0])  # the same time twice: not as recorded writes it
+    again = recorded({}, details, 3.0, T0 + 2 * MIN)
+    assert again["series"] == [
+        [T0.isoformat(), 1.0],
+        [(T0 + MIN).isoformat(), 2.0],
+        [(T0 + MIN).isoformat(), 5.0],
+        [(T0 + 2 * MIN).isoformat(), 3.0],
+    ]
+    other = recorded({}, recorded({}, None, 1.0, T0), 2.0, T0 + MIN)
+    other["series"][-1] = ["not a time", 2.0]  # the same length, another last entry
+    written = recorded({}, other, 4.0, T0 + 3 * MIN)["series"]
+    assert written == [[T0.isoformat(), 1.0], [(T0 + 3 * MIN).isoformat(), 4.0]]
+
+
+def test_a_series_written_here_is_read_back_as_written() -> None:
+    details: dict[str, object] = {}
+    for minute in range(MAX_SAMPLES + 5):
+        details = recorded({}, details, float(minute), T0 + minute * MIN)
+    replayed = recorded({}, details, 9.0, T0 + (MAX_SAMPLES + 2) * MIN)  # a replay drops the later two
+    kept = samples(replayed)
+    assert kept[-3:] == [(T0 + MAX_SAMPLES * MIN, float(MAX_SAMPLES)),
+                         (T0 + (MAX_SAMPLES + 1) * MIN, float(MAX_SAMPLES + 1)),
+                         (T0 + (MAX_SAMPLES + 2) * MIN, 9.0)]  # fmt: skip
+    assert kept[0] == (T0 + 5 * MIN, 5.0)

@@ -107,8 +107,10 @@ def step(
 def _policy(status: Status, rule: Rule) -> tuple[Status, State]:
     """What a finding counts as under the rule's ``on_nodata`` / ``on_error``, and the state an
     alerting one raises (firing, or the visible nodata / error)."""
-    policy = {Status.NO_DATA: rule.on_nodata, Status.ERROR: rule.on_error}.get(status)
-    if policy is None or policy == "keep":
+    if status is Status.ALERTING or status is Status.OK:
+        return status, State.FIRING  # most findings: no policy applies
+    policy = rule.on_nodata if status is Status.NO_DATA else rule.on_error
+    if policy == "keep":
         return status, State.FIRING
     if policy == "ok":
         return Status.OK, State.FIRING

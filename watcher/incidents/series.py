@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import math
 import operator
 from collections.abc import Mapping, Sequence
@@ -37,16 +38,58 @@ def recorded(
     this function writes it (``_written_times``), so an incident's encoding reuses their text
     (``Incident.encoded``); otherwise they are read one by one and written afresh."""
     raw = previous.get(SERIES_KEY) if previous else None
-    moments = _written_times(raw)
+    moments = _WRITTEN.times(raw) if type(raw) is list else None
+    if moments is None:
+        moments = _written_times(raw)
     entries: list[list[Any]]
+    times: list[datetime] | None = None  # the times of ``entries`` when they are as written here
     if moments is not None and type(raw) is list:
-        entries = raw[bisect.bisect_right(moments, at - HORIZON) : bisect.bisect_left(moments, at)]
+        lo, hi = bisect.bisect_right(moments, at - HORIZON), bisect.bisect_left(moments, at)
+        entries, times = raw[lo:hi], moments[lo:hi]
     else:
         kept = [s for s in samples(previous or {}) if s[0] < at and s[0] > at - HORIZON]
         entries = [[_iso(moment), number] for moment, number in kept]
+        times = [] if not entries else None
     if value is not None and math.isfinite(value):
         entries.append([_iso(at), float(value)])
-    return {**dict(details), SERIES_KEY: entries[-MAX_SAMPLES:]}
+        moment = _canonical(entries[-1][0])
+        times = None if times is None or moment is None else [*times, moment]
+    series = entries[-MAX_SAMPLES:]
+    if times is not None:
+        _WRITTEN.keep(series, times[-MAX_SAMPLES:])
+    return {**dict(details), SERIES_KEY: series}
+
+
+class _Written:
+    """The times of the series ``recorded`` wrote lately, by the list's identity: the next step
+    of the same incident gets that very list back (the state store keeps the snapshots it wrote,
+    ``StateStore.decoded``), and checking all its entries again at every step was most of the
+    step of a raised incident. A list is known only while its length and last entry are as
+    written (snapshots are immutable; anything else is checked in full); the oldest half is
+    dropped once ``LIMIT`` are kept, so about the open incidents of the last tick stay."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._kept: dict[int, tuple[list[list[Any]], Any, list[datetime]]] = {}
+
+    def keep(self, series: list[list[Any]], times: list[datetime]) -> None:
+        if len(self._kept) >= self.LIMIT:
+            for key in list(itertools.islice(self._kept, self.LIMIT // 2)):
+                del self._kept[key]
+        self._kept[id(series)] = (series, series[-1] if series else None, times)
+
+    def times(self, raw: list[Any]) -> list[datetime] | None:
+        found = self._kept.get(id(raw))
+        if found is None:
+            return None
+        series, last, times = found
+        if series is not raw or len(raw) != len(times) or (raw[-1] if raw else None) is not last:
+            return None
+        return times
+
+
+_WRITTEN = _Written()
 
 
 def _written_times(raw: Any) -> list[datetime] | None:

@@ -116,6 +116,11 @@ class ThresholdSpec(LeveledBounds):
 
     def crossed(self, value: float, default: Severity) -> tuple[Severity, float, Side] | None:
         """The most severe level ``value`` crosses: (level, its bound, side), or None."""
+        above, below = self.above_levels, self.below_levels
+        if not isinstance(above, dict) and not isinstance(below, dict):  # plain numbers: one level
+            if above is not None and value > above:  # every group of every evaluation judged here
+                return default, above, "above"
+            return (default, below, "below") if below is not None and value < below else None
         found: list[tuple[Severity, float, Side]] = []
         for level, bound in self.levels("above", default):
             if value > bound:
