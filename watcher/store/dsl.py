@@ -68,16 +68,15 @@ class FusedSearch:
     """A bucketed search's ``where`` conditions read as composite keys (``split_where``)."""
     cells: dict[str, Cells] = field(default_factory=dict)
     """A bucketed search's single-field ``CountWhere`` aggregates counted per document (``cells``)."""
+    known: dict[Aggregate, str] = field(default_factory=dict, repr=False)  # ``aggs`` the other way
 
     def add(self, position: int, query: Query) -> None:
         self.members.append((position, query))
-        known = {aggregate: name for name, aggregate in self.aggs.items()}
         for name, aggregate in query.aggregates.items():
-            body_name = known.get(aggregate)
+            body_name = self.known.get(aggregate)
             if body_name is None:
-                body_name = f"a{len(self.aggs)}"
+                body_name = self.known[aggregate] = f"a{len(self.aggs)}"
                 self.aggs[body_name] = aggregate
-                known[aggregate] = body_name
             self.names[(position, name)] = body_name
 
     def alone(self) -> list[FusedSearch]:
