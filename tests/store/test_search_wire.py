@@ -1,0 +1,140 @@
+"""The tick's ``_msearch`` on the client's pool (``watcher.store.search_wire``) behaves as the
+client's API does: the same request reaches the server (credentials included), every failure
+reads the same to the user, a 429 is retried, a dead host is skipped after its first failure, and
+a connection class of the user's own still sees every request."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from opensearchpy.connection import Urllib3HttpConnection
+
+from tests.store.conftest import PlainJsonNode
+from watcher.query import Count, Query, Window
+from watcher.store.base import StoreError
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+COUNT = Query("count", Window(T0, T0 + timedelta(minutes=5)), {"n": Count()})
+DOCS = [{"@timestamp": "2026-01-05T08:00:10Z", "service": "api"}]
+SEEN: list[str] = []
+
+
+class OwnConnection(Urllib3HttpConnection):
+    """A user's opensearch-py connection class that overrides ``perform_request``."""
+
+    def perform_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        SEEN.append(url)
+        return super().perform_request(method, url, *args, **kwargs)
+
+
+class OwnNode(PlainJsonNode):
+    """A user's elasticsearch-py node class that overrides ``perform_request``."""
+
+    def perform_request(self, method: str, target: str, *args: Any, **kwargs: Any) -> Any:
+        SEEN.append(target)
+        return super().perform_request(method, target, *args, **kwargs)
+
+
+def own_class(client: str) -> dict[str, Any]:
+    """Client options that make the store send ``_msearch`` through the client's API."""
+    return {"connection_class": OwnConnection} if client == "opensearch" else {"node_class": OwnNode}
+
+
+@pytest.fixture(scope="module")
+def index(search_server):
+    name = f"watcher-wire-{uuid.uuid4().hex[:8]}"
+    search_server.create_index(name, {"@timestamp": {"type": "date"}, "service": {"type": "keyword"}}, DOCS)
+    yield name
+    search_server.delete_index(name)
+
+
+def outcome(store) -> str:
+    try:
+        (result,) = store.evaluate([COUNT])
+    except StoreError as exc:
+        return f"StoreError: {exc}"
+    return result.error or f"answer {result.groups[0].values}"
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        [],
+        [("status", 400)],
+        [("status", 401)],
+        [("status", 403)],
+        [("status", 404)],
+        [("status", 500)],
+        [("status", 429), ("status", 503), ("status", 502)],
+        [("status", 504), ("status", 504), ("status", 504)],
+        [("hang", 1.5)],
+    ],
+)
+def test_the_msearch_request_and_its_failures_read_as_through_the_client_api(
+    search_server, fault_proxy, make_store, client, index, faults
+):
+    proxy = fault_proxy(search_server.url)
+    settings = {"url": proxy.url, "timeout": "300ms", "max_retries": 2, "sleep": lambda _: None}
+    short = make_store(client, index, api_key="a2V5OnNlY3JldA==", **settings)
+    api = make_store(client, index, api_key="a2V5OnNlY3JldA==", client_options=own_class(client), **settings)
+    outcomes, wire, own = {}, {}, {}
+    for name, store in (("short", short), ("api", api)):
+        assert outcome(store) == "answer {'n': 1}"  # the field mapping is cached now
+        SEEN.clear()
+        proxy.seen.clear()
+        proxy.faults += faults
+        trips = store.round_trips
+        outcomes[name] = (outcome(store), store.round_trips - trips)
+        wire[name], own[name] = proxy.seen[:], SEEN[:]
+    assert outcomes["short"] == outcomes["api"]
+    assert wire["short"] == wire["api"]
+    assert {headers["authorization"] for _, _, headers in wire["short"]} == {"ApiKey a2V5OnNlY3JldA=="}
+    assert own["short"] == []
+    assert [path.split("?")[0] for path in own["api"]] == [path.split("?")[0] for _, path, _ in wire["api"]]
+
+
+def test_a_429_on_the_msearch_is_retried(search_server, fault_proxy, make_store, client, index):
+    proxy = fault_proxy(search_server.url)
+    delays: list[float] = []
+    store = make_store(client, index, url=proxy.url, max_retries=2, sleep=delays.append)
+    assert outcome(store) == "answer {'n': 1}"
+    proxy.faults.append(("status", 429))
+    trips = store.round_trips
+    assert outcome(store) == "answer {'n': 1}"
+    assert store.round_trips - trips == 2
+    assert len(delays) == 1
+
+
+def test_a_read_timeout_is_a_timeout_not_an_unreachable_store(
+    search_server, fault_proxy, make_store, client, index
+):
+    proxy = fault_proxy(search_server.url)
+    store = make_store(client, index, url=proxy.url, timeout="300ms", max_retries=3, sleep=lambda _: None)
+    assert outcome(store) == "answer {'n': 1}"
+    proxy.faults.append(("hang", 1.5))
+    trips = store.round_trips
+    assert outcome(store) == "the store did not answer within 0.3s"
+    assert store.round_trips - trips == 1
+
+
+def test_a_dead_host_is_skipped_after_its_first_failure(
+    search_server, fault_proxy, make_store, client, index
+):
+    dying = fault_proxy(search_server.url)
+    alive = fault_proxy(search_server.url)
+    store = make_store(client, index, hosts=[dying.url, alive.url], max_retries=1, sleep=lambda _: None)
+    assert outcome(store) == "answer {'n': 1}"
+    dying.close()  # connection refused from now on
+    trips = store.round_trips
+    assert [outcome(store) for _ in range(6)] == ["answer {'n': 1}"] * 6
+    assert store.round_trips - trips == 7  # six _msearch, one of them retried on the live host
+
+
+def test_a_connection_class_of_the_users_own_sees_every_msearch(search_server, make_store, client, index):
+    store = make_store(client, index, client_options=own_class(client))
+    SEEN.clear()
+    assert [outcome(store) for _ in range(3)] == ["answer {'n': 1}"] * 3
+    assert [target.split("?")[0] for target in SEEN] == [f"/{index}/_field_caps"] + [f"/{index}/_msearch"] * 3
