@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import gc
+import json
 import sys
 import threading
 import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from tests.e2e.daemon import write_config
+from watcher.cli.common import load
 from watcher.config import Config
 from watcher.process import memory
+from watcher.process.daemon import Daemon
 from watcher.rules.loader import load_rules
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 def test_rebuilt_rules_equal_the_loaded_ones(tmp_path: Path) -> None:
@@ -89,3 +97,103 @@ def test_after_freeze_ticks_still_collect_their_garbage_and_a_reload_frees_the_o
         assert old_ref() is None
     finally:
         gc.unfreeze()
+
+
+def _full_collections() -> tuple[list[int], Callable[[str, dict[str, int]], None]]:
+    """A list that counts the collector's full collections, and the callback that fills it."""
+    started: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            started.append(1)
+
+    return started, count
+
+
+def test_a_daemons_ticks_that_leave_no_cyclic_garbage_collect_in_full_a_few_times(tmp_path: Path) -> None:
+    rules = [
+        {"name": "errors", "source": "app", "every": "1m", "window": "5m", "signal": "count"},
+        {"name": "slow", "source": "app", "every": "1m", "window": "5m", "signal": "count"},
+    ]
+    path = write_config(tmp_path, [{**rule, "threshold": {"above": 100}} for rule in rules])
+    (tmp_path / "logs" / "app.jsonl").write_text(json.dumps({"ts": T0.timestamp(), "status": 500}) + "\n")
+    loaded = load(path)
+    now = [T0]
+    daemon = Daemon(loaded.config, loaded.rules, clock=lambda: now[0])
+    daemon.scheduler.start(paused=True)
+    started, count = _full_collections()
+    try:
+        daemon.tick()  # the first tick: the store opened, its mapping and buckets read
+        memory.freeze()  # as the daemon's start does
+        gc.callbacks.append(count)
+        for minute in range(1, 41):
+            now[0] = T0 + timedelta(minutes=minute)
+            daemon.tick()
+    finally:
+        if count in gc.callbacks:
+            gc.callbacks.remove(count)
+        daemon.stop()
+        gc.unfreeze()
+    assert len(started) <= 10  # one after each of the 40 ticks before: ~0.4 ms of a 9 ms tick at 10 rules
+
+
+def test_cyclic_garbage_a_tick_leaves_is_freed_within_the_bound_and_then_at_every_tick() -> None:
+    try:
+        memory.freeze()
+        for _ in range(3 * memory.FULL_EVERY_MAX):
+            memory.release()  # quiet ticks: full collections spaced out to the bound
+        node = _Node()
+        node_ref = weakref.ref(node)
+        gc.collect(1)  # alive through the tick's young collections: in the oldest generation
+        del node
+        for _ in range(memory.FULL_EVERY_MAX):
+            memory.release()
+            if node_ref() is None:
+                break
+        assert node_ref() is None
+        for _ in range(20):  # found garbage: every tick's end collects again, while ticks leave some
+            node = _Node()
+            node_ref = weakref.ref(node)
+            gc.collect(1)
+            del node
+            memory.release()
+            assert node_ref() is None
+    finally:
+        gc.unfreeze()
+
+
+class _Holder:
+    """1 MB held by a reference cycle."""
+
+    def __init__(self) -> None:
+        self.me = self
+        self.held = bytearray(1 << 20)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_rss_stays_flat_when_every_tick_leaves_a_megabyte_in_a_cycle() -> None:
+    try:
+        memory.freeze()
+        for _ in range(3 * memory.FULL_EVERY_MAX):
+            memory.release()
+        for tick in range(100):
+            holder = _Holder()
+            gc.collect(1)
+            del holder
+            memory.release()
+            if tick == 10:
+                settled = _rss_mb()
+        assert _rss_mb() - settled < 5
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; glibc")
+def test_a_ticks_end_returns_glibc_heap_freed_between_live_blocks() -> None:
+    blocks = [bytes(64 << 10) for _ in range(800)]  # 50 MB under glibc's mmap threshold
+    kept = blocks[9::10]  # every tenth stays: glibc cannot shrink its heap's top past them
+    del blocks
+    before = _rss_mb()
+    memory.release()
+    assert before - _rss_mb() > 30
+    assert len(kept) == 80
