@@ -364,7 +364,7 @@ def kind_rule_specs(baseline: Path) -> list[Rule]:
         elif kind == "flatline":
             spec |= {"flatline": {"below": 10}}
         elif kind == "drift":
-            spec |= {"drift": {"baseline": str(BASELINE), "features": ["features.age", "features.country"],
+            spec |= {"drift": {"baseline": str(baseline), "features": ["features.age", "features.country"],
                                "min_samples": 10}}  # fmt: skip
         else:
             spec |= {
