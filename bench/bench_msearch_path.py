@@ -6,8 +6,9 @@ through watcher's backend (``search_wire``'s short path when it applies) and bar
 Starts osmem-server on 127.0.0.1, loads the search tick bench's data, runs three ticks of the
 bench's 10 partials rules (as ``bench_search_tick.py --partials`` does) and keeps the last
 ``_msearch`` body. Then sends that same body ``--requests`` times per way and client, in
-``--rounds`` rounds, and prints this process's CPU (user + system) per request: the server's work
-is in its own process, so the figures are the client side only.
+``--rounds`` rounds (the ways taking turns within each), and prints this process's CPU (user +
+system) per request, each round's and the median: the server's work is in its own process, so the
+figures are the client side only. On a shared host, take the medians of several rounds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -121,14 +123,19 @@ def main() -> None:
         assert all(answer == answers["bare http.client"] for answer in answers.values()), "answers differ"
         searches = lines.count(b"\n") // 2
         print(f"_msearch body {len(lines)} B, {searches} searches; {args.docs} docs")
+        spent: dict[str, list[float]] = {name: [] for name in sends}
         for round_ in range(1, args.rounds + 1):
             for name, send in sends.items():
                 started, wall = cpu(), time.perf_counter()
                 for _ in range(args.requests):
                     send()
-                own = (cpu() - started) / args.requests * 1000
+                spent[name].append((cpu() - started) / args.requests * 1000)
                 per = (time.perf_counter() - wall) / args.requests * 1000
-                print(f"  round {round_} {name:<22} CPU {own:.3f} ms/request  (wall {per:.1f} ms)")
+                print(
+                    f"  round {round_} {name:<22} CPU {spent[name][-1]:.3f} ms/request  (wall {per:.1f} ms)"
+                )
+        for name, figures in spent.items():
+            print(f"  median {name:<22} CPU {statistics.median(figures):.3f} ms/request")
     finally:
         server.close()
     print(f"bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
