@@ -96,6 +96,10 @@ def _opensearch_short(client: Any, api: Msearch) -> Msearch | None:
             or not isinstance(connection.headers, dict)
         ):
             return None
+        # what a request reads, so that a client version without it falls back here, not mid-tick
+        _ = (connection.url_prefix, connection.host, connection._create_urllib3_pool)
+        _ = (connection.log_request_fail, connection._raise_error, connection._raise_warnings)
+    _ = (transport.get_connection, transport.mark_dead, transport.connection_pool.mark_live)
     loggers = (logging.getLogger("opensearch"), logging.getLogger("opensearchpy.trace"))
 
     def msearch(index: str, lines: bytes, filter_path: str) -> Json:
@@ -167,6 +171,15 @@ def _elasticsearch_short(client: Any, api: Msearch) -> Msearch | None:
     for node in transport.node_pool.all():
         if type(node).perform_request is not Urllib3HttpNode.perform_request or node._http_compress:
             return None
+        _ = (node.pool.urlopen, node.path_prefix, node.config)  # as on opensearch-py: read here, once
+    pool = transport.node_pool
+    _ = (
+        pool.get,
+        pool.mark_live,
+        pool.mark_dead,
+        transport.serializers.loads,
+        client._verified_elasticsearch,
+    )
     # the headers elasticsearch-py sends with an _msearch: its own (auth), the media types in their
     # compatibility form, the client meta header, under the node's own (user agent)
     asked = {"accept": "application/json", "content-type": "application/x-ndjson"}
