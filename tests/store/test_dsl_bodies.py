@@ -13,6 +13,7 @@ from watcher.query import Count, CountWhere, Histogram, Missing, Percentiles, Qu
 from watcher.query_filters import MATCH_ALL, Eq, In, Range
 from watcher.store.dsl import FusedSearch, fuse, search_body
 from watcher.store.dsl_bodies import BodyCache, encode
+from watcher.store.mapping_check import FieldCatalog
 
 T0 = datetime(2026, 1, 5, 8, 0, 30, tzinfo=UTC)
 MARKER_LIKE = "\x00watcher-start\x00"
@@ -68,3 +69,26 @@ def test_a_next_page_is_compiled_with_its_after_key() -> None:
     after = {"k0": "v2"}
     expected = encode(search_body(_fused(SHAPES["grouped"], T0), CATALOG, "@timestamp", 10, after))
     assert cache.body(fused, CATALOG, after) == expected
+
+
+def test_a_shape_of_other_objects_or_another_mapping_gets_its_own_body() -> None:
+    """Templates are found by the identity of the shape's filter and aggregates: an equal shape of
+    new objects (a reloaded rule) renders the same body, another filter its own, and after the
+    mapping changed (``clear``) a field is resolved through the new mapping."""
+    cache, query = BodyCache("@timestamp", 1000), SHAPES["grouped"]
+
+    def body(asked: Query, catalog: FieldCatalog = CATALOG) -> bytes:
+        return cache.body(_fused(asked, T0), catalog, None)
+
+    def compiled(asked: Query, catalog: FieldCatalog = CATALOG) -> bytes:
+        return encode(search_body(_fused(asked, T0), catalog, "@timestamp", 1000))
+
+    assert body(query) == compiled(query)
+    percentile = {"p": Percentiles("latency_ms", (99.0,))}
+    reloaded = replace(query, where=Eq("service", "api"), aggregates=percentile)
+    assert body(reloaded) == compiled(query)
+    other = replace(query, where=Eq("service", "web"))
+    assert body(other) == compiled(other) != compiled(query)
+    keyword = FieldCatalog("logs-*", ("logs-1",), {**CATALOG.types, "service": frozenset({"keyword"})})
+    cache.clear()  # the store fetched the mapping again
+    assert body(query, keyword) == compiled(query, keyword) != compiled(query)

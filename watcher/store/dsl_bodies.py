@@ -68,20 +68,29 @@ class BodyCache:
         self.time_field = time_field
         self.page_size = page_size
         self._templates: dict[Shape, Template | None] = {}
+        # The same by the identity of the shape's objects, kept with it (so no other object takes
+        # their ids): a tick asks with the same filter and aggregate objects as the tick before,
+        # and hashing their trees for every search cost more than rendering its body.
+        self._by_identity: dict[tuple[object, ...], tuple[Shape, Template | None]] = {}
 
     def clear(self) -> None:
         self._templates.clear()
+        self._by_identity.clear()
 
     def body(self, fused: FusedSearch, catalog: FieldCatalog, after: Json | None) -> bytes:
         """The encoded body of one page of ``fused``; a next page (``after``) is compiled anew."""
         if after is not None:
             return encode(search_body(fused, catalog, self.time_field, self.page_size, after))
-        shape: Shape = (fused.where, fused.group_by, fused.buckets, tuple(fused.aggs.items()))
-        if shape not in self._templates:
-            if len(self._templates) >= MAX_SHAPES:
-                self._templates.clear()
-            self._templates[shape] = self._compile(fused, catalog)
-        template = self._templates[shape]
+        key = (id(fused.where), fused.group_by, fused.buckets, *fused.aggs, *map(id, fused.aggs.values()))
+        kept = self._by_identity.get(key)
+        if kept is None:
+            if len(self._templates) >= MAX_SHAPES or len(self._by_identity) >= MAX_SHAPES:
+                self.clear()
+            shape: Shape = (fused.where, fused.group_by, fused.buckets, tuple(fused.aggs.items()))
+            if shape not in self._templates:
+                self._templates[shape] = self._compile(fused, catalog)
+            kept = self._by_identity[key] = (shape, self._templates[shape])
+        template = kept[1]
         if template is None:
             return encode(search_body(fused, catalog, self.time_field, self.page_size))
         return template.render(fused)
