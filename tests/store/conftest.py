@@ -54,24 +54,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class PlainJsonNode(Urllib3HttpNode):
-    """An elasticsearch-py node that sends ``application/json`` / ``application/x-ndjson``.
+    """An elasticsearch-py node that sends ``application/json`` / ``application/x-ndjson``."""
 
-    The media types are rewritten in the node's urllib3 pool, under everything watcher and the
-    client do, so requests that watcher sends on the pool itself (``search_wire``) pass too."""
-
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        send = self.pool.urlopen
-
-        def urlopen(method: str, url: str, body: Any = None, headers: Any = None, **kw: Any) -> Any:
-            if headers:
-                headers = dict(headers)
-                for name, value in list(headers.items()):
-                    if name.lower() in ("accept", "content-type") and "vnd.elasticsearch+" in value:
-                        headers[name] = value.replace("vnd.elasticsearch+", "").split(";")[0]
-            return send(method, url, body=body, headers=headers, **kw)
-
-        self.pool.urlopen = urlopen  # type: ignore[method-assign]
+    def perform_request(
+        self, method: str, target: str, body: Any = None, headers: Any = None, **kw: Any
+    ) -> Any:
+        if headers:
+            headers = headers.copy()
+            for name in ("accept", "content-type"):
+                value = headers.get(name)
+                if value and "vnd.elasticsearch+" in value:
+                    headers[name] = value.replace("vnd.elasticsearch+", "").split(";")[0]
+        return super().perform_request(method, target, body=body, headers=headers, **kw)
 
 
 # --------------------------------------------------------------------------- the server

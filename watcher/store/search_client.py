@@ -4,11 +4,6 @@ elasticsearch-py 9 (Elasticsearch 8/9) and opensearch-py differ in constructor a
 signatures and exception classes; ``SearchStore`` sees only ``Backend`` and ``UnreachableError`` /
 ``RequestTimeoutError`` / ``RejectedError``. Client-side retries are switched off: the store applies one retry
 policy (``backoff``) to both clients.
-
-The tick's ``_msearch`` -- one request per tick, the daemon's steady load -- goes out on the
-client's own urllib3 pool (``search_wire``): through the client API it cost ~0.15-0.35 ms more of
-watcher's CPU per request for layers whose results watcher discards. The request on the wire and
-every failure's kind and message are the client's; every other request goes through the client.
 """
 
 from __future__ import annotations
@@ -27,7 +22,6 @@ import orjson
 from watcher.config import SearchSource
 from watcher.store.answers import error_message
 from watcher.store.dsl import Json
-from watcher.store.search_wire import elasticsearch_msearch, opensearch_msearch
 
 log = logging.getLogger("watcher.store.search")
 
@@ -197,16 +191,11 @@ class ElasticsearchBackend:
             **options,
         )
 
-        self._msearch = elasticsearch_msearch(self.client, self._api_msearch)
-
     def msearch(self, index: str, lines: bytes, filter_path: str) -> Json:
-        with _elasticsearch_errors():
-            return self._msearch(index, lines, filter_path)
-
-    def _api_msearch(self, index: str, lines: bytes, filter_path: str) -> Json:
         # The client sends an encoded body as it is (its NDJSON serializer passes bytes through).
         searches = cast(Any, lines)
-        return dict(self.client.msearch(index=index, searches=searches, filter_path=filter_path).body)
+        with _elasticsearch_errors():
+            return dict(self.client.msearch(index=index, searches=searches, filter_path=filter_path).body)
 
     def field_caps(self, index: str, fields: list[str]) -> Json:
         # The client sends the field list in a body, which not every server reads; the query
@@ -284,14 +273,9 @@ class OpenSearchBackend:
             **options,
         )
 
-        self._msearch = opensearch_msearch(self.client, self._api_msearch)
-
     def msearch(self, index: str, lines: bytes, filter_path: str) -> Json:
         with _opensearch_errors():
-            return self._msearch(index, lines, filter_path)
-
-    def _api_msearch(self, index: str, lines: bytes, filter_path: str) -> Json:
-        return dict(self.client.msearch(body=lines, index=index, params={"filter_path": filter_path}))
+            return dict(self.client.msearch(body=lines, index=index, params={"filter_path": filter_path}))
 
     def field_caps(self, index: str, fields: list[str]) -> Json:
         with _opensearch_errors():
