@@ -197,3 +197,24 @@ def test_scores_are_non_negative_and_bounded_where_the_metric_is(pair: tuple[lis
     assert 0 <= stats.ks_test(a, b).statistic <= 1
     assert 0 <= stats.chi2_test(a, b).score <= 1
     assert stats.js_distance(a, b) == pytest.approx(jensenshannon(a, b, base=2), abs=1e-9)
+
+
+def _tables(size: int) -> st.SearchStrategy[tuple[list[int], list[int]]]:
+    side = st.lists(st.integers(min_value=0, max_value=10_000), min_size=size, max_size=size)
+    return st.tuples(side.filter(lambda c: sum(c) > 0), side.filter(lambda c: sum(c) > 0))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(min_value=2, max_value=80).flatmap(_tables))
+def test_chi2_matches_scipy_on_random_tables(pair: tuple[list[int], list[int]]) -> None:
+    """The statistic ``chi2_test`` shares with the noise test (``shift_p_value``), and its closed-form
+    tail, against SciPy on tables of up to 80 bins."""
+    a, b = pair
+    result = stats.chi2_test(a, b)
+    kept = np.array([[x, y] for x, y in zip(a, b, strict=True) if x + y > 0]).T
+    if kept.shape[1] < 2:
+        assert result.p_value == 1.0
+        return
+    statistic, p_value, _, _ = chi2_contingency(kept, correction=False)
+    assert result.statistic == pytest.approx(statistic, rel=1e-9, abs=1e-9)
+    assert result.p_value == pytest.approx(p_value, rel=1e-9, abs=1e-12)

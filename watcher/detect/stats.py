@@ -151,17 +151,23 @@ def chi2_test(reference: Counts, current: Counts) -> TwoSampleResult:
     The score is Cramer's V = sqrt(chi2 / N), an effect size in [0, 1] that, unlike the statistic
     and the p-value, does not grow with traffic: with a million rows every p-value is ~0.
     """
-    from scipy.stats import chi2
-
-    ref, cur = _pair(reference, current)
-    table = np.vstack([ref, cur])
-    table = table[:, table.sum(axis=0) > 0]
-    total = table.sum()
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
-    statistic = float(np.sum((table - expected) ** 2 / expected))
-    dof = table.shape[1] - 1
-    p_value = float(chi2.sf(statistic, dof)) if dof > 0 else 1.0
+    ref, cur = _checked_pair(reference, current)
+    columns = [(r, c) for r, c in zip(ref, cur, strict=True) if r + c > 0]
+    statistic = _homogeneity(columns, sum(ref), sum(cur))
+    p_value = chi2_sf(statistic, len(columns) - 1) if len(columns) > 1 else 1.0
+    total = sum(ref) + sum(cur)
     return TwoSampleResult(statistic=statistic, p_value=p_value, score=math.sqrt(min(statistic / total, 1.0)))
+
+
+def _homogeneity(columns: Sequence[tuple[float, float]], ref_total: float, cur_total: float) -> float:
+    """The chi-square statistic of the 2 x k table whose columns are (reference, current) counts,
+    each with a count on some side: sum of (observed - expected)^2 / expected over both rows."""
+    total = ref_total + cur_total
+    statistic = 0.0
+    for r, c in columns:
+        expected_r, expected_c = ref_total * (r + c) / total, cur_total * (r + c) / total
+        statistic += (r - expected_r) ** 2 / expected_r + (c - expected_c) ** 2 / expected_c
+    return statistic
 
 
 # --------------------------------------------------------------------------- is a shift more than noise
@@ -194,12 +200,7 @@ def shift_p_value(reference: Counts, current: Counts) -> float:
     kept = columns[taken:] + ([(pool_r, pool_c)] if taken else [])
     if len(kept) < 2:
         return 1.0
-    total = ref_total + cur_total
-    statistic = 0.0
-    for r, c in kept:
-        expected_r, expected_c = ref_total * (r + c) / total, cur_total * (r + c) / total
-        statistic += (r - expected_r) ** 2 / expected_r + (c - expected_c) ** 2 / expected_c
-    return chi2_sf(statistic, len(kept) - 1)
+    return chi2_sf(_homogeneity(kept, ref_total, cur_total), len(kept) - 1)
 
 
 def chi2_sf(statistic: float, dof: int) -> float:
