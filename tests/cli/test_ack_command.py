@@ -252,6 +252,8 @@ def _incidents(capsys: pytest.CaptureFixture[str], config: Path) -> list[dict[st
         (["0123456789abcdef", "--rule", "api-5xx", "-m", "x"],
          "name one incident by FINGERPRINT, or incidents by --rule (not both)"),
         (["0123456789abcdef", "--group", "a=b", "-m", "x"], "--group needs --rule"),
+        (["--undo", "--replace", "--rule", "api-5xx"],
+         "--undo takes an ack back; --replace takes one over: use one"),
         (["--undo", "--rule", "api-5xx"], "no ack to undo for "
          f"{incident('v3').fingerprint}, {incident('v4').fingerprint}"),
     ],
@@ -273,3 +275,39 @@ def test_a_resolved_incident_cannot_be_acknowledged(
         f"watcher ack: incident {done.fingerprint} (api-5xx) is resolved: only a firing (or nodata, error) "
         "incident can be acknowledged\n",
     )
+
+
+def test_an_ack_that_holds_is_kept_unless_replaced(
+    config: Path, daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second ``watcher ack`` does not silently take over someone's ack: by rule, the incidents
+    acknowledged already keep theirs (said on stderr) and the others are taken; by fingerprint it is
+    refused with who holds it; ``--replace`` takes it over and says so in its thread."""
+    v3, v4 = incident("v3").fingerprint, incident("v4").fingerprint
+    assert run(capsys, "ack", "-c", str(config), v3, "-m", "rolling back v3", "--by", "ann")[0] == 0
+    code, out, err = run(capsys, "ack", "-c", str(config), "--rule", "api-5xx", "-m", "up", "--by", "bob")
+    assert code == 0
+    assert out == f"acknowledged {v4} (api-5xx model_version=v4), 1 Slack update(s) queued\n"
+    assert err.startswith(f"watcher ack: kept: incident {v3} (api-5xx) is already acknowledged by ann at ")
+    assert err.endswith(": 'rolling back v3' (--replace takes it over)\n")
+    assert _acks(capsys, config) == {"v3": ("ann", "rolling back v3"), "v4": ("bob", "up")}
+
+    code, out, err = run(capsys, "ack", "-c", str(config), v3, "-m", "mine now", "--by", "cy")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"watcher ack: incident {v3} (api-5xx) is already acknowledged by ann at ")
+    assert _acks(capsys, config)["v3"] == ("ann", "rolling back v3")
+
+    code, out, _ = run(capsys, "ack", "-c", str(config), v3, "-m", "mine now", "--by", "cy", "--replace")
+    assert (code, out) == (0, f"acknowledged {v3} (api-5xx model_version=v3), 1 Slack update(s) queued\n")
+    assert _acks(capsys, config)["v3"] == ("cy", "mine now")
+    sent = _sent_in_order(daemon.state, datetime.now(UTC))
+    told = [(i.fingerprint, i.ack["by"]) for n in sent for i in n.incidents if i.acknowledged_now]
+    assert told == [(v3, "ann"), (v4, "bob"), (v3, "cy")]
+
+
+def _acks(capsys: pytest.CaptureFixture[str], config: Path) -> dict[str, tuple[str, str]]:
+    return {
+        row["group"]["model_version"]: (row["ack"]["by"], row["ack"]["message"])
+        for row in _incidents(capsys, config)
+        if row["ack"] is not None
+    }

@@ -19,7 +19,7 @@ from watcher.config import Config
 from watcher.duration import parse_duration
 from watcher.incidents.model import RAISED, Incident
 from watcher.incidents.state import StateStore
-from watcher.routing.acknowledge import AcknowledgeError, acknowledge, unacknowledge
+from watcher.routing.acknowledge import AcknowledgeError, AlreadyAcknowledgedError, acknowledge, unacknowledge
 
 EPILOG = """\
 examples:
@@ -28,8 +28,10 @@ examples:
   watcher ack --rule prediction-5xx-rate -m "known: upstream outage"   every open incident of the rule
   watcher ack --undo 3f2a9c1b7e4d5a60                         take the ack back: repeats start again,
                                                              and its Slack threads are told
+  watcher ack --replace 3f2a9c1b7e4d5a60 -m "handing over" --for 4h   take over an ack that holds
 Fingerprints are in `watcher incidents --format json`. An ack stops repeat notifications until the
 incident changes state (resolves, escalates or de-escalates, starts or stops flapping) or --for ends.
+An incident someone already acknowledged keeps that ack (who took it, their message) unless --replace.
 """
 
 USAGE_ERROR = 2
@@ -69,6 +71,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="take the ack of these incidents back (said in their Slack threads)",
     )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="take over an ack that holds (new message, --for, --by); without it such incidents keep theirs",
+    )
     parser.set_defaults(func=run)
 
 
@@ -82,16 +89,39 @@ def run(args: argparse.Namespace) -> int:
             found = _targets(state, args)
             if args.undo:
                 return _undo(state, found, args.by or getpass.getuser(), now, _slack(config))
-            for incident in found:
-                ack, updates = acknowledge(
-                    state, incident, args.by or getpass.getuser(), args.message, now, until, _slack(config)
-                )
-                said = f", {len(updates)} Slack update(s) queued" if updates else ""
-                ends = f" until {ack.until:%Y-%m-%dT%H:%M:%SZ}" if ack.until else ""
-                print(f"acknowledged {incident.fingerprint} ({_name(incident)}){ends}{said}")
+            return _acknowledge(state, found, args, now, until, _slack(config))
     except (_RefusedError, AcknowledgeError) as refused:
         print(f"watcher ack: {refused}", file=sys.stderr)
         return USAGE_ERROR
+
+
+def _acknowledge(
+    state: StateStore,
+    found: Sequence[Incident],
+    args: argparse.Namespace,
+    now: datetime,
+    until: datetime | None,
+    slack: Sequence[str],
+) -> int:
+    """Acknowledge ``found``. One whose ack holds keeps it, unless ``--replace``: someone took it and
+    said why, and a second ack by rule would silently take that over. Refused when none was taken."""
+    by, taken, kept = args.by or getpass.getuser(), 0, []
+    for incident in found:
+        try:
+            ack, updates = acknowledge(
+                state, incident, by, args.message, now, until, slack, once=not args.replace
+            )
+        except AlreadyAcknowledgedError as held:
+            kept.append(f"{held}: {held.ack.message!r} (--replace takes it over)")
+            continue
+        taken += 1
+        said = f", {len(updates)} Slack update(s) queued" if updates else ""
+        ends = f" until {ack.until:%Y-%m-%dT%H:%M:%SZ}" if ack.until else ""
+        print(f"acknowledged {incident.fingerprint} ({_name(incident)}){ends}{said}")
+    if kept and not taken:
+        raise _RefusedError("; ".join(kept))
+    for line in kept:
+        print(f"watcher ack: kept: {line}", file=sys.stderr)
     return 0
 
 
@@ -101,6 +131,8 @@ def _until(args: argparse.Namespace, now: datetime) -> datetime | None:
         raise _RefusedError("name one incident by FINGERPRINT, or incidents by --rule (not both)")
     if args.group and args.rule is None:
         raise _RefusedError("--group needs --rule")
+    if args.undo and args.replace:
+        raise _RefusedError("--undo takes an ack back; --replace takes one over: use one")
     if not args.undo and not args.message.strip():
         raise _RefusedError('an ack needs a message saying what you do about it: -m "…"')
     if args.duration is None:
