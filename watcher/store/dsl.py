@@ -12,9 +12,11 @@ analysed text becomes its ``.keyword`` sub-field); ``watcher.store.answers`` rea
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 from watcher.query import (
@@ -36,7 +38,7 @@ from watcher.query import (
 )
 from watcher.query_documents import FirstSeen, Latest, Timeline
 from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Range
-from watcher.store.answers import SAMPLES, key_text, merge_values, read_aggregate
+from watcher.store.answers import SAMPLES, aggregate_reader, key_text, merge_values
 from watcher.store.cells import Cells, Pushed, cells_of, split_where
 from watcher.store.dsl_documents import document_aggregation, read_document
 from watcher.store.mapping_check import FieldCatalog, FieldMappingError, Use
@@ -69,6 +71,8 @@ class FusedSearch:
     cells: dict[str, Cells] = field(default_factory=dict)
     """A bucketed search's single-field ``CountWhere`` aggregates counted per document (``cells``)."""
     known: dict[Aggregate, str] = field(default_factory=dict, repr=False)  # ``aggs`` the other way
+    readers: tuple[tuple[str, Reader], ...] | None = field(default=None, repr=False, compare=False)
+    """Each aggregate's reader (``_reader``), made at the first page read."""
 
     def add(self, position: int, query: Query) -> None:
         self.members.append((position, query))
@@ -384,16 +388,27 @@ def _key(fused: FusedSearch, key: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _values(fused: FusedSearch, count: int, aggs: Mapping[str, Any]) -> dict[str, AggValue]:
-    return {
-        name: fused.cells[name].count(count, aggs, name)
-        if name in fused.cells
-        else _read(aggregate, count, aggs.get(name, {}))
-        for name, aggregate in fused.aggs.items()
-    }
+    readers = fused.readers
+    if readers is None:  # the body was compiled (``cells`` decided): read alike every group of it
+        readers = fused.readers = tuple(
+            (name, _reader(name, aggregate, fused.cells.get(name))) for name, aggregate in fused.aggs.items()
+        )
+    return {name: read(count, aggs) for name, read in readers}
 
 
-def _read(aggregate: Aggregate, count: int, body: Mapping[str, Any]) -> AggValue:
+Reader = Callable[[int, Mapping[str, Any]], AggValue]
+"""One aggregate's answer from a bucket: (its document count, its aggregations) -> value."""
+
+
+def _reader(name: str, aggregate: Aggregate, cells: Cells | None) -> Reader:
+    """How ``aggregate`` (body name ``name``) is read from each bucket, decided once per search:
+    a tick reads every group of every search, and deciding per value was most of reading them."""
+    if cells is not None:
+        return partial(cells.count, name=name)
     if isinstance(aggregate, Timeline | FirstSeen | Latest):
-        answer: AggValue = read_document(aggregate, body)
-        return answer
-    return read_aggregate(aggregate, count, body)
+        return lambda count, aggs: read_document(aggregate, aggs.get(name, _NOTHING))
+    read = aggregate_reader(aggregate)
+    return lambda count, aggs: read(aggregate, count, aggs.get(name, _NOTHING))
+
+
+_NOTHING: Mapping[str, Any] = MappingProxyType({})

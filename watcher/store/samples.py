@@ -17,7 +17,8 @@ from watcher.query import Sample, Samples
 def sample_of(document: Mapping[str, Any], query: Samples) -> Sample:
     """``document`` flattened (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``), with only the query's fields
     (all of them when it names none), in the order named."""
-    flat = dict(_flatten(document, ""))
+    flat: Sample = {}
+    _flatten(document, "", flat)
     if not query.fields:
         return flat
     return {name: flat[name] for name in query.fields if name in flat}
@@ -36,10 +37,16 @@ def samples_of_json(texts: Iterable[str | None], query: Samples) -> tuple[Sample
     return tuple(found)
 
 
-def _flatten(value: Mapping[str, Any], prefix: str) -> Iterable[tuple[str, Any]]:
+def _flatten(value: Mapping[str, Any], prefix: str, flat: Sample) -> None:
+    """Into ``flat``, depth first. A JSON object is a ``dict``: that exact type is checked before
+    the ``Mapping`` ABC, whose check was most of the time of reading a tick's evidence."""
     for key, item in value.items():
         name = f"{prefix}{key}"
-        if isinstance(item, Mapping):
-            yield from _flatten(item, name + ".")
+        if type(item) is dict or (type(item) not in _LEAVES and isinstance(item, Mapping)):
+            _flatten(item, name + ".", flat)
         else:
-            yield name, item
+            flat[name] = item
+
+
+_LEAVES = frozenset({str, int, float, bool, list, type(None)})
+"""What a JSON document holds besides objects: never a ``Mapping``."""
