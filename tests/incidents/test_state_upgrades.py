@@ -137,8 +137,8 @@ def test_delivery_bookkeeping_skips_the_fsync_but_ticks_keep_it(tmp_path: Path) 
         store.commit(notifications=[notification("n1")])
         assert store.claim("n1", T0, T0 + SEC)
         store.mark_delivered("n1", T0)
-        with store.reading() as db:
-            assert db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL again for the next tick
+        with store.writing() as db:  # the next durable commit (a tick that enqueues, a silence)
+            assert db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
 
 
 def test_a_replay_state_is_scratch_never_flushed_even_after_delivery_bookkeeping(tmp_path: Path) -> None:

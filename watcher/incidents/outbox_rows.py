@@ -197,18 +197,19 @@ class OutboxRows:
         so the send is recorded the moment the service answered and each later step is its own
         outbox row, retried and deduplicated on its own."""
         with self._lock, self._transaction(durable=False):
-            row = self._thread_of(notification_id)
-            self._db.execute(
+            marked = self._db.execute(
                 "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = '', "
                 "claimed_at = NULL, claimed_by = NULL, attempt_started_at = NULL "
                 "WHERE id = ? AND status != 'delivered'",
                 (micros(now), notification_id),
-            )
+            ).rowcount
+            if not marked:
+                self._thread_of(notification_id)  # delivered before, or unknown: KeyError
             if ref is not None:
                 self._db.execute(
                     "INSERT INTO thread_refs (receiver, thread_key, ref, created_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (*row, dumps(dict(ref)), micros(now)),
+                    "SELECT receiver, thread_key, ?, ? FROM outbox WHERE id = ? ON CONFLICT DO NOTHING",
+                    (dumps(dict(ref)), micros(now), notification_id),
                 )
             self._enqueue(followups)
 

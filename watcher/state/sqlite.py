@@ -11,7 +11,10 @@ Durability settings, and why:
   - Delivery bookkeeping (claim, delivered, failed): power loss can drop the latest marks (until
     the next FULL commit syncs them), which re-sends those notifications -- at least once, never
     lost. Skipping that fsync shrinks the window in which a crash between a send and its
-    "delivered" mark re-sends a message from ~4 ms to well under 1 ms.
+    "delivered" mark re-sends a message from ~4 ms to well under 1 ms on a quiet host. The level
+    is set only when it changes (``_sync_level``): a transaction sets the level its COMMIT needs
+    and the connection keeps it, so a worker's claims and marks do not set and reset it around
+    each one, and a durable commit after them sets FULL again.
   - A tick that enqueues no notification (most ticks: an open incident's new sample, checkpoints,
     an incident joining its routing group before ``group_wait``). Power loss drops only the newest
     commits, whole: WAL frames are checksummed in a chain and recovery stops at the first bad one,
@@ -69,6 +72,7 @@ class SQLiteBackend(Backend):
             self.db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            self._level = self._synchronous
             self.db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             self.db.execute(f"PRAGMA wal_autocheckpoint = {JOURNAL_SIZE_LIMIT // 4096}")
             self.db.execute("PRAGMA foreign_keys = ON")
@@ -85,20 +89,24 @@ class SQLiteBackend(Backend):
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[None]:
         """One immediate transaction; ``durable=False`` commits it without an fsync."""
-        relaxed = not durable and self._synchronous == "FULL"
-        if relaxed:
-            self.db.execute("PRAGMA synchronous = NORMAL")
+        self._sync_level(self._synchronous if durable or self._synchronous != "FULL" else "NORMAL")
+        self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                self.db.execute("COMMIT")  # a full disk fails here: roll back, never stay inside
-            except BaseException:
-                rollback(self.db)
-                raise
-        finally:
-            if relaxed:
-                self.db.execute("PRAGMA synchronous = FULL")
+            yield
+            self.db.execute("COMMIT")  # a full disk fails here: roll back, never stay inside
+        except BaseException:
+            rollback(self.db)
+            raise
+
+    def _sync_level(self, level: str) -> None:
+        """Set ``synchronous`` for the next commit, only when it changes: the level stays as the
+        last transaction left it (every write is in a transaction, which sets its own). A delivery
+        worker's claims and marks run back to back at NORMAL, so each mark is its own three
+        statements, not five: every statement lets the tick's thread take the GIL, and on a loaded
+        host each handoff back costs the crash-duplicate window milliseconds."""
+        if level != self._level:
+            self.db.execute(f"PRAGMA synchronous = {level}")
+            self._level = level
 
     def lock_schema(self) -> None:
         """``BEGIN IMMEDIATE`` already holds the file's only write lock."""
