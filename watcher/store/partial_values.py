@@ -84,15 +84,29 @@ class Layout:
         self.order: tuple[Aggregate, ...] = tuple(sorted(set(aggregates), key=repr))
         self.index = {aggregate: i for i, aggregate in enumerate(self.order)}
         self.named = {f"p{i}": i for i in range(len(self.order))}  # the store's names for them
+        self.names = tuple(self.named)
         self.kinds = tuple(_kind(aggregate) for aggregate in self.order)
+        self.converted = tuple(i for i, kind in enumerate(self.kinds) if kind >= _SORTED)
+        """The partials kept in another form than the store answers them (``part``)."""
+        self.asked: Mapping[str, Aggregate] = dict(zip(self.names, self.order, strict=True))
+        """What the store is asked per bucket, by those names: the same mapping at every tick."""
         self.slides = _STATS not in self.kinds
         """Whether a sum can lose a bucket exactly (every partial but stats' float sums)."""
         self.limited = any(kind >= _VALUES for kind in self.kinds)
         """Whether a sum can be unknown (a ``Values`` past its limit: ``answerable``)."""
 
     def part(self, values: Mapping[str, Any]) -> Part:
-        """A bucket's group as kept, from the store's values named ``p<index>``."""
-        part: Part = [None] * len(self.order)
+        """A bucket's group as kept, from the store's values named ``p<index>``. The stores
+        answer them in that order: then the values are taken as they are and only those kept in
+        another form (numbers as a ``Sorted`` multiset, distinct values as a tuple) converted."""
+        if tuple(values) == self.names:
+            part = list(values.values())
+            for index in self.converted:
+                value = part[index]
+                if value is not None:
+                    part[index] = Sorted.of(value) if self.kinds[index] == _SORTED else _interned(value)
+            return part
+        part = [None] * len(self.order)
         for name, value in values.items():
             index = self.named[name]
             kind = self.kinds[index]

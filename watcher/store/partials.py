@@ -208,8 +208,7 @@ class Partials:
             for number, (first, end) in enumerate(runs(sorted(starts), series.size)):
                 end = self._ahead(series, end)
                 window = Window(first, end)
-                query = Query(f"partials:{id(series)}:{number}", window,
-                              {f"p{i}": agg for i, agg in enumerate(layout.order)},
+                query = Query(f"partials:{id(series)}:{number}", window, layout.asked,
                               series.where, series.group_by, buckets=series.size)  # fmt: skip
                 self.buckets_asked += (end - first) // series.size
                 fetches.append((series, query))
@@ -242,14 +241,17 @@ class Partials:
             held = self.held.get(series)
             if held is None:
                 held = self.held[series] = Held(series.size, query.window.end, layout)
-            size, start = series.size, query.window.start
+            size, start, group_by = series.size, query.window.start, series.group_by
             fresh: dict[datetime, dict[Key, Part]] = {
                 start + k * size: {} for k in range((query.window.end - start) // size)
             }
+            last: tuple[str, dict[Key, Part]] | None = None  # most answers are one bucket's groups
             for group in answer.groups:
-                bucket = from_ms(int(group.key[BUCKET]))
-                key = tuple(group.key[name] for name in series.group_by)
-                fresh[bucket][key] = layout.part(group.values)
+                millis = group.key[BUCKET]
+                if last is None or last[0] != millis:
+                    last = (millis, fresh[from_ms(int(millis))])
+                key = tuple([group.key[name] for name in group_by]) if group_by else ()
+                last[1][key] = layout.part(group.values)
             held.buckets.update(fresh)
             held.runs.add(start, query.window.end)
         return failed

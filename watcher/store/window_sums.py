@@ -40,7 +40,10 @@ def summed(
     end = first + count * size
     last = sums.get(count)
     if last is not None and last.start <= first < last.end <= end:
-        leaving, entering = bucket_starts(last.start, first, size), bucket_starts(last.end, end, size)
+        if last.start + size == first and last.end + size == end:  # a steady tick: one bucket on
+            leaving, entering = [last.start], [last.end]
+        else:
+            leaving, entering = bucket_starts(last.start, first, size), bucket_starts(last.end, end, size)
         if all(start in buckets for start in (*leaving, *entering)):
             for start in entering:
                 _add(layout, last.totals, buckets[start])
