@@ -6,7 +6,10 @@ Guarantees, given the state store's transactional enqueue:
   outcome was never recorded (the process died) is retried after the claim's lease;
 - at most once after success: a notification is claimed (an atomic check that it is still
   pending and due) right before it is sent, and ``mark_delivered`` is idempotent, so a
-  delivered id is never sent again, by this drainer, a second one, or after a restart;
+  delivered id is never sent again, by this drainer, a second one, or after a restart; the one
+  exception is a crash between the service taking it and the mark's commit (the
+  duplicate window: the answer's way back, the worker taking the GIL from the tick's thread, the
+  mark's three statements), after which it is in doubt and looked up or sent again (below);
 - thread order: a thread's later messages wait while an earlier one is pending, and they carry
   the thread ref the first delivered message returned (read from the store just before sending).
 
