@@ -218,3 +218,36 @@ def test_a_detail_that_reads_like_the_series_placeholder_changes_nothing() -> No
     ):
         snapshot = incident(details=details)
         assert snapshot.encoded() == dumps(snapshot.to_json())
+
+
+def test_a_step_encodes_only_the_fields_it_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An open incident's write at every evaluation: its times, labels and the rest are the
+    snapshot's before, their text reused; the text is still ``to_json``'s."""
+    defaulted: list[Any] = []
+    original = model.json_default
+    monkeypatch.setattr(model, "json_default", lambda value: defaulted.append(value) or original(value))
+    first = incident(ack={"by": "ana"})
+    assert first.encoded() == dumps(first.to_json())
+    assert len(defaulted) == 5  # started_at, fired_at, last_evaluated_at and the two flips
+    later = T0 + timedelta(minutes=4)
+    stepped = first.evolve(value=0.5, last_evaluated_at=later, details={"count": 2})
+    assert stepped.encoded() == dumps(stepped.to_json())
+    assert defaulted[5:] == [later]  # the one time that changed
+    assert json.loads(stepped.encoded())["last_evaluated_at"] == later.isoformat()
+    resolved = stepped.evolve(state=State.RESOLVED, resolved_at=later)
+    assert resolved.encoded() == dumps(resolved.to_json())
+    assert json.loads(resolved.encoded())["state"] == "resolved"
+
+
+def test_a_step_judges_again_only_the_fields_it_changed() -> None:
+    odd = incident(details={"bins": (1, 2)})
+    assert not odd.reads_back()
+    assert not odd.evolve(value=0.5).reads_back()  # the odd details are still there
+    fixed = odd.evolve(details={"bins": [1, 2]})
+    assert fixed.reads_back()
+    assert decoded(fixed) == fixed
+    assert not fixed.evolve(evidence=({"at": T0},)).reads_back()
+    assert not incident(details={"series": [(T0.isoformat(), 0.5)]}).reads_back()  # not as recorded writes it
+    (stepped,) = _stepped(fixed, [0.5], T0 + timedelta(minutes=5))
+    assert stepped.reads_back()
+    assert decoded(stepped) == stepped

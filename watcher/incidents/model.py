@@ -6,17 +6,18 @@ import functools
 import hashlib
 import itertools
 import json
+import json.encoder
 import math
 import operator
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from watcher.incidents.series import SERIES_KEY
+from watcher.incidents.series import SERIES_KEY, written
 
 
 class State(StrEnum):
@@ -118,7 +119,8 @@ class Incident:
         evolved.__dict__.update(self.__dict__)
         evolved.__dict__.pop("_text", None)  # the text of this snapshot, not of the evolved one
         evolved.__dict__.pop("_native", None)  # and whether it reads back
-        # (its series' sample texts stay: ``_sample_texts`` checks which samples they are of)
+        # (the texts and verdicts of its fields and series' samples stay: ``_encode`` and
+        # ``reads_back`` check which values they are of)
         evolved.__dict__.update(changes)
         return evolved
 
@@ -143,14 +145,7 @@ class Incident:
         once per snapshot, like its text."""
         native: bool | None = self.__dict__.get("_native")
         if native is None:
-            native = (
-                type(self.value) in _NUMBERS
-                and type(self.threshold) in _NUMBERS
-                and all(_strings(labels) for labels in (self.group, self.labels, self.annotations))
-                and _json_native(self.details)
-                and all(_json_native(sample) for sample in self.evidence)
-                and (self.ack is None or _json_native(self.ack))
-            )
+            native = _reads_back(self)
             object.__setattr__(self, "_native", native)
         return native
 
@@ -191,7 +186,9 @@ class Incident:
 
 _FIELDS = tuple(f.name for f in fields(Incident))
 _FIELD_NAMES = frozenset(_FIELDS)
-_CACHED = frozenset({"_text", "_series", "_native"})
+_CACHED = frozenset({"_text", "_series", "_native", "_pieces", "_natives"})
+_KEYS = tuple(f"{encode_basestring_ascii(name)}:" for name in _FIELDS)
+_DETAILS, _STATE = _FIELDS.index("details"), _FIELDS.index("state")
 _SERIES_MARK = f"series {secrets.token_hex(16)}"
 """Stands for the series while the rest of a snapshot is encoded: a text no one can guess, so its
 one JSON occurrence is where the series goes (a second one, from some detail, is refused)."""
@@ -199,23 +196,49 @@ _MARK_TEXT = json.dumps(_SERIES_MARK)
 
 
 def _encode(incident: Incident) -> str:
-    """``Incident.encoded``'s text. The fields as they are, not ``to_json``'s fresh copies: the
-    encoder reads tuples as lists and ``json_default`` turns the rest (times, other mappings) into
-    what ``to_json`` makes of them. A series in the details is written from its samples' texts,
-    reused from the snapshot this one evolved from: an open incident gets a sample at every
-    evaluation, and encoding its whole series again (up to 120 ``[time, value]`` pairs) was most
-    of a tick's commit."""
-    data = {name: getattr(incident, name) for name in _FIELDS}
-    data["state"] = incident.state.value
-    details = incident.details
+    """``Incident.encoded``'s text: ``to_json``'s object, field by field. A field whose value is the
+    very object it was in the snapshot this one evolved from keeps that snapshot's text (kept on it
+    with the values, carried by ``evolve``): a step of an open incident changes its value, times
+    and details, and its labels, start and the other times, encoded again at every write, were
+    about a third of the text's cost. Immutable snapshots keep the texts true. The encoder reads
+    tuples as lists and ``json_default`` turns the rest (times, other mappings) into what
+    ``to_json`` makes of them."""
+    values = tuple(map(incident.__dict__.__getitem__, _FIELDS))
+    memo: tuple[tuple[Any, ...], list[str]] | None = incident.__dict__.get("_pieces")
+    encode = _one_shot()
+    pieces: list[str] = []
+    for at, value in enumerate(values):
+        if memo is not None and memo[0][at] is value:
+            pieces.append(memo[1][at])
+        elif at == _DETAILS:
+            pieces.append(_KEYS[at] + _details_text(incident, value, encode))
+        else:
+            pieces.append(_KEYS[at] + encode(value.value if at == _STATE else value))
+    object.__setattr__(incident, "_pieces", (values, pieces))
+    return "{" + ",".join(pieces) + "}"
+
+
+def _details_text(incident: Incident, details: Any, encode: Callable[[Any], str]) -> str:
+    """The details' text. A series in them is written from its samples' texts, reused from the
+    snapshot this one evolved from: an open incident gets a sample at every evaluation, and
+    encoding its whole series again (up to 120 ``[time, value]`` pairs) was most of a tick's
+    commit."""
     series = details.get(SERIES_KEY) if type(details) is dict else None
     if type(series) is list:
-        data["details"] = {**details, SERIES_KEY: _SERIES_MARK}
-        before, mark, after = _ENCODER.encode(data).partition(_MARK_TEXT)
+        before, mark, after = encode({**details, SERIES_KEY: _SERIES_MARK}).partition(_MARK_TEXT)
         if mark and _MARK_TEXT not in after:
             return f"{before}[{','.join(_sample_texts(incident, series))}]{after}"
-        data["details"] = details
-    return _ENCODER.encode(data)
+    return encode(details)
+
+
+def _one_shot() -> Callable[[Any], str]:
+    """``_ENCODER.encode`` for the fields of one snapshot: its C encoder made once for them all
+    (``encode`` makes one per call), with the same settings, so the same text."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    chunks = make({}, json_default, encode_basestring_ascii, None, ":", ",", False, False, True)
+    return lambda value: "".join(chunks(value, 0))
 
 
 def _sample_texts(incident: Incident, series: list[Any]) -> list[str]:
@@ -290,6 +313,55 @@ def _json_native(value: Any) -> bool:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=json_default)
+
+
+def _number(value: Any) -> bool:
+    return type(value) in _NUMBERS
+
+
+def _ack_native(ack: Any) -> bool:
+    return ack is None or _json_native(ack)
+
+
+def _evidence_native(evidence: Any) -> bool:
+    return all(_json_native(sample) for sample in evidence)
+
+
+def _details_native(details: Any) -> bool:
+    """``_json_native`` of the details; a series ``recorded`` wrote (``[ISO time, float]`` pairs
+    alone) without walking its samples again."""
+    series = details.get(SERIES_KEY) if type(details) is dict else None
+    if type(series) is list and written(series):
+        return all(
+            type(key) is str and (key == SERIES_KEY or _json_native(item)) for key, item in details.items()
+        )
+    return _json_native(details)
+
+
+_CHECKS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("value", _number),
+    ("threshold", _number),
+    ("group", _strings),
+    ("labels", _strings),
+    ("annotations", _strings),
+    ("details", _details_native),
+    ("evidence", _evidence_native),
+    ("ack", _ack_native),
+)
+
+
+def _reads_back(incident: Incident) -> bool:
+    """``Incident.reads_back``'s verdict, field by field: a field whose value is the very object it
+    was in the snapshot this one evolved from keeps that snapshot's verdict (kept on it like the
+    texts of ``_encode``), so a step that changed the value and details checks only those."""
+    values = tuple(incident.__dict__[name] for name, _ in _CHECKS)
+    memo: tuple[tuple[Any, ...], list[bool]] | None = incident.__dict__.get("_natives")
+    verdicts = [
+        memo[1][at] if memo is not None and memo[0][at] is value else check(value)
+        for at, ((_, check), value) in enumerate(zip(_CHECKS, values, strict=True))
+    ]
+    object.__setattr__(incident, "_natives", (values, verdicts))
+    return all(verdicts)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})

@@ -92,6 +92,12 @@ class _Written:
 _WRITTEN = _Written()
 
 
+def written(series: list[Any]) -> bool:
+    """Whether ``series`` is one ``recorded`` wrote lately, as it wrote it: ``[ISO time, float]``
+    pairs alone, so JSON gives it back equal (``Incident.reads_back``)."""
+    return _WRITTEN.times(series) is not None
+
+
 def _written_times(raw: Any) -> list[datetime] | None:
     """The times of a series as ``recorded`` writes it (``[ISO time, finite float]`` lists, times
     as ``isoformat`` writes them, strictly increasing), or None for any other. Checked in bulk,
