@@ -34,7 +34,7 @@ from watcher.detect.references import Exclusions, overlapping_incidents, referen
 from watcher.incidents.episodes import Episode
 from watcher.incidents.machine import retire, step
 from watcher.incidents.model import OPEN, Event, Incident, State, fingerprint
-from watcher.incidents.retention import forget_old
+from watcher.incidents.retention import forget_old, forgetting
 from watcher.incidents.state import StateStore, Write
 from watcher.query import Query, QueryResult, Window
 from watcher.routing.dispatch import Dispatch, Dispatcher
@@ -111,6 +111,7 @@ class Engine:
         self.dispatcher = dispatcher or Dispatcher(state, route)
         self.rules: dict[str, Rule] = {}
         self.known = KnownGroups()
+        self._forgotten_at: datetime | None = None  # the tick that last ran ``forget_old``
         self.set_rules(rules)
 
     def set_rules(self, rules: Sequence[Rule]) -> None:
@@ -161,6 +162,7 @@ class Engine:
                 Evaluation(item.rule.name, item.at, outcome.seconds, erred, tuple(findings))
             )
         fence = None if ownership is None else ownership.fence({item.rule.name for item in plan})
+        forgets = forgetting(self._forgotten_at, now)
 
         def commit(dispatch: Dispatch) -> None:
             if plan or not dispatch.empty:
@@ -169,14 +171,15 @@ class Engine:
                     sorted(changes.deleted - changes.changed.keys()),
                     dispatch.notifications,
                     checkpoints,
-                    writes=[dispatch.write, lambda db: forget_old(db, now)],
+                    writes=[dispatch.write, *([lambda db: forget_old(db, now)] if forgets else [])],
                     fence=fence,
                     durable=False,  # flushed to disk only with a notification: watcher.state.sqlite
                 )
 
-        report.notifications = self.dispatcher.settle(
-            report.transitions, now, commit, changes.open
-        ).notifications
+        dispatch = self.dispatcher.settle(report.transitions, now, commit, changes.open)
+        report.notifications = dispatch.notifications
+        if forgets and (plan or not dispatch.empty):  # committed
+            self._forgotten_at = now
         report.open = changes.open
         return report
 

@@ -62,3 +62,18 @@ def test_a_tick_forgets_what_ended_more_than_30_days_ago(state_at: StateAt, stor
         kept = {nid: state.outbox_item(nid) is not None for nid in ("old", "dead", "waiting", "recent")}
         assert kept == {"old": False, "dead": False, "waiting": True, "recent": True}
         assert [s.comment for s in silences.list(T0, expired=True)] == ["recent"]
+
+
+def test_a_tick_forgets_once_every_ten_minutes_so_a_row_goes_at_most_that_late(
+    state_at: StateAt, store: EmbeddedStore
+) -> None:
+    requests(store, T0 - MIN, 2, "v3", 200)
+    aging = incident("aging", State.RESOLVED, T0 - 30 * DAY + MIN)  # older than 30 days from T0 + 1 min
+    with state_at.open() as state:
+        state.commit([aging])
+        engine = Engine([rule()], {"app": store}, state, ROUTE)
+        engine.tick(T0)  # forgets: nothing is old enough yet
+        engine.tick(T0 + 2 * MIN)
+        assert [i.group["model"] for i in state.incidents()] == ["aging"]
+        engine.tick(T0 + 10 * MIN)
+        assert state.incidents() == []

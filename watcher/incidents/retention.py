@@ -1,8 +1,9 @@
 """How long the state keeps what is over: ``KEPT`` (30 days) after it ended.
 
 Without it the state grows with every incident and every notification ever sent, and so do the
-daemon's memory and its reads. Each tick's transaction forgets, through indexes (cheap when there
-is nothing to forget):
+daemon's memory and its reads. A tick's transaction forgets, through indexes, once every
+``FORGET_EVERY`` (its four DELETEs were a few percent of a tick's commit, at every tick, for rows
+that age by days: a row is forgotten at most that much later than ``KEPT``):
 
 - resolved incidents resolved more than ``KEPT`` ago whose status has not changed since (those
   that may still flap stay; ``watcher.incidents.flapping``). Their episodes stay in the episodes
@@ -26,6 +27,13 @@ from watcher.incidents.encoding import micros
 from watcher.state.base import Db
 
 KEPT = timedelta(days=30)
+FORGET_EVERY = timedelta(minutes=10)
+
+
+def forgetting(last: datetime | None, now: datetime) -> bool:
+    """Whether a tick at ``now`` forgets, the last one that did having been at ``last`` (None: none
+    yet, as after a start; a clock set back forgets at once)."""
+    return last is None or not last <= now < last + FORGET_EVERY
 
 
 def forget_old(db: Db, now: datetime) -> None:
