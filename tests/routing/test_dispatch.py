@@ -16,7 +16,8 @@ from watcher.config import Config, InhibitRule, Route
 from watcher.incidents.model import Event, Incident, State, fingerprint
 from watcher.incidents.state import StateStore
 from watcher.notify.base import Notification
-from watcher.routing.dispatch import Dispatcher
+from watcher.routing.dispatch import Dispatch, Dispatcher
+from watcher.routing.groups import load_groups
 from watcher.routing.matchers import Matcher
 from watcher.routing.silences import SilenceStore, new_silence
 
@@ -346,3 +347,39 @@ def test_a_group_left_behind_that_is_due_as_its_incident_resolves_tells_the_reso
     plan = Dispatcher(state, regrouped).plan([resolved("v1", T0, end)], end)
     old = [n for n in plan.notifications if n.thread_key == first.thread_key]
     assert summary(old) == [("slack", "resolved", ["v1"])]
+
+
+def test_a_groups_members_are_decoded_once_not_at_every_read_of_the_group(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the engine ticks: the open incident is written every minute with its new value, while
+    its group's member keeps the snapshot of the group's last flush, read whenever it is due."""
+    decoded: list[float] = []
+    original = Incident.from_json
+    monkeypatch.setattr(Incident, "from_json", lambda data: decoded.append(data["value"]) or original(data))
+    dispatcher = Dispatcher(state, ROUTE)
+    v1 = incident("v1")
+
+    def tick(now: datetime, *changes: Change) -> list[Notification]:
+        nonlocal v1
+        state.incidents(states=[State.PENDING, State.FIRING])
+        v1 = changes[0].incident if changes else v1.evolve(value=v1.value + 1, last_evaluated_at=now)
+
+        def commit(dispatch: Dispatch) -> None:
+            state.commit([v1], notifications=dispatch.notifications, writes=[dispatch.write])
+
+        return dispatcher.settle(changes, now, commit, {v1.fingerprint: v1}).notifications
+
+    tick(T0, Change(v1, Event.FIRING, T0))
+    assert summary(tick(T0 + 30 * SEC)) == [("slack", "firing", ["v1"])]
+    for minute in range(1, 12):
+        assert tick(T0 + 30 * SEC + minute * 60 * SEC) == []
+    assert decoded == []  # the member's text is the snapshot this dispatcher wrote
+
+    other = Dispatcher(state, ROUTE)  # another replica rewrites the member
+    update = Change(v1.evolve(value=99.0), Event.UPDATE, T0 + 12 * 60 * SEC)
+    state.commit([update.incident])
+    other.settle([update], update.at, lambda dispatch: state.commit(writes=[dispatch.write]))
+    with state.reading() as db:
+        (group,) = load_groups(db, [], due_by=T0 + 60 * 60 * SEC, decode=dispatcher.members.decode).values()
+    assert [member.incident.value for member in group.members] == [99.0]

@@ -60,6 +60,7 @@ from watcher.routing.groups import (
     Episode,
     Group,
     GroupMovedError,
+    KnownMembers,
     Member,
     group_key,
     holding,
@@ -130,6 +131,7 @@ class Dispatcher:
         self.inhibit = tuple(inhibit)
         self.meta_receiver = meta_receiver
         self.intervals = dict(intervals or {})
+        self.members = KnownMembers(state.decoded)
 
     @classmethod
     def from_config(cls, config: Config, state: StateStore) -> Dispatcher:
@@ -183,7 +185,8 @@ class Dispatcher:
             if not keys and not _due(db, now):
                 return Dispatch()  # most ticks: nothing changed, no group due (one cheap read)
             keys |= holding(db, moved) if moved else set()
-            groups = load_groups(db, keys, due_by=now, decode=self.state.decoded)
+            groups = load_groups(db, keys, due_by=now, decode=self.members.decode)
+            self.members.read(groups.values())
             silences = load_silences(db, now)
             ended = [_episode(c.incident) for c in changes if c.event is Event.RESOLVED]
             told = told_episodes(db, ended)
@@ -246,6 +249,7 @@ class Dispatcher:
                     raise
                 log.debug("group %s was written by another replica meanwhile: planning again", moved)
                 continue
+            self.members.wrote(dispatch.groups.values(), dispatch.deleted)
             return dispatch
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -103,6 +103,56 @@ def group_key(route: RouteMatch, labels: Mapping[str, str]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+class KnownMembers:
+    """The snapshots of the members of the groups this process read or wrote lately, by their
+    JSON text. A group is read whenever one of its incidents changes or it is due, and its
+    members' texts, written at its last flush, are older than the state store's memory of texts
+    (``StateStore.decoded``: the last two reads of the open incidents), so every read decoded
+    each member's ~5 KB again (most of a tick's ``load_groups``). A snapshot is taken for a text
+    only when that very text is read, so a member another replica rewrote is decoded afresh, and
+    only a snapshot that reads back as its text (``Incident.reads_back``) is kept for it."""
+
+    LIMIT = 1024  # groups remembered; past it (groups deleted by other replicas) all are forgotten
+
+    def __init__(self, decode: Decode) -> None:
+        self._decode = decode
+        self._by_group: dict[str, dict[str, Incident]] = {}
+        self._known: dict[str, Incident] = {}
+        self._read: dict[str, Incident] = {}
+
+    def decode(self, text: str) -> Incident:
+        """A member's snapshot from its stored text."""
+        found = self._known.get(text) or self._decode(text)
+        self._read[text] = found
+        return found
+
+    def read(self, groups: Iterable[Group]) -> None:
+        """Remember the members of ``groups``, just read through ``decode``."""
+        texts = {id(incident): text for text, incident in self._read.items()}
+        self._read = {}
+        for group in groups:
+            members = ((texts.get(id(member.incident)), member.incident) for member in group.members)
+            self._by_group[group.key] = {text: incident for text, incident in members if text is not None}
+        self._index()
+
+    def wrote(self, groups: Iterable[Group], deleted: Iterable[str]) -> None:
+        """Remember the members of ``groups`` as a committed plan wrote them; forget ``deleted``."""
+        for key in deleted:
+            self._by_group.pop(key, None)
+        for group in groups:
+            self._by_group[group.key] = {
+                member.incident.encoded(): member.incident
+                for member in group.members
+                if member.incident.reads_back()
+            }
+        self._index()
+
+    def _index(self) -> None:
+        if len(self._by_group) > self.LIMIT:
+            self._by_group.clear()
+        self._known = {text: found for kept in self._by_group.values() for text, found in kept.items()}
+
+
 # ---------------------------------------------------------------------- persistence
 
 _GROUP_COLUMNS = (
