@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from watcher.demo import DEMO_START, write_log
 from watcher.replay import Replay
 from watcher.rules.loader import load_config, load_rules
+from watcher.store.embedded import EmbeddedStore
 
 ROOT = Path(__file__).parents[1]
 HOUR = timedelta(hours=1)
@@ -49,3 +51,30 @@ def test_a_rule_with_its_own_repeat_interval_keeps_the_replay_in_one_process(
         assert replay.workers == []
     finally:
         replay.close()
+
+
+def test_a_replays_own_store_is_written_uncompressed_and_answers_alike(
+    demo_hour: Path, tmp_path: Path
+) -> None:
+    """The logs a replay loads are its own throw-away copy: not compressed at each chunk's commit
+    (the ingestion's critical path), and read back as a compressed store reads them."""
+    config = load_config(ROOT / "watcher.yaml")
+    rules = load_rules([ROOT / "rules"], config).rules
+    replay = Replay(config, rules, [demo_hour], tmp_path / "replay")
+    path = replay.stores["demo"].path
+    replay.close()
+    daemon = EmbeddedStore(tmp_path / "daemon.duckdb", config.sources["demo"].time_field)
+    daemon.ingest_files([str(demo_hour)])
+    daemon.close()
+    counted = "SELECT count(*), count(DISTINCT doc), min(ts), max(ts) FROM logs"
+    segments = (
+        "SELECT DISTINCT compression FROM pragma_storage_info('logs') "
+        "WHERE column_name = 'doc' AND segment_type = 'VARCHAR'"
+    )
+    with (
+        duckdb.connect(str(path), read_only=True) as own,
+        duckdb.connect(str(tmp_path / "daemon.duckdb")) as kept,
+    ):
+        assert own.execute(counted).fetchall() == kept.execute(counted).fetchall()
+        assert {row[0] for row in own.execute(segments).fetchall()} == {"Uncompressed"}
+        assert "Uncompressed" not in {row[0] for row in kept.execute(segments).fetchall()}
