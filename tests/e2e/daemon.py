@@ -90,6 +90,11 @@ class WatcherProcess:
 
     def terminate(self, timeout: float = 20) -> int:
         self.proc.send_signal(signal.SIGTERM)
+        return self.exited(timeout)
+
+    def exited(self, timeout: float = 20) -> int:
+        """The exit code, once it exits (signalled by the caller: a second SIGTERM that lands while
+        the stopped daemon's interpreter finalizes, which restores the default handler, kills it)."""
         code = self.proc.wait(timeout)
         self._reader.join(5)
         self._stderr.close()
