@@ -144,13 +144,9 @@ def _loaded(
     source: Source, rules: Sequence[Rule], logs: Sequence[Path], path: Path
 ) -> tuple[EmbeddedStore, IngestReport]:
     """A fresh embedded store at ``path`` holding ``logs``, read with the source's time settings,
-    the fields ``rules`` read kept as columns filled as the rows are inserted; uncompressed, as a
-    replay's own copy of the logs (``EmbeddedStore``'s ``compressed``)."""
+    the fields ``rules`` read kept as columns filled as the rows are inserted."""
     store = EmbeddedStore(
-        path.with_suffix(".duckdb"),
-        time_field=source.time_field,
-        time_format=source.time_format,
-        compressed=False,
+        path.with_suffix(".duckdb"), time_field=source.time_field, time_format=source.time_format
     )
     at = datetime.now(UTC)  # the fields a rule reads do not depend on when
     store.keep_columns([query for rule in rules for query in DETECTORS[rule.detector].queries(rule, at)])

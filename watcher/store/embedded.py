@@ -25,7 +25,7 @@ from watcher.config.sources import TimeFormat
 from watcher.query import Query, QueryResult
 from watcher.store import allocator
 from watcher.store.base import StoreError
-from watcher.store.field_columns import FIELD_COLUMNS, FieldColumn, FieldColumns
+from watcher.store.field_columns import FIELD_COLUMNS, FieldColumns
 from watcher.store.field_columns import SCHEMA as FIELD_COLUMNS_SCHEMA
 from watcher.store.ingest import (
     FileCursor,
@@ -105,7 +105,6 @@ class EmbeddedStore:
         read_ahead: bool = True,
         read_only: bool = False,
         trimmed: bool = False,
-        compressed: bool = True,
     ) -> None:
         self.path = Path(path)
         self.time_field = time_field
@@ -123,20 +122,9 @@ class EmbeddedStore:
         # ``read_only``: several processes may read one file at once (a backtest's rules shared among
         # processes, ``watcher.replay_workers``), none while one writes; the file must hold the schema.
         config: Config = {"threads": threads, "memory_limit": memory_limit}
-        # ``compressed=False``: a throw-away file (a backtest's). Compressing the rows at each
-        # chunk's commit (DuckDB's checkpoint; the JSON documents above all) was most of the
-        # ingesting thread's CPU, the ingestion's critical path. The 3-day bench (518k lines, 10
-        # field columns): that thread 2.4-2.9 -> 1.6-2.0 s of CPU, the ingestion's 5.0-6.6 ->
-        # 4.2-5.5 s, for a file of 197 MB instead of 53 and a peak RSS ~90 MB higher (the worker's
-        # +30 MB); the replay's statements take the same CPU (they never read the documents).
-        # Trimming DuckDB's cache between chunks, or a lower memory limit, kept the peak down but
-        # took the CPU back.
-        if not compressed:
-            config["force_compression"] = "uncompressed"
         self._con: duckdb.DuckDBPyConnection | None = connect(self.path, config, row_group_size, read_only)
         self._memory_limit = memory_limit
         self._read_only = read_only
-        self._compressed = compressed
         if not read_only:
             self._con.execute(_SCHEMA + CURSORS_SCHEMA + FIELD_COLUMNS_SCHEMA)
         self._fields = FieldColumns(field_columns)
@@ -195,7 +183,7 @@ class EmbeddedStore:
             return IngestReport()
         reader = LineReader(self.time_field, self.time_format, not_before)
         self._fields.load(cur)  # what the blocks are classified for; each transaction checks it
-        with handle, ReadAhead(self._cursor(), reader, self._classified_fields()) as ahead:
+        with handle, ReadAhead(self._cursor(), reader, self._fields.columns) as ahead:
             cursor = resume_cursor(path, os.fstat(handle.fileno()), handle, known)
             block, advanced = read_complete_block(handle, cursor, self._read_chunk)
             current = ahead.now(block, (cursor.path, cursor.line + 1))
@@ -217,17 +205,6 @@ class EmbeddedStore:
                     self._trim(cur, purge=False)  # jemalloc's pages: the next chunk takes them again
             self._write(cur, partial(save_cursor, cur, cursor))
         return report
-
-    def _classified_fields(self) -> tuple[FieldColumn, ...]:
-        """The field columns whose values a chunk's classification computes (the insert computes
-        the others). With a backlog's chunks classified on a second thread (``ingest_ahead``),
-        whichever thread has less to do: the classifying one, unless this store's commits are cheap
-        (uncompressed, a backtest's). There, with them the classifying thread was the load's
-        critical path (3-day bench: classifying 3.5 s of CPU, inserting and committing 1.5 s;
-        without them 2.4 s and 2.2-2.4 s, the rows alike)."""
-        if self._read_ahead and not self._compressed:
-            return ()
-        return tuple(self._fields.columns)
 
     def _store_chunk(
         self,
