@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from tests.conftest import StateAt
 from watcher.incidents.episodes import EPISODES_KEPT, Episode
 from watcher.incidents.model import Incident, State, fingerprint
+from watcher.incidents.retention import forget_old
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -50,9 +51,13 @@ def test_each_episode_is_kept_from_its_start_to_its_resolve(state_at: StateAt) -
         assert state.episodes(T0 + 10 * MIN) == [Episode(FP, "api-5xx", later, later)]
 
 
-def test_episodes_ended_long_before_the_newest_are_forgotten(state_at: StateAt) -> None:
+def test_episodes_ended_long_before_are_forgotten_with_the_other_old_rows(state_at: StateAt) -> None:
     with state_at.open() as state:
         state.commit([raised(T0, state=State.RESOLVED, resolved_at=T0 + MIN)])
         much_later = T0 + MIN + EPISODES_KEPT + MIN
         state.commit([raised(much_later).evolve(fingerprint="other")])
+        assert len(state.episodes(T0 - timedelta(days=1000))) == 2  # a commit alone forgets nothing
+        state.commit(writes=[lambda db: forget_old(db, much_later - MIN)])
+        assert len(state.episodes(T0 - timedelta(days=1000))) == 2  # not yet 400 days ended
+        state.commit(writes=[lambda db: forget_old(db, much_later)])
         assert [e.fingerprint for e in state.episodes(T0 - timedelta(days=1000))] == ["other"]

@@ -5,7 +5,8 @@ The ``incidents`` table keeps one row per fingerprint, its latest episode. Refer
 (``count`` x ``offset``, a week or more): a window that overlaps one is left out, so a one-off
 incident is not the normal a later window is compared with. ``StateStore.commit`` records the
 raised incidents it writes here, in the tick's transaction; episodes that ended more than
-``EPISODES_KEPT`` before the newest one written are deleted there too.
+``EPISODES_KEPT`` before a tick are deleted with the state's other old rows
+(``watcher.incidents.retention``, every 10 minutes, not in every commit).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def episode(incident: Incident) -> Episode | None:
 
 
 def record(db: Db, incidents: Iterable[Incident]) -> None:
-    """Insert or extend the episodes of raised ``incidents``; forget the long ended ones."""
+    """Insert or extend the episodes of raised ``incidents``."""
     episodes = [found for incident in incidents if (found := episode(incident)) is not None]
     if not episodes:
         return
@@ -55,8 +56,6 @@ def record(db: Db, incidents: Iterable[Incident]) -> None:
         "ON CONFLICT (fingerprint, started_at) DO UPDATE SET ended_at = excluded.ended_at",
         [(e.fingerprint, e.rule, micros(e.started_at), micros(e.ended_at)) for e in episodes],
     )
-    newest = max(e.ended_at for e in episodes)
-    db.execute("DELETE FROM episodes WHERE ended_at < ?", (micros(newest - EPISODES_KEPT),))
 
 
 def ended_since(db: Db, since: datetime) -> list[Episode]:
