@@ -292,6 +292,30 @@ def test_a_new_route_and_receiver_apply_to_the_next_notifications(daemon: Daemon
     assert daemon.config.route.receiver == "ops"
 
 
+def test_an_open_incident_moves_to_the_route_a_reload_gives_it(daemon: Daemon, tmp_path: Path) -> None:
+    """Firing and told on the console, it is told there as rerouted (still open) once the routes
+    send it to ops, and ops is told it fires; a reload that leaves the routes writes nothing."""
+    opened(daemon.state, daemon.dispatcher, incident("app-errors", "v3"))
+    (told,) = daemon.dispatcher.flush(T0 + MIN)  # after group_wait
+    assert (told.receiver, told.event) == ("console", Event.FIRING)
+    daemon.state.mark_delivered(told.id, T0 + MIN)
+    path = tmp_path / "watcher.yaml"
+    settings = yaml.safe_load(path.read_text())
+    reloaded(daemon)  # nothing changed in the routes: nothing written
+    assert daemon.state.due_notifications(FAR) == []
+    settings["receivers"]["ops"] = {"console": {"format": "text"}}
+    settings["route"] = {**settings["route"], "receiver": "ops"}
+    path.write_text(yaml.safe_dump(settings))
+    reloaded(daemon)
+    sent = daemon.dispatcher.flush(T0 + 2 * MIN)
+    assert sorted(
+        (n.receiver, n.event.value, n.incidents[0].left_route, n.incidents[0].rerouted) for n in sent
+    ) == [
+        ("console", "resolved", True, True),
+        ("ops", "firing", False, False),
+    ]
+
+
 def test_a_source_s_gaps_apply_after_a_reload(daemon: Daemon, tmp_path: Path) -> None:
     path = tmp_path / "watcher.yaml"
     settings = yaml.safe_load(path.read_text())

@@ -377,9 +377,12 @@ def _ack_view(ack: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def left_route(incident: Incident) -> str:
     """Why a RESOLVED's incident left the receiver's route while still open (``Incident.left_route``):
     ``"de-escalated to warning"``, ``"escalated to critical"``, ``"now warning"`` (changed while
-    flapping, untold); empty when it did not."""
+    flapping, untold), ``"rerouted by a configuration change"`` (the routes changed on a reload);
+    empty when it did not."""
     if not incident.left_route:
         return ""
+    if incident.rerouted:
+        return "rerouted by a configuration change"
     if not incident.severity_from:
         return f"now {incident.severity}"
     lower = severity_rank(incident.severity) < severity_rank(incident.severity_from)

@@ -85,6 +85,9 @@ class Incident:
     # last message about it, told like an end (Alertmanager: a label change ends the alert on the
     # routes it no longer matches) while the incident goes on elsewhere. Defaults to False.
     left_route: bool = False
+    # Set with ``left_route`` when the routes themselves changed (a reload: ``Dispatcher.reroute``),
+    # not the incident's severity. Defaults to False.
+    rerouted: bool = False
     # Severity levels (see ``watcher.incidents.machine``): the level the latest evidence asks for
     # while it has not held long enough to become ``severity``, and since when it has; and, on the
     # snapshot of the UPDATE that tells a change, the severity told before.

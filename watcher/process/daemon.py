@@ -35,7 +35,14 @@ from watcher.process.health import Clock, wall_clock
 from watcher.process.meta import Watchdog
 from watcher.process.operations import Operations
 from watcher.process.partitions import LeaseLostError, Replica
-from watcher.process.reload import Reload, Reloader, orphans, retire_incidents
+from watcher.process.reload import (
+    Reload,
+    Reloader,
+    orphans,
+    reroute_incidents,
+    retire_incidents,
+    routes_changed,
+)
 from watcher.process.write_guard import TICK, DirectAlert, WriteError, WriteGuard
 from watcher.routing.dispatch import Dispatcher
 from watcher.rules.loader import ConfigError
@@ -259,6 +266,7 @@ class Daemon:
         for error in changes.errors:
             log.error("rule file error, keeping the last good version: %s", error)
         self._open_stores(config, changes.rules)
+        rerouted = routes_changed(self.config, config)
         self.config, self.rules, self.outbox.notifiers = config, changes.rules, notifiers
         if self.workers.running:
             self.workers.sync(notifiers)
@@ -272,6 +280,8 @@ class Daemon:
         self.engine.set_rules(changes.rules)
         self.watchdog.dispatcher, self.watchdog.store_failures = self.dispatcher, config.meta.store_failures
         retire_incidents(self.state, self.dispatcher, changes.retired, now, self.replica)
+        if rerouted:
+            reroute_incidents(self.state, self.dispatcher, now)
         self.operations.rules_changed(changes.rules, changes.removed)
         errors = changes.errors + self.template_problems(changes.files)
         self.operations.metrics.reloaded(ok=not errors)

@@ -25,9 +25,10 @@ from pathlib import Path
 from watcher.config import Config
 from watcher.engine import Ownership
 from watcher.incidents.machine import retire
-from watcher.incidents.model import OPEN, Incident
+from watcher.incidents.model import OPEN, RAISED, Incident
 from watcher.incidents.state import StateStore
 from watcher.routing.dispatch import META_PREFIX, Dispatcher
+from watcher.routing.groups import GroupMovedError
 from watcher.rules.loader import ConfigError, LoadError, load_config, load_rules
 from watcher.rules.models import Rule
 from watcher.rules.reload import Retired, RuleChanges, merge
@@ -164,6 +165,34 @@ def retire_incidents(
             ),
         )
     return transitions
+
+
+def routes_changed(before: Config, after: Config) -> bool:
+    """Whether a reload changed where incidents go: the route tree, or watcher's own alerts'
+    receiver."""
+    return before.route != after.route or before.meta.receiver != after.meta.receiver
+
+
+def reroute_incidents(state: StateStore, dispatcher: Dispatcher, now: datetime) -> int:
+    """After the routes changed: move the raised incidents to the groups of the routes they reach
+    now (``Dispatcher.reroute``), in one commit, planned again if another replica wrote one of its
+    groups meanwhile (every replica reloading does the same: what one wrote, the next finds done).
+    Returns the groups written."""
+    for _ in range(_REROUTE_ATTEMPTS):
+        dispatch = dispatcher.reroute(state.incidents(states=RAISED), now)
+        if dispatch.empty:
+            return 0
+        try:
+            state.commit(writes=[dispatch.write])
+        except GroupMovedError:
+            continue
+        log.info("routes changed: %d group(s) rewritten for the open incidents", len(dispatch.groups))
+        return len(dispatch.groups)
+    log.error("routes changed, but other replicas kept writing the groups: left to them")
+    return 0
+
+
+_REROUTE_ATTEMPTS = 5
 
 
 def orphans(state: StateStore, rules: Mapping[str, Rule]) -> list[Retired]:

@@ -229,6 +229,37 @@ class Dispatcher:
                 dispatch.groups[group.key] = flushed
         return dispatch
 
+    def reroute(self, incidents: Sequence[Incident], now: datetime) -> Dispatch:
+        """After the routes changed (a reload), the groups of the raised ``incidents`` as the new
+        routes hold them: each joins the groups of routes it reaches now that do not hold it (told
+        there as new, in a new group's FIRING or an open group's next UPDATE) and leaves those
+        holding it as firing that are on no route of it now (told there, if its firing was, as a
+        RESOLVED marked ``left_route`` and ``rerouted``). A group on both keeps it as it is, so a
+        reload that changes no incident's routes changes no group. A group's identity is its
+        route's position and receiver (``group_key``): moving a route in the tree moves its open
+        incidents to new groups (and threads) too."""
+        raised = [incident for incident in incidents if incident.state in RAISED]
+        targets = {incident.fingerprint: self.targets(incident) for incident in raised}
+        with self.state.reading() as db:
+            keys = holding(db, [_episode(incident) for incident in raised])
+            keys |= {key for routed in targets.values() for *_, key in routed}
+            groups = load_groups(db, keys, decode=self.members.decode)
+            self.members.read(groups.values())
+        dispatch = Dispatch()
+        for incident in raised:
+            episode, on = _episode(incident), set()
+            for match, labels, key in targets[incident.fingerprint]:
+                on.add(key)
+                group = groups.get(key)
+                if group is not None and any(member.episode == episode for member in group.members):
+                    continue
+                group = group or Group.start(match, labels, now)
+                groups[key] = dispatch.groups[key] = joined(group, _Came(incident, Event.FIRING, now))
+            moved = incident.evolve(rerouted=True)
+            for group in [g for g in groups.values() if g.key not in on and holds(g, incident)]:
+                groups[group.key] = dispatch.groups[group.key] = left(group, moved)
+        return dispatch
+
     def settle(
         self,
         changes: Sequence[Change],
@@ -264,6 +295,15 @@ class Dispatcher:
                 self.state.commit(notifications=dispatch.notifications, writes=[dispatch.write])
 
         return self.settle((), now, commit).notifications
+
+
+@dataclass(frozen=True)
+class _Came:
+    """An incident coming onto a route (``Dispatcher.reroute``), as a ``Change``."""
+
+    incident: Incident
+    event: Event
+    at: datetime
 
 
 def _due(db: Db, now: datetime) -> bool:
