@@ -27,8 +27,7 @@ from watcher.engine import Ownership
 from watcher.incidents.machine import retire
 from watcher.incidents.model import OPEN, RAISED, Incident
 from watcher.incidents.state import StateStore
-from watcher.routing.dispatch import META_PREFIX, Dispatcher
-from watcher.routing.groups import GroupMovedError
+from watcher.routing.dispatch import META_PREFIX, Dispatch, Dispatcher
 from watcher.rules.loader import ConfigError, LoadError, load_config, load_rules
 from watcher.rules.models import Rule
 from watcher.rules.reload import Retired, RuleChanges, merge
@@ -178,21 +177,15 @@ def reroute_incidents(state: StateStore, dispatcher: Dispatcher, now: datetime) 
     now (``Dispatcher.reroute``), in one commit, planned again if another replica wrote one of its
     groups meanwhile (every replica reloading does the same: what one wrote, the next finds done).
     Returns the groups written."""
-    for _ in range(_REROUTE_ATTEMPTS):
-        dispatch = dispatcher.reroute(state.incidents(states=RAISED), now)
-        if dispatch.empty:
-            return 0
-        try:
+
+    def commit(dispatch: Dispatch) -> None:
+        if not dispatch.empty:
             state.commit(writes=[dispatch.write])
-        except GroupMovedError:
-            continue
+
+    dispatch = dispatcher.settled(lambda: dispatcher.reroute(state.incidents(states=RAISED), now), commit)
+    if dispatch.groups:
         log.info("routes changed: %d group(s) rewritten for the open incidents", len(dispatch.groups))
-        return len(dispatch.groups)
-    log.error("routes changed, but other replicas kept writing the groups: left to them")
-    return 0
-
-
-_REROUTE_ATTEMPTS = 5
+    return len(dispatch.groups)
 
 
 def orphans(state: StateStore, rules: Mapping[str, Rule]) -> list[Retired]:

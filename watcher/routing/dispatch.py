@@ -198,9 +198,7 @@ class Dispatcher:
                 group = groups.get(key) or Group.start(match, labels, change.at)
                 groups[key] = dispatch.groups[key] = joined(group, change, told, acked)
             if rerouted(change.event, change.incident):
-                on = {key for *_, key in routed}
-                for group in [g for g in groups.values() if g.key not in on and holds(g, change.incident)]:
-                    groups[group.key] = dispatch.groups[group.key] = left(group, change.incident)
+                _leave(groups, dispatch, {key for *_, key in routed}, change.incident)
         due = sorted((g for g in groups.values() if g.next_flush_at <= now), key=_flush_order)
         if not due:
             return dispatch
@@ -255,9 +253,7 @@ class Dispatcher:
                     continue
                 group = group or Group.start(match, labels, now)
                 groups[key] = dispatch.groups[key] = joined(group, _Came(incident, Event.FIRING, now))
-            moved = incident.evolve(rerouted=True)
-            for group in [g for g in groups.values() if g.key not in on and holds(g, incident)]:
-                groups[group.key] = dispatch.groups[group.key] = left(group, moved)
+            _leave(groups, dispatch, on, incident.evolve(rerouted=True))
         return dispatch
 
     def settle(
@@ -271,8 +267,12 @@ class Dispatcher:
         transaction that enqueues its notifications. When another replica wrote one of its groups
         meanwhile (``GroupMovedError``: the transaction rolled back) the plan is made again from the
         stored groups, up to ``_ATTEMPTS`` times."""
+        return self.settled(lambda: self.plan(changes, now, current), commit)
+
+    def settled(self, make: Callable[[], Dispatch], commit: Callable[[Dispatch], None]) -> Dispatch:
+        """``settle`` for any plan ``make`` draws from the stored groups (``plan``, ``reroute``)."""
         for attempt in range(1, _ATTEMPTS + 1):
-            dispatch = self.plan(changes, now, current)
+            dispatch = make()
             try:
                 commit(dispatch)
             except GroupMovedError as moved:
@@ -295,6 +295,13 @@ class Dispatcher:
                 self.state.commit(notifications=dispatch.notifications, writes=[dispatch.write])
 
         return self.settle((), now, commit).notifications
+
+
+def _leave(groups: dict[str, Group], dispatch: Dispatch, on: Collection[str], incident: Incident) -> None:
+    """``incident`` (its new snapshot) leaves the groups holding it as firing that are not ``on``
+    its routes now (``watcher.routing.leaving``)."""
+    for group in [g for g in groups.values() if g.key not in on and holds(g, incident)]:
+        groups[group.key] = dispatch.groups[group.key] = left(group, incident)
 
 
 @dataclass(frozen=True)
