@@ -24,10 +24,10 @@ from watcher.store.dsl import (
     compile_aggregate,
     compile_filter,
     fuse,
-    read_page,
     search_body,
     time_range,
 )
+from watcher.store.dsl_pages import read_page
 from watcher.store.mapping_check import FieldCatalog
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

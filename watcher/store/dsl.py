@@ -38,7 +38,7 @@ from watcher.query import (
 )
 from watcher.query_documents import FirstSeen, Latest, Timeline
 from watcher.query_filters import And, Eq, Exists, Filter, In, Not, Range
-from watcher.store.answers import SAMPLES, aggregate_reader, key_text, merge_values
+from watcher.store.answers import SAMPLES, aggregate_reader, merge_values
 from watcher.store.cells import Cells, Pushed, cells_of, split_where
 from watcher.store.dsl_documents import document_aggregation, read_document
 from watcher.store.mapping_check import FieldCatalog, FieldMappingError, Use
@@ -96,7 +96,7 @@ class FusedSearch:
         """Each member's groups, with its own aggregate names."""
         merged = self._merged_groups()
         if not self.labels and not merged:  # a search without groups answers one, empty or not
-            merged = [({}, _values(self, 0, {}))]
+            merged = [({}, group_values(self, 0, {}))]
         out = []
         for position, query in self.members:
             groups = [
@@ -337,57 +337,12 @@ def _ranges(histogram: Histogram) -> list[Json]:
     return [{"to": edges[0]}, *inner, {"from": edges[-1]}]
 
 
-# --------------------------------------------------------------------------- reading pages
+# --------------------------------------------------------------------------- reading a bucket
 
 
-@dataclass(frozen=True)
-class Page:
-    """What one response adds to a fused search, and the ``after`` key of the next page if any."""
-
-    groups: list[tuple[dict[str, str], dict[str, AggValue]]]
-    after: Json | None
-
-
-def read_page(fused: FusedSearch, response: Mapping[str, Any], page_size: int) -> Page:
-    """Parse one search response of ``fused`` (a successful ``_msearch`` item)."""
-    aggregations = response.get("aggregations") or {}
-    if not fused.labels:
-        if fused.pushed:
-            inner = _pushed_buckets(fused, aggregations)
-            return Page([({}, _values(fused, int(b.get("doc_count", 0)), b)) for b in inner], None)
-        total = response.get("hits", {}).get("total", {})
-        count = int(total.get("value", 0)) if isinstance(total, Mapping) else int(total)
-        return Page([({}, _values(fused, count, aggregations))], None)
-    composite = aggregations.get(GROUPS, {})
-    buckets = composite.get("buckets", [])
-    groups = [
-        (_key(fused, bucket["key"]), _values(fused, int(inner.get("doc_count", 0)), inner))
-        for bucket in buckets
-        for inner in _pushed_buckets(fused, bucket)
-    ]
-    after = composite.get("after_key")
-    more = after is not None and len(buckets) >= page_size
-    return Page(groups, after if more else None)
-
-
-def _pushed_buckets(fused: FusedSearch, bucket: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The buckets of the pushed ``where`` values inside ``bucket`` (``_pushed_terms``), in key
-    order; ``bucket`` itself when nothing is pushed. Several values of one key (an ``In``) are
-    groups with one key, folded into one like a missing and an empty value (``_merged_groups``)."""
-    found = [bucket]
-    for i in range(len(fused.pushed)):
-        found = [inner for outer in found for inner in (outer.get(f"w{i}") or {}).get("buckets", [])]
-    return found
-
-
-def _key(fused: FusedSearch, key: Mapping[str, Any]) -> dict[str, str]:
-    labels = {name: key_text(key.get(f"k{i}")) for i, name in enumerate(fused.group_by)}
-    if fused.buckets is not None:
-        labels[BUCKET] = str(int(key[BUCKET_SOURCE]))
-    return labels
-
-
-def _values(fused: FusedSearch, count: int, aggs: Mapping[str, Any]) -> dict[str, AggValue]:
+def group_values(fused: FusedSearch, count: int, aggs: Mapping[str, Any]) -> dict[str, AggValue]:
+    """The values of ``fused``'s aggregates in one bucket holding ``count`` documents (``aggs``: its
+    aggregations), by readers decided at the first bucket read (``watcher.store.dsl_pages``)."""
     readers = fused.readers
     if readers is None:  # the body was compiled (``cells`` decided): read alike every group of it
         readers = fused.readers = tuple(

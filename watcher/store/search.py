@@ -25,8 +25,9 @@ from watcher.config import SearchSource
 from watcher.query import Group, Query, QueryResult
 from watcher.store.answers import error_message, shard_failure
 from watcher.store.base import StoreError
-from watcher.store.dsl import FusedSearch, Json, fuse, read_page
+from watcher.store.dsl import FusedSearch, Json, fuse
 from watcher.store.dsl_bodies import BodyCache, encode
+from watcher.store.dsl_pages import read_page
 from watcher.store.first_document import FirstDocument
 from watcher.store.mapping_check import FieldCatalog, fields_used, query_problem
 from watcher.store.search_client import (
