@@ -74,6 +74,7 @@ from watcher.routing.mute import Inhibitor, Intervals, MuteStage, TimeMute
 from watcher.routing.silences import Silences, load_silences
 from watcher.routing.tree import RouteMatch, resolve
 from watcher.state.base import Db
+from watcher.tick_report import Transition
 
 log = logging.getLogger("watcher.dispatch")
 
@@ -252,7 +253,7 @@ class Dispatcher:
                 if group is not None and any(member.episode == episode for member in group.members):
                     continue
                 group = group or Group.start(match, labels, now)
-                groups[key] = dispatch.groups[key] = joined(group, _Came(incident, Event.FIRING, now))
+                groups[key] = dispatch.groups[key] = joined(group, Transition(incident, Event.FIRING, now))
             _leave(groups, dispatch, on, incident.evolve(rerouted=True))
         return dispatch
 
@@ -302,15 +303,6 @@ def _leave(groups: dict[str, Group], dispatch: Dispatch, on: Collection[str], in
     its routes now (``watcher.routing.leaving``)."""
     for group in [g for g in groups.values() if g.key not in on and holds(g, incident)]:
         groups[group.key] = dispatch.groups[group.key] = left(group, incident)
-
-
-@dataclass(frozen=True)
-class _Came:
-    """An incident coming onto a route (``Dispatcher.reroute``), as a ``Change``."""
-
-    incident: Incident
-    event: Event
-    at: datetime
 
 
 def _due(db: Db, now: datetime) -> bool:
