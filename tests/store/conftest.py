@@ -265,6 +265,18 @@ def make_store(search_server: SearchServer) -> Iterator[StoreFactory]:
         store.close()
 
 
+@pytest.fixture(scope="module")
+def one_document_index(request: pytest.FixtureRequest, search_server: SearchServer) -> Iterator[str]:
+    """An index of the test module's own holding one document (08:00:10 on 2026-01-05, service
+    ``api``), deleted after the module: for tests of the transport, not of the answers."""
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    name = f"watcher-{prefix}-{uuid.uuid4().hex[:8]}"
+    mapping = {"@timestamp": {"type": "date"}, "service": {"type": "keyword"}}
+    search_server.create_index(name, mapping, [{"@timestamp": "2026-01-05T08:00:10Z", "service": "api"}])
+    yield name
+    search_server.delete_index(name)
+
+
 @pytest.fixture
 def fresh_index(search_server: SearchServer) -> Iterator[Callable[[str], str]]:
     """``fresh_index(prefix)``: a new index name, deleted after the test if it was created."""
@@ -286,7 +298,9 @@ def fresh_index(search_server: SearchServer) -> Iterator[Callable[[str], str]]:
 @dataclass
 class FaultProxy:
     """Forwards every request to ``upstream``, first playing the queued ``faults``:
-    ``("status", 503)`` answers that status, ``("hang", 2.0)`` waits that long, then forwards."""
+    ``("status", 503)`` answers that status, ``("hang", 2.0)`` waits that long, then forwards,
+    ``("drop", 0)`` closes the connection without an answer (as a server closes an idle
+    keep-alive connection just as the client reuses it)."""
 
     upstream: str
     url: str = ""
@@ -308,6 +322,9 @@ def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
             proxy.seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
             if proxy.faults:
                 kind, value = proxy.faults.pop(0)
+                if kind == "drop":
+                    self.close_connection = True
+                    return
                 if kind == "status":
                     self._answer(
                         int(value),
@@ -346,12 +363,16 @@ def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
-    """``fault_proxy(upstream_url, tls=None)``: a proxy on 127.0.0.1:0 (HTTPS with an ``ssl.SSLContext``)."""
+    """``fault_proxy(upstream_url, tls=None, keep_alive=False)``: a proxy on 127.0.0.1:0 (HTTPS
+    with an ``ssl.SSLContext``); HTTP/1.0, one connection per request, unless ``keep_alive``."""
     proxies: list[FaultProxy] = []
 
-    def make(upstream: str, tls: ssl.SSLContext | None = None) -> FaultProxy:
+    def make(upstream: str, tls: ssl.SSLContext | None = None, keep_alive: bool = False) -> FaultProxy:
         proxy = FaultProxy(upstream)
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(proxy))
+        handler = _handler(proxy)
+        if keep_alive:
+            handler.protocol_version = "HTTP/1.1"
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         if tls is not None:
             server.socket = tls.wrap_socket(server.socket, server_side=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,15 +19,11 @@ from watcher.store.search import SearchStore
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 COUNT = Query("count", Window(T0, T0 + timedelta(minutes=5)), {"n": Count()})
-DOCS = [{"@timestamp": "2026-01-05T08:00:10Z", "service": "api"}]
 
 
 @pytest.fixture(scope="module")
-def index(search_server):
-    name = f"watcher-sec-{uuid.uuid4().hex[:8]}"
-    search_server.create_index(name, {"@timestamp": {"type": "date"}, "service": {"type": "keyword"}}, DOCS)
-    yield name
-    search_server.delete_index(name)
+def index(one_document_index: str) -> str:
+    return one_document_index
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ connection class of the user's own (``client_options``) sees every request."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,6 @@ from watcher.store.base import StoreError
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 COUNT = Query("count", Window(T0, T0 + timedelta(minutes=5)), {"n": Count()})
-DOCS = [{"@timestamp": "2026-01-05T08:00:10Z", "service": "api"}]
 SEEN: list[str] = []
 
 
@@ -43,11 +41,8 @@ def own_class(client: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def index(search_server):
-    name = f"watcher-wire-{uuid.uuid4().hex[:8]}"
-    search_server.create_index(name, {"@timestamp": {"type": "date"}, "service": {"type": "keyword"}}, DOCS)
-    yield name
-    search_server.delete_index(name)
+def index(one_document_index: str) -> str:
+    return one_document_index
 
 
 def outcome(store) -> str:

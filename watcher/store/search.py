@@ -39,6 +39,7 @@ from watcher.store.search_client import (
     backoff,
     open_backend,
 )
+from watcher.store.search_wire import KeptAlive
 
 log = logging.getLogger("watcher.store.search")
 
@@ -72,7 +73,10 @@ class SearchStore:
     """A ``LogStore`` over an Elasticsearch (8/9) or OpenSearch index pattern.
 
     ``client_options`` are passed to the client constructor as they are (tests use it to plug a
-    node class in); ``clock`` and ``sleep`` drive the mapping cache and the retry backoff.
+    node class in), and then every request goes through that client; without them the tick's
+    ``_msearch`` is sent on kept-alive connections of the standard library
+    (``watcher.store.search_wire``). ``clock`` and ``sleep`` drive the mapping cache and the retry
+    backoff.
     """
 
     live_partials = True
@@ -100,7 +104,8 @@ class SearchStore:
         self.round_trips = 0
         self._clock = clock
         self._sleep = sleep
-        self._backend: Backend = open_backend(source, dict(client_options or {}))
+        backend = open_backend(source, dict(client_options or {}))
+        self._backend: Backend = backend if client_options else KeptAlive(backend, source)
         self._fields: dict[str, tuple[frozenset[str], float]] = {}
         self._indices: tuple[tuple[str, ...], float] = ((), float("-inf"))
         self._bodies = BodyCache(source.time_field, page_size)
