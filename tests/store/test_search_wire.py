@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from watcher.query import Count, Query, Window
+from watcher.store.search_wire import Host
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 COUNT = Query("count", Window(T0, T0 + timedelta(minutes=5)), {"n": Count()})
@@ -63,3 +64,18 @@ def test_credentials_in_a_host_url_are_sent(search_server, fault_proxy, make_sto
         (f"/{index}/_field_caps", basic),
         (f"/{index}/_msearch", basic),
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://127.0.0.1:9200", Host(False, "127.0.0.1", 9200, "", None)),
+        ("localhost:9201", Host(False, "localhost", 9201, "", None)),
+        ("https://search.example.com", Host(True, "search.example.com", 443, "", None)),
+        ("http://search.example.com/", Host(False, "search.example.com", 9200, "", None)),
+        ("https://u:p%40w@gw.example.com:8443/es/", Host(True, "gw.example.com", 8443, "/es", ("u", "p@w"))),
+        ("http://[::1]:9200", Host(False, "::1", 9200, "", None)),
+    ],
+)
+def test_hosts_are_read_as_the_clients_read_them(url, host):
+    assert Host.parse(url) == host

@@ -56,7 +56,8 @@ class Host:
     @classmethod
     def parse(cls, url: str) -> Host:
         """``https://user:secret@host:9243/prefix``; ``host:9200`` (no scheme) is plain HTTP, as
-        the clients read it; the port defaults to 9200."""
+        the clients read it; without a port, 443 for HTTPS and 9200 for HTTP, as opensearch-py
+        (elasticsearch-py asks for the port)."""
         parts = urlsplit(url if "://" in url else f"http://{url}")
         userinfo = None
         if parts.username is not None or parts.password is not None:
@@ -64,7 +65,7 @@ class Host:
         return cls(
             parts.scheme == "https",
             parts.hostname or "localhost",
-            parts.port or 9200,
+            parts.port or (443 if parts.scheme == "https" else 9200),
             parts.path.rstrip("/"),
             userinfo,
         )
@@ -79,7 +80,12 @@ class KeptAlive:
         self._hosts = [Host.parse(url) for url in source.hosts]
         self._timeout = source.timeout.total_seconds()
         self._tls = _tls_context(source) if any(host.https for host in self._hosts) else None
-        self._headers = _headers(source)
+        common = _headers(source)
+        self._headers = {  # credentials in a host's URL, unless the source gives its own
+            host: common if host.userinfo is None or "authorization" in common else {
+                **common, "authorization": _basic(*host.userinfo)}
+            for host in self._hosts
+        }  # fmt: skip
         self._current = 0
         self._idle: list[tuple[Host, http.client.HTTPConnection]] = []  # one per thread at most in use
 
@@ -95,8 +101,7 @@ class KeptAlive:
 
     def _send(self, host: Host, path: str, body: bytes) -> Json:
         connection, reused = self._connection(host)
-        headers = self._headers if host.userinfo is None or "authorization" in self._headers else {
-            **self._headers, "authorization": _basic(*host.userinfo)}  # fmt: skip
+        headers = self._headers[host]
         try:
             try:
                 status, data = _exchange(connection, path, body, headers)
