@@ -14,6 +14,7 @@ missed. Notifications go to a webhook receiver that records the notification id 
 from __future__ import annotations
 
 import json
+import math
 import random
 import sqlite3
 import threading
@@ -178,6 +179,10 @@ class CrashResult:
     notifications: int = 0  # distinct notification ids received
     deliveries: int = 0  # requests received (retries of a delivered id included)
     integrity: str = ""
+    kill_times: list[float] = field(default_factory=list)  # time.time() at each SIGKILL (or just after)
+    resent_after: list[float] = field(default_factory=list)
+    """For each notification delivered more than once: seconds from its first delivery to the next
+    kill. At least once means a re-send only for a send in flight when a kill came: moments."""
 
     @property
     def duplicates(self) -> int:
@@ -194,8 +199,13 @@ class CrashResult:
             f"{len(self.lost)} lost, {len(self.unexpected)} unexpected, {len(self.unresolved)} unresolved, "
             f"{len(self.out_of_order)} out of order, {len(self.told_twice)} told twice; "
             f"{self.notifications} notifications, {self.duplicates} duplicate deliveries "
-            f"({self.duplicate_rate:.2%}); integrity {self.integrity}"
+            f"({self.duplicate_rate:.2%}{self._resent()}); integrity {self.integrity}"
         )
+
+    def _resent(self) -> str:
+        if not self.resent_after:
+            return ""
+        return f", each first delivered at most {max(self.resent_after) * 1000:.0f} ms before a kill"
 
 
 def storm_env(cache: Path) -> dict[str, str]:
@@ -273,12 +283,14 @@ def kill_loop(
         stretches = schedule(services, start + 2, length, seed)
         storm.stretches = stretches
         result = CrashResult(stretches=len(stretches))
+        result.kill_times.append(time.time())
         first.kill()
         result.kills = 1
         end = start + 2 + length + 4
         while time.time() < end or result.kills < min_kills or (more() and result.kills < max_kills):
             process = started(60)
             life(process, result.kills)
+            result.kill_times.append(time.time())  # an aimed kill came moments before
             process.kill()  # SIGKILL (if the aimed kill has not already)
             result.kills += 1
         last = started(60)
@@ -348,6 +360,12 @@ def score_webhook(result: CrashResult, stretches: list[BadStretch], deliveries: 
     for delivery in deliveries:
         first_of.setdefault(delivery.id, delivery)
     result.notifications = len(first_of)
+    resent = Counter(delivery.id for delivery in deliveries)
+    result.resent_after = [
+        min((kill - first.received for kill in result.kill_times if kill >= first.received), default=math.inf)
+        for first in first_of.values()
+        if resent[first.id] > 1
+    ]
     told: Counter[tuple[str, str, str]] = Counter()
     received: dict[tuple[str, str], dict[str, float]] = {}
     for delivery in first_of.values():
