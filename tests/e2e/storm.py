@@ -13,6 +13,7 @@ missed. Notifications go to a webhook receiver that records the notification id 
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import random
@@ -182,7 +183,11 @@ class CrashResult:
     kill_times: list[float] = field(default_factory=list)  # time.time() at each SIGKILL (or just after)
     resent_after: list[float] = field(default_factory=list)
     """For each notification delivered more than once: seconds from its first delivery to the next
-    kill. At least once means a re-send only for a send in flight when a kill came: moments."""
+    kill (how long the daemon went on without marking it delivered)."""
+    resent_not_in_flight: list[str] = field(default_factory=list)
+    """Notifications delivered more than once though the webhook got another notification after
+    their first delivery and before the next kill. Its worker sends one at a time, the next only
+    once the last is marked delivered: at least once allows a re-send only of the one in flight."""
 
     @property
     def duplicates(self) -> int:
@@ -205,7 +210,10 @@ class CrashResult:
     def _resent(self) -> str:
         if not self.resent_after:
             return ""
-        return f", each first delivered at most {max(self.resent_after) * 1000:.0f} ms before a kill"
+        return (
+            f", each first delivered at most {max(self.resent_after) * 1000:.0f} ms before a kill, "
+            f"{len(self.resent_not_in_flight)} of them not the one in flight"
+        )
 
 
 def storm_env(cache: Path) -> dict[str, str]:
@@ -361,11 +369,13 @@ def score_webhook(result: CrashResult, stretches: list[BadStretch], deliveries: 
         first_of.setdefault(delivery.id, delivery)
     result.notifications = len(first_of)
     resent = Counter(delivery.id for delivery in deliveries)
-    result.resent_after = [
-        min((kill - first.received for kill in result.kill_times if kill >= first.received), default=math.inf)
-        for first in first_of.values()
-        if resent[first.id] > 1
-    ]
+    arrivals = sorted(first.received for first in first_of.values())
+    for first in first_of.values():
+        if resent[first.id] > 1:
+            kill = min((k for k in result.kill_times if k >= first.received), default=math.inf)
+            result.resent_after.append(kill - first.received)
+            if bisect.bisect_left(arrivals, kill) - bisect.bisect_right(arrivals, first.received):
+                result.resent_not_in_flight.append(first.id)
     told: Counter[tuple[str, str, str]] = Counter()
     received: dict[tuple[str, str], dict[str, float]] = {}
     for delivery in first_of.values():

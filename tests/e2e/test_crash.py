@@ -19,10 +19,6 @@ from tests.notify.slack_server import SlackServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-IN_FLIGHT = 2.0
-"""Seconds from a re-sent notification's first delivery to the next kill, at most: its "delivered"
-mark follows the receiver's answer by milliseconds, and a daemon lives for seconds."""
-
 
 @pytest.mark.timeout(1800)
 def test_no_notification_is_lost_or_duplicated_across_50_sigkills(tmp_path: Path) -> None:
@@ -40,7 +36,7 @@ def test_no_notification_is_lost_or_duplicated_across_50_sigkills(tmp_path: Path
     assert result.told_twice == []
     assert result.stretches > 300
     assert result.duplicate_rate < 0.005, result.summary()
-    assert all(after < IN_FLIGHT for after in result.resent_after), result.summary()
+    assert result.resent_not_in_flight == [], result.summary()
 
 
 @pytest.mark.timeout(1800)
@@ -76,8 +72,9 @@ def test_kills_aimed_at_each_step_of_a_slack_send_post_nothing_twice(
     assert result.charts > 0
     assert result.dead == 0
     assert result.chart_steps == {"delivered": result.charts}  # every chart step done, once
-    # The webhook: at least once, deduplicated: a re-send only of a send in flight when a kill came
-    # (each re-sent one first delivered at most a few ms before a kill). Its rate is measured by the
+    # The webhook: at least once, deduplicated: a re-send only of the send in flight when a kill
+    # came (no other notification reached the webhook between its first delivery and the kill: its
+    # worker sends the next only once the last is marked delivered). Its rate is measured by the
     # random kills above, not here: a kill aimed at Slack lands while the daemon delivers a backlog
     # (each life starts with one), when the webhook's worker sends back to back and is in a send's
     # last moments far more often than over a daemon's life. On a host fast enough that the
@@ -87,4 +84,4 @@ def test_kills_aimed_at_each_step_of_a_slack_send_post_nothing_twice(
     assert result.crash.unresolved == []
     assert result.crash.out_of_order == []
     assert result.crash.duplicates <= result.crash.kills, result.summary()
-    assert all(after < IN_FLIGHT for after in result.crash.resent_after), result.summary()
+    assert result.crash.resent_not_in_flight == [], result.summary()
