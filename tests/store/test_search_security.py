@@ -134,3 +134,19 @@ def test_credentials_in_host_urls_never_show(caplog):
     assert "hunter2" not in str(failure.value)
     assert "https://127.0.0.1:1" in str(failure.value)
     assert "hunter2" not in caplog.text
+
+
+def test_certificate_files_openssl_cannot_read_are_refused_with_their_names(tmp_path, tls_files):
+    """Refused when the store is opened (at start, or a reload that logs it), not as an unreachable
+    store at every tick."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    bundle = f"ca_certs file {garbage} holds no certificate OpenSSL can read ("
+    with pytest.raises(ValueError, match=re.escape(bundle)):
+        SearchStore(_source(ca_certs=str(garbage)))
+    cert, wrong_key = tls_files["client.pem"], tls_files["server.key"]
+    pair = f"client_cert {cert} with client_key {wrong_key}: not a certificate and its key ("
+    with pytest.raises(ValueError, match=re.escape(pair)) as failure:
+        SearchStore(_source(client_cert=str(cert), client_key=str(wrong_key)))
+    assert str(failure.value).startswith(pair)
+    assert "_ssl.c" not in str(failure.value)

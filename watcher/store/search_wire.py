@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import functools
 import http.client
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -207,14 +208,31 @@ def _basic(username: str, password: str) -> str:
 
 
 def _tls_context(source: SearchSource) -> ssl.SSLContext:
-    """Verified against ``ca_certs`` (certifi's bundle when none is given, as the clients do)."""
+    """Verified against ``ca_certs`` (certifi's bundle when none is given, as the clients do). A
+    file OpenSSL cannot read is refused here, as a missing one is (``tls_options``), with its name
+    and OpenSSL's reason, not at every tick as an unreachable store."""
     import certifi
 
-    context = ssl.create_default_context(cafile=str(source.ca_certs or certifi.where()))
+    try:
+        context = ssl.create_default_context(cafile=str(source.ca_certs or certifi.where()))
+    except ssl.SSLError as exc:
+        reason = _openssl_reason(exc)
+        raise ValueError(
+            f"ca_certs file {source.ca_certs} holds no certificate OpenSSL can read ({reason})"
+        ) from exc
     if source.client_cert is not None:
         key = None if source.client_key is None else str(source.client_key)
-        context.load_cert_chain(str(source.client_cert), key)
+        try:
+            context.load_cert_chain(str(source.client_cert), key)
+        except ssl.SSLError as exc:
+            files = f"client_cert {source.client_cert}" + (f" with client_key {key}" if key else "")
+            raise ValueError(f"{files}: not a certificate and its key ({_openssl_reason(exc)})") from exc
     if not source.verify_certs:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _openssl_reason(exc: ssl.SSLError) -> str:
+    """OpenSSL's reason without the source line of Python's ``_ssl.c``."""
+    return exc.reason or re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc))
