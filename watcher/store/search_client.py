@@ -147,7 +147,7 @@ def auth_options(source: SearchSource) -> dict[str, Any]:
     return {}
 
 
-def _clean(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     """A short reason for a transport failure, from the exception and the errors that caused it
     (the clients nest urllib3 and ssl errors, with object reprs, several levels deep)."""
     texts: list[str] = []
@@ -240,14 +240,14 @@ def _elasticsearch_errors() -> Iterator[None]:
     try:
         yield
     except elastic_transport.ConnectionTimeout as exc:
-        raise RequestTimeoutError(_clean(exc)) from exc
+        raise RequestTimeoutError(failure_reason(exc)) from exc
     except elastic_transport.ConnectionError as exc:
-        raise UnreachableError(_clean(exc)) from exc
+        raise UnreachableError(failure_reason(exc)) from exc
     except elasticsearch.ApiError as exc:
         body = exc.body if isinstance(exc.body, Mapping) else {}
         raise RejectedError(exc.meta.status, error_message(body.get("error", exc.message))) from exc
     except elastic_transport.TransportError as exc:
-        raise RejectedError(0, _clean(exc)) from exc
+        raise RejectedError(0, failure_reason(exc)) from exc
 
 
 # --------------------------------------------------------------------------- opensearch-py
@@ -311,9 +311,9 @@ def _opensearch_errors() -> Iterator[None]:
     try:
         yield
     except exceptions.ConnectionTimeout as exc:
-        raise RequestTimeoutError(_clean(exc)) from exc
+        raise RequestTimeoutError(failure_reason(exc)) from exc
     except exceptions.ConnectionError as exc:
-        raise UnreachableError(_clean(exc)) from exc
+        raise UnreachableError(failure_reason(exc)) from exc
     except exceptions.TransportError as exc:
         status = exc.status_code if isinstance(exc.status_code, int) else 0
         info = exc.info if isinstance(exc.info, Mapping) else {}
